@@ -1,0 +1,370 @@
+"""The step program: the one resolved, flat, SI-unit form that drivers compile and simulators execute.
+
+A protocol bound to a cell becomes a :class:`StepProgram`. Everything relative (C-rates, per-area currents,
+areal capacities, parameters) has been resolved; loops are explicit :class:`LoopStep` jump-backs with a total
+pass count. The program is immutable and round-trips through JSON losslessly, so the station can store it with
+a run and any later process (a re-attach, an export, another driver) reads exactly what was started.
+
+Conventions, fixed for every consumer:
+
+* Units are SI: A, V, W, s, Ah (capacity is in ampere-hours, the unit labs and BDF use), Wh, Hz, V/s.
+* Positive current charges the cell (the Battery Data Format convention).
+* Step indices are 1-based and contiguous; ``LoopStep.target`` and ``Termination.target`` name indices.
+* Termination semantics per quantity (all OR-ed; the first that holds ends the step):
+
+  ``voltage``   the cell voltage, signed, compared with ``op``;
+  ``current``   the magnitude of the current |I| (terminations on current only make sense where the current is
+                free to change: holds, CCCV, power and CA steps);
+  ``capacity``  the magnitude of the charge passed in this step, |integral of I dt|, in Ah;
+  ``energy``    the magnitude of the energy passed in this step, in Wh;
+  ``time``      the time since the step started, in s;
+  ``dvdt``      the magnitude of dV/dt, in V/s (a relaxation end for rests).
+
+* Cycle numbering (:data:`CYCLE_RULE`): the cycle count starts at 1 and increments when execution reaches a
+  loop step, provided that at least one non-loop step ran since the last increment. A loop nested directly at
+  the end of another therefore does not create empty cycles.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+PROGRAM_FORMAT_VERSION = 1
+
+CYCLE_RULE = (
+    "cycle count starts at 1 and increments each time a loop step is reached, "
+    "if at least one non-loop step ran since the previous increment"
+)
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Quantity(StrEnum):
+    VOLTAGE = "voltage"
+    CURRENT = "current"
+    CAPACITY = "capacity"
+    ENERGY = "energy"
+    TIME = "time"
+    DVDT = "dvdt"
+
+
+class Comparison(StrEnum):
+    LE = "<="
+    GE = ">="
+
+    def holds(self, measured: float, limit: float) -> bool:
+        return measured <= limit if self is Comparison.LE else measured >= limit
+
+
+class Action(StrEnum):
+    NEXT = "next"
+    JUMP = "jump"
+    END = "end"
+
+
+class SourceLocation(_Frozen):
+    """Where in the protocol file a step came from, so that run events and errors point at the YAML."""
+
+    file: str
+    line: int
+    column: int
+    path: str
+
+
+class Termination(_Frozen):
+    quantity: Quantity
+    op: Comparison
+    value: float
+    then: Action = Action.NEXT
+    target: int | None = None
+
+    @model_validator(mode="after")
+    def _jump_needs_target(self) -> Termination:
+        if (self.then is Action.JUMP) != (self.target is not None):
+            raise ValueError("a termination has a target exactly when its action is 'jump'")
+        return self
+
+    def describe(self) -> str:
+        unit = {"voltage": "V", "current": "A", "capacity": "Ah", "energy": "Wh", "time": "s", "dvdt": "V/s"}
+        name = {"current": "|I|", "capacity": "|Q|", "energy": "|E|", "dvdt": "|dV/dt|"}.get(
+            self.quantity.value, self.quantity.value
+        )
+        text = f"{name} {self.op.value} {self.value:g} {unit[self.quantity.value]}"
+        if self.then is Action.END:
+            text += " -> end"
+        elif self.then is Action.JUMP:
+            text += f" -> step {self.target}"
+        return text
+
+
+class RecordRule(_Frozen):
+    """Record a point every ``every_s`` or whenever V or I moved by more than the given change (OR-ed)."""
+
+    every_s: float | None = None
+    voltage_change: float | None = None
+    current_change: float | None = None
+
+
+class SafetyLimits(_Frozen):
+    """Whole-run limits: breaking one stops the channel. ``None`` means the protocol sets no such limit."""
+
+    voltage_min: float | None = None
+    voltage_max: float | None = None
+    current_max: float | None = None
+    temperature_max: float | None = None
+    capacity_max: float | None = None
+    step_duration_max: float | None = None
+    run_duration_max: float | None = None
+
+
+class Control(_Frozen):
+    """What a step holds constant, for tables and drivers: the quantity and its signed SI value."""
+
+    quantity: Literal["none", "current", "voltage", "power", "voltage_sweep", "impedance"]
+    value: float | None
+
+
+class _StepBase(_Frozen):
+    index: int = Field(ge=1)
+    until: tuple[Termination, ...] = ()
+    record: RecordRule = RecordRule()
+    tag: str | None = None
+    label: str | None = None
+    source: SourceLocation | None = None
+
+    @property
+    def control(self) -> Control:  # pragma: no cover - every subclass overrides
+        raise NotImplementedError
+
+    def limit(self, quantity: Quantity) -> Termination | None:
+        return next((t for t in self.until if t.quantity is quantity), None)
+
+
+class RestStep(_StepBase):
+    kind: Literal["rest"] = "rest"
+
+    @property
+    def control(self) -> Control:
+        return Control(quantity="none", value=None)
+
+
+class CurrentStep(_StepBase):
+    """Constant current; with ``hold_voltage`` it is a CCCV step: CC until the voltage, then CV at it.
+
+    ``current`` is signed (positive charges). For CCCV the step's ``until`` applies to the whole step and the
+    CC->CV transition is implied by ``hold_voltage``.
+    """
+
+    kind: Literal["charge", "discharge"]
+    current: float
+    hold_voltage: float | None = None
+
+    @model_validator(mode="after")
+    def _sign_matches_kind(self) -> CurrentStep:
+        if self.current == 0 or (self.current > 0) != (self.kind == "charge"):
+            raise ValueError(f"a {self.kind} step needs a {'positive' if self.kind == 'charge' else 'negative'} current")
+        return self
+
+    @property
+    def control(self) -> Control:
+        return Control(quantity="current", value=self.current)
+
+
+class HoldStep(_StepBase):
+    """Constant voltage (potentiostatic) hold at an absolute voltage."""
+
+    kind: Literal["hold"] = "hold"
+    voltage: float
+    current_limit: float | None = None
+
+    @property
+    def control(self) -> Control:
+        return Control(quantity="voltage", value=self.voltage)
+
+
+class PowerStep(_StepBase):
+    kind: Literal["power"] = "power"
+    power: float
+
+    @property
+    def control(self) -> Control:
+        return Control(quantity="power", value=self.power)
+
+
+class CaStep(_StepBase):
+    """Chronoamperometry: a potentiostatic step, absolute or relative to the OCV at the step's start.
+
+    The DC polarisation measurement of P7 is a CA step with ``vs_ocv=True``.
+    """
+
+    kind: Literal["ca"] = "ca"
+    voltage: float
+    vs_ocv: bool = False
+
+    @property
+    def control(self) -> Control:
+        return Control(quantity="voltage", value=self.voltage)
+
+
+class EisStep(_StepBase):
+    """Impedance spectrum from ``f_start`` to ``f_end`` (log-spaced).
+
+    ``amplitude`` is in V (potentio) or A (galvano), as a zero-to-peak sine amplitude. ``bias`` is the DC
+    set-point (V or A) and ``bias_vs_ocv`` says whether it is relative to the OCV; ``bias=0, bias_vs_ocv=True``
+    is "at OCV".
+    """
+
+    kind: Literal["eis"] = "eis"
+    mode: Literal["potentio", "galvano"] = "potentio"
+    f_start: float = Field(gt=0)
+    f_end: float = Field(gt=0)
+    points_per_decade: int = Field(ge=1)
+    amplitude: float = Field(gt=0)
+    bias: float = 0.0
+    bias_vs_ocv: bool = True
+    measures_per_point: int = Field(default=1, ge=1)
+
+    @property
+    def control(self) -> Control:
+        return Control(quantity="impedance", value=self.amplitude)
+
+    def frequencies(self) -> list[float]:
+        """The measured frequencies in order, ``points_per_decade`` per decade, both ends included."""
+        import math
+
+        decades = abs(math.log10(self.f_end / self.f_start))
+        n = max(2, round(decades * self.points_per_decade) + 1)
+        ratio = (self.f_end / self.f_start) ** (1 / (n - 1))
+        return [self.f_start * ratio**k for k in range(n)]
+
+
+class CvStep(_StepBase):
+    """Cyclic voltammetry: start -> vertex_1 -> vertex_2 -> (vertex_1 ...) for ``cycles``, then to ``end``.
+
+    ``start`` and ``end`` of ``None`` mean the OCV at the step's start.
+    """
+
+    kind: Literal["cv"] = "cv"
+    scan_rate: float = Field(gt=0)
+    start: float | None = None
+    vertex_1: float
+    vertex_2: float
+    end: float | None = None
+    cycles: int = Field(default=1, ge=1)
+
+    @property
+    def control(self) -> Control:
+        return Control(quantity="voltage_sweep", value=self.scan_rate)
+
+
+class LsvStep(_StepBase):
+    """Linear sweep from ``start`` (``None`` = OCV) to ``end`` at ``scan_rate``."""
+
+    kind: Literal["lsv"] = "lsv"
+    scan_rate: float = Field(gt=0)
+    start: float | None = None
+    end: float
+
+    @property
+    def control(self) -> Control:
+        return Control(quantity="voltage_sweep", value=self.scan_rate)
+
+
+class LoopStep(_StepBase):
+    """Jump back to ``target`` until the body has run ``count`` times in total (``count`` = passes, not jumps)."""
+
+    kind: Literal["loop"] = "loop"
+    target: int = Field(ge=1)
+    count: int = Field(ge=1)
+
+    @property
+    def control(self) -> Control:
+        return Control(quantity="none", value=None)
+
+
+ProgramStep = Annotated[
+    RestStep | CurrentStep | HoldStep | PowerStep | CaStep | EisStep | CvStep | LsvStep | LoopStep,
+    Field(discriminator="kind"),
+]
+
+
+class StepProgram(_Frozen):
+    format_version: Literal[1] = PROGRAM_FORMAT_VERSION
+    protocol: str
+    cell: str
+    parameters: dict[str, str] = Field(default_factory=dict)
+    safety: SafetyLimits = SafetyLimits()
+    record: RecordRule = RecordRule()
+    cycle_rule: str = CYCLE_RULE
+    steps: tuple[ProgramStep, ...]
+
+    @model_validator(mode="after")
+    def _indices_and_targets(self) -> StepProgram:
+        for position, step in enumerate(self.steps, start=1):
+            if step.index != position:
+                raise ValueError(f"step indices must run 1..N in order; position {position} has index {step.index}")
+            if isinstance(step, LoopStep) and not step.target < step.index:
+                raise ValueError(f"loop step {step.index} must jump back, not to {step.target}")
+            for termination in step.until:
+                if termination.target is not None and not 1 <= termination.target <= len(self.steps):
+                    raise ValueError(f"step {step.index} jumps to missing step {termination.target}")
+        return self
+
+    def to_json(self) -> str:
+        return self.model_dump_json(indent=2)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> StepProgram:
+        return cls.model_validate_json(text)
+
+    def step(self, index: int) -> ProgramStep:
+        return self.steps[index - 1]
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutedStep:
+    """One step as it executes on the nominal path, with the cycle number it runs in."""
+
+    step: ProgramStep
+    cycle: int
+
+
+def walk(program: StepProgram, *, max_steps: int = 10_000_000) -> Iterator[ExecutedStep]:
+    """Yield the non-loop steps in execution order assuming every step ends by its ``next`` action.
+
+    This is the nominal path (jumps and ``end`` actions taken by terminations depend on the cell, so they are
+    not followed). It implements the loop counters and :data:`CYCLE_RULE` once, for estimators, simulators
+    and tests alike.
+    """
+    passes: dict[int, int] = {}
+    cycle = 1
+    ran_since_increment = False
+    position = 1
+    emitted = 0
+    while position <= len(program.steps):
+        step = program.step(position)
+        if isinstance(step, LoopStep):
+            if ran_since_increment:
+                cycle += 1
+                ran_since_increment = False
+            done = passes.get(step.index, 0) + 1
+            if done < step.count:
+                passes[step.index] = done
+                position = step.target
+            else:
+                passes.pop(step.index, None)
+                position += 1
+            continue
+        yield ExecutedStep(step=step, cycle=cycle)
+        ran_since_increment = True
+        emitted += 1
+        if emitted >= max_steps:
+            raise RuntimeError(f"the program runs more than {max_steps} steps")
+        position += 1
