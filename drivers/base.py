@@ -1,0 +1,132 @@
+"""What the station asks of any channel driver, whatever the vendor.
+
+Both vendors run step programs autonomously in the instrument, so the contract is upload / start / watch /
+download / stop, plus re-attaching to a program that kept running while the PC was away. Drivers translate the
+vendor's own numbering, units and states into these types; the station never sees a wire format.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from protocols.program import StepProgram
+
+
+class DriverError(Exception):
+    """An instrument-side failure the user can act on; the message names the instrument, channel and fix."""
+
+
+class CapabilityError(DriverError):
+    """A step program asks for something this channel cannot do; raised before anything is sent."""
+
+    def __init__(self, problems: Sequence[str]):
+        self.problems = list(problems)
+        super().__init__("; ".join(self.problems))
+
+
+class InstrumentTimeout(DriverError):
+    """The instrument did not answer in time (after the driver's own retries)."""
+
+
+class ChannelState(StrEnum):
+    IDLE = "idle"  # nothing running (never started, or finished and cleared)
+    RUNNING = "running"
+    PAUSED = "paused"
+    FINISHED = "finished"  # the program reached its end
+    STOPPED = "stopped"  # stopped by an operator or by us
+    PROTECTED = "protected"  # the instrument tripped a protection limit
+    ERROR = "error"
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelRanges:
+    """The hardware ranges of one channel, from the station config or the instrument itself."""
+
+    voltage_min: float
+    voltage_max: float
+    current_max: float
+    current_min_resolution: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One data point in the station's convention: SI units, positive current charges, 1-based ``seq``.
+
+    ``step_index`` is the step program's index (drivers map native step numbers back), ``cycle`` follows the
+    program's cycle rule. ``capacity``/``energy`` are the signed net values since the step started. EIS points
+    carry the frequency and impedance.
+    """
+
+    seq: int
+    test_time: float
+    step_time: float
+    step_index: int
+    cycle: int
+    voltage: float
+    current: float
+    capacity: float
+    energy: float
+    frequency: float | None = None
+    z_real: float | None = None
+    z_imag: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelStatus:
+    state: ChannelState
+    step_index: int | None = None
+    cycle: int | None = None
+    voltage: float | None = None
+    current: float | None = None
+    step_capacity: float | None = None
+    test_time: float | None = None
+    last_seq: int | None = None
+    message: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class TestHandle:
+    """What identifies a started test on the instrument, stored with the run so that ``attach`` can find it."""
+
+    channel: str
+    test_id: str
+    barcode: str
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+class ChannelDriver(abc.ABC):
+    """One channel of one instrument."""
+
+    channel: str
+
+    @abc.abstractmethod
+    def check(self, program: StepProgram) -> None:
+        """Raise :class:`CapabilityError` naming every step this channel cannot run, and why."""
+
+    @abc.abstractmethod
+    def start(self, program: StepProgram, barcode: str) -> TestHandle:
+        """Check, compile, upload and start the program; the instrument then runs it on its own."""
+
+    @abc.abstractmethod
+    def attach(self, handle: TestHandle) -> None:
+        """Re-attach to a test started earlier (perhaps by another process) without disturbing it."""
+
+    @abc.abstractmethod
+    def status(self) -> ChannelStatus: ...
+
+    @abc.abstractmethod
+    def read_records(self, after_seq: int, limit: int = 1000) -> list[Record]:
+        """Records with ``seq > after_seq`` in order, at most ``limit``; empty when there is nothing new."""
+
+    @abc.abstractmethod
+    def pause(self) -> None: ...
+
+    @abc.abstractmethod
+    def resume(self) -> None: ...
+
+    @abc.abstractmethod
+    def stop(self) -> None:
+        """Stop the channel and leave it in a safe state (no current); idempotent."""

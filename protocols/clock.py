@@ -1,0 +1,92 @@
+"""The only place that reads time or sleeps.
+
+Every timeout, poll interval and simulated instrument takes a :class:`Clock`, so the same code runs in real time
+on a lab PC, faster than real time in a demo, and as fast as possible in dry runs and tests. It lives in the
+bottom layer because drivers, simulators and the station all need it and may not import one another.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import threading
+import time
+
+
+class Clock(abc.ABC):
+    """Seconds on a monotonic scale that starts wherever the clock likes; only differences matter."""
+
+    @abc.abstractmethod
+    def now(self) -> float: ...
+
+    @abc.abstractmethod
+    def sleep(self, seconds: float) -> None: ...
+
+    async def sleep_async(self, seconds: float) -> None:
+        """Yield to the event loop for ``seconds`` of this clock's time."""
+        await asyncio.sleep(self.real_seconds(seconds))
+
+    def real_seconds(self, seconds: float) -> float:
+        """How long ``seconds`` of this clock's time take on the wall."""
+        return max(0.0, seconds)
+
+
+class RealClock(Clock):
+    def now(self) -> float:
+        return time.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        if seconds > 0:
+            time.sleep(seconds)
+
+
+class ScaledClock(Clock):
+    """Runs ``speed`` times faster than the wall (``speed=3600``: an hour per second)."""
+
+    def __init__(self, speed: float, start: float = 0.0):
+        if speed <= 0:
+            raise ValueError(f"clock speed must be positive, found {speed}")
+        self.speed = speed
+        self._origin = time.monotonic()
+        self._start = start
+
+    def now(self) -> float:
+        return self._start + (time.monotonic() - self._origin) * self.speed
+
+    def sleep(self, seconds: float) -> None:
+        if seconds > 0:
+            time.sleep(seconds / self.speed)
+
+    def real_seconds(self, seconds: float) -> float:
+        return max(0.0, seconds / self.speed)
+
+
+class VirtualClock(Clock):
+    """As fast as possible: time stands still until someone sleeps, then jumps.
+
+    Shared by an in-process simulator and the station in dry runs, so the station's poll interval, not the
+    wall, sets the pace. Thread-safe because a simulated server may run in another thread.
+    """
+
+    def __init__(self, start: float = 0.0):
+        self._now = start
+        self._lock = threading.Lock()
+
+    def now(self) -> float:
+        with self._lock:
+            return self._now
+
+    def sleep(self, seconds: float) -> None:
+        self.advance(seconds)
+
+    def advance(self, seconds: float) -> None:
+        if seconds > 0:
+            with self._lock:
+                self._now += seconds
+
+    async def sleep_async(self, seconds: float) -> None:
+        self.advance(seconds)
+        await asyncio.sleep(0)
+
+    def real_seconds(self, seconds: float) -> float:
+        return 0.0
