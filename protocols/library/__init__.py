@@ -1,0 +1,46 @@
+"""The shipped protocols (P1-P7 of the reference workload) and the cells they were written for.
+
+Users may name them instead of giving a path: ``station plan li-deposition --cell host-cu-li``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+LIBRARY = Path(__file__).parent
+CELLS = LIBRARY / "cells"
+
+#: Each library protocol with the library cell it was written for.
+PAIRS = {
+    "p1-li-deposition": "host-cu-li",
+    "p2-plating-stripping-ce": "host-cu-li",
+    "p3-full-cell-cycling": "predeposited-ncm622",
+    "p4-anode-free-cycling": "anode-free-ncm622",
+    "p5-eis": "host-cu-li",
+    "p6-cyclic-voltammetry": "host-cu-li",
+    "p7-conductivity": "host-blocking",
+}
+
+
+def protocol_names() -> list[str]:
+    return sorted(p.stem for p in LIBRARY.glob("*.yaml"))
+
+
+def cell_names() -> list[str]:
+    return sorted(p.stem for p in CELLS.glob("*.yaml"))
+
+
+def _resolve(name: str, folder: Path) -> str:
+    path = Path(name)
+    if path.exists() or path.suffix in (".yaml", ".yml") or "/" in name or "\\" in name:
+        return str(path)
+    candidate = folder / f"{name}.yaml"
+    return str(candidate) if candidate.exists() else str(path)
+
+
+def resolve_protocol_path(name: str) -> str:
+    return _resolve(name, LIBRARY)
+
+
+def resolve_cell_path(name: str) -> str:
+    return _resolve(name, CELLS)

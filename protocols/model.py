@@ -1,0 +1,384 @@
+"""The protocol document as pydantic models: structure, types and units, before any cell is known.
+
+These models check what can be checked from the file alone (keys, kinds, unit dimensions, counts) and give the
+JSON Schema editors use. Everything that needs the cell or the whole program (resolving C-rates, reachability of
+limits, safety versus steps) happens when the protocol is bound (:mod:`protocols.binding`).
+
+Each step is a one-key mapping naming its kind (``- discharge: {...}``), a ``repeat`` block, or a shorthand
+string (``- Charge at 0.1C until 4.3 V``); the shorthand is parsed into the same models.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from protocols.errors import did_you_mean
+from protocols.units import QuantityError, check_quantity_text
+
+
+def _quantity(kind: str):
+    def check(value: Any) -> str:
+        try:
+            check_quantity_text(value, kind)
+        except QuantityError as exc:
+            raise PydanticCustomError("quantity", "{message}",
+                                      {"message": str(exc), "expected": exc.expected, "found": exc.found}) from None
+        return str(value)
+
+    return BeforeValidator(check)
+
+
+VoltageText = Annotated[str, _quantity("voltage")]
+TimeText = Annotated[str, _quantity("time")]
+CurrentText = Annotated[str, _quantity("current")]
+CapacityText = Annotated[str, _quantity("capacity")]
+FrequencyText = Annotated[str, _quantity("frequency")]
+PowerText = Annotated[str, _quantity("power")]
+EnergyText = Annotated[str, _quantity("energy")]
+ScanRateText = Annotated[str, _quantity("scan_rate")]
+TemperatureText = Annotated[str, _quantity("temperature")]
+
+_OPERATOR = re.compile(r"^\s*(<=|>=|<|>)\s*(.*)$")
+
+
+def split_operator(text: str) -> tuple[str | None, str]:
+    """``"< 3.0 V"`` -> ``("<=", "3.0 V")``; strict and non-strict comparisons mean the same for measured data."""
+    match = _OPERATOR.match(text)
+    if not match:
+        return None, text
+    return ("<=" if match[1].startswith("<") else ">="), match[2]
+
+
+def _check_voltage_limit(value: Any) -> str:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        raise PydanticCustomError("quantity", "a voltage limit needs a unit",
+                                  {"expected": "a voltage such as '4.2 V' or '< 3.0 V'", "found": repr(value)})
+    if not isinstance(value, str):
+        raise PydanticCustomError("quantity", "expected a voltage limit",
+                                  {"expected": "a voltage such as '4.2 V' or '< 3.0 V'", "found": repr(value)})
+    _, rest = split_operator(value)
+    try:
+        check_quantity_text(rest, "voltage")
+    except QuantityError as exc:
+        raise PydanticCustomError("quantity", "{message}",
+                                  {"message": str(exc), "expected": "a voltage such as '4.2 V' or '< 3.0 V'",
+                                   "found": exc.found}) from None
+    return value
+
+
+VoltageLimitText = Annotated[str, BeforeValidator(_check_voltage_limit)]
+DvdtText = Annotated[str, BeforeValidator(lambda v: _check_dvdt(v))]
+
+
+def _check_dvdt(value: Any) -> str:
+    text = value if isinstance(value, str) else repr(value)
+    _, rest = split_operator(text)
+    try:
+        check_quantity_text(rest, "scan_rate")
+    except QuantityError as exc:
+        raise PydanticCustomError("quantity", "{message}", {"message": str(exc).replace("scan rate", "dV/dt"),
+                                                            "expected": "a voltage rate such as '1 mV/h'",
+                                                            "found": exc.found}) from None
+    return text
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class Limits(_Strict):
+    """Terminations: the step ends at the first of these (OR). Keys absent are not limits; ``0 V`` is a limit."""
+
+    voltage: VoltageLimitText | None = Field(None, description="e.g. '4.3 V'; direction from the step, or '< 3.0 V'")
+    current: CurrentText | None = Field(None, description="|I| falls to this (holds, CCCV, CA): e.g. 'C/20'")
+    capacity: CapacityText | None = Field(None, description="charge passed in the step: '4 mAh/cm^2', '1 mAh'")
+    energy: EnergyText | None = None
+    time: TimeText | None = Field(None, description="step duration, e.g. '8 h'")
+    dvdt: DvdtText | None = Field(None, description="|dV/dt| falls below, e.g. '1 mV/h' (rests)")
+
+    def given(self) -> dict[str, str]:
+        """The limits present, in declaration order."""
+        return {k: v for k, v in self.model_dump(exclude={"then"}).items() if v is not None}
+
+
+class LimitEntry(Limits):
+    """One termination in the list form of ``until``, with what to do when it is met."""
+
+    then: str = Field("next", description="'next' (default), 'end' (end the protocol) or a step id to jump to")
+
+
+Until = Annotated[
+    Annotated[Limits, Tag("map")] | Annotated[list[LimitEntry], Tag("list")],
+    Discriminator(lambda v: "list" if isinstance(v, list) else "map"),
+]
+
+
+class RecordSpec(_Strict):
+    every: TimeText | None = Field(None, description="record at least this often, e.g. '10 s'")
+    voltage_change: VoltageText | None = Field(None, description="and whenever V moved this much, e.g. '5 mV'")
+    current_change: CurrentText | None = Field(None, description="and whenever I moved this much")
+
+
+class _Body(_Strict):
+    until: Until | None = None
+    record: RecordSpec | None = None
+    id: str | None = Field(None, description="a name other steps' 'then' can jump to")
+
+
+class RestBody(_Body):
+    @model_validator(mode="before")
+    @classmethod
+    def _duration_shorthand(cls, data: Any) -> Any:
+        if isinstance(data, str | int | float) and not isinstance(data, bool):
+            return {"until": {"time": data}}
+        return data
+
+
+class HoldAfter(_Strict):
+    """The CV phase of a CCCV step, at the CC phase's voltage limit unless ``voltage`` says otherwise."""
+
+    voltage: VoltageText | None = None
+    until: Limits
+
+
+class CurrentBody(_Body):
+    current: CurrentText = Field(description="magnitude: '0.5 mA', '0.1C', 'C/10', '2 mA/cm^2', '20 mA/g'")
+    then_hold: HoldAfter | None = Field(None, description="hold at the voltage limit afterwards (CCCV as one step)")
+
+
+class HoldBody(_Body):
+    voltage: VoltageText
+
+
+class PowerBody(_Body):
+    power: PowerText = Field(description="magnitude, e.g. '5 mW'")
+    direction: Literal["charge", "discharge"]
+
+
+class CaBody(_Body):
+    voltage: VoltageText = Field(description="absolute, or relative to the OCV when vs: ocv (e.g. '10 mV')")
+    vs: Literal["reference", "ocv"] = "reference"
+
+
+class EisBody(_Strict):
+    mode: Literal["potentio", "galvano"] = "potentio"
+    from_: FrequencyText = Field(alias="from", description="first frequency, e.g. '20 kHz'")
+    to: FrequencyText = Field(description="last frequency, e.g. '100 mHz'")
+    points_per_decade: int = Field(10, ge=1, le=100)
+    amplitude: str = Field(description="sine amplitude: a voltage (potentio, e.g. '10 mV') or a current (galvano)")
+    bias: str = Field("ocv", description="'ocv' or a DC set-point (voltage or current)")
+    vs: Literal["reference", "ocv"] = "reference"
+    measures_per_point: int = Field(1, ge=1, le=100)
+    record: RecordSpec | None = None
+    id: str | None = None
+
+    @model_validator(mode="after")
+    def _amplitude_matches_mode(self) -> EisBody:
+        kind = "voltage" if self.mode == "potentio" else "current"
+        for name in ("amplitude", "bias"):
+            value = getattr(self, name)
+            if name == "bias" and value == "ocv":
+                continue
+            try:
+                check_quantity_text(value, kind)
+            except QuantityError as exc:
+                raise PydanticCustomError("quantity", "{message} ({mode} EIS controls the {kind})",
+                                          {"message": str(exc), "mode": self.mode, "kind": kind,
+                                           "expected": exc.expected, "found": exc.found}) from None
+        return self
+
+
+def _voltage_or_ocv(value: Any) -> Any:
+    if value == "ocv":
+        return value
+    return _quantity("voltage").func(value)
+
+
+VoltageOrOcv = Annotated[str, BeforeValidator(_voltage_or_ocv)]
+
+
+class CvBody(_Strict):
+    scan_rate: ScanRateText
+    start: VoltageOrOcv = "ocv"
+    vertices: list[VoltageText] = Field(min_length=2, max_length=2, description="[first vertex, second vertex]")
+    end: VoltageOrOcv = "ocv"
+    cycles: int = Field(1, ge=1)
+    record: RecordSpec | None = None
+    id: str | None = None
+
+
+class LsvBody(_Strict):
+    scan_rate: ScanRateText
+    from_: VoltageOrOcv = Field("ocv", alias="from")
+    to: VoltageText
+    record: RecordSpec | None = None
+    id: str | None = None
+
+
+# -- steps -------------------------------------------------------------------------------------------------------
+
+
+class RestStepDoc(_Strict):
+    rest: RestBody
+
+
+class ChargeStepDoc(_Strict):
+    charge: CurrentBody
+
+
+class DischargeStepDoc(_Strict):
+    discharge: CurrentBody
+
+
+class HoldStepDoc(_Strict):
+    hold: HoldBody
+
+
+class PowerStepDoc(_Strict):
+    power: PowerBody
+
+
+class CaStepDoc(_Strict):
+    ca: CaBody
+
+
+class EisStepDoc(_Strict):
+    eis: EisBody
+
+
+class CvStepDoc(_Strict):
+    cv: CvBody
+
+
+class LsvStepDoc(_Strict):
+    lsv: LsvBody
+
+
+class RepeatDoc(_Strict):
+    repeat: int = Field(ge=1, description="total number of passes through the steps (>= 1)")
+    tag: str | None = Field(None, description="carried into the data, e.g. 'formation'")
+    steps: list[Step] = Field(min_length=1)
+
+    @field_validator("repeat", mode="before")
+    @classmethod
+    def _count(cls, value: Any) -> Any:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise PydanticCustomError("repeat_count", "a repeat count is a whole number of passes",
+                                      {"expected": "an integer >= 1", "found": repr(value)})
+        return value
+
+
+STEP_KINDS = ("rest", "charge", "discharge", "hold", "power", "ca", "eis", "cv", "lsv", "repeat")
+_STEP_MODELS: dict[str, type[BaseModel]] = {
+    "rest": RestStepDoc, "charge": ChargeStepDoc, "discharge": DischargeStepDoc, "hold": HoldStepDoc,
+    "power": PowerStepDoc, "ca": CaStepDoc, "eis": EisStepDoc, "cv": CvStepDoc, "lsv": LsvStepDoc,
+    "repeat": RepeatDoc,
+}
+
+
+def step_kind_of(value: Any) -> str:
+    """The discriminator: which kind of step a raw YAML item is (``invalid`` when none fits)."""
+    if isinstance(value, BaseModel):
+        for kind, model in _STEP_MODELS.items():
+            if isinstance(value, model):
+                return kind
+        return "invalid"
+    if isinstance(value, str):
+        return "shorthand"
+    if isinstance(value, dict):
+        kinds = [k for k in value if k in STEP_KINDS]
+        if len(kinds) == 1:
+            return kinds[0]
+    return "invalid"
+
+
+def _invalid_step(value: Any) -> Any:
+    if isinstance(value, dict):
+        kinds = [k for k in value if k in STEP_KINDS]
+        if len(kinds) > 1:
+            raise PydanticCustomError("step_kind", "a step has exactly one kind",
+                                      {"expected": "one of " + ", ".join(STEP_KINDS), "found": ", ".join(kinds)})
+        unknown = ", ".join(f"'{k}'{did_you_mean(str(k), STEP_KINDS)}" for k in value) or "an empty mapping"
+        raise PydanticCustomError("step_kind", "unknown step kind {unknown}",
+                                  {"unknown": unknown, "expected": "one of " + ", ".join(STEP_KINDS),
+                                   "found": unknown})
+    raise PydanticCustomError("step_kind", "a step is a mapping such as '{{rest: 1 h}}' or a shorthand string",
+                              {"expected": "a mapping or a string", "found": repr(value)})
+
+
+def _parse_shorthand(text: str) -> BaseModel:
+    from protocols.shorthand import ShorthandError, parse_shorthand
+
+    try:
+        raw = parse_shorthand(text)
+    except ShorthandError as exc:
+        raise PydanticCustomError("shorthand", "{message}",
+                                  {"message": str(exc), "expected": exc.expected, "found": repr(text)}) from None
+    kind = next(iter(raw))
+    return _STEP_MODELS[kind].model_validate(raw)
+
+
+Step = Annotated[
+    Annotated[RestStepDoc, Tag("rest")]
+    | Annotated[ChargeStepDoc, Tag("charge")]
+    | Annotated[DischargeStepDoc, Tag("discharge")]
+    | Annotated[HoldStepDoc, Tag("hold")]
+    | Annotated[PowerStepDoc, Tag("power")]
+    | Annotated[CaStepDoc, Tag("ca")]
+    | Annotated[EisStepDoc, Tag("eis")]
+    | Annotated[CvStepDoc, Tag("cv")]
+    | Annotated[LsvStepDoc, Tag("lsv")]
+    | Annotated[RepeatDoc, Tag("repeat")]
+    | Annotated[Annotated[str, AfterValidator(_parse_shorthand)], Tag("shorthand")]
+    | Annotated[Annotated[Any, AfterValidator(_invalid_step)], Tag("invalid")],
+    Discriminator(step_kind_of),
+]
+STEP_TAGS = (*STEP_KINDS, "shorthand", "invalid")
+
+
+# -- whole document ----------------------------------------------------------------------------------------------
+
+
+class SafetyDoc(_Strict):
+    voltage: list[VoltageText] | None = Field(None, min_length=2, max_length=2, description="[min, max]")
+    current: CurrentText | None = Field(None, description="largest |I| allowed")
+    temperature: TemperatureText | None = Field(None, description="highest cell temperature, e.g. '45 degC'")
+    capacity: CapacityText | None = Field(None, description="largest charge in any one step")
+    step_duration: TimeText | None = None
+    duration: TimeText | None = Field(None, description="longest whole run")
+
+
+class ParameterSpec(_Strict):
+    default: str | int | float = Field(description="value with a unit ('0.5 mA/cm^2'), or a plain number/count")
+    description: str | None = None
+
+
+CELL_PROPERTIES = ("area", "capacity", "active_mass", "thickness")
+
+
+class ProtocolDoc(_Strict):
+    protocol: str = Field(min_length=1, description="the protocol's name")
+    description: str | None = None
+    parameters: dict[str, ParameterSpec | str | int | float] = Field(default_factory=dict)
+    requires: list[Literal["area", "capacity", "active_mass", "thickness"]] = Field(default_factory=list)
+    safety: SafetyDoc = SafetyDoc()
+    record: RecordSpec | None = None
+    steps: list[Step] = Field(min_length=1)
+
+
+RepeatDoc.model_rebuild()
+ProtocolDoc.model_rebuild()
