@@ -77,8 +77,8 @@ class Binder:
     steps: list[dict[str, Any]] = field(default_factory=list)
     labels: dict[str, int] = field(default_factory=dict)
     pending: list[_Pending] = field(default_factory=list)
-    safety: SafetyLimits = SafetyLimits()
-    default_record: RecordRule = RecordRule()
+    safety: SafetyLimits = field(default_factory=SafetyLimits)
+    default_record: RecordRule = field(default_factory=RecordRule)
     _last_voltage_end: tuple[str, float] | None = None
 
     # -- reporting ---------------------------------------------------------------------------------------------
@@ -171,8 +171,9 @@ class Binder:
 
     # -- steps ---------------------------------------------------------------------------------------------------
 
-    def bind_steps(self, steps: list[Any], path: Path, tag: str | None) -> None:
-        for i, step in enumerate(steps):
+    def bind_steps(self, steps: list[Any], path: Path, tag: str | None,
+                   indices: list[int] | None = None) -> None:
+        for i, step in zip(indices or range(len(steps)), steps, strict=True):
             self.bind_step(step, (*path, i), tag)
 
     def bind_step(self, step: BaseModel, path: Path, tag: str | None) -> None:
@@ -324,7 +325,7 @@ class Binder:
         elif self.safety.current_max is not None and value > self.safety.current_max * (1 + 1e-9):
             self.problem(path, f"{format_si(value, 'A')} is above the safety/cell current limit "
                          f"{format_si(self.safety.current_max, 'A')}", expected=f"at most "
-                         f"{format_si(self.safety.current_max, 'A')}", found=f"{text} = {format_si(value, 'A')}")
+                         f"{format_si(self.safety.current_max, 'A')}", found=_with_value(text, value, "A"))
 
     def _check_setpoint_voltage(self, value: float, path: Path, text: str) -> None:
         low, high = self.safety.voltage_min, self.safety.voltage_max
@@ -527,6 +528,12 @@ _KIND_TYPES = {"rest": RestStep, "charge": CurrentStep, "discharge": CurrentStep
                "power": PowerStep, "ca": CaStep, "eis": EisStep, "cv": CvStep, "lsv": LsvStep, "loop": LoopStep}
 
 
+def _with_value(text: str, value: float, unit: str) -> str:
+    """'0.5C' -> '0.5C = 875 uA'; an absolute text is shown as given."""
+    rendered = format_si(value, unit)
+    return text if text.replace(" ", "") == rendered.replace(" ", "") else f"{text} = {rendered}"
+
+
 def _tighter(a: float | None, b: float | None, pick: Any) -> float | None:
     if a is None:
         return b
@@ -536,12 +543,17 @@ def _tighter(a: float | None, b: float | None, pick: Any) -> float | None:
 
 
 def bind(doc: m.ProtocolDoc, source: SourceDoc, cell: Cell | None, *, origins: dict[Path, str] | None = None,
-         parameters: dict[str, str] | None = None) -> tuple[StepProgram | None, list[Problem]]:
+         parameters: dict[str, str] | None = None,
+         steps: list[tuple[int, Any]] | None = None) -> tuple[StepProgram | None, list[Problem]]:
     """Resolve ``doc`` against ``cell``. Returns the program (``None`` without a cell or with problems) and the
-    problems found; all problems are collected in one pass."""
+    problems found; all problems are collected in one pass. ``steps`` replaces ``doc.steps`` with (index, step)
+    pairs when only some steps of a broken file are checkable."""
     binder = Binder(doc=doc, source=source, cell=cell, origins=origins or {}, parameters=parameters or {})
     binder.bind_header()
-    binder.bind_steps(doc.steps, ("steps",), None)
+    if steps is None:
+        binder.bind_steps(doc.steps, ("steps",), None)
+    else:
+        binder.bind_steps([s for _, s in steps], ("steps",), None, [i for i, _ in steps])
     binder.resolve_jumps()
     if binder.problems or cell is None:
         return None, binder.problems

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from protocols.binding import bind
 from protocols.cells import Cell
 from protocols.errors import Path, ProtocolError
-from protocols.model import ProtocolDoc
+from protocols.model import ProtocolDoc, Step
 from protocols.parameters import Parameter, collect_parameters, substitute
 from protocols.program import StepProgram
 from protocols.validation import pydantic_problems
@@ -47,16 +47,39 @@ def parse_protocol(source: SourceDoc, overrides: dict[str, str] | None = None) -
                                             expected="'protocol: name' and a list of 'steps'",
                                             found=type(source.data).__name__)])
     params, problems = collect_parameters(source, overrides or {})
-    data, origins, more = substitute(source, params)
-    problems += more
+    sub = substitute(source, params)
+    problems += sub.problems
     try:
-        doc = ProtocolDoc.model_validate(data)
+        doc = ProtocolDoc.model_validate(sub.data)
     except ValidationError as exc:
-        problems += pydantic_problems(exc, source, ProtocolDoc, origins)
+        problems += pydantic_problems(exc, source, ProtocolDoc, sub.origins, reported=sub.failed)
+        problems += _check_valid_parts(sub.data, source, sub.origins, params)
         raise ProtocolError(problems) from None
     if problems:
         raise ProtocolError(problems)
-    return LoadedProtocol(doc=doc, source=source, parameters=params, origins=origins)
+    return LoadedProtocol(doc=doc, source=source, parameters=params, origins=sub.origins)
+
+
+def _check_valid_parts(data: dict, source: SourceDoc, origins: dict[Path, str],
+                       params: dict[str, Parameter]) -> list:
+    """Bind the steps that are valid on their own, so one pass reports every problem, not only structural ones."""
+    steps = data.get("steps")
+    if not isinstance(steps, list):
+        return []
+    adapter = TypeAdapter(Step)
+    valid: list[tuple[int, object]] = []
+    for i, raw in enumerate(steps):
+        try:
+            valid.append((i, adapter.validate_python(raw)))
+        except ValidationError:
+            continue
+    header = {k: data[k] for k in ("safety", "record", "requires") if k in data}
+    try:
+        partial = ProtocolDoc.model_validate({"protocol": "partial", "steps": ["Rest for 1 s"], **header})
+    except ValidationError:
+        partial = ProtocolDoc.model_validate({"protocol": "partial", "steps": ["Rest for 1 s"]})
+    _, problems = bind(partial, source, None, origins=origins, steps=valid)
+    return problems
 
 
 def load_protocol(path: str, overrides: dict[str, str] | None = None) -> LoadedProtocol:

@@ -315,7 +315,7 @@ def _invalid_step(value: Any) -> Any:
         unknown = ", ".join(f"'{k}'{did_you_mean(str(k), STEP_KINDS)}" for k in value) or "an empty mapping"
         raise PydanticCustomError("step_kind", "unknown step kind {unknown}",
                                   {"unknown": unknown, "expected": "one of " + ", ".join(STEP_KINDS),
-                                   "found": unknown})
+                                   "found": ", ".join(f"'{k}'" for k in value) or "{}"})
     raise PydanticCustomError("step_kind", "a step is a mapping such as '{{rest: 1 h}}' or a shorthand string",
                               {"expected": "a mapping or a string", "found": repr(value)})
 

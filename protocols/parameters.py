@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from protocols.errors import Path, Problem, did_you_mean
-from protocols.units import QuantityError, describe_dimension, parse_c_rate, ureg
+from protocols.units import describe_dimension, parse_c_rate, ureg
 from protocols.yamlsource import SourceDoc
 
 _REFERENCE = re.compile(r"\$\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}")
@@ -41,7 +41,7 @@ def _dimension_signature(value: Any) -> str:
         return "C-rate"
     try:
         q = ureg().Quantity(re.sub(r"(?<=m)([23])(?![\d.])", r"^\1", text))
-    except Exception:  # noqa: BLE001 - anything pint cannot read is plain text
+    except Exception:  # anything pint cannot read is plain text
         return "text"
     if hasattr(q, "dimensionality") and not q.dimensionless:
         return describe_dimension(q)
@@ -114,10 +114,20 @@ def collect_parameters(source: SourceDoc, overrides: dict[str, str]) -> tuple[di
     return params, problems
 
 
-def substitute(source: SourceDoc, params: dict[str, Parameter]) -> tuple[Any, dict[Path, str], list[Problem]]:
-    """The document with every ``${name}`` outside ``parameters`` replaced, the origin of each replaced value."""
+@dataclass
+class Substitution:
+    data: Any
+    origins: dict[Path, str]
+    problems: list[Problem]
+    failed: set[Path]
+
+
+def substitute(source: SourceDoc, params: dict[str, Parameter]) -> Substitution:
+    """The document with every ``${name}`` outside ``parameters`` replaced, the origin of each replaced value,
+    and the paths whose references could not be replaced (so later stages do not report them twice)."""
     origins: dict[Path, str] = {}
     problems: list[Problem] = []
+    failed: set[Path] = set()
 
     def visit(node: Any, path: Path) -> Any:
         if isinstance(node, dict):
@@ -130,6 +140,7 @@ def substitute(source: SourceDoc, params: dict[str, Parameter]) -> tuple[Any, di
         if not names:
             problems.append(source.problem(path, "malformed parameter reference", expected="'${name}'",
                                            found=repr(node)))
+            failed.add(path)
             return node
         missing = [n for n in names if n not in params]
         for name in missing:
@@ -138,6 +149,7 @@ def substitute(source: SourceDoc, params: dict[str, Parameter]) -> tuple[Any, di
                                            + (", ".join(sorted(params)) or "(none declared)"),
                                            found=f"'${{{name}}}'"))
         if missing:
+            failed.add(path)
             return node
         origins[path] = names[0]
         whole = _REFERENCE.fullmatch(node.strip())
@@ -145,14 +157,5 @@ def substitute(source: SourceDoc, params: dict[str, Parameter]) -> tuple[Any, di
             return params[whole[1]].value
         return _REFERENCE.sub(lambda m: str(params[m[1]].value), node)
 
-    return visit(source.data, ()), origins, problems
-
-
-def check_quantity(value: Any, kind: str) -> QuantityError | None:
-    from protocols.units import check_quantity_text
-
-    try:
-        check_quantity_text(value, kind)
-    except QuantityError as exc:
-        return exc
-    return None
+    data = visit(source.data, ())
+    return Substitution(data, origins, problems, failed)

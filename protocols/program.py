@@ -169,7 +169,8 @@ class CurrentStep(_StepBase):
     @model_validator(mode="after")
     def _sign_matches_kind(self) -> CurrentStep:
         if self.current == 0 or (self.current > 0) != (self.kind == "charge"):
-            raise ValueError(f"a {self.kind} step needs a {'positive' if self.kind == 'charge' else 'negative'} current")
+            sign = "positive" if self.kind == "charge" else "negative"
+            raise ValueError(f"a {self.kind} step needs a {sign} current")
         return self
 
     @property

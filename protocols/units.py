@@ -123,8 +123,8 @@ def parse_plain(value: object, kind: str) -> float:
     q = _to_pint(text, kind)
     dim_unit, si_unit = _PLAIN[kind]
     if q.dimensionality != ureg().Quantity(1, dim_unit).dimensionality:
-        raise QuantityError(f"'{text}' is {describe_dimension(q)}, not {kind.replace('_', ' ')}", _EXAMPLES[kind],
-                            repr(text))
+        raise QuantityError(f"'{text}' is {describe_dimension(q)}, not {_EXAMPLES[kind].split(' such as')[0]}",
+                            _EXAMPLES[kind], repr(text))
     return _finite(float(q.to(si_unit).magnitude), text, kind)
 
 

@@ -21,27 +21,21 @@ _TAGS = {"rest", "charge", "discharge", "hold", "power", "ca", "eis", "cv", "lsv
 
 
 def clean_location(loc: tuple[Any, ...]) -> Path:
-    """Drop the union tags pydantic inserts: ('steps', 3, 'discharge', 'discharge', 'until', 'map') -> real path."""
+    """Drop the union tags pydantic inserts: ('steps', 3, 'discharge', 'discharge', 'until', 'map') -> real path.
+
+    A step's tag follows its list index (and for mapping steps is followed by the same name as the field, which
+    we keep); an ``until`` is followed by its 'map'/'list' tag.
+    """
     out: list[str | int] = []
-    i = 0
-    while i < len(loc):
-        part = loc[i]
-        prev = out[-1] if out else None
-        if isinstance(part, str) and part in _TAGS:
-            nxt = loc[i + 1] if i + 1 < len(loc) else None
-            # A step tag follows a list index; 'map'/'list' follow an 'until'; a tag repeated as the field name
-            # (discharge.discharge) keeps only one.
-            if (isinstance(prev, int) and part not in ("map", "list")) or (prev == "until" and part in ("map", "list")):
-                if part in ("shorthand", "invalid") or nxt != part:
-                    i += 1
-                    continue
-                i += 1
-                continue
+    for i, part in enumerate(loc):
+        prev = loc[i - 1] if i else None
+        if isinstance(part, str) and isinstance(prev, int) and part in _TAGS and part not in ("map", "list"):
+            continue
+        if prev == "until" and part in ("map", "list"):
+            continue
         if isinstance(part, str) and part.startswith("function-"):
-            i += 1
             continue
         out.append(part)
-        i += 1
     return tuple(out)
 
 
@@ -90,11 +84,18 @@ def _describe(value: Any) -> str:
 
 
 def pydantic_problems(exc: ValidationError, source: SourceDoc, root: type[BaseModel],
-                      origins: dict[Path, str] | None = None) -> list[Problem]:
-    """One :class:`Problem` per pydantic error, positioned in ``source``."""
+                      origins: dict[Path, str] | None = None, *, prefix: Path = (),
+                      reported: set[Path] | None = None) -> list[Problem]:
+    """One :class:`Problem` per pydantic error, positioned in ``source``.
+
+    ``prefix`` places errors of a sub-document (one step validated on its own); errors at or under a path in
+    ``reported`` are dropped because an earlier stage already explained that value.
+    """
     problems: list[Problem] = []
     for error in exc.errors(include_url=False):
-        path = clean_location(tuple(error["loc"]))
+        path = prefix + clean_location(tuple(error["loc"]))
+        if reported and any(path[:len(r)] == r for r in reported):
+            continue
         kind = error["type"]
         ctx = error.get("ctx") or {}
         expected = ctx.get("expected")
@@ -102,7 +103,7 @@ def pydantic_problems(exc: ValidationError, source: SourceDoc, root: type[BaseMo
         message = error["msg"]
         key = False
         if kind == "extra_forbidden":
-            allowed = _allowed_keys(root, path[:-1])
+            allowed = _allowed_keys(root, path[len(prefix):-1])
             name = str(path[-1])
             message = f"unknown key '{name}'{did_you_mean(name, allowed)}"
             expected = "one of " + ", ".join(allowed) if allowed else "no such key"
@@ -111,7 +112,6 @@ def pydantic_problems(exc: ValidationError, source: SourceDoc, root: type[BaseMo
         elif kind == "missing":
             message = f"missing required key '{path[-1]}'"
             expected, found = f"'{path[-1]}: ...'", "nothing"
-            path = path[:-1] + (path[-1],)
         elif kind in ("quantity", "shorthand", "step_kind", "repeat_count", "cell"):
             pass
         elif kind == "literal_error":

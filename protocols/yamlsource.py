@@ -62,8 +62,8 @@ class _Builder:
                 key = self.constructor.construct_object(key_node)
                 if key == "<<":
                     self.problems.append(Problem(self.doc.file, key_node.start_mark.line + 1,
-                                                 key_node.start_mark.column + 1, "", "YAML merge keys are not supported",
-                                                 "explicit keys", "<<"))
+                                                 key_node.start_mark.column + 1, "", "YAML merge keys are not "
+                                                 "supported", "explicit keys", "<<"))
                     continue
                 key = str(key)
                 child = (*path, key)
