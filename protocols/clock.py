@@ -30,6 +30,10 @@ class Clock(abc.ABC):
         """How long ``seconds`` of this clock's time take on the wall."""
         return max(0.0, seconds)
 
+    def unix(self) -> float:
+        """Calendar time (UTC seconds since 1970) for timestamps in stored data and events."""
+        return time.time()
+
 
 class RealClock(Clock):
     def now(self) -> float:
@@ -68,9 +72,14 @@ class VirtualClock(Clock):
     wall, sets the pace. Thread-safe because a simulated server may run in another thread.
     """
 
-    def __init__(self, start: float = 0.0):
+    def __init__(self, start: float = 0.0, epoch: float | None = None):
         self._now = start
         self._lock = threading.Lock()
+        self._epoch = time.time() if epoch is None else epoch
+
+    def unix(self) -> float:
+        """Calendar time advances with the virtual clock from the moment the clock was made."""
+        return self._epoch + self.now()
 
     def now(self) -> float:
         with self._lock:

@@ -1,0 +1,155 @@
+"""``station.yaml``: which instruments this PC drives, their channels' ranges, where data goes, how often to poll.
+
+Without a file the embedded default applies: simulated Neware and Biologic instruments served in-process, so a
+fresh machine can dry-run every library protocol with no hardware and no setup.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from protocols.errors import ProtocolError
+from protocols.model import _quantity
+from protocols.units import parse_plain
+from protocols.validation import pydantic_problems
+from protocols.yamlsource import load_yaml, load_yaml_file
+
+VoltageText = Annotated[str, _quantity("voltage")]
+TimeText = Annotated[str, _quantity("time")]
+
+CONFIG_ENV = "STATION_CONFIG"
+DATA_DIR_ENV = "STATION_DATA"
+
+
+class ChannelConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str = Field(min_length=1, description="the instrument's channel id: Neware 'devid-subdevid-chlid' "
+                    "(e.g. '27-1-1' under devtype 27 is written '1-1-1' with devid 1), Biologic channel number")
+    voltage: list[VoltageText] = Field(["-10 V", "10 V"], min_length=2, max_length=2, description="[min, max]")
+    current: Annotated[str, _quantity("current")] = Field("100 mA", description="largest |I| the channel can drive")
+
+    @field_validator("id", mode="before")
+    @classmethod
+    def _text(cls, value: object) -> object:
+        return str(value) if isinstance(value, int) else value
+
+
+class InstrumentConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="short name used in channel ids: NAME/CHANNEL")
+    kind: Literal["neware", "biologic"]
+    address: str | None = Field(None, description="Neware: host:port of the BTS Client API (default "
+                                "127.0.0.1:502) or a VISA TCPIP SOCKET resource; Biologic: the instrument's "
+                                "address as EC-Lab shows it (e.g. '192.168.0.257' or 'USB0')")
+    simulated: bool = Field(False, description="serve this instrument in-process from the simulators")
+    dll: str | None = Field(None, description="Biologic: path to EClib64.dll")
+    devtype: int = Field(27, description="Neware: model code (27 = BTS85)")
+    cell_model: str | None = Field(None, description="simulated instruments: cell used when a run gives none")
+    channels: list[ChannelConfig] = Field(min_length=1)
+    timeout: TimeText = "30 s"
+
+    @model_validator(mode="after")
+    def _address_for_real_hardware(self) -> InstrumentConfig:
+        if not self.simulated and self.kind == "biologic" and not self.address:
+            raise ValueError("a real Biologic instrument needs an address (as EC-Lab shows it)")
+        if self.kind == "neware" and self.address and not _NEWARE_ADDRESS.match(self.address):
+            raise ValueError(f"Neware address '{self.address}' is not host:port or TCPIP::host::port::SOCKET")
+        ids = [c.id for c in self.channels]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise ValueError(f"channel ids repeat: {', '.join(dupes)}")
+        return self
+
+
+_NEWARE_ADDRESS = re.compile(r"^([\w.-]+:\d+|TCPIP\d*::[\w.-]+::\d+::SOCKET)$")
+
+
+class StationConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    data_dir: str = Field("station-data", description="where the run database and exports go")
+    poll_interval: TimeText = Field("10 s", description="how often running channels are polled (real time)")
+    instruments: list[InstrumentConfig] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> StationConfig:
+        names = [i.name for i in self.instruments]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"instrument names repeat: {', '.join(dupes)}")
+        return self
+
+    @property
+    def poll_seconds(self) -> float:
+        return parse_plain(self.poll_interval, "time")
+
+    def channel_ids(self) -> list[str]:
+        return [f"{i.name}/{c.id}" for i in self.instruments for c in i.channels]
+
+    def find(self, channel: str) -> tuple[InstrumentConfig, ChannelConfig]:
+        """``NAME/ID`` (or a bare ``ID`` unique across instruments) -> its instrument and channel."""
+        name, sep, cid = channel.partition("/")
+        matches = [(i, c) for i in self.instruments for c in i.channels
+                   if (sep and i.name == name and c.id == cid) or (not sep and c.id == channel)]
+        if len(matches) != 1:
+            known = ", ".join(self.channel_ids())
+            reason = "is ambiguous" if matches else "is not configured"
+            raise ConfigError(f"channel '{channel}' {reason}; configured channels: {known}")
+        return matches[0]
+
+
+class ConfigError(Exception):
+    """station.yaml is missing, unreadable or invalid; the message names the file, line and fix."""
+
+
+DEFAULT_CONFIG = """
+data_dir: station-data
+poll_interval: 10 s
+instruments:
+  - name: sim-neware
+    kind: neware
+    simulated: true
+    channels:
+      - {id: 1-1-1, voltage: [-1 V, 5 V], current: 10 mA}
+      - {id: 1-1-2, voltage: [-1 V, 5 V], current: 10 mA}
+      - {id: 1-1-3, voltage: [-1 V, 5 V], current: 10 mA}
+      - {id: 1-1-4, voltage: [-1 V, 5 V], current: 10 mA}
+  - name: sim-biologic
+    kind: biologic
+    simulated: true
+    channels:
+      - {id: "1", voltage: [-10 V, 10 V], current: 400 mA}
+      - {id: "2", voltage: [-10 V, 10 V], current: 400 mA}
+"""
+
+
+def load_config(path: str | None = None) -> tuple[StationConfig, str]:
+    """The config from ``path``, ``$STATION_CONFIG``, ``./station.yaml``, or the embedded default (in that order).
+
+    Returns the config and where it came from. ``$STATION_DATA`` overrides the data directory.
+    """
+    candidate = path or os.environ.get(CONFIG_ENV)
+    if candidate is None and Path("station.yaml").is_file():
+        candidate = "station.yaml"
+    try:
+        if candidate is None:
+            source = load_yaml(DEFAULT_CONFIG, "<embedded default>")
+            origin = "embedded default (simulated instruments)"
+        else:
+            if not Path(candidate).is_file():
+                raise ConfigError(f"station config '{candidate}' not found; give an existing file with --config or "
+                                  f"remove it to use the simulated default")
+            source = load_yaml_file(candidate)
+            origin = candidate
+        config = StationConfig.model_validate(source.data)
+    except ProtocolError as exc:
+        raise ConfigError(str(exc)) from None
+    except ValidationError as exc:
+        raise ConfigError("\n".join(str(p) for p in pydantic_problems(exc, source, StationConfig))) from None
+    if os.environ.get(DATA_DIR_ENV):
+        config = config.model_copy(update={"data_dir": os.environ[DATA_DIR_ENV]})
+    return config, origin
