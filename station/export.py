@@ -185,9 +185,9 @@ def metadata(store: Store, run: RunRow) -> dict[str, Any]:
 
 def _pyarrow():
     try:
-        import pyarrow  # noqa: F401
-        import pyarrow.csv  # noqa: F401
-        import pyarrow.parquet  # noqa: F401
+        import pyarrow
+        import pyarrow.csv
+        import pyarrow.parquet
     except ImportError:
         return None
     import pyarrow as pa

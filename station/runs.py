@@ -9,6 +9,7 @@ step means beyond what the driver reports.
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -247,10 +248,8 @@ class RunManager:
         run.done = True
 
     def _download_quietly(self, run: ActiveRun) -> None:
-        try:
+        with contextlib.suppress(DriverError):
             self._download(run)
-        except DriverError:
-            pass
 
     def _safe_stop(self, run: ActiveRun, why: str) -> None:
         try:
@@ -266,14 +265,10 @@ class RunManager:
         try:
             run.driver.pause()
         except DriverError:
-            try:
+            with contextlib.suppress(DriverError):
                 run.driver.stop()
-            except DriverError:
-                pass
-        try:
+        with contextlib.suppress(StoreError):  # the store is what failed; `attach` catches up later
             self.store.set_state(run.run_id, "paused", self.clock.unix(), f"storage failed: {why}")
-        except StoreError:
-            pass  # the store is what failed; the instrument is paused and `attach` will catch up
         run.done = True
 
     def progress(self, run_id: str) -> Progress:

@@ -37,7 +37,7 @@ def states(store, run_id):
 
 
 def test_a_run_goes_through_every_state_and_keeps_every_record(tmp_path):
-    clock, store, manager, driver, run_id = setup(tmp_path, cc_records(1e-3, 3600))
+    _clock, store, manager, driver, run_id = setup(tmp_path, cc_records(1e-3, 3600))
     manager.start(run_id)
     manager.supervise([run_id], poll_seconds=60)
     assert states(store, run_id) == ["created", "validated", "started", "running", "finished"]
@@ -64,7 +64,7 @@ def test_a_safety_breach_stops_the_channel_within_one_poll_and_is_recorded(tmp_p
 
 
 def test_a_second_run_on_a_busy_channel_is_refused(tmp_path):
-    clock, store, manager, driver, run_id = setup(tmp_path, cc_records(1e-3, 3600))
+    _clock, _store, manager, driver, run_id = setup(tmp_path, cc_records(1e-3, 3600))
     manager.start(run_id)
     loaded = load_protocol_text(PROTOCOL, "p.yaml")
     with pytest.raises(ChannelBusy, match="channel fake/1 already has run"):
@@ -102,7 +102,7 @@ def test_attach_after_a_crash_catches_up_without_gap_or_duplicate(tmp_path):
 
 
 def test_pause_continue_and_stop_are_operator_events(tmp_path):
-    clock, store, manager, driver, run_id = setup(tmp_path, cc_records(1e-3, 3600))
+    _clock, store, manager, _driver, run_id = setup(tmp_path, cc_records(1e-3, 3600))
     manager.start(run_id)
     manager.pause(run_id)
     manager.resume(run_id)
