@@ -21,8 +21,10 @@ Conventions, fixed for every consumer:
   ``dvdt``      the magnitude of dV/dt, in V/s (a relaxation end for rests).
 
 * Cycle numbering (:data:`CYCLE_RULE`): the cycle count starts at 1 and increments when execution reaches a
-  loop step, provided that at least one non-loop step ran since the last increment. A loop nested directly at
-  the end of another therefore does not create empty cycles.
+  loop step, and when it enters a loop body from before the loop (at a loop's target step, not by jumping
+  back), in both cases only if at least one non-loop step ran since the last increment. So each pass of a
+  loop is a cycle of its own, the steps before a loop (a rest, a first lithiation) form their own cycle instead
+  of being counted with the first pass, and nested loops ending together create no empty cycles.
 """
 
 from __future__ import annotations
@@ -37,8 +39,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 PROGRAM_FORMAT_VERSION = 1
 
 CYCLE_RULE = (
-    "cycle count starts at 1 and increments each time a loop step is reached, "
-    "if at least one non-loop step ran since the previous increment"
+    "cycle count starts at 1 and increments each time a loop step is reached or a loop body is entered from "
+    "before it, if at least one non-loop step ran since the previous increment"
 )
 
 
@@ -337,6 +339,11 @@ class ExecutedStep:
     cycle: int
 
 
+def loop_targets(program: StepProgram) -> set[int]:
+    """The indices at which a loop body starts."""
+    return {s.target for s in program.steps if isinstance(s, LoopStep)}
+
+
 def walk(program: StepProgram, *, max_steps: int = 10_000_000) -> Iterator[ExecutedStep]:
     """Yield the non-loop steps in execution order assuming every step ends by its ``next`` action.
 
@@ -345,12 +352,18 @@ def walk(program: StepProgram, *, max_steps: int = 10_000_000) -> Iterator[Execu
     and tests alike.
     """
     passes: dict[int, int] = {}
+    loop_starts = loop_targets(program)
     cycle = 1
     ran_since_increment = False
     position = 1
     emitted = 0
+    jumped = False
     while position <= len(program.steps):
         step = program.step(position)
+        if position in loop_starts and not jumped and ran_since_increment:
+            cycle += 1
+            ran_since_increment = False
+        jumped = False
         if isinstance(step, LoopStep):
             if ran_since_increment:
                 cycle += 1
@@ -359,6 +372,7 @@ def walk(program: StepProgram, *, max_steps: int = 10_000_000) -> Iterator[Execu
             if done < step.count:
                 passes[step.index] = done
                 position = step.target
+                jumped = True
             else:
                 passes.pop(step.index, None)
                 position += 1
