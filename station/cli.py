@@ -1,9 +1,13 @@
 """The ``station`` command line: a thin layer over library functions.
 
 Exit codes (stable, scripts rely on them):
-  0  success (a valid protocol; a plan printed; a run finished)
-  1  invalid input: the protocol or cell has problems (listed on stderr, one per line)
-  2  usage error: unknown option, missing or unreadable file, malformed --set
+  0    success (a valid protocol; a plan printed; a run finished)
+  1    invalid input: the protocol, cell or station.yaml has problems (listed on stderr, one per line)
+  2    usage error: unknown option, missing or unreadable file, malformed --set, unknown run or channel
+  3    the run ended without finishing: stopped by a safety limit, the instrument's protection or an operator,
+       or failed at the instrument
+  4    the instrument or the data store could not be used (no answer, refused command, full disk)
+  130  interrupted: the run was detached (it keeps running on the instrument) or stopped on request
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from protocols.loader import LoadedProtocol, load_protocol
 from protocols.parameters import parse_overrides
 from protocols.program import LoopStep
 
-EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_RUN_ENDED, EXIT_INSTRUMENT, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
 
 app = typer.Typer(
     name="station",
@@ -170,5 +174,6 @@ def library(json_: JsonOpt = False) -> None:
         out.print(f"  {name}", markup=False)
 
 
-def main() -> None:  # pragma: no cover - console entry point
-    app()
+from station import cli_runs  # noqa: E402  (registers the run commands on ``app``)
+
+__all__ = ["app", "cli_runs"]

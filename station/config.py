@@ -29,7 +29,7 @@ DATA_DIR_ENV = "STATION_DATA"
 class ChannelConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     id: str = Field(min_length=1, description="the instrument's channel id: Neware 'devid-subdevid-chlid' "
-                    "(e.g. '27-1-1' under devtype 27 is written '1-1-1' with devid 1), Biologic channel number")
+                    "as the BTS Client shows it (e.g. '21-1-1'), Biologic the channel number from 1")
     voltage: list[VoltageText] = Field(["-10 V", "10 V"], min_length=2, max_length=2, description="[min, max]")
     current: Annotated[str, _quantity("current")] = Field("100 mA", description="largest |I| the channel can drive")
 
@@ -114,10 +114,10 @@ instruments:
     kind: neware
     simulated: true
     channels:
-      - {id: 1-1-1, voltage: [-1 V, 5 V], current: 10 mA}
-      - {id: 1-1-2, voltage: [-1 V, 5 V], current: 10 mA}
-      - {id: 1-1-3, voltage: [-1 V, 5 V], current: 10 mA}
-      - {id: 1-1-4, voltage: [-1 V, 5 V], current: 10 mA}
+      - {id: 21-1-1, voltage: [-1 V, 5 V], current: 10 mA}
+      - {id: 21-1-2, voltage: [-1 V, 5 V], current: 10 mA}
+      - {id: 21-1-3, voltage: [-1 V, 5 V], current: 10 mA}
+      - {id: 21-1-4, voltage: [-1 V, 5 V], current: 10 mA}
   - name: sim-biologic
     kind: biologic
     simulated: true

@@ -1,0 +1,367 @@
+"""The run commands of the ``station`` CLI: run, status, runs, pause, continue, stop, attach, export, sim.
+
+Each command opens the station (config, store, instruments), calls the library, and formats the result. The exit
+codes are the ones documented in :mod:`station.cli`.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.live import Live
+from rich.table import Table
+
+from drivers.base import DriverError
+from protocols.errors import ProtocolError
+from station.cli import (
+    EXIT_INSTRUMENT,
+    EXIT_INTERRUPTED,
+    EXIT_INVALID,
+    EXIT_RUN_ENDED,
+    EXIT_USAGE,
+    CellOpt,
+    JsonOpt,
+    ProtocolArg,
+    SetOpt,
+    _fail,
+    _load,
+    app,
+    err,
+    out,
+)
+from station.config import ConfigError, load_config
+from station.export import ExportError, cycle_summary, export_run
+from station.instruments import InstrumentError
+from station.plan import format_duration
+from station.runs import Progress, RunError
+from station.session import Station
+from station.store import ChannelBusy, Store, StoreError
+
+ConfigOpt = Annotated[str | None, typer.Option("--config", help="station.yaml (default: ./station.yaml, "
+                                                                "$STATION_CONFIG, or the simulated default)")]
+DataDirOpt = Annotated[str | None, typer.Option("--data-dir", help="where runs are stored (overrides the config)")]
+RunArg = Annotated[str, typer.Argument(help="run id (a unique prefix is enough)")]
+
+
+@contextmanager
+def _errors():
+    """Map library exceptions to one-line messages and the documented exit codes."""
+    try:
+        yield
+    except ProtocolError as exc:
+        raise _fail(EXIT_INVALID, str(exc)) from None
+    except ConfigError as exc:
+        raise _fail(EXIT_INVALID, f"station config: {exc}") from None
+    except ChannelBusy as exc:
+        raise _fail(EXIT_USAGE, f"error: {exc}") from None
+    except (RunError, KeyError) as exc:
+        raise _fail(EXIT_USAGE, f"error: {exc}") from None
+    except StoreError as exc:
+        raise _fail(EXIT_INSTRUMENT, f"storage error: {exc}") from None
+    except (DriverError, InstrumentError) as exc:
+        raise _fail(EXIT_INSTRUMENT, f"instrument error: {exc}") from None
+    except ExportError as exc:
+        raise _fail(EXIT_INSTRUMENT, f"export error: {exc}") from None
+
+
+def _open(config: str | None, data_dir: str | None, *, dry_run: bool = False) -> Station:
+    cfg, _ = load_config(config)
+    return Station.open(cfg, dry_run=dry_run, data_dir=data_dir)
+
+
+def _store(config: str | None, data_dir: str | None) -> Store:
+    if data_dir:
+        return Store(data_dir)
+    cfg, _ = load_config(config)
+    return Store(cfg.data_dir)
+
+
+def _progress_table(p: Progress) -> Table:
+    table = Table(show_header=True, header_style="bold", title=f"run {p.run_id}", title_justify="left")
+    for column in ("state", "step", "tag", "cycle", "V", "I", "step Q", "test time", "records", "ETA"):
+        table.add_column(column, justify="right")
+    s = p.status
+    table.add_row(p.state, str(s.step_index or "-") if s else "-", p.tag or "-", str(s.cycle or "-") if s else "-",
+                  f"{s.voltage:.4f}" if s and s.voltage is not None else "-",
+                  f"{s.current * 1e3:.4f} mA" if s and s.current is not None else "-",
+                  f"{s.step_capacity * 1e3:.4f} mAh" if s and s.step_capacity is not None else "-",
+                  format_duration(s.test_time) if s and s.test_time is not None else "-", str(p.records),
+                  format_duration(p.eta_s) if p.eta_s is not None else "-")
+    return table
+
+
+def _progress_line(p: Progress) -> str:
+    s = p.status
+    parts = [f"run {p.run_id}", p.state, f"records {p.records}"]
+    if s is not None:
+        parts += [f"step {s.step_index or '-'}", f"cycle {s.cycle or '-'}"]
+        if s.voltage is not None:
+            parts.append(f"{s.voltage:.4f} V")
+        if s.current is not None:
+            parts.append(f"{s.current * 1e3:.4f} mA")
+    return "  ".join(parts)
+
+
+def _summary(station: Station, run_id: str) -> dict:
+    run = station.store.run(run_id)
+    from protocols.program import StepProgram
+
+    records = station.store.records(run.id)
+    summary = cycle_summary(records, StepProgram.from_json(run.program))
+    cycles = [{"cycle": int(c), "tag": t, "charge_ah": q_c, "discharge_ah": q_d, "ce": None if e != e else e}
+              for c, t, q_c, q_d, e in zip(summary.cycle, summary.tag, summary.charge_ah.tolist(),
+                                           summary.discharge_ah.tolist(), summary.ce.tolist(), strict=True)]
+    return {"run_id": run.id, "state": run.state, "message": run.message, "channel": run.channel,
+            "protocol": run.protocol_name, "cell": run.cell["name"], "records": len(records),
+            "test_time_s": float(records["test_time"][-1]) if len(records) else 0.0,
+            "data_dir": str(station.store.data_dir), "cycles": cycles}
+
+
+def _print_summary(doc: dict) -> None:
+    out.print(f"run {doc['run_id']}: {doc['state']}" + (f" ({doc['message']})" if doc["message"] else ""),
+              markup=False)
+    out.print(f"  {doc['protocol']} on {doc['cell']}, channel {doc['channel']}: {doc['records']} records over "
+              f"{format_duration(doc['test_time_s'])}", markup=False)
+    cycles = [c for c in doc["cycles"] if c["charge_ah"] or c["discharge_ah"]]
+    if cycles:
+        shown = cycles if len(cycles) <= 6 else [*cycles[:3], None, *cycles[-2:]]
+        out.print("  cycle  tag                charge mAh  discharge mAh   CE", markup=False)
+        for c in shown:
+            if c is None:
+                out.print("  ...", markup=False)
+                continue
+            ce = f"{c['ce']:.4f}" if c["ce"] is not None else "-"
+            out.print(f"  {c['cycle']:5d}  {c['tag'] or '-':16} {c['charge_ah'] * 1e3:11.4f} "
+                      f"{c['discharge_ah'] * 1e3:14.4f}  {ce}", markup=False)
+    out.print(f"  export: station export {doc['run_id']} --data-dir {doc['data_dir']}", markup=False)
+
+
+def _interrupted(station: Station, run_id: str) -> int:
+    """Ctrl-C: the operator chooses; without a terminal (or in a dry run) the channel is stopped, never orphaned."""
+    choice = "s"
+    if sys.stdin.isatty() and not station.dry_run:
+        choice = typer.prompt("stop the run, or detach and leave it running on the instrument? [s/d]",
+                              default="s").strip().lower()[:1]
+    if choice == "d":
+        station.store.add_event(run_id, "operator", "detached; the program keeps running on the instrument",
+                                station.clock.unix())
+        err.print(f"detached: run {run_id} keeps running on the instrument; `station attach {run_id}` resumes "
+                  f"watching it", markup=False)
+        return EXIT_INTERRUPTED
+    station.manager.stop(run_id, "stopped by the operator (interrupted)")
+    err.print(f"stopped: run {run_id}; the channel is in a safe state", markup=False)
+    return EXIT_INTERRUPTED
+
+
+def _supervise(station: Station, run_id: str, json_: bool) -> int:
+    poll = station.poll_seconds(run_id)
+    try:
+        if json_ or not sys.stderr.isatty():
+            # logs and pipes get one line per poll of a real run; a dry run only prints its summary
+            lines = None if station.dry_run else (lambda p: err.print(_progress_line(p), markup=False))
+            station.manager.supervise([run_id], poll, on_progress=lines)
+        else:
+            with Live(console=err, refresh_per_second=4, transient=False) as live:
+                station.manager.supervise([run_id], poll, on_progress=lambda p: live.update(_progress_table(p)))
+    except KeyboardInterrupt:
+        return _interrupted(station, run_id)
+    doc = _summary(station, run_id)
+    if json_:
+        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+    else:
+        _print_summary(doc)
+    return 0 if doc["state"] == "finished" else EXIT_RUN_ENDED
+
+
+@app.command()
+def run(protocol: ProtocolArg, cell: CellOpt = None, channel: Annotated[str | None, typer.Option(
+        "--channel", help="NAME/ID from station.yaml; default: the first free channel that fits")] = None,
+        set_: SetOpt = None, dry_run: Annotated[bool, typer.Option("--dry-run", help="run on simulated instruments "
+                                                                   "as fast as possible")] = False,
+        data_dir: DataDirOpt = None, config: ConfigOpt = None, json_: JsonOpt = False) -> None:
+    """Start a protocol on a channel and watch it to the end (Ctrl-C: stop or detach)."""
+    if cell is None:
+        raise _fail(EXIT_USAGE, "error: give the cell on the channel with --cell (a YAML file or a library name)")
+    loaded, cell_record = _load(protocol, cell, set_)
+    with _errors():
+        loaded.bind(cell_record)
+        station = _open(config, data_dir, dry_run=dry_run)
+    try:
+        with _errors():
+            run_id = station.launch(loaded, cell_record, channel)
+        err.print(f"run {run_id} started on {station.store.run(run_id).channel}"
+                  + (" (dry run, simulated instrument)" if dry_run else ""), markup=False)
+        with _errors():
+            code = _supervise(station, run_id, json_)
+    finally:
+        station.close()
+    raise typer.Exit(code)
+
+
+@app.command()
+def attach(run_id: RunArg, config: ConfigOpt = None, data_dir: DataDirOpt = None, json_: JsonOpt = False) -> None:
+    """Re-attach to a run still going on its instrument (after a crash or a detach) and catch up its data."""
+    with _errors():
+        station = _open(config, data_dir)
+    try:
+        with _errors():
+            run_id = station.store.run(run_id).id
+            station.attach(run_id)
+            err.print(f"attached to run {run_id}; catching up from record {station.store.run(run_id).last_seq + 1}",
+                      markup=False)
+            code = _supervise(station, run_id, json_)
+    finally:
+        station.close()
+    raise typer.Exit(code)
+
+
+def _operator(action: str, run_id: str, config: str | None, data_dir: str | None) -> None:
+    with _errors():
+        station = _open(config, data_dir)
+    try:
+        with _errors():
+            row = station.store.run(run_id)
+            if not row.active:
+                raise RunError(f"run {row.id} is {row.state}; there is nothing to {action}")
+            if row.dry_run:
+                raise RunError(f"run {row.id} is a dry run inside another process; press Ctrl-C there")
+            station.attach(row.id)
+            {"pause": station.manager.pause, "continue": station.manager.resume,
+             "stop": station.manager.stop}[action](row.id)
+            err.print(f"run {row.id}: {station.store.run(row.id).state}", markup=False)
+    finally:
+        station.close()
+
+
+@app.command()
+def pause(run_id: RunArg, config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
+    """Pause a running run at the instrument."""
+    _operator("pause", run_id, config, data_dir)
+
+
+@app.command(name="continue")
+def continue_(run_id: RunArg, config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
+    """Continue a paused run."""
+    _operator("continue", run_id, config, data_dir)
+
+
+@app.command()
+def stop(run_id: RunArg, config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
+    """Stop a run and leave its channel in a safe state."""
+    _operator("stop", run_id, config, data_dir)
+
+
+def _run_doc(row) -> dict:
+    return {"run_id": row.id, "state": row.state, "channel": row.channel, "protocol": row.protocol_name,
+            "cell": row.cell.get("name"), "records": row.last_seq, "dry_run": row.dry_run,
+            "created_at": row.created_at, "updated_at": row.updated_at, "message": row.message}
+
+
+@app.command()
+def runs(config: ConfigOpt = None, data_dir: DataDirOpt = None, json_: JsonOpt = False) -> None:
+    """List every run in the data directory."""
+    with _errors():
+        store = _store(config, data_dir)
+        rows = [_run_doc(r) for r in store.runs()]
+    if json_:
+        sys.stdout.write(json.dumps({"runs": rows}, indent=2) + "\n")
+        return
+    table = Table("run", "state", "channel", "protocol", "cell", "records", "message")
+    for r in rows:
+        table.add_row(r["run_id"], r["state"], r["channel"], r["protocol"], r["cell"] or "", str(r["records"]),
+                      r["message"])
+    out.print(table)
+
+
+@app.command()
+def status(run_id: Annotated[str | None, typer.Argument(help="one run; default: every channel")] = None,
+           config: ConfigOpt = None, data_dir: DataDirOpt = None, json_: JsonOpt = False) -> None:
+    """Channels and their runs; with a run id, that run's state and events."""
+    with _errors():
+        cfg, origin = load_config(config)
+        store = Store(data_dir or cfg.data_dir)
+        if run_id:
+            row = store.run(run_id)
+            doc = {**_run_doc(row), "events": [{"at": e.at, "kind": e.kind, "message": e.message}
+                                                for e in store.events(row.id)]}
+        else:
+            active = {r.channel: r for r in store.runs(active_only=True)}
+            doc = {"config": origin, "data_dir": str(store.data_dir), "channels": [
+                {"channel": c, "run": _run_doc(active[c]) if c in active else None} for c in cfg.channel_ids()]}
+    if json_:
+        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+        return
+    if run_id:
+        out.print(f"run {doc['run_id']}: {doc['state']} on {doc['channel']} ({doc['protocol']} on {doc['cell']}), "
+                  f"{doc['records']} records", markup=False)
+        for e in doc["events"]:
+            out.print(f"  {e['kind']:10} {e['message']}", markup=False)
+        return
+    table = Table("channel", "run", "state", "protocol", "records", title=f"station ({doc['config']})",
+                  title_justify="left")
+    for c in doc["channels"]:
+        r = c["run"]
+        table.add_row(c["channel"], r["run_id"] if r else "-", r["state"] if r else "free",
+                      r["protocol"] if r else "", str(r["records"]) if r else "")
+    out.print(table)
+
+
+@app.command()
+def export(run_id: RunArg, format_: Annotated[str, typer.Option("--format", help="csv or parquet")] = "csv",
+           out_path: Annotated[str | None, typer.Option("--out", help="file or directory to write")] = None,
+           summary: Annotated[bool, typer.Option("--summary", help="one row per cycle instead of records")] = False,
+           config: ConfigOpt = None, data_dir: DataDirOpt = None, json_: JsonOpt = False) -> None:
+    """Write a run's records (BDF columns) or cycle summary, plus a JSON metadata sidecar."""
+    if format_ not in ("csv", "parquet"):
+        raise _fail(EXIT_USAGE, f"error: --format must be csv or parquet, found '{format_}'")
+    with _errors():
+        store = _store(config, data_dir)
+        files = export_run(store, run_id, Path(out_path) if out_path else None, format_, summary)
+    if json_:
+        sys.stdout.write(json.dumps({"files": [str(f) for f in files]}) + "\n")
+    else:
+        for f in files:
+            out.print(str(f), markup=False)
+
+
+sim_app = typer.Typer(help="Serve simulated instruments for other programs.", no_args_is_help=True)
+app.add_typer(sim_app, name="sim")
+
+
+@sim_app.command("neware")
+def sim_neware(host: Annotated[str, typer.Option(help="address to bind (loopback unless told otherwise)")] =
+               "127.0.0.1",
+               port: Annotated[int, typer.Option(help="TCP port (the real BTS Client uses 502)")] = 502,
+               devices: Annotated[int, typer.Option(help="number of devices (devid from 21)")] = 1,
+               channels: Annotated[int, typer.Option(help="channels per sub-device")] = 8,
+               subdevices: Annotated[int, typer.Option(help="sub-devices per device")] = 1,
+               cell: Annotated[str, typer.Option(help="library cell or cell file placed on every channel")] =
+               "predeposited-ncm622",
+               speed: Annotated[float, typer.Option(help="simulated seconds per real second")] = 1.0) -> None:
+    """Serve a simulated Neware BTS Client API on HOST:PORT until interrupted."""
+    from protocols.cells import load_cell
+    from simulators.neware import serve
+
+    with _errors():
+        cell_record = load_cell(cell)
+        if not cell_record.model_type:
+            raise ConfigError(f"cell '{cell_record.name}' names no simulated model ('model:')")
+    options: dict = {"params": dict(cell_record.model_params)}
+    for key in ("area", "capacity", "thickness"):
+        if getattr(cell_record, key) is not None:
+            options[key] = getattr(cell_record, key)
+    if speed <= 0:
+        raise _fail(EXIT_USAGE, "error: --speed must be positive")
+    err.print(f"simulated BTS on {host}:{port}: {devices} device(s) x {subdevices} x {channels} channels, cell "
+              f"{cell_record.name}, speed x{speed:g}; Ctrl-C to stop", markup=False)
+    try:
+        serve(host, port, devices=devices, channels=channels, subdevices=subdevices, cell=cell_record.model_type,
+              cell_options=options, speed=speed)
+    except OSError as exc:
+        raise _fail(EXIT_USAGE, f"error: cannot serve on {host}:{port}: {exc.strerror}; choose another --port") \
+            from None

@@ -1,0 +1,227 @@
+"""Channel drivers built from the station config, real or simulated in-process.
+
+A dry run goes through exactly the driver code a real run uses: the simulated BTS is a real TCP server on
+loopback in a background thread, and the simulated EClib is handed to the Biologic driver in place of the DLL.
+Which cell sits on a simulated channel is set from the run's cell record (its ``model:``), as a person would
+place a coin cell in a holder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from drivers.base import ChannelDriver, ChannelRanges, DriverError
+from protocols.cells import Cell
+from protocols.clock import Clock
+from protocols.program import CvStep, EisStep, LsvStep, StepProgram
+from protocols.units import parse_current, parse_plain
+from station.config import ChannelConfig, ConfigError, InstrumentConfig, StationConfig
+
+
+class InstrumentError(Exception):
+    """An instrument cannot be reached or set up; the message names it and the fix."""
+
+
+def channel_ranges(channel: ChannelConfig) -> ChannelRanges:
+    low, high = (parse_plain(v, "voltage") for v in channel.voltage)
+    current = parse_current(channel.current)
+    if current.basis != "absolute":
+        raise ConfigError(f"channel {channel.id}: current range must be absolute (e.g. '10 mA'), found "
+                          f"'{channel.current}'")
+    return ChannelRanges(voltage_min=low, voltage_max=high, current_max=current.value)
+
+
+def needs_potentiostat(program: StepProgram) -> bool:
+    return any(isinstance(s, EisStep | CvStep | LsvStep) for s in program.steps)
+
+
+@dataclass
+class CellPlacement:
+    """The cell a simulated channel holds: what the simulator builds its model from."""
+
+    model_type: str
+    params: dict[str, Any]
+    area: float | None
+    capacity: float | None
+    thickness: float | None
+    seed: int
+
+    @classmethod
+    def of(cls, cell: Cell, seed: int = 0) -> CellPlacement:
+        if not cell.model_type:
+            raise InstrumentError(f"cell '{cell.name}' names no simulated model; add 'model: <type>' to the cell "
+                                  f"file to dry-run it")
+        return cls(cell.model_type, dict(cell.model_params), cell.area, cell.capacity, cell.thickness, seed)
+
+    def build(self):
+        from simulators.cells import build_model
+
+        try:
+            return build_model(self.model_type, self.params, area=self.area, capacity=self.capacity,
+                               thickness=self.thickness, seed=self.seed)
+        except ValueError as exc:
+            raise InstrumentError(f"simulated cell: {exc}") from None
+
+
+class Instruments:
+    """Owns connections and in-process simulators for one station process; close() releases them."""
+
+    def __init__(self, config: StationConfig, clock: Clock, data_dir: Path, *, simulate_all: bool = False):
+        self.config = config
+        self.clock = clock
+        self.data_dir = Path(data_dir)
+        self.simulate_all = simulate_all
+        self._placements: dict[tuple[str, str], CellPlacement] = {}
+        self._bts_sims: dict[str, Any] = {}
+        self._bts_clients: dict[str, Any] = {}
+        self._eclibs: dict[str, Any] = {}
+        self._drivers: dict[str, ChannelDriver] = {}
+
+    def simulated(self, instrument: InstrumentConfig) -> bool:
+        return self.simulate_all or instrument.simulated
+
+    def identity(self, channel: str) -> dict[str, Any]:
+        instrument, chan = self.config.find(channel)
+        return {"name": instrument.name, "kind": instrument.kind, "address": instrument.address,
+                "simulated": self.simulated(instrument), "channel": chan.id}
+
+    def place(self, channel: str, cell: Cell, seed: int = 0) -> None:
+        instrument, chan = self.config.find(channel)
+        if self.simulated(instrument):
+            self._placements[(instrument.name, chan.id)] = CellPlacement.of(cell, seed)
+
+    def choose_channel(self, program: StepProgram, busy: set[str]) -> str:
+        """The first free configured channel of the right kind for ``program``."""
+        kind = "biologic" if needs_potentiostat(program) else None
+        for instrument in self.config.instruments:
+            if kind and instrument.kind != kind:
+                continue
+            for chan in instrument.channels:
+                channel_id = f"{instrument.name}/{chan.id}"
+                if channel_id not in busy:
+                    return channel_id
+        raise ConfigError("no free channel " + (f"on a {kind} instrument " if kind else "") +
+                          "is configured; give --channel or add channels to station.yaml")
+
+    def driver(self, channel: str) -> ChannelDriver:
+        instrument, chan = self.config.find(channel)
+        key = f"{instrument.name}/{chan.id}"
+        if key not in self._drivers:
+            builder = self._neware if instrument.kind == "neware" else self._biologic
+            self._drivers[key] = builder(instrument, chan)
+        return self._drivers[key]
+
+    # -- Neware -------------------------------------------------------------------------------------------------
+
+    def _neware(self, instrument: InstrumentConfig, chan: ChannelConfig) -> ChannelDriver:
+        from drivers.neware.address import ChannelAddress
+        from drivers.neware.channel import NewareChannel, open_client
+
+        address = ChannelAddress.parse(chan.id, devtype=instrument.devtype)
+        if self.simulated(instrument):
+            host, port = "127.0.0.1", self._bts_simulator(instrument).port
+        else:
+            host, port = _host_port(instrument.address or "127.0.0.1:502")
+        if instrument.name not in self._bts_clients:
+            self._bts_clients[instrument.name] = open_client(
+                host, port, clock=self.clock, timeout_s=parse_plain(instrument.timeout, "time"))
+        return NewareChannel(self._bts_clients[instrument.name], address, channel_ranges(chan),
+                             step_dir=self.data_dir / "stepfiles")
+
+    def _bts_simulator(self, instrument: InstrumentConfig):
+        if instrument.name in self._bts_sims:
+            return self._bts_sims[instrument.name]
+        from simulators.neware import BtsSimulator
+        from simulators.neware.server import FIRST_DEVID
+
+        ids = [[int(p) for p in c.id.split("-")] for c in instrument.channels]
+        if any(len(i) != 3 for i in ids) or min(i[0] for i in ids) < FIRST_DEVID:
+            raise ConfigError(f"instrument {instrument.name}: simulated Neware channel ids are devid-subdevid-chlid "
+                              f"with devid from {FIRST_DEVID} (e.g. '{FIRST_DEVID}-1-1')")
+        name = instrument.name
+
+        def model(key: tuple[int, int, int]):
+            placement = self._placements.get((name, f"{key[0]}-{key[1]}-{key[2]}"))
+            if placement is None:
+                placement = CellPlacement(instrument.cell_model or "ncm622-li", {}, 1.131e-4, None, None, 0)
+            return placement.build()
+
+        simulator = BtsSimulator(host="127.0.0.1", port=0, devices=max(i[0] for i in ids) - FIRST_DEVID + 1,
+                                 subdevices=max(i[1] for i in ids), channels=max(i[2] for i in ids),
+                                 model_factory=model, clock=self.clock)
+        simulator.start()
+        self._bts_sims[instrument.name] = simulator
+        return simulator
+
+    # -- Biologic -----------------------------------------------------------------------------------------------
+
+    def _biologic(self, instrument: InstrumentConfig, chan: ChannelConfig) -> ChannelDriver:
+        from drivers.biologic.channel import BiologicChannel, BiologicConfig
+
+        number = int(chan.id) - 1 if chan.id.isdigit() else None
+        if number is None or number < 0:
+            raise ConfigError(f"instrument {instrument.name}: Biologic channel ids are numbers from 1, found "
+                              f"'{chan.id}'")
+        address = instrument.address or "sim"
+        config = BiologicConfig(address=address, channel=number, ranges=channel_ranges(chan))
+        if self.simulated(instrument):
+            lib = self._eclib(instrument, address)
+            driver = BiologicChannel(lib, config, clock=self.clock)
+        else:
+            if not instrument.dll:
+                raise ConfigError(f"instrument {instrument.name}: give 'dll:' (the path to EClib64.dll)")
+            try:
+                driver = BiologicChannel.from_dll(instrument.dll, config)
+            except (OSError, DriverError) as exc:
+                raise InstrumentError(f"instrument {instrument.name}: {exc}") from None
+        try:
+            driver.connect()
+        except DriverError as exc:
+            raise InstrumentError(f"instrument {instrument.name} channel {chan.id}: {exc}") from None
+        return driver
+
+    def _eclib(self, instrument: InstrumentConfig, address: str):
+        if instrument.name in self._eclibs:
+            return self._eclibs[instrument.name]
+        from simulators.biologic.eclib import SimChannel, SimDevice, SimulatedEClib
+
+        name = instrument.name
+        placements = self._placements
+
+        class _PlacedModel:
+            """Builds the channel's cell model when first used, from the cell the run placed on it."""
+
+            def __init__(self, cid: str):
+                self.cid = cid
+                self.inner = None
+
+            def __getattr__(self, attr: str):
+                if self.inner is None:
+                    placement = placements.get((name, self.cid)) or CellPlacement(
+                        instrument.cell_model or "li-host", {}, 1.131e-4, None, 45e-6, 0)
+                    self.inner = placement.build()
+                return getattr(self.inner, attr)
+
+        channels = {int(c.id) - 1: SimChannel(model=_PlacedModel(c.id)) for c in instrument.channels}
+        lib = SimulatedEClib(self.clock, {address: SimDevice(device_code=0, channels=channels)})
+        self._eclibs[instrument.name] = lib
+        return lib
+
+    def close(self) -> None:
+        for client in self._bts_clients.values():
+            with contextlib.suppress(Exception):
+                client.transport.close()
+        for simulator in self._bts_sims.values():
+            with contextlib.suppress(Exception):
+                simulator.stop()
+
+
+def _host_port(address: str) -> tuple[str, int]:
+    if address.startswith("TCPIP"):
+        parts = address.split("::")
+        return parts[1], int(parts[2])
+    host, _, port = address.rpartition(":")
+    return host, int(port)
