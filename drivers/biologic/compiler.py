@@ -1,0 +1,472 @@
+"""Compile a step program into a Biologic technique list, choosing ranges and bandwidth from each step's needs.
+
+One program step becomes one technique (a single-step CA/CP/limit technique, OCV, PEIS/GEIS, CV, a one-segment
+VSCANLIMIT for a linear sweep, or LOOP for a loop step), so a technique's position maps straight back to the step
+index in the data. Every problem in the whole program is collected before anything is raised, so the user sees all
+the steps the channel cannot run in one message, before anything is loaded on the instrument.
+
+Choices the reference leaves to us, made explicit here:
+
+* Galvanostatic techniques get the smallest decade current range whose full scale covers |I| (AUTO is refused by
+  the firmware for them); potentiostatic ones get the smallest range covering a known bound (the step's current
+  limit or the program's safety current) and AUTO when there is none.
+* The voltage range is the smallest of +-2.5/5/10 V strictly larger than every absolute voltage the step or the
+  safety window names (a vertex at exactly 2.5 V would sit on the rail of the 2.5 V range); AUTO when none is known.
+* Bandwidth 5 ("medium", EC-Lab's default) for DC techniques; for impedance 7 up to 200 kHz, 8 up to 1 MHz and 9
+  above, refused if the channel's ``MaxBandwidth`` is lower.
+* A rest that ends on a voltage is a 0 A CPLIMIT step on the 10 uA range (OCV has no limit tests); a rest ending on
+  dV/dt cannot run (no limit test watches dV/dt).
+* A current step that ends on capacity is a constant-current step, so the capacity end is compiled exactly into
+  its duration (Q / |I|): the limit techniques have no charge test.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from drivers.base import CapabilityError, ChannelRanges
+from drivers.biologic.codes import ERange, ExitCond, IRange
+from drivers.biologic.limits import LimitComparison, LimitTest, LimitVariable
+from drivers.biologic.params import (
+    CA,
+    CALIMIT,
+    CP,
+    CPLIMIT,
+    CV,
+    GEIS,
+    LOOP,
+    OCV,
+    PEIS,
+    VSCANLIMIT,
+    ParamValue,
+    TechniqueSpec,
+    encode,
+)
+from protocols.program import (
+    Action,
+    CaStep,
+    Comparison,
+    CurrentStep,
+    CvStep,
+    EisStep,
+    HoldStep,
+    LoopStep,
+    LsvStep,
+    ProgramStep,
+    Quantity,
+    RecordRule,
+    RestStep,
+    StepProgram,
+    Termination,
+)
+
+DEFAULT_RECORD_DT = 10.0
+"""Seconds between recorded points when neither the step nor the program sets a recording rule."""
+DEFAULT_CV_RECORD_DE = 0.001
+"""Volts between recorded CV/LSV points when no voltage-change rule is given (2490 points over 0.01-2.5 V)."""
+OPEN_DURATION_S = 1_000_000.0
+"""Duration given to a step that ends only on a limit: the instrument needs a finite ``Duration_step``."""
+DC_BANDWIDTH = 5
+MAX_LIMIT_TESTS = 3
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelCapabilities:
+    """What one channel can do, from ``BL_GetChannelInfos``, the board type and the station config."""
+
+    min_i_range: IRange = IRange.I_1NA
+    max_i_range: IRange = IRange.I_1A
+    max_bandwidth: int = 7
+    has_eis: bool = True
+    ranges: ChannelRanges | None = None
+    scan_rate_unit: Literal["V/s", "mV/s"] = "V/s"
+
+    def decade_ranges(self) -> list[IRange]:
+        lo, hi = max(0, int(self.min_i_range)), min(10, int(self.max_i_range))
+        return [IRange(k) for k in range(lo, hi + 1)]
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledTechnique:
+    spec: TechniqueSpec
+    params: tuple[ParamValue, ...]
+    step_index: int
+    values: dict[str, object] = field(default_factory=dict, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledProgram:
+    techniques: tuple[CompiledTechnique, ...]
+
+    def step_index(self, technique_index: int) -> int:
+        return self.techniques[technique_index].step_index
+
+    def is_loop(self, technique_index: int) -> bool:
+        return self.techniques[technique_index].spec is LOOP
+
+
+class _Problems(list[str]):
+    def add(self, step: ProgramStep, message: str) -> None:
+        name = step.label or step.kind
+        self.append(f"step {step.index} ({name}): {message}")
+
+
+def _record(step: ProgramStep, program: StepProgram) -> RecordRule:
+    rule = step.record
+    if rule.every_s is None and rule.voltage_change is None and rule.current_change is None:
+        rule = program.record
+    return rule
+
+
+def pick_current_range(need: float, caps: ChannelCapabilities) -> IRange | None:
+    """The smallest decade range covering ``need`` amperes on this channel, or ``None`` if none does."""
+    for code in caps.decade_ranges():
+        if code.full_scale is not None and code.full_scale >= need * (1 - 1e-9):
+            return code
+    return None
+
+
+def pick_voltage_range(need: float | None) -> ERange | None:
+    if need is None:
+        return ERange.AUTO
+    for code in (ERange.E_2_5V, ERange.E_5V, ERange.E_10V):
+        if need < code.full_scale:  # type: ignore[operator]
+            return code
+    return None
+
+
+def eis_bandwidth(f_max: float) -> int:
+    if f_max <= 200e3:
+        return 7
+    return 8 if f_max <= 1e6 else 9
+
+
+class _StepCompiler:
+    """Compiles one step; collects problems instead of raising so the whole program is reported at once."""
+
+    def __init__(self, program: StepProgram, caps: ChannelCapabilities, problems: _Problems):
+        self.program = program
+        self.caps = caps
+        self.problems = problems
+        self.last_index = program.steps[-1].index
+
+    # -- shared needs ----------------------------------------------------------------------------------------
+    def _voltages(self, step: ProgramStep, values: Sequence[float | None]) -> ERange:
+        safety = self.program.safety
+        absolute = [v for v in values if v is not None]
+        absolute += [t.value for t in step.until if t.quantity is Quantity.VOLTAGE]
+        ranges = self.caps.ranges
+        if ranges is not None:
+            for v in absolute:
+                if not ranges.voltage_min <= v <= ranges.voltage_max:
+                    self.problems.add(
+                        step,
+                        f"{v:g} V is outside the channel's {ranges.voltage_min:g}..{ranges.voltage_max:g} V window",
+                    )
+        window = absolute + [v for v in (safety.voltage_min, safety.voltage_max) if v is not None]
+        need = max((abs(v) for v in window), default=None)
+        code = pick_voltage_range(need)
+        if code is None:
+            self.problems.add(step, f"needs {need:g} V, beyond the largest voltage range (+-10 V)")
+            return ERange.E_10V
+        return code
+
+    def _current_range(self, step: ProgramStep, need: float | None, *, galvanostatic: bool) -> IRange:
+        ranges = self.caps.ranges
+        if need is not None and ranges is not None and need > ranges.current_max:
+            self.problems.add(step, f"needs {need:g} A, above the channel's {ranges.current_max:g} A maximum")
+        if need is None:
+            safety = self.program.safety.current_max
+            if safety is None or galvanostatic:
+                return IRange.AUTO
+            need = safety
+        code = pick_current_range(need, self.caps)
+        if code is None:
+            largest = self.caps.decade_ranges()[-1].full_scale if self.caps.decade_ranges() else 0.0
+            self.problems.add(step, f"needs a {need:g} A current range; the channel's largest is {largest:g} A")
+            return IRange.AUTO
+        return code
+
+    def _bandwidth(self, step: ProgramStep, wanted: int) -> int:
+        if wanted > self.caps.max_bandwidth:
+            if wanted == DC_BANDWIDTH:
+                return self.caps.max_bandwidth
+            self.problems.add(step, f"needs bandwidth {wanted}; the channel supports at most {self.caps.max_bandwidth}")
+        return min(wanted, self.caps.max_bandwidth)
+
+    def _exit(self, step: ProgramStep, terminations: Sequence[Termination]) -> ExitCond:
+        """The one exit condition all of a step's limit tests share (the technique has one per step)."""
+        actions = set()
+        for t in terminations:
+            if t.then is Action.JUMP and t.target != step.index + 1:
+                self.problems.add(
+                    step, f"'{t.describe()}' jumps to step {t.target}; Biologic limits can only go on or stop"
+                )
+            actions.add(Action.END if t.then is Action.END else Action.NEXT)
+        if len(actions) > 1:
+            self.problems.add(step, "its limits end in different actions; Biologic steps have one exit per step")
+        return ExitCond.STOP if Action.END in actions else ExitCond.NEXT_TECHNIQUE
+
+    def _duration(self, step: ProgramStep, extra: Sequence[float] = ()) -> float:
+        times = [t for t in step.until if t.quantity is Quantity.TIME]
+        for t in times:
+            if t.op is not Comparison.GE:
+                self.problems.add(step, f"'{t.describe()}': a time end must be '>='")
+            if t.then is Action.END and step.index != self.last_index:
+                self.problems.add(step, f"'{t.describe()}': a timed end cannot stop the run on Biologic")
+            if t.then is Action.JUMP and t.target != step.index + 1:
+                self.problems.add(step, f"'{t.describe()}': a timed end cannot jump on Biologic")
+        candidates = [t.value for t in times] + list(extra)
+        if not candidates:
+            candidates = [self.program.safety.step_duration_max or OPEN_DURATION_S]
+        return min(candidates)
+
+    def _refuse(self, step: ProgramStep, allowed: set[Quantity], technique: str) -> None:
+        for t in step.until:
+            if t.quantity not in allowed:
+                self.problems.add(step, f"'{t.describe()}' cannot end a {technique} step on Biologic")
+
+    def _tests(self, step: ProgramStep, terminations: Sequence[Termination]) -> list[LimitTest]:
+        """Limit tests: |I| pairs (AND-ed or OR-ed) first, then voltages OR-ed onto them, left to right."""
+        tests: list[LimitTest] = []
+        for t in terminations:
+            if t.quantity is Quantity.CURRENT:
+                if t.op is Comparison.LE:  # -x < I < x
+                    tests += [
+                        LimitTest(LimitVariable.I, LimitComparison.LT, t.value),
+                        LimitTest(LimitVariable.I, LimitComparison.GT, -t.value, and_previous=True),
+                    ]
+                else:
+                    tests += [
+                        LimitTest(LimitVariable.I, LimitComparison.GT, t.value),
+                        LimitTest(LimitVariable.I, LimitComparison.LT, -t.value),
+                    ]
+        for t in terminations:
+            if t.quantity is Quantity.VOLTAGE:
+                comparison = LimitComparison.LT if t.op is Comparison.LE else LimitComparison.GT
+                tests.append(LimitTest(LimitVariable.EWE, comparison, t.value))
+        if len(tests) > MAX_LIMIT_TESTS:
+            self.problems.add(step, f"needs {len(tests)} limit tests; Biologic steps have {MAX_LIMIT_TESTS}")
+            tests = tests[:MAX_LIMIT_TESTS]
+        return tests
+
+    @staticmethod
+    def _test_values(tests: Sequence[LimitTest], exit_cond: ExitCond, entries: int) -> dict[str, object]:
+        values: dict[str, object] = {}
+        for n in range(MAX_LIMIT_TESTS):
+            test = tests[n] if n < len(tests) else None
+            values[f"Test{n + 1}_Config"] = [test.config() if test else 0] * entries
+            values[f"Test{n + 1}_Value"] = [test.value if test else 0.0] * entries
+        values["Exit_Cond"] = [int(exit_cond)] * entries
+        return values
+
+    # -- per kind --------------------------------------------------------------------------------------------
+    def rest(self, step: RestStep) -> tuple[TechniqueSpec, dict[str, object]]:
+        rule = _record(step, self.program)
+        limits = [t for t in step.until if t.quantity is Quantity.VOLTAGE]
+        if limits:
+            return self._rest_with_limits(step, limits, rule)
+        self._refuse(step, {Quantity.TIME}, "rest (OCV)")
+        if step.limit(Quantity.TIME) is None:
+            self.problems.add(step, "a rest on Biologic (OCV) needs a time end")
+        return OCV, {
+            "Rest_time_T": self._duration(step),
+            "Record_every_dE": rule.voltage_change or 0.0,
+            "Record_every_dT": rule.every_s or DEFAULT_RECORD_DT,
+            "E_Range": int(self._voltages(step, [])),
+        }
+
+    def _rest_with_limits(
+        self, step: RestStep, limits: list[Termination], rule: RecordRule
+    ) -> tuple[TechniqueSpec, dict[str, object]]:
+        """OCV has no limit tests, so a rest that ends on a voltage is a 0 A galvanostatic step with limits."""
+        self._refuse(step, {Quantity.TIME, Quantity.VOLTAGE}, "rest with a voltage end")
+        values: dict[str, object] = {
+            "Current_step": [0.0],
+            "vs_initial": [False],
+            "Duration_step": [self._duration(step)],
+            "Step_number": 0,
+            "Record_every_dT": rule.every_s or DEFAULT_RECORD_DT,
+            "Record_every_dE": rule.voltage_change or 0.0,
+            "N_Cycles": 0,
+            "I_Range": int(max(min(IRange.I_10UA, self.caps.max_i_range), self.caps.min_i_range)),
+            "E_Range": int(self._voltages(step, [])),
+            "Bandwidth": self._bandwidth(step, DC_BANDWIDTH),
+        }
+        values.update(self._test_values(self._tests(step, limits), self._exit(step, limits), 1))
+        return CPLIMIT, values
+
+    def current(self, step: CurrentStep) -> tuple[TechniqueSpec, dict[str, object]]:
+        if step.hold_voltage is not None:
+            self.problems.add(step, "a CCCV step has no Biologic technique; write it as a charge step then a hold")
+        self._refuse(step, {Quantity.TIME, Quantity.VOLTAGE, Quantity.CAPACITY}, "constant-current")
+        rule = _record(step, self.program)
+        capacity_times = []
+        for t in step.until:
+            if t.quantity is Quantity.CAPACITY:
+                if t.then is not Action.NEXT and step.index != self.last_index:
+                    self.problems.add(step, f"'{t.describe()}': a capacity end can only go on to the next step")
+                capacity_times.append(t.value * 3600.0 / abs(step.current))
+        limits = [t for t in step.until if t.quantity is Quantity.VOLTAGE]
+        values: dict[str, object] = {
+            "Current_step": [step.current],
+            "vs_initial": [False],
+            "Duration_step": [self._duration(step, capacity_times)],
+            "Step_number": 0,
+            "Record_every_dT": rule.every_s or DEFAULT_RECORD_DT,
+            "Record_every_dE": rule.voltage_change or 0.0,
+            "N_Cycles": 0,
+            "I_Range": int(self._current_range(step, abs(step.current), galvanostatic=True)),
+            "E_Range": int(self._voltages(step, [])),
+            "Bandwidth": self._bandwidth(step, DC_BANDWIDTH),
+        }
+        if not limits:
+            return CP, values
+        values.update(self._test_values(self._tests(step, limits), self._exit(step, limits), 1))
+        return CPLIMIT, values
+
+    def potentiostatic(self, step: HoldStep | CaStep) -> tuple[TechniqueSpec, dict[str, object]]:
+        self._refuse(step, {Quantity.TIME, Quantity.CURRENT}, "potentiostatic")
+        rule = _record(step, self.program)
+        vs_ocv = isinstance(step, CaStep) and step.vs_ocv
+        bound = step.current_limit if isinstance(step, HoldStep) else None
+        limits = [t for t in step.until if t.quantity is Quantity.CURRENT]
+        values: dict[str, object] = {
+            "Voltage_step": [step.voltage],
+            "vs_initial": [vs_ocv],
+            "Duration_step": [self._duration(step)],
+            "Step_number": 0,
+            "Record_every_dT": rule.every_s or DEFAULT_RECORD_DT,
+            "Record_every_dI": rule.current_change or 0.0,
+            "N_Cycles": 0,
+            "I_Range": int(self._current_range(step, bound, galvanostatic=False)),
+            "E_Range": int(self._voltages(step, [] if vs_ocv else [step.voltage])),
+            "Bandwidth": self._bandwidth(step, DC_BANDWIDTH),
+        }
+        if not limits:
+            return CA, values
+        values.update(self._test_values(self._tests(step, limits), self._exit(step, limits), 1))
+        return CALIMIT, values
+
+    def eis(self, step: EisStep) -> tuple[TechniqueSpec, dict[str, object]]:
+        self._refuse(step, set(), "impedance")
+        if not self.caps.has_eis:
+            self.problems.add(step, "impedance needs a channel with an EIS (Z) board; this channel has none")
+        rule = _record(step, self.program)
+        common: dict[str, object] = {
+            "vs_initial": step.bias_vs_ocv if step.mode == "potentio" else False,
+            "vs_final": step.bias_vs_ocv if step.mode == "potentio" else False,
+            "Duration_step": 0.0,
+            "Step_number": 0,
+            "Record_every_dT": rule.every_s or DEFAULT_RECORD_DT,
+            "Initial_frequency": step.f_start,
+            "Final_frequency": step.f_end,
+            "sweep": False,  # FALSE = logarithmic spacing, as the step program defines the frequencies
+            "Frequency_number": len(step.frequencies()),
+            "Average_N_times": step.measures_per_point,
+            "Correction": False,
+            "Wait_for_steady": 0.0,
+        }
+        bandwidth = self._bandwidth(step, eis_bandwidth(max(step.f_start, step.f_end)))
+        if step.mode == "potentio":
+            bias = None if step.bias_vs_ocv else step.bias
+            return PEIS, {
+                **common,
+                "Initial_Voltage_step": step.bias,
+                "Final_Voltage_step": step.bias,
+                "Record_every_dI": rule.current_change or 0.0,
+                "Amplitude_Voltage": step.amplitude,
+                "I_Range": int(self._current_range(step, None, galvanostatic=False)),
+                "E_Range": int(self._voltages(step, [bias])),
+                "Bandwidth": bandwidth,
+            }
+        return GEIS, {
+            **common,
+            "Initial_Current_step": step.bias,
+            "Final_Current_step": step.bias,
+            "Record_every_dE": rule.voltage_change or 0.0,
+            "Amplitude_Current": step.amplitude,
+            "I_Range": int(self._current_range(step, abs(step.bias) + step.amplitude, galvanostatic=True)),
+            "E_Range": int(self._voltages(step, [])),
+            "Bandwidth": bandwidth,
+        }
+
+    def _scan_rate(self, rate: float) -> float:
+        return rate * 1000.0 if self.caps.scan_rate_unit == "mV/s" else rate
+
+    def cv(self, step: CvStep) -> tuple[TechniqueSpec, dict[str, object]]:
+        self._refuse(step, set(), "cyclic voltammetry")
+        rule = _record(step, self.program)
+        points = [step.start, step.vertex_1, step.vertex_2, step.start, step.end]
+        return CV, {
+            "vs_initial": [p is None for p in points],
+            "Voltage_step": [0.0 if p is None else p for p in points],
+            "Scan_Rate": [self._scan_rate(step.scan_rate)] * 5,
+            "Scan_number": 2,
+            "Record_every_dE": rule.voltage_change or DEFAULT_CV_RECORD_DE,
+            "Average_over_dE": False,
+            "N_Cycles": step.cycles - 1,
+            "Begin_measuring_I": 0.5,
+            "End_measuring_I": 1.0,
+            "I_Range": int(self._current_range(step, None, galvanostatic=False)),
+            "E_Range": int(self._voltages(step, points)),
+            "Bandwidth": self._bandwidth(step, DC_BANDWIDTH),
+        }
+
+    def lsv(self, step: LsvStep) -> tuple[TechniqueSpec, dict[str, object]]:
+        self._refuse(step, {Quantity.VOLTAGE, Quantity.CURRENT}, "linear sweep")
+        rule = _record(step, self.program)
+        limits = list(step.until)
+        values: dict[str, object] = {
+            "Voltage_step": [0.0 if step.start is None else step.start, step.end],
+            "vs_initial": [step.start is None, False],
+            "Scan_Rate": [self._scan_rate(step.scan_rate)] * 2,
+            "Scan_number": 1,
+            "Record_every_dE": rule.voltage_change or DEFAULT_CV_RECORD_DE,
+            "Begin_measuring_I": 0.5,
+            "End_measuring_I": 1.0,
+            "N_Cycles": 0,
+            "I_Range": int(self._current_range(step, None, galvanostatic=False)),
+            "E_Range": int(self._voltages(step, [step.start, step.end])),
+            "Bandwidth": self._bandwidth(step, DC_BANDWIDTH),
+        }
+        values.update(self._test_values(self._tests(step, limits), self._exit(step, limits), 2))
+        return VSCANLIMIT, values
+
+
+def compile_program(program: StepProgram, caps: ChannelCapabilities) -> CompiledProgram:
+    """The technique list for ``program``; raises :class:`CapabilityError` listing every step that cannot run."""
+    problems = _Problems()
+    compiler = _StepCompiler(program, caps, problems)
+    first_technique: dict[int, int] = {}
+    techniques: list[CompiledTechnique] = []
+    for step in program.steps:
+        first_technique[step.index] = len(techniques)
+        if isinstance(step, LoopStep):
+            spec, values = LOOP, {"loop_N_times": step.count - 1, "protocol_number": first_technique[step.target]}
+        elif isinstance(step, RestStep):
+            spec, values = compiler.rest(step)
+        elif isinstance(step, CurrentStep):
+            spec, values = compiler.current(step)
+        elif isinstance(step, HoldStep | CaStep):
+            spec, values = compiler.potentiostatic(step)
+        elif isinstance(step, EisStep):
+            spec, values = compiler.eis(step)
+        elif isinstance(step, CvStep):
+            spec, values = compiler.cv(step)
+        elif isinstance(step, LsvStep):
+            spec, values = compiler.lsv(step)
+        else:
+            problems.add(step, f"{step.kind} steps have no Biologic technique in the Development Package")
+            continue
+        for label, value in values.items():
+            flat = value if isinstance(value, list) else [value]
+            if any(isinstance(v, float) and not math.isfinite(v) for v in flat):
+                problems.add(step, f"parameter {label} is not a finite number")
+        techniques.append(CompiledTechnique(spec, encode(spec, values), step.index, values))
+    if problems:
+        raise CapabilityError(problems)
+    return CompiledProgram(tuple(techniques))

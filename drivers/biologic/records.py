@@ -1,0 +1,125 @@
+"""Turn decoded data chunks into station records: step index, cycle, step time, step capacity and energy.
+
+The instrument numbers nothing the station needs: it reports which technique produced a chunk, when that technique
+started and raw time, voltage and current. This module maps techniques back to program steps, numbers records,
+integrates charge and energy per step (trapezoids over the recorded points, exact for constant current), and takes
+the cycle of each step run from the program's own nominal path. No I/O here: the channel driver feeds it chunks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from drivers.base import DriverError, Record
+from drivers.biologic.decode import DataChunk
+from protocols.program import SafetyLimits, StepProgram, walk
+
+
+@dataclass
+class _Occurrence:
+    """One run of one technique: its start time and the step integrals so far."""
+
+    technique_index: int
+    start_time: float
+    last: tuple[float, float, float] | None = None  # (t, V, I)
+    capacity: float = 0.0
+    energy: float = 0.0
+
+
+class NominalPath:
+    """The program's execution order from :func:`walk`, which is also the instrument's.
+
+    The compiled technique list can only go on to the next technique, stop, or loop (jumps elsewhere are refused
+    at compile time), so the instrument follows the nominal path exactly; the cycle of each step run is therefore
+    read from the shared :data:`~protocols.program.CYCLE_RULE` implementation instead of being re-derived here.
+    """
+
+    def __init__(self, program: StepProgram):
+        self._steps = walk(program)
+        self._previous_index = 0
+        self.jumps = 0
+        self.cycle = 1
+
+    def next_occurrence(self, step_index: int, jumps: int | None = None) -> int:
+        """Advance to the next run of ``step_index`` (with ``jumps`` loop jumps before it, when re-attaching)."""
+        for executed in self._steps:
+            if executed.step.index <= self._previous_index:
+                self.jumps += 1
+            self._previous_index = executed.step.index
+            if executed.step.index == step_index and (jumps is None or jumps == self.jumps):
+                self.cycle = executed.cycle
+                break
+        return self.cycle
+
+
+class RecordBuilder:
+    """Records of one started (or re-attached) technique list, kept until the station acknowledges them."""
+
+    def __init__(self, program: StepProgram, step_map: list[int], *, reattached: bool = False):
+        self.step_map = step_map
+        self.safety: SafetyLimits = program.safety
+        self.path = NominalPath(program)
+        self.reattached = reattached
+        self.seq: int | None = None if reattached else 0
+        self.records: list[Record] = []
+        self._occurrence: _Occurrence | None = None
+
+    @property
+    def last(self) -> Record | None:
+        return self.records[-1] if self.records else None
+
+    def acknowledge(self, after_seq: int) -> None:
+        """Drop what the station has stored; a re-attached builder continues the station's numbering."""
+        if self.seq is None:
+            self.seq = after_seq
+        self.records = [r for r in self.records if r.seq > after_seq]
+
+    def _enter(self, chunk: DataChunk) -> _Occurrence:
+        occ = self._occurrence
+        index = chunk.technique_index
+        if occ is not None and occ.technique_index == index and occ.start_time == chunk.start_time:
+            return occ
+        if not 0 <= index < len(self.step_map):
+            raise DriverError(f"the instrument sent data for technique {index}, which was not loaded")
+        # On re-attach the first chunk's ``loop`` (loop jumps since the start) finds our place on the path
+        # [verify the meaning of ``loop`` on hardware]; afterwards every new occurrence is simply the next one.
+        jumps = chunk.loop if self.reattached and occ is None else None
+        self.path.next_occurrence(self.step_map[index], jumps)
+        self._occurrence = _Occurrence(index, chunk.start_time)
+        return self._occurrence
+
+    def add(self, chunk: DataChunk) -> str:
+        """Append the chunk's records; returns the first broken safety limit ("" if none)."""
+        occ = self._enter(chunk)
+        step_index = self.step_map[chunk.technique_index]
+        eis = chunk.frequency is not None
+        broken = ""
+        for n in range(len(chunk)):
+            t, v, i = float(chunk.t[n]), float(chunk.voltage[n]), float(chunk.current[n])
+            if occ.last is not None and not eis:
+                t0, v0, i0 = occ.last
+                occ.capacity += (t - t0) * (i + i0) / 2 / 3600
+                occ.energy += (t - t0) * (i * v + i0 * v0) / 2 / 3600
+            occ.last = (t, v, i)
+            self.seq = (self.seq or 0) + 1
+            self.records.append(
+                Record(
+                    seq=self.seq, test_time=t, step_time=t - chunk.start_time, step_index=step_index,
+                    cycle=self.path.cycle, voltage=v, current=i, capacity=occ.capacity, energy=occ.energy,
+                    frequency=float(chunk.frequency[n]) if eis else None,  # type: ignore[index]
+                    z_real=float(chunk.z_real[n]) if eis else None,  # type: ignore[index]
+                    z_imag=float(chunk.z_imag[n]) if eis else None,  # type: ignore[index]
+                )
+            )  # fmt: skip
+            broken = broken or safety_problem(self.safety, v, i)
+        return broken
+
+
+def safety_problem(safety: SafetyLimits, voltage: float, current: float) -> str:
+    if safety.voltage_min is not None and voltage < safety.voltage_min:
+        return f"{voltage:.4g} V below {safety.voltage_min:g} V"
+    if safety.voltage_max is not None and voltage > safety.voltage_max:
+        return f"{voltage:.4g} V above {safety.voltage_max:g} V"
+    if safety.current_max is not None and abs(current) > safety.current_max * (1 + 1e-6):
+        return f"|I| = {abs(current):.4g} A above {safety.current_max:g} A"
+    return ""

@@ -1,0 +1,31 @@
+"""A simulated EClib: the DLL's call surface, executing techniques on the cell models under an injected clock.
+
+``simulated_eclib`` builds one simulated instrument with the firmware already loaded, ready for a driver's
+``BL_Connect(address)``; tests and dry runs that need firmware states, board types or faults build
+:class:`~simulators.biologic.eclib.SimDevice` / ``SimChannel`` themselves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from protocols.clock import Clock
+from simulators.biologic import firmware
+from simulators.biologic.eclib import SimChannel, SimDevice, SimulatedEClib
+from simulators.cells.base import CellModel
+
+__all__ = ["SimChannel", "SimDevice", "SimulatedEClib", "simulated_eclib"]
+
+_DEVICE_BY_BOARD = {firmware.ESSENTIAL: 5, firmware.PREMIUM: 20, firmware.DIGICORE: 34}  # VMP3, VSP-300, VSP-3e
+
+
+def simulated_eclib(
+    clock: Clock, models: Mapping[int, CellModel], *, address: str = "USB0", board: int = firmware.ESSENTIAL
+) -> SimulatedEClib:
+    """One instrument at ``address`` with a cell on each given 0-based channel, kernel firmware loaded."""
+    channels = {
+        number: SimChannel(model, board=board, firmware=firmware.FIRMWARE_KERNEL,
+                           max_bandwidth=7 if board == firmware.ESSENTIAL else 9)
+        for number, model in models.items()
+    }  # fmt: skip
+    return SimulatedEClib(clock, {address: SimDevice(_DEVICE_BY_BOARD[board], channels)})
