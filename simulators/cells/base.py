@@ -27,8 +27,9 @@ class StepResult:
     """The recorded samples of one executed step, time relative to the step's start.
 
     ``capacity`` and ``energy`` are the signed net charge (Ah) and energy (Wh) passed since the step started,
-    positive for charge. The first sample is the step's start and the last is its end, whatever the recording
-    rule. EIS steps also fill the three impedance arrays (one row per frequency).
+    positive for charge. The first sample is the step's start (one instrument sample period after it when the
+    instrument asks for one) and the last is its end, whatever the recording rule. EIS steps also fill the
+    three impedance arrays (one row per frequency).
     """
 
     t: np.ndarray
@@ -61,11 +62,13 @@ class CellModel(abc.ABC):
         *,
         extra_until: Sequence[Termination] = (),
         max_duration: float | None = None,
+        sample_period: float = 0.0,
     ) -> StepResult:
         """Execute one non-loop step from the present state and advance the state to its end.
 
         ``extra_until`` adds terminations (the instrument's safety limits) OR-ed with the step's own.
         ``max_duration`` cuts the step short (an operator stop, or re-running a step up to a pause).
+        ``sample_period`` is the instrument's fastest sampling: no two records closer, none at the switch.
         """
 
     @abc.abstractmethod

@@ -1,0 +1,103 @@
+"""Small physical building blocks shared by the cell models: constants, kinetics, tabulated curves.
+
+The reference workload runs at 27 degC (DESIGN section 1), so the thermal voltage RT/F is fixed at that
+temperature unless a model's ``temperature`` parameter says otherwise.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.interpolate import PchipInterpolator
+
+FARADAY = 96485.33212  # C/mol, CODATA 2018
+GAS_CONSTANT = 8.314462618  # J/(mol K), CODATA 2018
+REFERENCE_TEMPERATURE = 300.15  # K: 27 degC, the cycling temperature of the reference workload
+SECONDS_PER_HOUR = 3600.0
+LI_VOLUMETRIC_CAPACITY = 2.061e6  # Ah/m^3 (2061 mAh/cm^3, DESIGN section 1)
+
+
+def thermal_voltage(temperature: float) -> float:
+    """RT/F in V (25.87 mV at 27 degC)."""
+    return GAS_CONSTANT * temperature / FARADAY
+
+
+def butler_volmer_overpotential(current: np.ndarray | float, exchange_current: float, vt: float) -> np.ndarray:
+    """Symmetric Butler-Volmer (alpha = 0.5) overpotential in V, signed like the current.
+
+    eta = 2 (RT/F) asinh(I / (2 I0)) is the exact inverse of I = 2 I0 sinh(eta F / 2RT); it is linear
+    (R_ct = RT/(F I0)) at small currents and logarithmic (Tafel) at large ones, which is what makes the Li
+    plating plateau grow sub-linearly with current density.
+    """
+    return 2.0 * vt * np.arcsinh(np.asarray(current, dtype=float) / (2.0 * exchange_current))
+
+
+class TabulatedCurve:
+    """A smooth monotone curve y(x), sampled finely once so that evaluation is a single ``np.interp``.
+
+    The knots are interpolated with a shape-preserving cubic (PCHIP: no overshoot, so an OCV curve stays
+    monotone) and resampled on ``resolution`` points; outside the knots the curve continues linearly with
+    the given end slopes, which lets a cell pushed beyond its window still reach any voltage limit.
+    """
+
+    __slots__ = (
+        "_dx",
+        "_dy",
+        "_slope_hi",
+        "_slope_lo",
+        "_x",
+        "_x_hi",
+        "_x_lo",
+        "_y",
+        "_y_hi",
+        "_y_lo",
+        "_ylist",
+    )
+
+    def __init__(
+        self,
+        x: np.ndarray | list[float],
+        y: np.ndarray | list[float],
+        *,
+        slope_lo: float,
+        slope_hi: float,
+        resolution: int = 2001,
+    ) -> None:
+        xk = np.asarray(x, dtype=float)
+        yk = np.asarray(y, dtype=float)
+        self._x = np.linspace(xk[0], xk[-1], resolution)
+        self._y = PchipInterpolator(xk, yk)(self._x)
+        self._dy = np.gradient(self._y, self._x)
+        self._x_lo, self._x_hi = float(self._x[0]), float(self._x[-1])
+        self._y_lo, self._y_hi = float(self._y[0]), float(self._y[-1])
+        self._slope_lo, self._slope_hi = slope_lo, slope_hi
+        self._dx = (self._x_hi - self._x_lo) / (resolution - 1)
+        self._ylist = self._y.tolist()
+
+    @property
+    def x_range(self) -> tuple[float, float]:
+        return self._x_lo, self._x_hi
+
+    def __call__(self, x: np.ndarray | float) -> np.ndarray:
+        xa = np.asarray(x, dtype=float)
+        y = np.interp(xa, self._x, self._y)
+        y = y + np.minimum(xa - self._x_lo, 0.0) * self._slope_lo
+        return y + np.maximum(xa - self._x_hi, 0.0) * self._slope_hi
+
+    def scalar(self, x: float) -> float:
+        """The curve at one point in plain float arithmetic (the table is uniform: no search needed)."""
+        if x <= self._x_lo:
+            return self._y_lo + (x - self._x_lo) * self._slope_lo
+        if x >= self._x_hi:
+            return self._y_hi + (x - self._x_hi) * self._slope_hi
+        pos = (x - self._x_lo) / self._dx
+        k = min(int(pos), len(self._ylist) - 2)
+        y0 = self._ylist[k]
+        return y0 + (pos - k) * (self._ylist[k + 1] - y0)
+
+    def slope(self, x: float) -> float:
+        """dy/dx at x (the end slopes outside the table)."""
+        if x < self._x_lo:
+            return self._slope_lo
+        if x > self._x_hi:
+            return self._slope_hi
+        return float(np.interp(x, self._x, self._dy))
