@@ -1,0 +1,97 @@
+"""The BTS API envelope: building requests (every value escaped) and parsing replies (defusedxml only).
+
+Pure functions, no I/O, so the wire format is tested without a socket. Facts from neware-bts-api.md 1.3-1.5:
+requests are ``<?xml ...?><bts version="1.0">BODY</bts>`` followed by a terminator (aurora-neware's
+``\\n\\n#\\r\\n``, used in production against BTS 8.0); replies end at ``</bts>`` and a trailer the transport skips.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from xml.etree.ElementTree import Element
+from xml.sax.saxutils import escape
+
+import defusedxml.ElementTree as SafeET
+
+from drivers.neware.errors import NewareProtocolError
+from drivers.transport import Framing
+
+REQUEST_HEAD = '<?xml version="1.0" encoding="UTF-8" ?><bts version="1.0">'
+REQUEST_TAIL = "</bts>"
+TERMINATOR = "\n\n#\r\n"
+
+#: replies end at ``</bts>``; the trailer (``#\r\n``, ``\r\n#\r\n`` or ``\n\n#\r\n``) precedes the next frame
+REPLY_FRAMING = Framing(end=b"</bts>", skip=b"\r\n#")
+
+#: the BTS writes "no value" as ``--`` (neware-bts-api.md 1.10 quirk 5)
+NO_VALUE = "--"
+
+
+_ATTRIBUTE_ENTITIES = {'"': "&quot;", "\n": "&#10;", "\r": "&#13;", "\t": "&#9;"}
+
+
+def quote_attribute(value: object) -> str:
+    """Always double-quoted (the BTS's own style; some lenient parsers do not expect single quotes)."""
+    return '"' + escape(str(value), _ATTRIBUTE_ENTITIES) + '"'
+
+
+def _attributes(attributes: Mapping[str, object] | None) -> str:
+    return "".join(f" {name}={quote_attribute(value)}" for name, value in (attributes or {}).items())
+
+
+def element(tag: str, attributes: Mapping[str, object] | None = None, text: str | None = None) -> str:
+    """One XML element with escaped attribute values and text (self-closing when there is no text)."""
+    if text is None:
+        return f"<{tag}{_attributes(attributes)} />"
+    return f"<{tag}{_attributes(attributes)}>{escape(text)}</{tag}>"
+
+
+def channel_list(items: list[str], count: int | None = None, **list_attributes: object) -> str:
+    """``<list count="N">items</list>``: the general shape of channel-list commands (items already escaped)."""
+    attrs = _attributes({"count": len(items) if count is None else count, **list_attributes})
+    return f"<list{attrs}>{''.join(items)}</list>"
+
+
+def build_request(command: str, body: str = "") -> bytes:
+    """The exact request bytes for ``command`` with an already escaped body."""
+    return (REQUEST_HEAD + element("cmd", None, command) + body + REQUEST_TAIL + TERMINATOR).encode("utf-8")
+
+
+def parse_reply(frame: bytes, command: str) -> Element:
+    """Parse one reply frame into its ``<bts>`` element; raise :class:`NewareProtocolError` if it is not one.
+
+    The reply's ``<cmd>`` is deliberately not validated: the real server misspells some of them
+    (``donwload_resp``), so a client that insists on the spelling breaks on real hardware.
+    """
+    end = frame.rfind(b"</bts>")
+    if end >= 0:
+        frame = frame[: end + len(b"</bts>")]
+    try:
+        root = SafeET.fromstring(frame)
+    except SafeET.ParseError as exc:
+        excerpt = frame[:120].decode("utf-8", "replace")
+        raise NewareProtocolError(f"the reply to '{command}' is not valid XML ({exc}); it began: {excerpt!r}") from None
+    except Exception as exc:  # defusedxml refusals (entities, DTD) mean a hostile or broken peer
+        raise NewareProtocolError(f"the reply to '{command}' was refused by the XML parser: {exc}") from None
+    if root.tag != "bts":
+        raise NewareProtocolError(f"the reply to '{command}' has root <{root.tag}>, expected <bts>")
+    return root
+
+
+def optional(value: str | None) -> str | None:
+    return None if value is None or value == NO_VALUE or value == "" else value
+
+
+def as_float(value: str | None, default: float | None = None) -> float | None:
+    value = optional(value)
+    if value is None:
+        return default
+    try:
+        return float(value)
+    except ValueError:
+        raise NewareProtocolError(f"expected a number in a reply, found {value!r}") from None
+
+
+def as_int(value: str | None, default: int | None = None) -> int | None:
+    number = as_float(value, None)
+    return default if number is None else int(number)

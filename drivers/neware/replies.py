@@ -1,0 +1,332 @@
+"""Typed BTS replies, parsed from the ``<bts>`` element (neware-bts-api.md section 2).
+
+Values keep the API's units (V, A, Ah, Wh, s, and ms where the API uses ms) and names close to the wire so that
+a reader can hold this module next to the reference. Conversion into the station's ``Record`` happens in
+:mod:`drivers.neware.channel`, the only place that knows the step program.
+
+Data pages are parsed into ``NamedTuple`` rows rather than pydantic models: a 1000-record page is parsed
+hundreds of times in a long dry run, and validation per record would dominate the budget.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict, deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import NamedTuple, TypeVar
+from xml.etree.ElementTree import Element
+
+from drivers.neware.address import ChannelAddress
+from drivers.neware.codec import as_float, as_int, optional
+from drivers.neware.errors import NewareProtocolError
+
+#: workstatus words of getchlstatus / inquire (neware-bts-api.md 2.15)
+WORKSTATUS = ("working", "stop", "finish", "protect", "pause")
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceChannel:
+    address: ChannelAddress
+    available: bool  # the element text true/false; its exact meaning is undocumented
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceInfo:
+    server_ip: str | None
+    server_port: int | None
+    channels: tuple[DeviceChannel, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelAck:
+    address: ChannelAddress
+    ok: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelWorkStatus:
+    address: ChannelAddress
+    workstatus: str
+    reserve_pause: bool
+
+
+@dataclass(frozen=True, slots=True)
+class InquireReply:
+    address: ChannelAddress
+    workstatus: str
+    cycle_id: int | None
+    step_id: int | None
+    step_type: str | None
+    barcode: str | None
+    voltage: float
+    current: float
+    capacity: float
+    energy: float
+    total_time: float
+    relative_time: float
+    log_code: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class InquireDf:
+    address: ChannelAddress
+    testid: int
+    count: int
+    complete: bool
+
+
+class DataRecord(NamedTuple):
+    """One ``download`` row: ``testtime_ms`` is the time since the *step* started; ``cap``/``eng`` unsigned."""
+
+    seqid: int
+    stepid: int
+    cycleid: int
+    steptype: str
+    testtime_ms: float
+    atime: str
+    volt: float
+    curr: float
+    cap: float
+    eng: float
+
+
+@dataclass(frozen=True, slots=True)
+class DownloadPage:
+    testid: int
+    startpos: int
+    records: list[DataRecord]
+
+
+class StepLayerRow(NamedTuple):
+    startseqid: int
+    endseqid: int
+    stepindex: int
+    stepid: int
+    cycleid: int
+    steptype: str
+    steptime_ms: float
+    endatime: str
+    startvolt: float
+    endvolt: float
+    startcurr: float
+    endcurr: float
+    cap: float
+    eng: float
+    dcir: float
+
+
+@dataclass(frozen=True, slots=True)
+class StepLayer:
+    testid: int
+    rows: list[StepLayerRow]
+
+
+class LogEntry(NamedTuple):
+    seqid: int
+    log_code: int
+    atime: str
+
+
+@dataclass(frozen=True, slots=True)
+class TestLog:
+    testid: int
+    entries: list[LogEntry]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def _address(attrs: dict[str, str], channel_key: str = "chlid") -> ChannelAddress:
+    try:
+        return ChannelAddress(
+            devid=int(attrs["devid"]),
+            subdevid=int(attrs["subdevid"]),
+            chlid=int(attrs[channel_key]),
+            devtype=int(attrs.get("devtype", 27)),
+            ip=attrs.get("ip", "127.0.0.1"),
+        )
+    except (KeyError, ValueError) as exc:
+        raise NewareProtocolError(f"a reply element lacks a valid channel address ({exc}): {attrs}") from None
+
+
+def _dev_address(dev: str | None) -> ChannelAddress | None:
+    """``dev="27-21-1-2-0"`` (devtype-devid-subdevid-chlid-auxid) of inquire replies."""
+    try:
+        devtype, devid, subdevid, chlid = (int(x) for x in (dev or "").split("-")[:4])
+    except ValueError:
+        return None
+    return ChannelAddress(devid=devid, subdevid=subdevid, chlid=chlid, devtype=devtype)
+
+
+def _key(address: ChannelAddress) -> tuple[int, int, int]:
+    return (address.devid, address.subdevid, address.chlid)
+
+
+T = TypeVar("T")
+
+
+def match_to_requests(
+    requested: Sequence[ChannelAddress], replies: Sequence[T], address_of: Callable[[T], ChannelAddress | None]
+) -> list[T]:
+    """Pair reply elements with the request's channels.
+
+    1. by full address; 2. by devid and chlid alone, in order (getchlstatus reports subdevid 1 for other units);
+    3. by position when the reply has exactly the requested length (aurora-neware's rule). Unrequested extra
+    channels (seen in the field) are left over and dropped. A channel with no reply is a protocol error.
+    """
+    addresses = [address_of(reply) for reply in replies]
+    taken = [False] * len(replies)
+    chosen: list[int | None] = [None] * len(requested)
+    rules: tuple[Callable[[ChannelAddress], tuple[int, ...]], ...] = (_key, lambda a: (a.devid, a.chlid))
+    for rule in rules:  # linear in the list length: a 512-channel poll must stay cheap
+        index: dict[tuple[int, ...], deque[int]] = defaultdict(deque)
+        for j, found in enumerate(addresses):
+            if found is not None and not taken[j]:
+                index[rule(found)].append(j)
+        for i, address in enumerate(requested):
+            if chosen[i] is not None:
+                continue
+            queue = index.get(rule(address))
+            while queue:
+                j = queue.popleft()
+                if not taken[j]:
+                    chosen[i], taken[j] = j, True
+                    break
+    if len(replies) == len(requested):
+        for i in range(len(requested)):
+            if chosen[i] is None and not taken[i]:
+                chosen[i], taken[i] = i, True
+    out: list[T] = []
+    for i, address in enumerate(requested):
+        j = chosen[i]
+        if j is None:
+            raise NewareProtocolError(f"the reply has no element for channel {address}")
+        out.append(replies[j])
+    return out
+
+
+def _list_elements(root: Element, tag: str | None = None) -> list[Element]:
+    container = root.find("list")
+    if container is None:
+        return []
+    return [e for e in container if tag is None or e.tag == tag]
+
+
+def parse_connect(root: Element) -> bool:
+    return (root.findtext("result") or "").strip().lower() == "ok"
+
+
+def parse_devinfo(root: Element) -> DeviceInfo:
+    server = root.find("serverip/server")
+    middle = root.find("middle")
+    channels = []
+    for item in middle if middle is not None else []:
+        if item.tag != "channel":
+            continue
+        attrs = dict(item.attrib)
+        key = "Channelid" if "Channelid" in attrs else "chlid"  # getdevinfo really spells it Channelid
+        channels.append(DeviceChannel(_address(attrs, key), (item.text or "").strip().lower() == "true"))
+    return DeviceInfo(
+        server_ip=None if server is None else server.get("ip"),
+        server_port=None if server is None else as_int(server.get("port")),
+        channels=tuple(channels),
+    )
+
+
+def parse_acks(root: Element, requested: Sequence[ChannelAddress], tag: str) -> list[ChannelAck]:
+    elements = _list_elements(root, tag) or _list_elements(root) or root.findall(tag)
+    acks = [ChannelAck(_address(dict(e.attrib)), (e.text or "").strip().lower() == "ok") for e in elements]
+    return match_to_requests(requested, acks, lambda a: a.address)
+
+
+def parse_chlstatus(root: Element, requested: Sequence[ChannelAddress]) -> list[ChannelWorkStatus]:
+    rows = [
+        ChannelWorkStatus(_address(dict(e.attrib)), (e.text or "").strip(), e.get("reservepause", "0") == "1")
+        for e in _list_elements(root, "status")
+    ]
+    return [
+        ChannelWorkStatus(address, row.workstatus, row.reserve_pause)
+        for address, row in zip(requested, match_to_requests(requested, rows, lambda r: r.address), strict=True)
+    ]
+
+
+def parse_inquire(root: Element, requested: Sequence[ChannelAddress]) -> list[InquireReply]:
+    elements = _list_elements(root, "inquire")
+    matched = match_to_requests(requested, elements, lambda e: _dev_address(e.get("dev")))
+    out = []
+    for address, e in zip(requested, matched, strict=True):
+        out.append(
+            InquireReply(
+                address=address,
+                workstatus=e.get("workstatus", ""),
+                cycle_id=as_int(e.get("cycle_id")),
+                step_id=as_int(e.get("step_id")),
+                step_type=optional(e.get("step_type")),
+                barcode=optional(e.get("barcode")),
+                voltage=as_float(e.get("voltage"), 0.0) or 0.0,
+                current=as_float(e.get("current"), 0.0) or 0.0,
+                capacity=as_float(e.get("capacity"), 0.0) or 0.0,
+                energy=as_float(e.get("energy"), 0.0) or 0.0,
+                total_time=as_float(e.get("totaltime"), 0.0) or 0.0,
+                relative_time=as_float(e.get("relativetime"), 0.0) or 0.0,
+                log_code=as_int(e.get("log_code")),
+            )
+        )
+    return out
+
+
+def parse_inquiredf(root: Element, requested: Sequence[ChannelAddress]) -> list[InquireDf]:
+    rows = [
+        InquireDf(
+            _address(dict(e.attrib)),
+            as_int(e.get("testid"), 0) or 0,
+            as_int(e.get("count"), 0) or 0,
+            (e.text or "").strip().lower() == "true",
+        )
+        for e in _list_elements(root, "chl")
+    ]
+    return match_to_requests(requested, rows, lambda r: r.address)
+
+
+def _echo_testid(root: Element, tag: str) -> int:
+    echo = root.find(tag)
+    return 0 if echo is None else as_int(echo.get("testid"), 0) or 0
+
+
+def parse_step_layer(root: Element) -> StepLayer:
+    rows = []
+    try:
+        for e in _list_elements(root, "data"):
+            a = e.attrib
+            rows.append(
+                StepLayerRow(
+                    int(a["startseqid"]),
+                    int(a["endseqid"]),
+                    int(a["stepindex"]),
+                    int(a["stepid"]),
+                    int(a["cycleid"]),
+                    a.get("steptype", ""),
+                    float(a["steptime"]),
+                    a.get("endatime", ""),
+                    float(a.get("startvolt", 0)),
+                    float(a.get("endvolt", 0)),
+                    float(a.get("startcurr", 0)),
+                    float(a.get("endcurr", 0)),
+                    float(a.get("cap", 0)),
+                    float(a.get("eng", 0)),
+                    float(a.get("dcir", 0)),
+                )
+            )
+    except (KeyError, ValueError) as exc:
+        raise NewareProtocolError(f"a step-layer row is incomplete or not numeric ({exc})") from None
+    return StepLayer(testid=_echo_testid(root, "downloadStepLayer"), rows=rows)
+
+
+def parse_log(root: Element) -> TestLog:
+    entries = []
+    try:
+        for e in _list_elements(root, "data"):
+            entries.append(LogEntry(int(e.attrib["seqid"]), int(e.attrib["log_code"]), e.get("atime", "")))
+    except (KeyError, ValueError) as exc:
+        raise NewareProtocolError(f"a log row is incomplete or not numeric ({exc})") from None
+    return TestLog(testid=_echo_testid(root, "download"), entries=entries)

@@ -1,0 +1,459 @@
+"""Compile a step program into a BTS step file (the XML that ``start`` points to).
+
+Why a hand-written text emitter rather than an XML library: the BTS Client is picky about layout it was never
+documented to need (element order under ``config``, ``Num`` counting the End step, CRLF line ends), and a
+text emitter makes the exact bytes obvious in review and in tests. Every attribute value still goes through
+:func:`drivers.neware.codec.quote_attribute`.
+
+Scaling follows the reference (neware-bts-api.md section 3.4): voltage x 10 000 (0.1 mV), current in mA,
+time in ms, capacity in mA*s. The file is written in absolute-current mode (``RateType 103``) because the
+program already carries absolute currents; ``MultCap`` still records the reference capacity.
+
+Two choices that the reference leaves open and that this compiler fixes (and the simulator's independent
+parser follows):
+
+* an energy cut-off is written as ``<Energy Value=...>`` in ``Limit/Main`` in mW*s (mWh x 3600), by analogy
+  with ``Cap``; no public source names that element **[assumption]**;
+* native ``Step_ID`` N is program step N (the compiler never merges steps), plus one End step; the mapping is
+  still returned explicitly so that a later merge (CC + CV into CCCV) cannot silently break data mapping.
+
+Anything a Neware channel cannot run, or that this file format cannot express safely, is refused before any
+byte is sent, with one problem per offending step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from drivers.base import CapabilityError, ChannelRanges
+from drivers.neware.codec import quote_attribute
+from protocols.program import (
+    Action,
+    CaStep,
+    Comparison,
+    CurrentStep,
+    CvStep,
+    EisStep,
+    HoldStep,
+    LoopStep,
+    LsvStep,
+    PowerStep,
+    ProgramStep,
+    Quantity,
+    RecordRule,
+    RestStep,
+    StepProgram,
+)
+
+#: the BTS step editor allows at most 254 editable steps plus the End step (neware-bts-api.md 3.3)
+MAX_STEPS = 254
+
+#: Step_Type codes used by the compiler (neware-bts-api.md 3.3)
+CC_CHG, CC_DCHG, CV_CHG, REST, CYCLE, END, CCCV_CHG, CV_DCHG, CCCV_DCHG, RAMP = 1, 2, 3, 4, 5, 6, 7, 19, 20, 25
+
+#: NU's default reference capacity (1 Ah in mA*s), written when the caller gives none
+DEFAULT_MULTCAP_MAS = 3_600_000.0
+
+#: the BTS default record interval when neither the program nor a step says anything (NW-WEB: 1 s)
+DEFAULT_RECORD_S = 1.0
+
+CLIENT_VERSION = "BTS Client 8.0.0.478(2024.06.24)(R3)"
+
+
+@dataclass(frozen=True, slots=True)
+class CompileOptions:
+    """Knobs of the compiler; every default is from the reference or stated here."""
+
+    reference_capacity_ah: float | None = None  # MultCap; None writes the 1 Ah default
+    protect_delay_s: float = 0.0  # Delay_Time of the global protection (real file: 5 s)
+    max_steps: int = MAX_STEPS
+    default_record_s: float = DEFAULT_RECORD_S
+    #: fixed so that the same program always gives the same bytes (the BTS Client writes its own stamp)
+    date: str = "20250101000000"
+    guid: str = "00000000-0000-0000-0000-000000000000"
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledStepFile:
+    """The step file bytes plus what the driver needs to map data back to the program."""
+
+    xml: bytes
+    native_to_program: dict[int, int] = field(default_factory=dict)
+    end_step_id: int = 0
+
+    def program_index(self, step_id: int) -> int | None:
+        return self.native_to_program.get(step_id)
+
+    def step_map_text(self) -> str:
+        """The mapping as a compact string, stored in a TestHandle so that ``attach`` can recover it."""
+        return ",".join(f"{native}:{index}" for native, index in sorted(self.native_to_program.items()))
+
+
+def parse_step_map(text: str) -> dict[int, int]:
+    """Inverse of :meth:`CompiledStepFile.step_map_text`."""
+    mapping: dict[int, int] = {}
+    for pair in filter(None, text.split(",")):
+        native, _, index = pair.partition(":")
+        mapping[int(native)] = int(index)
+    return mapping
+
+
+def _num(value: float) -> str:
+    """Short decimal text: integers without a fraction, otherwise up to 12 significant digits."""
+    if value == int(value) and abs(value) < 1e15:
+        return str(int(value))
+    return f"{value:.12G}"
+
+
+def _v(volts: float) -> str:
+    return _num(round(volts * 10_000, 6))
+
+
+def _ma(amps: float) -> str:
+    return _num(round(amps * 1000, 9))
+
+
+def _ms(seconds: float) -> str:
+    return _num(round(seconds * 1000, 3))
+
+
+def _mas(amp_hours: float) -> str:
+    return _num(round(amp_hours * 3_600_000, 6))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# capability check
+
+
+def _where(step: ProgramStep) -> str:
+    text = f"step {step.index} ({step.kind}"
+    if step.label:
+        text += f" '{step.label}'"
+    text += ")"
+    if step.source is not None:
+        text += f" at {step.source.file}:{step.source.line}:{step.source.column}"
+    return text
+
+
+def _check_terminations(step: ProgramStep, allowed: dict[Quantity, Comparison], problems: list[str]) -> None:
+    seen: set[Quantity] = set()
+    for term in step.until:
+        if term.then is not Action.NEXT:
+            problems.append(
+                f"{_where(step)}: the termination '{term.describe()}' jumps or ends the test; BTS step-file jump "
+                "conditions are undocumented, so only 'next' is supported on Neware; restructure the protocol "
+                "with loops"
+            )
+            continue
+        if term.quantity not in allowed:
+            names = ", ".join(q.value for q in allowed) or "none"
+            problems.append(
+                f"{_where(step)}: a Neware {step.kind} step cannot end on {term.quantity.value}; it can end on: {names}"
+            )
+            continue
+        if term.op is not allowed[term.quantity]:
+            problems.append(
+                f"{_where(step)}: a Neware {step.kind} step ends on {term.quantity.value} "
+                f"{allowed[term.quantity].value} only, not '{term.describe()}'"
+            )
+            continue
+        if term.quantity in seen:
+            problems.append(f"{_where(step)}: two {term.quantity.value} terminations; Neware keeps one per step")
+            continue
+        seen.add(term.quantity)
+        if term.quantity in (Quantity.TIME, Quantity.CAPACITY, Quantity.ENERGY, Quantity.CURRENT) and term.value <= 0:
+            problems.append(f"{_where(step)}: the {term.quantity.value} limit must be positive, found {term.value:g}")
+
+
+_COMMON = {Quantity.TIME: Comparison.GE, Quantity.CAPACITY: Comparison.GE, Quantity.ENERGY: Comparison.GE}
+
+
+def _check_range(step: ProgramStep, what: str, volts: float, ranges: ChannelRanges, problems: list[str]) -> None:
+    if not ranges.voltage_min <= volts <= ranges.voltage_max:
+        problems.append(
+            f"{_where(step)}: {what} {volts:g} V is outside the channel's range "
+            f"{ranges.voltage_min:g}..{ranges.voltage_max:g} V"
+        )
+
+
+def _check_current(step: ProgramStep, amps: float, ranges: ChannelRanges, problems: list[str]) -> None:
+    if abs(amps) > ranges.current_max:
+        problems.append(
+            f"{_where(step)}: current {abs(amps) * 1000:g} mA exceeds the channel's maximum "
+            f"{ranges.current_max * 1000:g} mA"
+        )
+    elif abs(amps) < ranges.current_min_resolution:
+        problems.append(
+            f"{_where(step)}: current {abs(amps) * 1000:g} mA is below the channel's resolution "
+            f"{ranges.current_min_resolution * 1000:g} mA"
+        )
+
+
+def _check_step(step: ProgramStep, ranges: ChannelRanges, problems: list[str]) -> None:
+    if isinstance(step, EisStep):
+        problems.append(f"{_where(step)}: a Neware channel cannot measure impedance; run EIS on a potentiostat")
+    elif isinstance(step, CvStep):
+        problems.append(
+            f"{_where(step)}: cyclic voltammetry is not supported on Neware (Step_Type 30 is undocumented); "
+            "run it on a potentiostat"
+        )
+    elif isinstance(step, PowerStep):
+        problems.append(
+            f"{_where(step)}: constant-power steps are refused: the BTS step-file element for a power set-point "
+            "is not documented; use current steps"
+        )
+    elif isinstance(step, CaStep) and step.vs_ocv:
+        problems.append(f"{_where(step)}: a hold relative to the OCV is impossible on Neware; give an absolute voltage")
+    elif isinstance(step, LsvStep) and step.start is None:
+        problems.append(f"{_where(step)}: a Neware ramp needs an explicit start voltage, not the OCV")
+    elif isinstance(step, LoopStep):
+        return
+    if problems and problems[-1].startswith(_where(step)):
+        return
+    if isinstance(step, RestStep):
+        before = len(problems)
+        _check_terminations(step, {Quantity.TIME: Comparison.GE}, problems)
+        if step.limit(Quantity.TIME) is None and len(problems) == before:
+            problems.append(f"{_where(step)}: a Neware rest step ends on time only; give a duration")
+    elif isinstance(step, CurrentStep):
+        _check_current(step, step.current, ranges, problems)
+        allowed = dict(_COMMON)
+        if step.hold_voltage is None:
+            allowed[Quantity.VOLTAGE] = Comparison.GE if step.current > 0 else Comparison.LE
+        else:
+            allowed[Quantity.CURRENT] = Comparison.LE
+            _check_range(step, "hold voltage", step.hold_voltage, ranges, problems)
+        _check_terminations(step, allowed, problems)
+        volt = step.limit(Quantity.VOLTAGE)
+        if volt is not None:
+            _check_range(step, "cut-off voltage", volt.value, ranges, problems)
+        if not step.until:
+            problems.append(f"{_where(step)}: the step has no termination and would never end")
+    elif isinstance(step, HoldStep | CaStep):
+        _check_range(step, "hold voltage", step.voltage, ranges, problems)
+        limit = getattr(step, "current_limit", None)
+        if limit is not None:
+            _check_current(step, limit, ranges, problems)
+        _check_terminations(step, {**_COMMON, Quantity.CURRENT: Comparison.LE}, problems)
+        if not step.until:
+            problems.append(f"{_where(step)}: the step has no termination and would never end")
+    elif isinstance(step, LsvStep):
+        assert step.start is not None
+        _check_range(step, "ramp start", step.start, ranges, problems)
+        _check_range(step, "ramp end", step.end, ranges, problems)
+        _check_terminations(step, dict(_COMMON), problems)
+
+
+def check_program(program: StepProgram, ranges: ChannelRanges, options: CompileOptions = CompileOptions()) -> None:
+    """Raise :class:`CapabilityError` listing every step (and safety limit) a Neware channel cannot run."""
+    problems: list[str] = []
+    native_steps = len(program.steps)
+    if native_steps > options.max_steps:
+        problems.append(
+            f"the program has {native_steps} steps; a BTS step file holds at most {options.max_steps} plus End; "
+            "use loops instead of unrolled steps"
+        )
+    for step in program.steps:
+        _check_step(step, ranges, problems)
+    safety = program.safety
+    if safety.temperature_max is not None:
+        problems.append("safety.temperature_max: the Neware driver has no auxiliary temperature channel configured")
+    if safety.step_duration_max is not None:
+        problems.append("safety.step_duration_max: a BTS step file has no per-step duration protection; remove it")
+    if safety.run_duration_max is not None:
+        problems.append("safety.run_duration_max: a BTS step file has no whole-test duration protection; remove it")
+    for name in ("voltage_min", "voltage_max"):
+        value = getattr(safety, name)
+        if value is not None and not ranges.voltage_min <= value <= ranges.voltage_max:
+            problems.append(
+                f"safety.{name} {value:g} V is outside the channel's range "
+                f"{ranges.voltage_min:g}..{ranges.voltage_max:g} V"
+            )
+    if safety.current_max is not None and safety.current_max > ranges.current_max:
+        problems.append(
+            f"safety.current_max {safety.current_max * 1000:g} mA exceeds the channel's maximum "
+            f"{ranges.current_max * 1000:g} mA"
+        )
+    if problems:
+        raise CapabilityError(problems)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# emitter
+
+
+def _attr(value: str) -> str:
+    return quote_attribute(value)
+
+
+def _record_lines(rule: RecordRule, indent: str, default_s: float | None) -> list[str]:
+    # the default interval fills only an empty rule: a change-only rule stays change-only
+    every = rule.every_s if rule.every_s is not None else (default_s if rule == RecordRule() else None)
+    parts = []
+    if every is not None:
+        parts.append(f"{indent}  <Time Value={_attr(_ms(every))} />")
+    if rule.voltage_change is not None:
+        parts.append(f"{indent}  <Volt Value={_attr(_v(rule.voltage_change))} />")
+    if rule.current_change is not None:
+        parts.append(f"{indent}  <Curr Value={_attr(_ma(rule.current_change))} />")
+    if not parts:
+        return []
+    return [
+        f"{indent}<Record>",
+        f"{indent}  <Main>",
+        *(" " * 2 + p for p in parts),
+        f"{indent}  </Main>",
+        f"{indent}</Record>",
+    ]
+
+
+def _limit_values(step: ProgramStep, previous: ProgramStep | None, ranges: ChannelRanges) -> list[tuple[str, str]]:
+    values: list[tuple[str, str]] = []
+    if isinstance(step, CurrentStep):
+        values.append(("Curr", _ma(abs(step.current))))
+        if step.hold_voltage is not None:
+            values.append(("Volt", _v(step.hold_voltage)))
+    elif isinstance(step, HoldStep | CaStep):
+        limit = getattr(step, "current_limit", None)
+        if limit is None and isinstance(previous, CurrentStep):
+            limit = abs(previous.current)  # AU: a CV after a CC inherits its current
+        if limit is None:
+            limit = ranges.current_max
+        values.append(("Curr", _ma(abs(limit))))
+        values.append(("Volt", _v(step.voltage)))
+    for term in step.until:
+        if term.quantity is Quantity.TIME:
+            values.append(("Time", _ms(term.value)))
+        elif term.quantity is Quantity.VOLTAGE:
+            values.append(("Stop_Volt", _v(term.value)))
+        elif term.quantity is Quantity.CURRENT:
+            values.append(("Stop_Curr", _ma(term.value)))
+        elif term.quantity is Quantity.CAPACITY:
+            values.append(("Cap", _mas(term.value)))
+        elif term.quantity is Quantity.ENERGY:
+            values.append(("Energy", _mas(term.value)))
+    return values
+
+
+def _step_type(step: ProgramStep, previous: ProgramStep | None) -> int:
+    if isinstance(step, RestStep):
+        return REST
+    if isinstance(step, LoopStep):
+        return CYCLE
+    if isinstance(step, LsvStep):
+        return RAMP
+    if isinstance(step, CurrentStep):
+        if step.hold_voltage is not None:
+            return CCCV_CHG if step.current > 0 else CCCV_DCHG
+        return CC_CHG if step.current > 0 else CC_DCHG
+    if isinstance(step, HoldStep | CaStep):
+        # the direction of a hold cannot be known before the cell's voltage is: follow the step before it
+        if isinstance(previous, CurrentStep) and previous.current < 0:
+            return CV_DCHG
+        return CV_CHG
+    raise AssertionError(f"unchecked step kind {step.kind}")
+
+
+def _step_lines(
+    step: ProgramStep, previous: ProgramStep | None, ranges: ChannelRanges, program_record: RecordRule
+) -> list[str]:
+    code = _step_type(step, previous)
+    head = f"      <Step{step.index} Step_ID={_attr(str(step.index))} Step_Type={_attr(str(code))}>"
+    body: list[str] = []
+    if isinstance(step, LoopStep):
+        body += [
+            "        <Limit>",
+            "          <Other>",
+            f"            <Start_Step Value={_attr(str(step.target))} />",
+            f"            <Cycle_Count Value={_attr(str(step.count))} />",
+            "          </Other>",
+            "        </Limit>",
+        ]
+    else:
+        if step.record != RecordRule() and step.record != program_record:
+            body += _record_lines(step.record, "        ", None)
+        limits = _limit_values(step, previous, ranges)
+        if limits:
+            body += ["        <Limit>", "          <Main>"]
+            body += [f"            <{name} Value={_attr(value)} />" for name, value in limits]
+            body += ["          </Main>", "        </Limit>"]
+        if isinstance(step, LsvStep):
+            assert step.start is not None
+            body += [
+                '        <Slope SlopeType="1" Cycle_Count="1" ItemCount="1">',
+                f"          <Slope1 StartValue={_attr(_v(step.start))} EndValue={_attr(_v(step.end))} "
+                f"Value={_attr(_num(round(step.scan_rate * 1000, 9)))} />",
+                "        </Slope>",
+            ]
+    return [head, *body, f"      </Step{step.index}>"]
+
+
+def _whole_protection(program: StepProgram, options: CompileOptions) -> list[str]:
+    safety = program.safety
+    lines = ["    <Whole_Prt>", "      <Protect>", "        <Main>"]
+    if safety.voltage_max is not None or safety.voltage_min is not None:
+        lines.append("          <Volt>")
+        if safety.voltage_max is not None:
+            lines.append(f"            <Upper Value={_attr(_v(safety.voltage_max))} />")
+        if safety.voltage_min is not None:
+            lines.append(f"            <Lower Value={_attr(_v(safety.voltage_min))} />")
+        lines.append("          </Volt>")
+    if safety.current_max is not None:
+        lines += [
+            "          <Curr>",
+            f"            <Upper Value={_attr(_ma(safety.current_max))} />",
+            f"            <Lower Value={_attr(_ma(-safety.current_max))} />",
+            "          </Curr>",
+        ]
+    lines.append(f"          <Delay_Time Value={_attr(_ms(options.protect_delay_s))} />")
+    if safety.capacity_max is not None:
+        upper = _attr(_mas(safety.capacity_max))
+        lines += ["          <Cap>", f"            <Upper Value={upper} />", "          </Cap>"]
+    lines += ["        </Main>", "      </Protect>"]
+    lines += _record_lines(program.record, "      ", options.default_record_s)
+    lines.append("    </Whole_Prt>")
+    return lines
+
+
+def compile_program(
+    program: StepProgram, ranges: ChannelRanges, options: CompileOptions = CompileOptions()
+) -> CompiledStepFile:
+    """Check the program against the channel, then emit the BTS step file (UTF-8, CRLF)."""
+    check_program(program, ranges, options)
+    multcap = (
+        options.reference_capacity_ah * 3_600_000 if options.reference_capacity_ah is not None else DEFAULT_MULTCAP_MAS
+    )
+    end_id = len(program.steps) + 1
+    lines = [
+        '<?xml version="1.0" encoding="UTF-8"?>',
+        "<root>",
+        f'  <config type="Step File" version="17" client_version={_attr(CLIENT_VERSION)} '
+        f"date={_attr(options.date)} Guid={_attr(options.guid)}>",
+        "    <Head_Info>",
+        '      <Operate Value="66" />',
+        '      <Scale Value="1" />',
+        '      <Start_Step Value="1" Hide_Ctrl_Step="0" />',
+        '      <Creator Value="battery-test-station" />',
+        f"      <Remark Value={_attr(program.protocol + ' / ' + program.cell)} />",
+        '      <RateType Value="103" />',
+        f"      <MultCap Value={_attr(_num(round(multcap, 6)))} />",
+        "    </Head_Info>",
+        *_whole_protection(program, options),
+        f"    <Step_Info Num={_attr(str(end_id))}>",
+    ]
+    previous: ProgramStep | None = None
+    for step in program.steps:
+        lines += _step_lines(step, previous, ranges, program.record)
+        previous = step
+    lines += [
+        f'      <Step{end_id} Step_ID="{end_id}" Step_Type="{END}" />',
+        "    </Step_Info>",
+        "    <SMBUS>",
+        '      <SMBUS_Info Num="0" AdjacentInterval="0" />',
+        "    </SMBUS>",
+        "  </config>",
+        "</root>",
+        "",
+    ]
+    mapping = {step.index: step.index for step in program.steps}
+    return CompiledStepFile(xml="\r\n".join(lines).encode("utf-8"), native_to_program=mapping, end_step_id=end_id)

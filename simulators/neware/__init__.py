@@ -1,0 +1,16 @@
+"""A simulated Neware BTS Client (API mode) on loopback, executing uploaded step files on cell models."""
+
+from simulators.neware.faults import Fault, FaultPlan
+from simulators.neware.server import BtsSimulator, make_clock, serve
+from simulators.neware.stepfile import NativePlan, StepFileError, parse_step_file
+
+__all__ = [
+    "BtsSimulator",
+    "Fault",
+    "FaultPlan",
+    "NativePlan",
+    "StepFileError",
+    "make_clock",
+    "parse_step_file",
+    "serve",
+]

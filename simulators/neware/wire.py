@@ -1,0 +1,127 @@
+"""The simulated BTS Client's side of the wire: request framing and parsing, reply text.
+
+Written independently of the driver's codec, as the real server is: replies are laid out like the real captures
+(prolog without a space before ``?>``, CRLF line ends, two-space indent, ``</bts>`` then ``\\n\\n#\\r\\n``), and
+requests are read leniently (any of the three terminators, whitespace between elements, a stray ``"`` after
+``</list>``, as checklist item 2 of neware-bts-api.md asks).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from xml.etree.ElementTree import Element
+from xml.sax.saxutils import escape
+
+import defusedxml.ElementTree as SafeET
+import numpy as np
+
+PROLOG = '<?xml version="1.0" encoding="UTF-8"?>'
+TRAILER = "\n\n#\r\n"
+REQUEST_END = b"</bts>"
+TRAILER_BYTES = b"\r\n# \t"
+
+#: reply names where the real BTS 8.0 misspells them (neware-bts-api.md 1.5)
+REPLY_NAMES = {"download": "donwload_resp", "downloadlog": "donwloadlog_resp"}
+
+
+class RequestError(ValueError):
+    """A request the simulated server cannot parse."""
+
+
+class RequestFramer:
+    """Cuts requests out of a byte stream at ``</bts>`` and skips the terminator bytes that follow."""
+
+    def __init__(self, max_size: int = 64 * 1024 * 1024):
+        self._buffer = bytearray()
+        self.max_size = max_size
+
+    def feed(self, data: bytes) -> None:
+        self._buffer += data
+        if len(self._buffer) > self.max_size:
+            self._buffer.clear()
+            raise RequestError("request too large without </bts>")
+
+    def next_request(self) -> bytes | None:
+        start = 0
+        while start < len(self._buffer) and self._buffer[start] in TRAILER_BYTES:
+            start += 1
+        if start:
+            del self._buffer[:start]
+        end = self._buffer.find(REQUEST_END)
+        if end < 0:
+            return None
+        stop = end + len(REQUEST_END)
+        request = bytes(self._buffer[:stop])
+        del self._buffer[:stop]
+        return request
+
+
+def parse_request(data: bytes) -> tuple[str, Element]:
+    try:
+        root = SafeET.fromstring(data)
+    except Exception as exc:  # ParseError and defusedxml's refusals alike
+        raise RequestError(f"not a BTS request: {exc}") from None
+    command = (root.findtext("cmd") or "").strip()
+    if root.tag != "bts" or not command:
+        raise RequestError("a request must be <bts> with a <cmd>")
+    return command, root
+
+
+def reply_name(command: str) -> str:
+    return REPLY_NAMES.get(command, f"{command}_resp")
+
+
+#: attribute values keep tabs and line breaks only as character references (XML normalises them otherwise)
+_ATTRIBUTE_ENTITIES = {'"': "&quot;", "\n": "&#10;", "\r": "&#13;", "\t": "&#9;"}
+
+
+def attrs(values: dict[str, object]) -> str:
+    return "".join(f' {k}="{escape(str(v), _ATTRIBUTE_ENTITIES)}"' for k, v in values.items())
+
+
+def reply(command: str, lines: list[str]) -> bytes:
+    """The whole reply frame; ``lines`` are the body lines at the first indent level (already escaped)."""
+    body = [PROLOG, '<bts version="1.0">', f"  <cmd>{escape(reply_name(command))}</cmd>"]
+    body += ["  " + line for line in lines]
+    body.append("</bts>")
+    return ("\r\n".join(body) + TRAILER).encode("utf-8")
+
+
+def dotnet(value: float) -> str:
+    """A .NET-style double: up to 15 significant digits, capital E exponent (``2.11492042581085E-05``).
+
+    Python's ``%.15G`` writes exactly that form (signed, at least two exponent digits), so the hot path in the
+    server uses the same format inside one ``%`` template per record.
+    """
+    return f"{value:.15G}"
+
+
+def rounded(value: float, digits: int = 4) -> str:
+    """inquire values: rounded to 4 decimals, without trailing zeros (``3.8834``, ``0``)."""
+    text = f"{round(value, digits):.{digits}f}".rstrip("0").rstrip(".")
+    return "0" if text in ("-0", "") else text
+
+
+def atimes(epoch: dt.datetime, seconds: np.ndarray) -> list[str]:
+    """Vectorised ``YYYY-MM-DD HH:MM:SS`` for many records (numpy datetime64, no per-record datetime objects)."""
+    base = np.datetime64(epoch.replace(microsecond=0), "s")
+    stamps = base + np.floor(seconds).astype("timedelta64[s]")
+    return [text.replace("T", " ") for text in np.datetime_as_string(stamps, unit="s").tolist()]
+
+
+class AtimeFormatter:
+    """``YYYY-MM-DD HH:MM:SS`` at 1 s resolution from seconds since an epoch, cached per second."""
+
+    def __init__(self, epoch: dt.datetime):
+        self.epoch = epoch
+        self._cache: dict[int, str] = {}
+
+    def __call__(self, seconds: float) -> str:
+        key = int(seconds)
+        text = self._cache.get(key)
+        if text is None:
+            if len(self._cache) > 100_000:
+                self._cache.clear()
+            text = (self.epoch + dt.timedelta(seconds=key)).strftime("%Y-%m-%d %H:%M:%S")
+            self._cache[key] = text
+        return text

@@ -1,0 +1,52 @@
+"""Shared set-up for the end-to-end tests: a simulated BTS on a free loopback port, a driver, a poll loop."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from drivers.base import ChannelRanges, ChannelState, Record
+from drivers.neware.address import ChannelAddress
+from drivers.neware.channel import NewareChannel, open_client
+from drivers.transport import Backoff
+from protocols.clock import VirtualClock
+
+RANGES = ChannelRanges(voltage_min=-1.0, voltage_max=5.0, current_max=0.02)
+DONE = (ChannelState.FINISHED, ChannelState.STOPPED, ChannelState.PROTECTED)
+
+
+@dataclass
+class Harness:
+    clock: VirtualClock
+    port: int
+    step_dir: Path
+
+    def channel(self, channel_id: str = "21-1-1", *, timeout_s: float = 10.0) -> NewareChannel:
+        client = open_client(
+            "127.0.0.1", self.port, clock=self.clock, timeout_s=timeout_s, backoff=Backoff(attempts=4, first_s=0.5)
+        )
+        return NewareChannel(client, ChannelAddress.parse(channel_id), RANGES, step_dir=self.step_dir)
+
+
+def drain(channel: NewareChannel, after_seq: int) -> list[Record]:
+    out: list[Record] = []
+    while True:
+        page = channel.read_records(after_seq, 1000)
+        if not page:
+            return out
+        out += page
+        after_seq = page[-1].seq
+
+
+def run_to_end(
+    channel: NewareChannel, clock: VirtualClock, *, poll_s: float = 3600.0, max_polls: int = 100_000
+) -> list[Record]:
+    """The station's loop in miniature: let time pass, read what is new, until the channel is done."""
+    records: list[Record] = []
+    for _ in range(max_polls):
+        clock.advance(poll_s)
+        records += drain(channel, records[-1].seq if records else 0)
+        if channel.status().state in DONE:
+            records += drain(channel, records[-1].seq if records else 0)
+            return records
+    raise AssertionError("the channel never finished")
