@@ -22,6 +22,9 @@ class _Occurrence:
     technique_index: int
     start_time: float
     last: tuple[float, float, float] | None = None  # (t, V, I)
+    from_start: bool = True
+    """Integrate from the technique start: the first point comes an acquisition period after the switch, and
+    the charge passed before it counts. False when re-attaching into the middle of a technique."""
     capacity: float = 0.0
     energy: float = 0.0
 
@@ -85,7 +88,7 @@ class RecordBuilder:
         # [verify the meaning of ``loop`` on hardware]; afterwards every new occurrence is simply the next one.
         jumps = chunk.loop if self.reattached and occ is None else None
         self.path.next_occurrence(self.step_map[index], jumps)
-        self._occurrence = _Occurrence(index, chunk.start_time)
+        self._occurrence = _Occurrence(index, chunk.start_time, from_start=jumps is None)
         return self._occurrence
 
     def add(self, chunk: DataChunk) -> str:
@@ -96,6 +99,8 @@ class RecordBuilder:
         broken = ""
         for n in range(len(chunk)):
             t, v, i = float(chunk.t[n]), float(chunk.voltage[n]), float(chunk.current[n])
+            if occ.last is None and occ.from_start and not eis:
+                occ.last = (chunk.start_time, v, i)  # the control held from the switch to the first point
             if occ.last is not None and not eis:
                 t0, v0, i0 = occ.last
                 occ.capacity += (t - t0) * (i + i0) / 2 / 3600

@@ -141,6 +141,7 @@ class DummyCell(CellModel):
         *,
         extra_until: Sequence[Termination] = (),
         max_duration: float | None = None,
+        sample_period: float = 0.0,
     ) -> StepResult:
         if isinstance(step, EisStep):
             return self._eis(step)
@@ -181,7 +182,7 @@ class DummyCell(CellModel):
                 ended_by = time_limit[1]
             else:
                 reason = "complete"
-        keep = _record_indices(t[: end + 1], voltage[: end + 1], current[: end + 1], step.record)
+        keep = _record_indices(t[: end + 1], voltage[: end + 1], current[: end + 1], step.record, sample_period)
         self.vc = float(self._vc_grid[end])
         return StepResult(
             t=t[keep], voltage=voltage[keep], current=current[keep], capacity=capacity[keep], energy=energy[keep],
@@ -198,8 +199,14 @@ class DummyCell(CellModel):
                           end_reason="complete", frequency=freqs, z_real=z.real, z_imag=z.imag)  # fmt: skip
 
 
-def _record_indices(t: np.ndarray, v: np.ndarray, i: np.ndarray, rule: RecordRule) -> np.ndarray:
-    """First and last sample, plus one sample per ``every_s`` and per voltage/current change of the rule."""
+def _record_indices(
+    t: np.ndarray, v: np.ndarray, i: np.ndarray, rule: RecordRule, sample_period: float = 0.0
+) -> np.ndarray:
+    """First and last sample, plus one sample per ``every_s`` and per voltage/current change of the rule.
+
+    With an instrument ``sample_period`` the first record is the first grid sample at least one period after
+    the switch, and records closer than a period to the one before are dropped (the end is always kept).
+    """
     picks = [np.array([0, len(t) - 1])]
     if rule.every_s:
         marks = np.arange(rule.every_s, t[-1], rule.every_s)
@@ -208,4 +215,13 @@ def _record_indices(t: np.ndarray, v: np.ndarray, i: np.ndarray, rule: RecordRul
         if change:
             level = np.floor((values - values[0]) / change)
             picks.append(np.flatnonzero(np.diff(level) != 0) + 1)
-    return np.unique(np.concatenate(picks))
+    keep = np.unique(np.concatenate(picks))
+    if sample_period <= 0.0:
+        return keep
+    keep[0] = min(int(np.searchsorted(t, t[0] + sample_period)), len(t) - 1)
+    spaced, last = [], -np.inf
+    for k in keep[:-1]:
+        if t[k] >= last + sample_period and t[k] <= t[-1] - sample_period:
+            spaced.append(k)
+            last = t[k]
+    return np.array([*spaced, len(t) - 1], dtype=int)

@@ -80,6 +80,9 @@ class RunConfig:
     timebase: float
     scan_rate_unit: str = "V/s"
     phase_unit: str = "rad"
+    sample_period: float = 200e-6
+    """The fastest acquisition of a VMP3-family channel (200 us, the datasheet figure; the 20-24 us timebase is
+    the clock tick, not a rate the channel can log at): no two records closer, none at a technique switch."""
 
 
 def _record(t: LoadedTechnique, dt: str = "Record_every_dT", de: str = "Record_every_dE") -> RecordRule:
@@ -310,7 +313,7 @@ class TechniqueRun:
         cycle_of: Callable[[np.ndarray], np.ndarray] | None = None,
     ) -> Segment:  # fmt: skip
         saved = self.model.state_dict()
-        result = self.model.run_step(step)
+        result = self.model.run_step(step, sample_period=self.config.sample_period)
 
         def build(res: StepResult) -> Segment:
             limit_ended = res.end_reason == "termination" and res.ended_by is not None and res.ended_by > 0
@@ -320,7 +323,7 @@ class TechniqueRun:
 
         def truncate(elapsed: float) -> Segment:
             self.model.load_state(saved)
-            return build(self.model.run_step(step, max_duration=elapsed))
+            return build(self.model.run_step(step, max_duration=elapsed, sample_period=self.config.sample_period))
 
         seg = build(result)
         seg.truncate = truncate
