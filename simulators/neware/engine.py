@@ -183,6 +183,7 @@ class ChannelEngine:
             return False
         self._cell()
         self.plan, self.barcode, self.testid = plan, barcode, testid
+        self.records.close()
         self.records = RecordStore()
         self.step_rows = []
         self.log = []

@@ -1,11 +1,19 @@
-"""The DF records of one test, kept in fixed-size numpy chunks.
+"""The DF records of one test, kept in fixed-size numpy chunks, the full ones on disk.
 
 A 1000-cycle dry run holds close to a million records per channel: per-record Python objects would cost ~10x
 the memory and time. Chunks (rather than one array that doubles) keep memory at the records themselves, with
 no transient copy when the store grows, and a 1000-record page never spans more than two chunks.
+
+Like the real BTS, which keeps a test's data in its database on disk, a chunk that is full is written to an
+anonymous temporary file and dropped from memory, so a simulated channel's memory stays flat however long
+its test runs (58 bytes a record would otherwise be ~45 MB per million records and channel). Downloads read
+old pages back from the file; the chunk being filled stays in memory.
 """
 
 from __future__ import annotations
+
+import tempfile
+from typing import IO
 
 import numpy as np
 
@@ -25,15 +33,46 @@ COLUMNS: dict[str, type] = {
 }
 
 
+#: one record as stored on disk
+ROW = np.dtype([(name, dtype) for name, dtype in COLUMNS.items()])
+
+
 class RecordStore:
     def __init__(self) -> None:
-        self._chunks: list[dict[str, np.ndarray]] = []
+        self._chunks: list[dict[str, np.ndarray] | None] = []  # None: spilled to the file
+        self._file: IO[bytes] | None = None
         self.count = 0
 
     def _new_chunk(self) -> dict[str, np.ndarray]:
+        if self._chunks:
+            self._spill(len(self._chunks) - 1)
         chunk = {name: np.empty(CHUNK, dtype=dtype) for name, dtype in COLUMNS.items()}
         self._chunks.append(chunk)
         return chunk
+
+    def _spill(self, index: int) -> None:
+        chunk = self._chunks[index]
+        if chunk is None:
+            return
+        rows = np.empty(CHUNK, dtype=ROW)
+        for name in COLUMNS:
+            rows[name] = chunk[name]
+        if self._file is None:
+            self._file = tempfile.TemporaryFile(prefix="bts-sim-records-")  # noqa: SIM115 - lives with the store
+        self._file.seek(index * CHUNK * ROW.itemsize)
+        self._file.write(rows.tobytes())
+        self._chunks[index] = None
+
+    def _read(self, index: int, offset: int, take: int) -> np.ndarray:
+        assert self._file is not None
+        self._file.seek((index * CHUNK + offset) * ROW.itemsize)
+        return np.frombuffer(self._file.read(take * ROW.itemsize), dtype=ROW)
+
+    def close(self) -> None:
+        """Free the spill file (it also goes when the store is garbage-collected)."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
 
     def append(self, columns: dict[str, np.ndarray | float | int], n: int) -> None:
         """Append ``n`` rows; scalars are broadcast."""
@@ -41,6 +80,7 @@ class RecordStore:
         while done < n:
             offset = self.count % CHUNK
             chunk = self._chunks[-1] if offset else self._new_chunk()
+            assert chunk is not None  # the chunk being filled is never spilled
             take = min(n - done, CHUNK - offset)
             for name in COLUMNS:
                 value = columns[name]
@@ -60,8 +100,14 @@ class RecordStore:
         while row < stop:
             index, offset = divmod(row, CHUNK)
             take = min(stop - row, CHUNK - offset)
-            for name in COLUMNS:
-                parts[name].append(self._chunks[index][name][offset : offset + take])
+            chunk = self._chunks[index]
+            if chunk is None:
+                rows = self._read(index, offset, take)
+                for name in COLUMNS:
+                    parts[name].append(rows[name])
+            else:
+                for name in COLUMNS:
+                    parts[name].append(chunk[name][offset : offset + take])
             row += take
         return {name: arrays[0] if len(arrays) == 1 else np.concatenate(arrays) for name, arrays in parts.items()}
 
@@ -69,4 +115,7 @@ class RecordStore:
         if not self.count:
             return None
         index, offset = divmod(self.count - 1, CHUNK)
-        return float(self._chunks[index][name][offset])
+        chunk = self._chunks[index]
+        if chunk is None:  # pragma: no cover - the last chunk is only spilled when a new one starts
+            return float(self._read(index, offset, 1)[name][0])
+        return float(chunk[name][offset])
