@@ -115,7 +115,19 @@ class ChannelDriver(abc.ABC):
         """Re-attach to a test started earlier (perhaps by another process) without disturbing it."""
 
     @abc.abstractmethod
-    def status(self) -> ChannelStatus: ...
+    def status(self) -> ChannelStatus:
+        """The channel now; ``last_seq`` (the newest record on the instrument) when the instrument tells it,
+        so that a supervisor can skip downloads that would come back empty."""
+
+    def batch_key(self) -> object:
+        """Channels with equal keys can be polled together by :meth:`statuses` (e.g. one link to one BTS)."""
+        return self
+
+    @classmethod
+    def statuses(cls, drivers: Sequence[ChannelDriver]) -> list[ChannelStatus]:
+        """The status of several channels sharing a :meth:`batch_key`; instruments that can, do it in one
+        exchange, which is what lets one process watch hundreds of channels."""
+        return [d.status() for d in drivers]
 
     @abc.abstractmethod
     def read_records(self, after_seq: int, limit: int = 1000) -> list[Record]:

@@ -44,8 +44,9 @@ class SafetyBreach(Exception):
 
 
 def new_run_id(clock: Clock) -> str:
+    """A sortable, readable id: UTC start second plus 24 random bits (many runs start in the same second)."""
     stamp = datetime.fromtimestamp(clock.unix(), UTC).strftime("%Y%m%d-%H%M%S")
-    return f"{stamp}-{secrets.token_hex(2)}"
+    return f"{stamp}-{secrets.token_hex(3)}"
 
 
 @dataclass
@@ -72,6 +73,8 @@ class ActiveRun:
     failures: int = 0
     last_status: ChannelStatus | None = None
     safety_hits: list[str] = field(default_factory=list)
+    state: str = "validated"
+    """The run's state as this process last wrote or saw it: polls read it here, not from the store."""
 
 
 class RunManager:
@@ -90,9 +93,15 @@ class RunManager:
 
     def _transition(self, run_id: str, state: str, message: str = "", **kwargs: Any) -> None:
         current = self.store.run(run_id).state
+        run = self.active.get(run_id)
+        if current == state and run is not None and run.state != state:
+            run.state = state  # another process (an operator's `station pause`) got there first
+            return
         if state not in TRANSITIONS.get(current, ()):
             raise RunError(f"run {run_id} is {current}; it cannot become {state}")
         self.store.set_state(run_id, state, self.clock.unix(), message, **kwargs)
+        if run is not None:
+            run.state = state
 
     # -- start -----------------------------------------------------------------------------------------------
 
@@ -102,6 +111,8 @@ class RunManager:
         program = loaded.bind(cell)
         assert program is not None
         run_id = new_run_id(self.clock)
+        while self.store.has_run(run_id):
+            run_id = new_run_id(self.clock)
         self.store.create_run(
             run_id=run_id, at=self.clock.unix(), channel=channel, instrument=instrument,
             protocol_name=loaded.name, protocol_file=loaded.source.file, protocol_source=loaded.source.text,
@@ -146,7 +157,7 @@ class RunManager:
         estimate = estimate_program(program, cell)
         self.active[run_id] = ActiveRun(run_id, driver, program, row.last_seq,
                                         estimate.total_s if estimate.complete else None,
-                                        records=self.store.record_count(run_id))
+                                        records=self.store.record_count(run_id), state=row.state)
         self.store.add_event(run_id, "operator", f"attached; catching up from record {row.last_seq + 1}",
                              self.clock.unix())
         if row.state == "started":
@@ -156,18 +167,43 @@ class RunManager:
 
     def poll(self, run_id: str) -> Progress:
         """One supervision round for one run: status, new records, safety, and the end of the run."""
-        run = self.active[run_id]
+        return self.poll_round([run_id])[0]
+
+    def poll_round(self, run_ids: list[str]) -> list[Progress]:
+        """One supervision round for many runs. Channels that share a link are asked for their status together
+        (one exchange for a whole BTS), and a channel whose instrument holds no record newer than ours is not
+        asked for records: that is what keeps hundreds of channels at a 1 s poll cheap."""
+        groups: dict[tuple[type, object], list[ActiveRun]] = {}
+        for run_id in run_ids:
+            run = self.active[run_id]
+            groups.setdefault((type(run.driver), run.driver.batch_key()), []).append(run)
+        for (driver_type, _), runs in groups.items():
+            try:
+                statuses = driver_type.statuses([r.driver for r in runs])
+            except DriverError as exc:
+                for run in runs:
+                    self._poll_failed(run, exc)
+                continue
+            for run, status in zip(runs, statuses, strict=True):
+                self._after_status(run, status)
+        return [self.progress(run_id) for run_id in run_ids]
+
+    def _poll_failed(self, run: ActiveRun, exc: DriverError) -> None:
+        run.failures += 1
+        self.store.add_event(run.run_id, "warning", f"poll failed ({run.failures}x): {exc}", self.clock.unix())
+        if run.failures == self.MAX_POLL_FAILURES:
+            self.store.add_event(run.run_id, "alarm", "lost contact with the instrument; the program keeps running "
+                                 "on it; retrying", self.clock.unix())
+
+    def _after_status(self, run: ActiveRun, status: ChannelStatus) -> None:
+        run_id = run.run_id
         try:
-            status = run.driver.status()
-            self._download(run)
+            if status.last_seq is None or status.last_seq > run.last_seq:
+                self._download(run)
             run.failures = 0
         except DriverError as exc:
-            run.failures += 1
-            self.store.add_event(run_id, "warning", f"poll failed ({run.failures}x): {exc}", self.clock.unix())
-            if run.failures == self.MAX_POLL_FAILURES:
-                self.store.add_event(run_id, "alarm", "lost contact with the instrument; the program keeps running "
-                                     "on it; retrying", self.clock.unix())
-            return self.progress(run_id)
+            self._poll_failed(run, exc)
+            return
         run.last_status = status
         if run.safety_hits:
             self._breach(run, run.safety_hits[0])
@@ -192,11 +228,10 @@ class RunManager:
             self._safe_stop(run, "instrument error")
             self._transition(run_id, "failed", f"instrument error: {status.message}")
             run.done = True
-        elif status.state is ChannelState.PAUSED and self.store.run(run_id).state == "running":
+        elif status.state is ChannelState.PAUSED and run.state == "running":
             self._transition(run_id, "paused", "paused at the instrument")
-        elif status.state is ChannelState.RUNNING and self.store.run(run_id).state == "paused":
+        elif status.state is ChannelState.RUNNING and run.state == "paused":
             self._transition(run_id, "running", "continued at the instrument")
-        return self.progress(run_id)
 
     def _download(self, run: ActiveRun) -> None:
         while True:
@@ -269,6 +304,7 @@ class RunManager:
                 run.driver.stop()
         with contextlib.suppress(StoreError):  # the store is what failed; `attach` catches up later
             self.store.set_state(run.run_id, "paused", self.clock.unix(), f"storage failed: {why}")
+        run.state = "paused"
         run.done = True
 
     def progress(self, run_id: str) -> Progress:
@@ -280,23 +316,24 @@ class RunManager:
         eta = None
         if run.estimated_s is not None and status and status.test_time is not None:
             eta = max(0.0, run.estimated_s - status.test_time)
-        return Progress(run_id, self.store.run(run_id).state, status, run.records, tag, eta)
+        return Progress(run_id, run.state, status, run.records, tag, eta)
 
     def supervise(self, run_ids: list[str], poll_seconds: float,
                   on_progress: Callable[[Progress], None] | None = None,
                   should_stop: Callable[[], bool] | None = None) -> None:
         """Poll the runs until all are done (or ``should_stop`` says so), sleeping on the injected clock."""
         pending = list(run_ids)
+        next_round = self.clock.now()
         while pending:
-            for run_id in list(pending):
-                progress = self.poll(run_id)
+            for progress in self.poll_round(pending):
                 if on_progress:
                     on_progress(progress)
-                if self.active[run_id].done:
-                    pending.remove(run_id)
+            pending = [run_id for run_id in pending if not self.active[run_id].done]
             if not pending or (should_stop and should_stop()):
                 return
-            self.clock.sleep(poll_seconds)
+            # rounds on a fixed beat: a slow round shortens the wait instead of stretching the poll interval
+            next_round = max(next_round + poll_seconds, self.clock.now())
+            self.clock.sleep(next_round - self.clock.now())
 
     # -- operator actions -------------------------------------------------------------------------------------------
 

@@ -237,6 +237,10 @@ class Store:
             db.execute("INSERT INTO events(run_id, at, test_time, kind, message, data) VALUES (?,?,?,?,?,?)",
                        (run_id, at, test_time, kind, message, json.dumps(data) if data is not None else None))
 
+    def has_run(self, run_id: str) -> bool:
+        """Whether exactly this id exists (no prefix matching)."""
+        return self.db.execute("SELECT 1 FROM runs WHERE id=?", (run_id,)).fetchone() is not None
+
     def run(self, run_id: str) -> RunRow:
         row = self.db.execute("SELECT * FROM runs WHERE id=?", (run_id,)).fetchone()
         if row is None:

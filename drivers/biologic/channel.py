@@ -263,7 +263,8 @@ class BiologicChannel(ChannelDriver):
             current=float(values.I),
             step_capacity=last.capacity if last else None,
             test_time=float(values.ElapsedTime),
-            last_seq=(harvest.seq or None) if harvest else None,
+            # the newest record we know of; unknown (None) while the instrument still holds unread data
+            last_seq=(harvest.seq or None) if harvest and values.MemFilled == 0 else None,
             message=message,
         )
 

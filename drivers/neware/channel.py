@@ -234,6 +234,16 @@ class NewareChannel(ChannelDriver):
     def status(self) -> ChannelStatus:
         return poll_statuses([self])[0]
 
+    def batch_key(self) -> object:
+        return self.client
+
+    @classmethod
+    def statuses(cls, drivers: Sequence[ChannelDriver]) -> list[ChannelStatus]:
+        channels = [d for d in drivers if isinstance(d, NewareChannel)]
+        if len(channels) != len(drivers):
+            raise TypeError("NewareChannel.statuses polls Neware channels only")
+        return poll_statuses(channels)
+
     def _status_from(self, live: InquireReply, last_seq: int | None) -> ChannelStatus:
         state = STATES.get(live.workstatus, ChannelState.ERROR)
         if state is ChannelState.FINISHED and self.handle is None:

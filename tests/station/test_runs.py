@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 import pytest
 
@@ -131,3 +133,47 @@ def test_a_full_disk_pauses_the_channel_and_keeps_the_stored_data(tmp_path):
         manager.supervise([run_id], poll_seconds=3600)
     assert driver.calls[-1] == "pause"  # nothing runs unrecorded
     assert list(Store(tmp_path).records(run_id)["seq"]) == list(range(1, kept + 1))
+
+
+class _SharedLink(ScriptedChannel):
+    """Channels on one link that report their status together, as a BTS does for all its channels."""
+
+    rounds: ClassVar[list[int]] = []
+
+    def __init__(self, clock, records, channel):
+        super().__init__(clock, records, channel)
+        self.reads = 0
+
+    def batch_key(self):
+        return "bts"
+
+    @classmethod
+    def statuses(cls, drivers):
+        cls.rounds.append(len(drivers))
+        return [d.status() for d in drivers]
+
+    def read_records(self, after_seq, limit=1000):
+        self.reads += 1
+        return super().read_records(after_seq, limit)
+
+
+def test_channels_on_one_link_are_polled_together_and_idle_ones_are_not_downloaded(tmp_path):
+    clock, store = VirtualClock(), Store(tmp_path)
+    manager = RunManager(store, clock)
+    _SharedLink.rounds = []
+    busy = _SharedLink(clock, cc_records(1e-3, 3600, every=10.0), "fake/1")  # a record every 10 s
+    quiet = _SharedLink(clock, cc_records(1e-3, 3600, every=1200.0), "fake/2")  # one every 20 min
+    run_ids = []
+    for n, driver in enumerate((busy, quiet), start=1):
+        loaded = load_protocol_text(PROTOCOL, "p.yaml")
+        run_ids.append(manager.create(loaded, load_cell("predeposited-ncm622"), f"fake/{n}", driver,
+                                      instrument={"kind": "fake"}, dry_run=True))
+        manager.start(run_ids[-1])
+    manager.supervise(run_ids, poll_seconds=60)
+    rounds = len(_SharedLink.rounds)
+    assert rounds == 61  # 0, 60, ... 3600 s: one status exchange per round for both channels
+    assert _SharedLink.rounds[0] == 2
+    assert busy.reads >= rounds - 1  # new records every round
+    assert quiet.reads <= 4 + 1  # only when it had one: at 0, 1200, 2400, 3600 s (and the final catch-up)
+    for run_id, n in zip(run_ids, (361, 4), strict=True):
+        assert store.run(run_id).state == "finished" and len(store.records(run_id)) == n
