@@ -271,10 +271,14 @@ def runs(config: ConfigOpt = None, data_dir: DataDirOpt = None, json_: JsonOpt =
     if json_:
         sys.stdout.write(json.dumps({"runs": rows}, indent=2) + "\n")
         return
-    table = Table("run", "state", "channel", "protocol", "cell", "records", "message")
+    table = Table()  # the message is in `station status RUN`; here what fits a terminal line
+    table.add_column("run", no_wrap=True, min_width=22)  # ids are typed back in: never cut them
+    table.add_column("state", no_wrap=True)
+    table.add_column("channel", no_wrap=True)
+    table.add_column("records", justify="right", no_wrap=True)
+    table.add_column("protocol", overflow="fold")
     for r in rows:
-        table.add_row(r["run_id"], r["state"], r["channel"], r["protocol"], r["cell"] or "", str(r["records"]),
-                      r["message"])
+        table.add_row(r["run_id"], r["state"], r["channel"], str(r["records"]), r["protocol"])
     out.print(table)
 
 
@@ -302,8 +306,12 @@ def status(run_id: Annotated[str | None, typer.Argument(help="one run; default: 
         for e in doc["events"]:
             out.print(f"  {e['kind']:10} {e['message']}", markup=False)
         return
-    table = Table("channel", "run", "state", "protocol", "records", title=f"station ({doc['config']})",
-                  title_justify="left")
+    table = Table(title=f"station ({doc['config']})", title_justify="left")
+    table.add_column("channel", no_wrap=True)
+    table.add_column("run", no_wrap=True, min_width=22)
+    table.add_column("state", no_wrap=True)
+    table.add_column("protocol", overflow="fold")
+    table.add_column("records", justify="right", no_wrap=True)
     for c in doc["channels"]:
         r = c["run"]
         table.add_row(c["channel"], r["run_id"] if r else "-", r["state"] if r else "free",
