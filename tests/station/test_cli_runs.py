@@ -4,6 +4,7 @@ busy channels and broken configs behave."""
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import math
 import os
@@ -225,3 +226,53 @@ def test_killed_station_reattaches_with_no_gap_and_no_duplicate(tmp_path, bts):
     assert np.all(np.diff(rec["test_time"]) > 0)  # strictly increasing in time
     assert len(rec) > before
     assert Store(tmp_path / "data").run(run_id).state == "finished"
+
+
+def _subprocess_dry_run(tmp_path: Path, protocol: str, cell: str, *sets: str) -> tuple[dict, np.ndarray]:
+    args = [sys.executable, "-m", "station", "run", protocol, "--cell", cell, "--dry-run", "--json",
+            "--data-dir", str(tmp_path)]
+    for s in sets:
+        args += ["--set", s]
+    result = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)
+    rec = Store(tmp_path).records(doc["run_id"])
+    assert doc["state"] == "finished" and doc["records"] == len(rec) > 0
+    assert list(rec["seq"]) == list(range(1, len(rec) + 1)) and np.all(np.diff(rec["test_time"]) > 0)
+    return doc, rec
+
+
+SUBPROCESS_RUNS = {
+    "P1": ("p1-li-deposition", "host-cu-li", "plate_capacity=0.2mAh/cm^2"),
+    "P2": ("p2-plating-stripping-ce", "host-cu-li", "cycles=3"),
+    "P3": ("p3-full-cell-cycling", "predeposited-ncm622", "cycles=3"),
+    "P4": ("p4-anode-free-cycling", "anode-free-ncm622", "cycles=4"),
+    "P5": ("p5-eis", "host-cu-li"),
+    "P6": ("p6-cyclic-voltammetry", "host-cu-li", "cycles=1"),
+    "P7": ("p7-conductivity", "host-blocking", "dc_time=10 min"),
+}
+
+
+@pytest.mark.parametrize("name", list(SUBPROCESS_RUNS))
+def test_dry_runs_finish_as_real_subprocesses_with_their_physics(tmp_path, name):
+    protocol, cell, *sets = SUBPROCESS_RUNS[name]
+    doc, rec = _subprocess_dry_run(tmp_path, protocol, cell, *sets)
+    discharges = [c["discharge_ah"] for c in doc["cycles"] if c["tag"]]
+    if name == "P1":  # 0.2 mAh/cm^2 plated on the 12 mm disk after the lithiation
+        assert -rec[rec["step_index"] == 3]["capacity"][-1] == pytest.approx(0.2e-3 * AREA, rel=1e-3)
+    elif name == "P2":  # every pass plates exactly 2 mAh/cm^2
+        assert discharges == pytest.approx([2e-3 * AREA] * 3, rel=1e-3)
+    elif name == "P3":  # 12.9 mg x 175 mAh/g = 2.2575 mAh nominal; 0.1C formation delivers within a few %
+        assert discharges[0] == pytest.approx(2.2575e-3, rel=0.05)
+    elif name == "P4":  # no Li reservoir: every cycle loses Li, the capacity falls monotonically
+        assert all(b < a for a, b in itertools.pairwise(discharges))
+    elif name in ("P5", "P7"):  # a spectrum from the highest frequency down, capacitive (Z'' < 0) at the low end
+        eis = rec[np.isfinite(rec["frequency"])]
+        assert eis["frequency"][0] == pytest.approx(20e3 if name == "P5" else 100e3)
+        assert eis["frequency"][-1] == pytest.approx(0.1) and np.all(np.diff(eis["frequency"]) < 0)
+        assert eis["z_imag"][-1] < 0
+    else:  # P6: from the OCV (2.8 V) the scan turns at the programmed vertices, 0.01 V and then 2.5 V
+        v = rec[rec["step_index"] == rec["step_index"].max()]["voltage"]
+        low = int(np.argmin(v))
+        assert v[low] == pytest.approx(0.01, abs=2e-3)
+        assert v[low:].max() == pytest.approx(2.5, abs=2e-3)
