@@ -99,11 +99,17 @@ def _progress_line(p: Progress) -> str:
     s = p.status
     parts = [f"run {p.run_id}", p.state, f"records {p.records}"]
     if s is not None:
-        parts += [f"step {s.step_index or '-'}", f"cycle {s.cycle or '-'}"]
+        parts += [f"step {s.step_index or '-'}", f"tag {p.tag or '-'}", f"cycle {s.cycle or '-'}"]
         if s.voltage is not None:
             parts.append(f"{s.voltage:.4f} V")
         if s.current is not None:
             parts.append(f"{s.current * 1e3:.4f} mA")
+        if s.step_capacity is not None:
+            parts.append(f"step Q {s.step_capacity * 1e3:.4f} mAh")
+        if s.test_time is not None:
+            parts.append(f"at {format_duration(s.test_time)}")
+    if p.eta_s is not None:
+        parts.append(f"ETA {format_duration(p.eta_s)}")
     return "  ".join(parts)
 
 
