@@ -3,6 +3,9 @@
 Every timeout, poll interval and simulated instrument takes a :class:`Clock`, so the same code runs in real time
 on a lab PC, faster than real time in a demo, and as fast as possible in dry runs and tests. It lives in the
 bottom layer because drivers, simulators and the station all need it and may not import one another.
+
+Only :class:`RealClock` touches the operating system's clocks; the scaled and virtual clocks are built on a
+wall clock they are given (a real one by default), so a test can drive even them without the wall.
 """
 
 from __future__ import annotations
@@ -30,14 +33,17 @@ class Clock(abc.ABC):
         """How long ``seconds`` of this clock's time take on the wall."""
         return max(0.0, seconds)
 
+    @abc.abstractmethod
     def unix(self) -> float:
         """Calendar time (UTC seconds since 1970) for timestamps in stored data and events."""
-        return time.time()
 
 
 class RealClock(Clock):
     def now(self) -> float:
         return time.monotonic()
+
+    def unix(self) -> float:
+        return time.time()
 
     def sleep(self, seconds: float) -> None:
         if seconds > 0:
@@ -45,21 +51,24 @@ class RealClock(Clock):
 
 
 class ScaledClock(Clock):
-    """Runs ``speed`` times faster than the wall (``speed=3600``: an hour per second)."""
+    """Runs ``speed`` times faster than ``wall`` (``speed=3600``: an hour per second)."""
 
-    def __init__(self, speed: float, start: float = 0.0):
+    def __init__(self, speed: float, start: float = 0.0, wall: Clock | None = None):
         if speed <= 0:
             raise ValueError(f"clock speed must be positive, found {speed}")
         self.speed = speed
-        self._origin = time.monotonic()
+        self.wall = wall or RealClock()
+        self._origin = self.wall.now()
         self._start = start
 
     def now(self) -> float:
-        return self._start + (time.monotonic() - self._origin) * self.speed
+        return self._start + (self.wall.now() - self._origin) * self.speed
 
     def sleep(self, seconds: float) -> None:
-        if seconds > 0:
-            time.sleep(seconds / self.speed)
+        self.wall.sleep(seconds / self.speed)
+
+    def unix(self) -> float:
+        return self.wall.unix()
 
     def real_seconds(self, seconds: float) -> float:
         return max(0.0, seconds / self.speed)
@@ -75,7 +84,7 @@ class VirtualClock(Clock):
     def __init__(self, start: float = 0.0, epoch: float | None = None):
         self._now = start
         self._lock = threading.Lock()
-        self._epoch = time.time() if epoch is None else epoch
+        self._epoch = RealClock().unix() if epoch is None else epoch
 
     def unix(self) -> float:
         """Calendar time advances with the virtual clock from the moment the clock was made."""

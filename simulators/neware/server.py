@@ -75,6 +75,7 @@ class BtsSimulator:
         cell_options: dict[str, Any] | None = None,
         model_factory: Callable[[Key], CellModel] | None = None,
         clock: Clock | None = None,
+        wire_clock: Clock | None = None,
         epoch: dt.datetime = DEFAULT_EPOCH,
         live_refresh_s: float = 5.0,
         server_ip: str = "127.0.0.1",
@@ -82,6 +83,9 @@ class BtsSimulator:
         self.host = host
         self.port = port
         self.clock = clock or RealClock()
+        # link faults (a delayed reply) happen on the wire, in the time the client's socket timeouts count in:
+        # the wall, whatever clock the cells run on
+        self.wire_clock = wire_clock or RealClock()
         self.server_ip = server_ip
         self.faults = FaultPlan()
         self.last_start_errors: dict[str, str] = {}
@@ -229,7 +233,7 @@ class BtsSimulator:
             if fault.kind == "drop":
                 return False
             if fault.kind == "delay":
-                await RealClock().sleep_async(fault.delay_s)
+                await self.wire_clock.sleep_async(fault.delay_s)
             elif fault.kind == "garble":
                 middle = len(answer) // 2
                 answer = answer[:middle] + b"<<\x01garbled\x02" + answer[middle:]
