@@ -159,7 +159,6 @@ class SocketTransport(Transport):
         self.connect_timeout_s = connect_timeout_s
         self.backoff = backoff
         self.clock = clock or RealClock()
-        self._framing = framing
         self._buffer = FrameBuffer(framing)
         self._socket: socket.socket | None = None
         self._lock = threading.Lock()

@@ -35,7 +35,7 @@ from protocols.program import (
     StepProgram,
     Termination,
 )
-from protocols.units import format_si, parse_capacity, parse_current, parse_plain
+from protocols.units import Capacity, Current, format_si, parse_capacity, parse_current, parse_plain
 from protocols.yamlsource import SourceDoc
 
 # Which terminations make sense for each step kind, and why the others do not.
@@ -92,29 +92,23 @@ class Binder:
 
     # -- quantities ----------------------------------------------------------------------------------------------
 
-    def _cell_value(self, prop: str) -> float | None:
-        return getattr(self.cell, prop) if self.cell is not None else None
-
     def current(self, text: str, path: Path) -> float | None:
-        spec = parse_current(text)
-        if spec.needs is None:
-            return spec.value
-        if self.cell is None:
-            return None
-        try:
-            return spec.resolve(capacity=self.cell.capacity, area=self.cell.area, mass=self.cell.active_mass)
-        except KeyError:
-            self._missing_property(spec.needs, text, path)
-            return None
+        return self._relative(parse_current(text), text, path)
 
     def capacity(self, text: str, path: Path) -> float | None:
-        spec = parse_capacity(text)
+        return self._relative(parse_capacity(text), text, path)
+
+    def _relative(self, spec: Current | Capacity, text: str, path: Path) -> float | None:
+        """An absolute value as is; a relative one (C-rate, per area, per mass) times the cell's property."""
         if spec.needs is None:
             return spec.value
-        if self.cell is None:
+        cell = self.cell
+        if cell is None:
             return None
         try:
-            return spec.resolve(area=self.cell.area, mass=self.cell.active_mass)
+            if isinstance(spec, Current):
+                return spec.resolve(capacity=cell.capacity, area=cell.area, mass=cell.active_mass)
+            return spec.resolve(area=cell.area, mass=cell.active_mass)
         except KeyError:
             self._missing_property(spec.needs, text, path)
             return None

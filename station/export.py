@@ -63,6 +63,13 @@ def step_type(step: Any) -> str:
     return {"rest": "REST", "ca": "CA", "cv": "CV_SCAN", "lsv": "LSV"}.get(step.kind, step.kind.upper())
 
 
+def step_starts(records: np.ndarray) -> np.ndarray:
+    """True where a record opens a new step run: another step or cycle, or the step clock starting over (a step
+    that loops onto itself)."""
+    idx, cyc, st = records["step_index"], records["cycle"], records["step_time"]
+    return np.r_[True, (idx[1:] != idx[:-1]) | (cyc[1:] != cyc[:-1]) | (st[1:] < st[:-1])]
+
+
 def derived_columns(records: np.ndarray, program: StepProgram, started_unix: float) -> dict[str, np.ndarray]:
     """All export columns, vectorised over the run's records."""
     n = len(records)
@@ -73,8 +80,8 @@ def derived_columns(records: np.ndarray, program: StepProgram, started_unix: flo
             cols[name] = np.empty(0)
         cols["step_type"] = np.empty(0, dtype=object)
         return cols
-    idx, cyc, st = records["step_index"], records["cycle"], records["step_time"]
-    new_step = np.r_[True, (idx[1:] != idx[:-1]) | (cyc[1:] != cyc[:-1]) | (st[1:] < st[:-1])]
+    idx, cyc = records["step_index"], records["cycle"]
+    new_step = step_starts(records)
     cols["step_count"] = np.cumsum(new_step)
     cap = records["capacity"]
     cols["step_chg"] = np.maximum(cap, 0.0)
@@ -112,12 +119,6 @@ class CycleSummary:
     mean_charge_v: np.ndarray
     mean_discharge_v: np.ndarray
 
-    def rows(self) -> list[list[Any]]:
-        return [[int(c), t, float(qc), float(qd), float(e), float(wc), float(wd), float(vc), float(vd)]
-                for c, t, qc, qd, e, wc, wd, vc, vd in zip(self.cycle, self.tag, self.charge_ah, self.discharge_ah,
-                                                            self.ce, self.charge_wh, self.discharge_wh,
-                                                            self.mean_charge_v, self.mean_discharge_v, strict=True)]
-
 
 def cycle_summary(records: np.ndarray, program: StepProgram) -> CycleSummary:
     """One row per cycle. CE is the capacity returned over the capacity put in, in the cycle's own order: a cycle
@@ -126,9 +127,8 @@ def cycle_summary(records: np.ndarray, program: StepProgram) -> CycleSummary:
     if len(records) == 0:
         empty = np.empty(0)
         return CycleSummary(empty, [], empty, empty, empty, empty, empty, empty, empty)
-    idx, cyc, st = records["step_index"], records["cycle"], records["step_time"]
-    new_step = np.r_[True, (idx[1:] != idx[:-1]) | (cyc[1:] != cyc[:-1]) | (st[1:] < st[:-1])]
-    starts = np.flatnonzero(new_step)
+    idx, cyc = records["step_index"], records["cycle"]
+    starts = np.flatnonzero(step_starts(records))
     ends = np.r_[starts[1:] - 1, len(records) - 1]
     q_end, e_end = records["capacity"][ends], records["energy"][ends]
     step_cycles = cyc[starts]

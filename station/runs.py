@@ -39,10 +39,6 @@ class RunError(Exception):
     """A run cannot do what was asked; the message says why and what to do."""
 
 
-class SafetyBreach(Exception):
-    pass
-
-
 def new_run_id(clock: Clock) -> str:
     """A sortable, readable id: UTC start second plus 24 random bits (many runs start in the same second)."""
     stamp = datetime.fromtimestamp(clock.unix(), UTC).strftime("%Y%m%d-%H%M%S")
@@ -197,7 +193,7 @@ class RunManager:
 
     def _after_status(self, run: ActiveRun, status: ChannelStatus) -> None:
         run_id = run.run_id
-        try:
+        try:  # everything the status reports, up to the end of a finished or stopped program, is stored first
             if status.last_seq is None or status.last_seq > run.last_seq:
                 self._download(run)
             run.failures = 0
@@ -208,11 +204,9 @@ class RunManager:
         if run.safety_hits:
             self._breach(run, run.safety_hits[0])
         elif status.state in (ChannelState.FINISHED, ChannelState.IDLE) and not run.done:
-            self._download(run)  # the last records arrive with the end
             self._transition(run_id, "finished", status.message or "program completed", test_time=status.test_time)
             run.done = True
         elif status.state is ChannelState.PROTECTED:
-            self._download(run)
             self.store.add_event(run_id, "alarm", f"the instrument tripped its protection: {status.message}",
                                  self.clock.unix(), test_time=status.test_time)
             self._safe_stop(run, "protection")
@@ -220,7 +214,6 @@ class RunManager:
                              test_time=status.test_time)
             run.done = True
         elif status.state is ChannelState.STOPPED and not run.done:
-            self._download(run)
             self._transition(run_id, "stopped", status.message or "stopped at the instrument",
                              test_time=status.test_time)
             run.done = True

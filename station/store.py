@@ -258,11 +258,6 @@ class Store:
             sql += f" WHERE state NOT IN {TERMINAL_STATES!r}"
         return [self._run_row(r) for r in self.db.execute(sql + " ORDER BY created_at, id").fetchall()]
 
-    def active_run_on(self, channel: str) -> RunRow | None:
-        row = self.db.execute(f"SELECT * FROM runs WHERE channel=? AND state NOT IN {TERMINAL_STATES!r}",
-                              (channel,)).fetchone()
-        return self._run_row(row) if row else None
-
     def _run_row(self, row: Sequence[Any]) -> RunRow:
         names = [d[0] for d in self.db.execute("SELECT * FROM runs LIMIT 0").description]
         data = dict(zip(names, row, strict=True))

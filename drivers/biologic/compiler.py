@@ -284,18 +284,28 @@ class _StepCompiler:
     ) -> tuple[TechniqueSpec, dict[str, object]]:
         """OCV has no limit tests, so a rest that ends on a voltage is a 0 A galvanostatic step with limits."""
         self._refuse(step, {Quantity.TIME, Quantity.VOLTAGE}, "rest with a voltage end")
+        i_range = IRange(max(min(IRange.I_10UA, self.caps.max_i_range), self.caps.min_i_range))
+        return self._galvanostatic(step, 0.0, self._duration(step), i_range, limits, rule)
+
+    def _galvanostatic(
+        self, step: ProgramStep, current: float, duration: float, i_range: IRange, limits: list[Termination],
+        rule: RecordRule,
+    ) -> tuple[TechniqueSpec, dict[str, object]]:  # fmt: skip
+        """CP at ``current`` for ``duration``; CPLIMIT when voltage limits may end it sooner."""
         values: dict[str, object] = {
-            "Current_step": [0.0],
+            "Current_step": [current],
             "vs_initial": [False],
-            "Duration_step": [self._duration(step)],
+            "Duration_step": [duration],
             "Step_number": 0,
             "Record_every_dT": rule.every_s or DEFAULT_RECORD_DT,
             "Record_every_dE": rule.voltage_change or 0.0,
             "N_Cycles": 0,
-            "I_Range": int(max(min(IRange.I_10UA, self.caps.max_i_range), self.caps.min_i_range)),
+            "I_Range": int(i_range),
             "E_Range": int(self._voltages(step, [])),
             "Bandwidth": self._bandwidth(step, DC_BANDWIDTH),
         }
+        if not limits:
+            return CP, values
         values.update(self._test_values(self._tests(step, limits), self._exit(step, limits), 1))
         return CPLIMIT, values
 
@@ -311,22 +321,8 @@ class _StepCompiler:
                     self.problems.add(step, f"'{t.describe()}': a capacity end can only go on to the next step")
                 capacity_times.append(t.value * 3600.0 / abs(step.current))
         limits = [t for t in step.until if t.quantity is Quantity.VOLTAGE]
-        values: dict[str, object] = {
-            "Current_step": [step.current],
-            "vs_initial": [False],
-            "Duration_step": [self._duration(step, capacity_times)],
-            "Step_number": 0,
-            "Record_every_dT": rule.every_s or DEFAULT_RECORD_DT,
-            "Record_every_dE": rule.voltage_change or 0.0,
-            "N_Cycles": 0,
-            "I_Range": int(self._current_range(step, abs(step.current), galvanostatic=True)),
-            "E_Range": int(self._voltages(step, [])),
-            "Bandwidth": self._bandwidth(step, DC_BANDWIDTH),
-        }
-        if not limits:
-            return CP, values
-        values.update(self._test_values(self._tests(step, limits), self._exit(step, limits), 1))
-        return CPLIMIT, values
+        i_range = self._current_range(step, abs(step.current), galvanostatic=True)
+        return self._galvanostatic(step, step.current, self._duration(step, capacity_times), i_range, limits, rule)
 
     def potentiostatic(self, step: HoldStep | CaStep) -> tuple[TechniqueSpec, dict[str, object]]:
         self._refuse(step, {Quantity.TIME, Quantity.CURRENT}, "potentiostatic")

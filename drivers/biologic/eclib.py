@@ -138,12 +138,6 @@ class EClib:
         return hasattr(self._lib, name)
 
     # -- connection -------------------------------------------------------------------------------------------
-    def lib_version(self) -> str:
-        buffer = ctypes.create_string_buffer(256)
-        size = ctypes.c_uint32(len(buffer))
-        self._call("BL_GetLibVersion", buffer, ctypes.pointer(size))
-        return buffer.value.decode("ascii", "replace")
-
     def connect(self, address: str, timeout_s: int = 5) -> tuple[int, TDeviceInfos]:
         handle = ctypes.c_int32(0)
         info = TDeviceInfos()
@@ -155,9 +149,6 @@ class EClib:
 
     def disconnect(self, device: int) -> None:
         self._call("BL_Disconnect", device)
-
-    def test_connection(self, device: int) -> None:
-        self._call("BL_TestConnection", device)
 
     # -- channels and firmware ----------------------------------------------------------------------------------
     def channels_plugged(self, device: int) -> list[int]:

@@ -420,11 +420,6 @@ class TechniqueRun:
         )  # fmt: skip
 
 
-def eis_duration(freqs: np.ndarray, periods: float) -> float:
-    """Total time of an impedance sweep under the simulator's timing (for tests and estimates)."""
-    return float(np.sum(periods / freqs + EIS_POINT_OVERHEAD_S)) if len(freqs) else 0.0
-
-
 @dataclass
 class DataBlock:
     """Pending rows of one technique and process, waiting for ``BL_GetData``."""

@@ -87,10 +87,6 @@ class BlockingCell(SimulatedCell):
     def _load_state_vars(self, state: Mapping[str, Any]) -> None:
         self.v_c = float(state["v_c"])
 
-    @property
-    def total_resistance(self) -> float:
-        return self.re * self.ri / (self.re + self.ri)
-
 
 class _BlockingPath(ConstantCurrentPath):
     """Under constant I the double layer charges as v_c -> Re I with time constant (Re + Ri) C_int."""

@@ -47,7 +47,7 @@ from simulators.cells.errors import StateError, StepKindError
 from simulators.cells.parameters import Param, Parameters, resolve_parameters
 from simulators.cells.physics import SECONDS_PER_HOUR
 from simulators.cells.recording import record_times
-from simulators.cells.terminations import Samples, first_hits, measured, refine
+from simulators.cells.terminations import Samples, first_hits, refine
 
 STATE_FORMAT = 1
 _CHUNK = 4096  # samples evaluated at once when a constant-current step's end is not known in advance
@@ -816,7 +816,3 @@ def _jsonable(value: Any) -> Any:
         return int(value)
     return value
 
-
-def measured_quantity(term: Termination, samples: Samples) -> np.ndarray:
-    """Re-exported for tests: the value a termination compares, at each sample."""
-    return measured(term, samples)

@@ -14,11 +14,6 @@ def angular(frequencies: np.ndarray) -> np.ndarray:
     return 2.0 * np.pi * np.asarray(frequencies, dtype=float)
 
 
-def cpe(omega: np.ndarray, q: float, alpha: float) -> np.ndarray:
-    """Constant-phase element 1/(Q (j omega)^alpha): a double layer on a rough or porous surface (alpha < 1)."""
-    return 1.0 / (q * (1j * omega) ** alpha)
-
-
 def zarc(omega: np.ndarray, resistance: float, q: float, alpha: float) -> np.ndarray:
     """R || CPE: one depressed semicircle of diameter ``resistance`` (charge transfer across an interface)."""
     if resistance <= 0.0:

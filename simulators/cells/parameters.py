@@ -70,8 +70,3 @@ def resolve_parameters(model: str, spec: Mapping[str, Param], overrides: Mapping
         values[name] = value
     return Parameters(values)
 
-
-def describe_parameters(spec: Mapping[str, Param]) -> str:
-    """A plain-text table of a model's parameters, for docs and ``--help`` style listings."""
-    width = max(len(name) for name in spec)
-    return "\n".join(f"{name:<{width}}  {p.default:<12g} {p.unit:<10} {p.source}" for name, p in spec.items())

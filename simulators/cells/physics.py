@@ -73,10 +73,6 @@ class TabulatedCurve:
         self._dx = (self._x_hi - self._x_lo) / (resolution - 1)
         self._ylist = self._y.tolist()
 
-    @property
-    def x_range(self) -> tuple[float, float]:
-        return self._x_lo, self._x_hi
-
     def __call__(self, x: np.ndarray | float) -> np.ndarray:
         xa = np.asarray(x, dtype=float)
         y = np.interp(xa, self._x, self._y)

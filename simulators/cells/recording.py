@@ -23,10 +23,6 @@ from scipy.optimize import brentq
 from protocols.program import RecordRule
 
 
-def has_rule(rule: RecordRule) -> bool:
-    return rule.every_s is not None or rule.voltage_change is not None or rule.current_change is not None
-
-
 def record_times(
     t: np.ndarray,
     v: np.ndarray,

@@ -17,11 +17,6 @@ MODEL_TYPES: dict[str, type[SimulatedCell]] = {
 }
 
 
-def register(cls: type[SimulatedCell]) -> type[SimulatedCell]:
-    MODEL_TYPES[cls.type_name] = cls
-    return cls
-
-
 def build_model(
     type_name: str,
     params: Mapping[str, Any] | None = None,
