@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 from drivers.base import DriverError, Record
 from drivers.biologic.decode import DataChunk
-from protocols.program import SafetyLimits, StepProgram, walk
+from drivers.nominal_path import NominalPath
+from protocols.program import SafetyLimits, StepProgram
 
 
 @dataclass
@@ -29,32 +30,6 @@ class _Occurrence:
     energy: float = 0.0
 
 
-class NominalPath:
-    """The program's execution order from :func:`walk`, which is also the instrument's.
-
-    The compiled technique list can only go on to the next technique, stop, or loop (jumps elsewhere are refused
-    at compile time), so the instrument follows the nominal path exactly; the cycle of each step run is therefore
-    read from the shared :data:`~protocols.program.CYCLE_RULE` implementation instead of being re-derived here.
-    """
-
-    def __init__(self, program: StepProgram):
-        self._steps = walk(program)
-        self._previous_index = 0
-        self.jumps = 0
-        self.cycle = 1
-
-    def next_occurrence(self, step_index: int, jumps: int | None = None) -> int:
-        """Advance to the next run of ``step_index`` (with ``jumps`` loop jumps before it, when re-attaching)."""
-        for executed in self._steps:
-            if executed.step.index <= self._previous_index:
-                self.jumps += 1
-            self._previous_index = executed.step.index
-            if executed.step.index == step_index and (jumps is None or jumps == self.jumps):
-                self.cycle = executed.cycle
-                break
-        return self.cycle
-
-
 class RecordBuilder:
     """Records of one started (or re-attached) technique list, kept until the station acknowledges them."""
 
@@ -62,6 +37,7 @@ class RecordBuilder:
         self.step_map = step_map
         self.safety: SafetyLimits = program.safety
         self.path = NominalPath(program)
+        self.cycle = 1
         self.reattached = reattached
         self.seq: int | None = None if reattached else 0
         self.records: list[Record] = []
@@ -87,7 +63,7 @@ class RecordBuilder:
         # On re-attach the first chunk's ``loop`` (loop jumps since the start) finds our place on the path
         # [verify the meaning of ``loop`` on hardware]; afterwards every new occurrence is simply the next one.
         jumps = chunk.loop if self.reattached and occ is None else None
-        self.path.next_occurrence(self.step_map[index], jumps)
+        self.cycle = self.path.next_occurrence(self.step_map[index], jumps)
         self._occurrence = _Occurrence(index, chunk.start_time, from_start=jumps is None)
         return self._occurrence
 
@@ -110,7 +86,7 @@ class RecordBuilder:
             self.records.append(
                 Record(
                     seq=self.seq, test_time=t, step_time=t - chunk.start_time, step_index=step_index,
-                    cycle=self.path.cycle, voltage=v, current=i, capacity=occ.capacity, energy=occ.energy,
+                    cycle=self.cycle, voltage=v, current=i, capacity=occ.capacity, energy=occ.energy,
                     frequency=float(chunk.frequency[n]) if eis else None,  # type: ignore[index]
                     z_real=float(chunk.z_real[n]) if eis else None,  # type: ignore[index]
                     z_imag=float(chunk.z_imag[n]) if eis else None,  # type: ignore[index]

@@ -39,10 +39,10 @@ from drivers.base import (
 from drivers.neware.address import ChannelAddress
 from drivers.neware.client import MAX_DOWNLOAD_COUNT, BackupSettings, BtsClient, StartItem
 from drivers.neware.codec import REPLY_FRAMING
-from drivers.neware.cycles import NominalPath
 from drivers.neware.errors import CommandRefused
 from drivers.neware.replies import DataRecord, InquireReply
 from drivers.neware.stepfile import CompileOptions, check_program, compile_program, parse_step_map
+from drivers.nominal_path import NominalPath
 from drivers.transport import Backoff, SocketTransport
 from protocols.clock import Clock
 from protocols.program import StepProgram
@@ -298,7 +298,7 @@ class NewareChannel(ChannelDriver):
         k = self._cursor.instance if self._cursor is not None else 0
         here = self._path.at(k) if k else None
         if here is None or here[0] != step_index:
-            found = self._path.find(k, step_index)
+            found = self._path.find(k, step_index, horizon=100_000)
             here = self._path.at(found) if found is not None else None
         return here[1] if here is not None else native + self.cycle_offset
 

@@ -7,7 +7,8 @@ import pytest
 
 from drivers.base import DriverError
 from drivers.biologic.decode import DataChunk
-from drivers.biologic.records import NominalPath, RecordBuilder, safety_problem
+from drivers.biologic.records import RecordBuilder, safety_problem
+from drivers.nominal_path import NominalPath
 from protocols.program import CurrentStep, LoopStep, RestStep, SafetyLimits, StepProgram, Termination, walk
 
 TIME = (Termination(quantity="time", op=">=", value=10.0),)

@@ -87,7 +87,7 @@ def test_data_are_complete_ordered_and_follow_the_program(runs: dict[str, Run], 
     assert [(s[0].step_index, s[0].cycle) for s in run.steps] == nominal
     server = [(row.stepid, row.cycleid, row.startseqid, row.endseqid, row.cap, row.steptime) for row in run.server_rows]
     mine = [(s[0].step_index, s[0].cycle, s[0].seq, s[-1].seq, abs(s[-1].capacity), s[-1].step_time) for s in run.steps]
-    assert [(x[0], x[2], x[3]) for x in mine] == [(x[0], x[2], x[3]) for x in server]  # cycles: see cycles.py
+    assert [(x[0], x[2], x[3]) for x in mine] == [(x[0], x[2], x[3]) for x in server]  # cycles: nominal_path
     assert np.allclose([x[4] for x in mine], [x[4] for x in server], rtol=1e-12, atol=1e-15)
     assert np.allclose([x[5] for x in mine], [x[5] for x in server], rtol=0, atol=1e-4)  # 0.1 ms on the wire
     for step in run.steps:
