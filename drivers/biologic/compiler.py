@@ -18,6 +18,12 @@ Choices the reference leaves to us, made explicit here:
   dV/dt cannot run (no limit test watches dV/dt).
 * A current step that ends on capacity is a constant-current step, so the capacity end is compiled exactly into
   its duration (Q / |I|): the limit techniques have no charge test.
+* The program's safety limits ride in the limit tests of every step that can carry them, with ``Exit_Cond``
+  "stop experiment", so the instrument itself stops the channel at the first acquisition past a limit; a CP or CA
+  step becomes CPLIMIT or CALIMIT for that. Which limits each step carries, and which rely on the station's
+  polling instead (OCV, EIS and CV take no tests; a step whose own ends go on has no exit left for them), is
+  decided in :mod:`drivers.biologic.limits` (reference sections 3.4 and 3.9) and returned as
+  :attr:`CompiledProgram.safety`.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ from typing import Literal
 
 from drivers.base import CapabilityError, ChannelRanges
 from drivers.biologic.codes import ERange, ExitCond, IRange
-from drivers.biologic.limits import LimitComparison, LimitTest, LimitVariable
+from drivers.biologic.limits import MAX_LIMIT_TESTS, LimitTest, StepSafety, plan_safety, termination_tests
 from drivers.biologic.params import (
     CA,
     CALIMIT,
@@ -70,7 +76,6 @@ DEFAULT_CV_RECORD_DE = 0.001
 OPEN_DURATION_S = 1_000_000.0
 """Duration given to a step that ends only on a limit: the instrument needs a finite ``Duration_step``."""
 DC_BANDWIDTH = 5
-MAX_LIMIT_TESTS = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,9 +105,16 @@ class CompiledTechnique:
 @dataclass(frozen=True, slots=True)
 class CompiledProgram:
     techniques: tuple[CompiledTechnique, ...]
+    safety: tuple[StepSafety, ...] = ()
+    """Per step, how each safety limit is enforced: by the instrument's own limit tests, by the technique's
+    control, by the step's own tighter end, or only by polling (see :mod:`drivers.biologic.limits`)."""
 
     def step_index(self, technique_index: int) -> int:
         return self.techniques[technique_index].step_index
+
+    def polled(self) -> dict[int, tuple[str, ...]]:
+        """Step index -> the safety limits only the station's polling watches there (steps with none omitted)."""
+        return {s.step_index: s.polled for s in self.safety if s.polled}
 
     def is_loop(self, technique_index: int) -> bool:
         return self.techniques[technique_index].spec is LOOP
@@ -152,6 +164,7 @@ class _StepCompiler:
         self.caps = caps
         self.problems = problems
         self.last_index = program.steps[-1].index
+        self.safety = plan_safety(program)
 
     # -- shared needs ----------------------------------------------------------------------------------------
     def _voltages(self, step: ProgramStep, values: Sequence[float | None]) -> ERange:
@@ -231,27 +244,25 @@ class _StepCompiler:
 
     def _tests(self, step: ProgramStep, terminations: Sequence[Termination]) -> list[LimitTest]:
         """Limit tests: |I| pairs (AND-ed or OR-ed) first, then voltages OR-ed onto them, left to right."""
-        tests: list[LimitTest] = []
-        for t in terminations:
-            if t.quantity is Quantity.CURRENT:
-                if t.op is Comparison.LE:  # -x < I < x
-                    tests += [
-                        LimitTest(LimitVariable.I, LimitComparison.LT, t.value),
-                        LimitTest(LimitVariable.I, LimitComparison.GT, -t.value, and_previous=True),
-                    ]
-                else:
-                    tests += [
-                        LimitTest(LimitVariable.I, LimitComparison.GT, t.value),
-                        LimitTest(LimitVariable.I, LimitComparison.LT, -t.value),
-                    ]
-        for t in terminations:
-            if t.quantity is Quantity.VOLTAGE:
-                comparison = LimitComparison.LT if t.op is Comparison.LE else LimitComparison.GT
-                tests.append(LimitTest(LimitVariable.EWE, comparison, t.value))
+        tests = termination_tests(terminations)
         if len(tests) > MAX_LIMIT_TESTS:
             self.problems.add(step, f"needs {len(tests)} limit tests; Biologic steps have {MAX_LIMIT_TESTS}")
             tests = tests[:MAX_LIMIT_TESTS]
         return tests
+
+    def _limit_values(self, step: ProgramStep, limits: Sequence[Termination], entries: int) -> dict[str, object]:
+        """The step's own ends, then the safety tests its plan gives it; with safety tests the exit is "stop".
+
+        Empty when the step has neither (it then runs as plain CP/CA). The plan only adds safety tests where the
+        own ends also stop or there are none, and only into free slots (:mod:`drivers.biologic.limits`).
+        """
+        safety = self.safety[step.index].tests
+        if not limits and not safety:
+            return {}
+        exit_cond = self._exit(step, limits)  # also reports ends Biologic cannot take
+        if safety:
+            exit_cond = ExitCond.STOP
+        return self._test_values([*self._tests(step, limits), *safety], exit_cond, entries)
 
     @staticmethod
     def _test_values(tests: Sequence[LimitTest], exit_cond: ExitCond, entries: int) -> dict[str, object]:
@@ -304,9 +315,10 @@ class _StepCompiler:
             "E_Range": int(self._voltages(step, [])),
             "Bandwidth": self._bandwidth(step, DC_BANDWIDTH),
         }
-        if not limits:
+        tests = self._limit_values(step, limits, 1)
+        if not tests:
             return CP, values
-        values.update(self._test_values(self._tests(step, limits), self._exit(step, limits), 1))
+        values.update(tests)
         return CPLIMIT, values
 
     def current(self, step: CurrentStep) -> tuple[TechniqueSpec, dict[str, object]]:
@@ -342,9 +354,10 @@ class _StepCompiler:
             "E_Range": int(self._voltages(step, [] if vs_ocv else [step.voltage])),
             "Bandwidth": self._bandwidth(step, DC_BANDWIDTH),
         }
-        if not limits:
+        tests = self._limit_values(step, limits, 1)
+        if not tests:
             return CA, values
-        values.update(self._test_values(self._tests(step, limits), self._exit(step, limits), 1))
+        values.update(tests)
         return CALIMIT, values
 
     def eis(self, step: EisStep) -> tuple[TechniqueSpec, dict[str, object]]:
@@ -429,7 +442,7 @@ class _StepCompiler:
             "E_Range": int(self._voltages(step, [step.start, step.end])),
             "Bandwidth": self._bandwidth(step, DC_BANDWIDTH),
         }
-        values.update(self._test_values(self._tests(step, limits), self._exit(step, limits), 2))
+        values.update(self._limit_values(step, limits, 2) or self._test_values([], ExitCond.NEXT_TECHNIQUE, 2))
         return VSCANLIMIT, values
 
 
@@ -465,4 +478,4 @@ def compile_program(program: StepProgram, caps: ChannelCapabilities) -> Compiled
         techniques.append(CompiledTechnique(spec, encode(spec, values), step.index, values))
     if problems:
         raise CapabilityError(problems)
-    return CompiledProgram(tuple(techniques))
+    return CompiledProgram(tuple(techniques), tuple(compiler.safety.values()))

@@ -4,6 +4,13 @@ The instrument numbers nothing the station needs: it reports which technique pro
 started and raw time, voltage and current. This module maps techniques back to program steps, numbers records,
 integrates charge and energy per step (trapezoids over the recorded points, exact for constant current), and takes
 the cycle of each step run from the program's own nominal path. No I/O here: the channel driver feeds it chunks.
+
+It also finds safety breaches, two ways. Where a step's technique carries safety limit tests
+(:func:`drivers.biologic.limits.plan_safety`, derived from the program alone, so a re-attached builder knows them
+too), a record that breaks one is the point at which the instrument stopped the channel; it is compared exactly
+as the instrument compares, single against single, so a stop right at the limit is recognised and not mistaken
+for a finished run. Every record is also checked against the program's limits with a small tolerance: the
+fallback for what only polling watches (OCV, EIS and CV steps, limits a step had no room for).
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ from dataclasses import dataclass
 
 from drivers.base import DriverError, Record
 from drivers.biologic.decode import DataChunk
+from drivers.biologic.limits import LimitTest, plan_safety
 from drivers.nominal_path import NominalPath
 from protocols.program import SafetyLimits, StepProgram
 
@@ -36,6 +44,9 @@ class RecordBuilder:
     def __init__(self, program: StepProgram, step_map: list[int], *, reattached: bool = False):
         self.step_map = step_map
         self.safety: SafetyLimits = program.safety
+        self.instrument_tests: dict[int, tuple[LimitTest, ...]] = {
+            index: plan.tests for index, plan in plan_safety(program).items() if plan.tests
+        }
         self.path = NominalPath(program)
         self.cycle = 1
         self.reattached = reattached
@@ -72,6 +83,7 @@ class RecordBuilder:
         occ = self._enter(chunk)
         step_index = self.step_map[chunk.technique_index]
         eis = chunk.frequency is not None
+        tests = () if eis else self.instrument_tests.get(step_index, ())
         broken = ""
         for n in range(len(chunk)):
             t, v, i = float(chunk.t[n]), float(chunk.voltage[n]), float(chunk.current[n])
@@ -92,8 +104,20 @@ class RecordBuilder:
                     z_imag=float(chunk.z_imag[n]) if eis else None,  # type: ignore[index]
                 )
             )  # fmt: skip
-            broken = broken or safety_problem(self.safety, v, i)
+            broken = broken or instrument_stop(tests, v, i) or safety_problem(self.safety, v, i)
         return broken
+
+
+def instrument_stop(tests: tuple[LimitTest, ...], voltage: float, current: float) -> str:
+    """The safety test the instrument stopped on at this record ("" if none holds).
+
+    Safety tests are OR-ed after the step's own, so any one holding alone made the whole combination hold, and the
+    technique's exit for it is "stop experiment" (reference 3.4).
+    """
+    test = next((t for t in tests if t.holds(voltage, current)), None)
+    if test is None:
+        return ""
+    return f"the instrument's own limit test {test.describe()} stopped the channel at {voltage:.9g} V, {current:.9g} A"
 
 
 def safety_problem(safety: SafetyLimits, voltage: float, current: float) -> str:

@@ -104,6 +104,32 @@ TECHNIQUES: dict[str, TechniqueTable] = {
 I_RANGE_AUTO = 12
 E_RANGE_FULL_SCALE = {0: 2.5, 1: 5.0, 2: 10.0, 3: 10.0}
 
+# limit tests (reference sections 3.4 and 3.9)
+LIMIT_TESTS = 3
+LIMIT_VARIABLES = {0: "Ewe", 1: "AUX1", 2: "AUX2", 3: "I"}
+EXIT_NEXT_STEP, EXIT_NEXT_TECHNIQUE, EXIT_STOP = 0, 1, 2
+
+
+@dataclass(frozen=True, slots=True)
+class LimitWord:
+    """One decoded ``TestN_Config`` word: bit 0 active, bit 1 AND (else OR) with the tests before it, bits 2-4
+    the comparison (0 "<", 1 ">"), bits 5 and up the variable (0 Ewe, 1 AUX1, 2 AUX2, 3 I)."""
+
+    variable: int
+    greater: bool
+    and_previous: bool
+
+    @classmethod
+    def decode(cls, config: int) -> LimitWord | None:
+        """``None`` for an inactive test; :class:`Refused` for a comparison or variable the reference lacks."""
+        if not config & 1:
+            return None
+        comparison, variable = (config >> 2) & 0b111, (config >> 5) & 0x7FFFFFF
+        if comparison > 1 or variable not in LIMIT_VARIABLES:
+            raise Refused(INVALID_PARAMETERS, f"limit test config {config}: comparison {comparison} or variable "
+                          f"{variable} is not defined")  # fmt: skip
+        return cls(variable, comparison == 1, bool(config & 0b10))
+
 
 class Refused(Exception):
     """The firmware refuses a request; carries the EClib code to return and a message for ``BL_GetMessage``."""
@@ -176,4 +202,18 @@ def parse_technique(stem: str, params: ctypes.Array) -> LoadedTechnique:  # type
         value = values.get(label)
         if per_step and isinstance(value, list) and any(v is None for v in value):
             raise Refused(INVALID_PARAMETERS, f"{stem}: '{label}' has gaps in its step array")
+    _check_limits(stem, values)
     return LoadedTechnique(stem, table, values)
+
+
+def _check_limits(stem: str, values: dict[str, object]) -> None:
+    """Refuse test words and exit codes the reference does not define, rather than guess what they would do."""
+    for n in range(1, LIMIT_TESTS + 1):
+        for config in values.get(f"Test{n}_Config", []):  # type: ignore[union-attr]
+            try:
+                LimitWord.decode(int(config))  # type: ignore[call-overload]
+            except Refused as refusal:
+                raise Refused(refusal.code, f"{stem}: Test{n}_Config: {refusal}") from None
+    for code in values.get("Exit_Cond", []):  # type: ignore[union-attr]
+        if code not in (EXIT_NEXT_STEP, EXIT_NEXT_TECHNIQUE, EXIT_STOP):
+            raise Refused(INVALID_PARAMETERS, f"{stem}: Exit_Cond {code} is not 0, 1 or 2")

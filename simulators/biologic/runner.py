@@ -11,10 +11,10 @@ Interpretations the reference leaves open, stated once:
 * ``Scan_Rate`` is in the unit the channel is configured with (V/s by default, see ``SimChannelConfig``).
 * CV ``Voltage_step`` [Ei, E1, E2, Ei, Ef]: Ei -> E1 -> E2, then (E1 -> E2) ``N_Cycles`` more times, then Ef;
   the fourth entry is not part of the path. The ``cycle`` column counts arrivals at E2, up to ``N_Cycles``.
-* Limit tests are combined left to right, each with its logic bit; the patterns a driver can express on a cell
-  model are "I < x AND I > -x" (|I| <= x), "I > x OR I < -x" (|I| >= x), single current tests on |I|, and Ewe
-  tests. A test that ends a step applies the step's ``Exit_Cond``; the end of ``Duration_step`` goes to the next
-  step.
+* Limit tests (CALIMIT, CPLIMIT, VSCANLIMIT) are evaluated as :mod:`simulators.biologic.limits` describes: at
+  every acquisition, single against single, combined left to right. Tests that end a step apply the step's
+  ``Exit_Cond`` (0 next step, 1 next technique, 2 stop the experiment); the end of ``Duration_step`` goes to the
+  next step.
 * Impedance points use the model's impedance at the present state, at ``Frequency_number`` log-spaced frequencies
   from ``Initial_frequency`` to ``Final_frequency`` (linear when ``sweep`` is true); each point takes
   ``(Average_N_times + Wait_for_steady)`` periods plus ``EIS_POINT_OVERHEAD_S``.
@@ -42,7 +42,8 @@ from protocols.program import (
     Termination,
 )
 from simulators.biologic.encode import columns, encode_rows, ticks
-from simulators.biologic.firmware import LoadedTechnique
+from simulators.biologic.firmware import EXIT_NEXT_TECHNIQUE, EXIT_STOP, LoadedTechnique
+from simulators.biologic.limits import Drive, LimitedStep, LimitTest, exit_cond, read_tests
 from simulators.cells.base import CellModel, StepResult
 
 EIS_POINT_OVERHEAD_S = 1.0
@@ -93,32 +94,6 @@ def _record(t: LoadedTechnique, dt: str = "Record_every_dT", de: str = "Record_e
     return RecordRule(every_s=positive(dt), voltage_change=positive(de), current_change=positive("Record_every_dI"))
 
 
-def limit_terminations(t: LoadedTechnique, k: int) -> list[Termination]:
-    """The step-``k`` limit tests of a limit technique as step-program terminations (see the module notes)."""
-    tests: list[tuple[int, int, bool, float]] = []  # (variable, comparison GT?, and_previous, value)
-    for n in (1, 2, 3):
-        config = t.array(f"Test{n}_Config", k + 1, 0)[k]
-        if not isinstance(config, int) or not config & 1:
-            break
-        value = float(t.array(f"Test{n}_Value", k + 1, 0.0)[k])  # type: ignore[arg-type]
-        tests.append(((config >> 5), (config >> 2) & 0b111, bool(config & 0b10), value))
-    out: list[Termination] = []
-    i = 0
-    while i < len(tests):
-        variable, greater, _, value = tests[i]
-        if variable == 0:
-            out.append(Termination(quantity=Quantity.VOLTAGE, op=Comparison.GE if greater else Comparison.LE,
-                                   value=value))  # fmt: skip
-        elif variable == 3:
-            pair = tests[i + 1] if i + 1 < len(tests) and tests[i + 1][0] == 3 else None
-            if pair is not None and pair[3] == -value:
-                i += 1
-            out.append(Termination(quantity=Quantity.CURRENT, op=Comparison.GE if greater else Comparison.LE,
-                                   value=abs(value)))  # fmt: skip
-        i += 1
-    return out
-
-
 class TechniqueRun:
     """Runs the technique list; ``advance(now)`` yields the segments (and their rows) that ``now`` has reached."""
 
@@ -150,9 +125,9 @@ class TechniqueRun:
                 self._release(seg, len(seg.times), emit)
                 self.cursor = seg.end
                 self.current = None
-                if seg.exit_cond == 1:
+                if seg.exit_cond == EXIT_NEXT_TECHNIQUE:
                     self._end_technique()
-                elif seg.exit_cond == 2:
+                elif seg.exit_cond == EXIT_STOP:
                     self.finished_at = self.cursor
                 continue
             self._release(seg, int(np.searchsorted(seg.times, now - seg.start, side="right")), emit)
@@ -255,13 +230,15 @@ class TechniqueRun:
 
     def _dc_factory(self, t: LoadedTechnique, k: int, cycle: int) -> Callable[[float], Segment]:
         n = k + 1
-        until = (self._time(t.array("Duration_step", n)[k]), *limit_terminations(t, k))
-        exit_cond = int(t.array("Exit_Cond", n, 0)[k])  # type: ignore[arg-type]
+        duration = float(t.array("Duration_step", n)[k])  # type: ignore[arg-type]
+        until = (self._time(duration),)
+        tests = read_tests(t, k) if t.stem.endswith("limit") else []
         if t.stem in ("ca", "calimit"):
             step: ProgramStep = CaStep(
                 index=1, voltage=float(t.array("Voltage_step", n)[k]),  # type: ignore[arg-type]
                 vs_ocv=bool(t.array("vs_initial", n, False)[k]), until=until, record=_record(t),
             )  # fmt: skip
+            drive = Drive("voltage", step, duration)
         else:
             current = float(t.array("Current_step", n)[k])  # type: ignore[arg-type]
             if current == 0:
@@ -269,7 +246,10 @@ class TechniqueRun:
             else:
                 kind = "charge" if current > 0 else "discharge"
                 step = CurrentStep(index=1, kind=kind, current=current, until=until, record=_record(t))
-        return lambda start: self._model_segment(t, step, start, cycle, exit_cond)
+            drive = Drive("current", step, duration, current=current)
+        if tests:
+            return lambda start: self._limited_segment(t, drive, tests, start, cycle, exit_cond(t, k))
+        return lambda start: self._model_segment(t, step, start, cycle)
 
     def _eis_bias_factory(self, t: LoadedTechnique, duration: float) -> Callable[[float], Segment]:
         until = (self._time(duration),)
@@ -296,12 +276,13 @@ class TechniqueRun:
         start = None if relative[k] and points[k] == 0.0 else points[k]
         if relative[k] and start is not None:
             start = self.model.open_circuit_voltage() + float(points[k])  # type: ignore[arg-type]
-        step = LsvStep(
-            index=1, scan_rate=rate, start=start, end=float(points[k + 1]),  # type: ignore[arg-type]
-            until=tuple(limit_terminations(t, k)), record=_record(t),
-        )  # fmt: skip
-        exit_cond = int(t.array("Exit_Cond", n, 0)[k])  # type: ignore[arg-type]
-        return lambda s: self._model_segment(t, step, s, 0, exit_cond)
+        end = float(points[k + 1])  # type: ignore[arg-type]
+        step = LsvStep(index=1, scan_rate=rate, start=start, end=end, record=_record(t))
+        tests = read_tests(t, k)
+        if tests:
+            drive = Drive("sweep", step, end=end, rate=rate)
+            return lambda s: self._limited_segment(t, drive, tests, s, 0, exit_cond(t, k))
+        return lambda s: self._model_segment(t, step, s, 0)
 
     def _rate(self, value: object) -> float:
         rate = float(value)  # type: ignore[arg-type]
@@ -309,23 +290,35 @@ class TechniqueRun:
 
     # -- segment builders -------------------------------------------------------------------------------------
     def _model_segment(
-        self, t: LoadedTechnique, step: ProgramStep, start: float, cycle: int, exit_cond: int = 0,
+        self, t: LoadedTechnique, step: ProgramStep, start: float, cycle: int,
         cycle_of: Callable[[np.ndarray], np.ndarray] | None = None,
     ) -> Segment:  # fmt: skip
+        """A step without limit tests: it ends at its own end and goes on to the next step."""
         saved = self.model.state_dict()
         result = self.model.run_step(step, sample_period=self.config.sample_period)
 
-        def build(res: StepResult) -> Segment:
-            limit_ended = res.end_reason == "termination" and res.ended_by is not None and res.ended_by > 0
-            if isinstance(step, LsvStep):  # an LSV has no time termination: any termination is a limit
-                limit_ended = res.end_reason == "termination"
-            return self._dc_segment(t, res, start, cycle, exit_cond if limit_ended else 0, cycle_of)
+        def truncate(elapsed: float) -> Segment:
+            self.model.load_state(saved)
+            res = self.model.run_step(step, max_duration=elapsed, sample_period=self.config.sample_period)
+            return self._dc_segment(t, res, start, cycle, 0, cycle_of)
+
+        seg = self._dc_segment(t, result, start, cycle, 0, cycle_of)
+        seg.truncate = truncate
+        return seg
+
+    def _limited_segment(
+        self, t: LoadedTechnique, drive: Drive, tests: list[LimitTest], start: float, cycle: int, exit_code: int
+    ) -> Segment:
+        """A step with limit tests: when they end it, the step's ``Exit_Cond`` decides what comes next."""
+        saved = self.model.state_dict()
+        limited = LimitedStep(self.model, drive, tests, self.config.sample_period)
+        result, hit = limited.run()
 
         def truncate(elapsed: float) -> Segment:
             self.model.load_state(saved)
-            return build(self.model.run_step(step, max_duration=elapsed, sample_period=self.config.sample_period))
+            return self._dc_segment(t, limited.run(horizon=elapsed)[0], start, cycle, 0, None)
 
-        seg = build(result)
+        seg = self._dc_segment(t, result, start, cycle, exit_code if hit else 0, None)
         seg.truncate = truncate
         return seg
 
@@ -370,7 +363,7 @@ class TechniqueRun:
             passed = np.floor((times - first_v2) / period + 1e-9) + 1
             return np.clip(np.where(times < first_v2 - 1e-9, 0, passed), 0, extra).astype(np.int64)
 
-        return self._model_segment(t, step, start, 0, 0, cycle_of)
+        return self._model_segment(t, step, start, 0, cycle_of)
 
     def _eis_segment(self, t: LoadedTechnique, start: float) -> Segment:
         fi, ff = float(t.scalar("Initial_frequency")), float(t.scalar("Final_frequency"))  # type: ignore[arg-type]

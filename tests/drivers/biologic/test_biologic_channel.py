@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
 from drivers.base import CapabilityError, ChannelState, DriverError
@@ -215,12 +216,31 @@ def test_attach_refuses_a_channel_holding_another_experiment(driver, sim, clock)
         BiologicChannel(sim, BiologicConfig("10.0.0.5", 0), clock).attach(handle)
 
 
-def test_breaking_a_safety_limit_stops_the_channel_as_protected(driver, sim, clock):
+def test_the_instrument_stops_on_its_own_safety_test_and_the_driver_reports_it(driver, sim, clock):
     prog = program(CHARGE.model_copy(update={"until": (T("time", ">=", 3600),)}),
                    safety=SafetyLimits(voltage_max=1.05))  # fmt: skip
     driver.start(prog, "b")
     driver.status()
     clock.advance(10)
+    assert driver.status().message == "finished on the instrument; data still to read"  # it stopped on its own
+    (record,) = driver.read_records(0)
+    # its first acquisition (1.1 V through 100 ohm at once), 200 us in, stamped in whole 24 us time-base ticks
+    assert record.test_time == pytest.approx(math.floor(200 / 24) * float(np.float32(24e-6)), rel=1e-9)
+    status = driver.status()
+    assert status.state is ChannelState.PROTECTED
+    stop = "safety limit: the instrument's own limit test Ewe > 1.05 V stopped the channel at 1.10000002 V"
+    assert stop in status.message  # 1.1 V as the single the instrument recorded
+
+
+def test_a_breach_only_polling_watches_stops_the_channel_as_protected(driver, sim, clock):
+    # the step's own end goes on to the next step, so it has no exit left for the safety test: polling only
+    prog = program(CHARGE.model_copy(update={"until": (T("time", ">=", 3600), T("voltage", ">=", 1.2))}),
+                   safety=SafetyLimits(voltage_max=1.05))  # fmt: skip
+    assert driver.compile(prog).polled() == {1: ("voltage_max",)}
+    driver.start(prog, "b")
+    driver.status()
+    clock.advance(10)
+    assert sim.devices["10.0.0.5"].channels[0].running(clock.now())
     driver.read_records(0)
     status = driver.status()
     assert status.state is ChannelState.PROTECTED

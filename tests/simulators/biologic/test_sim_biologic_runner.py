@@ -7,11 +7,12 @@ import math
 import numpy as np
 import pytest
 
-from protocols.program import CaStep, Comparison, CurrentStep, Quantity, RecordRule, Termination
+from protocols.program import CaStep, CurrentStep, RecordRule, Termination
 from simulators.biologic import firmware as fw
 from simulators.biologic.dummy_cell import DummyCell, DummyCellParams
 from simulators.biologic.encode import columns
-from simulators.biologic.runner import EIS_POINT_OVERHEAD_S, RunConfig, TechniqueRun, limit_terminations
+from simulators.biologic.limits import holds, read_tests
+from simulators.biologic.runner import EIS_POINT_OVERHEAD_S, RunConfig, TechniqueRun
 
 TB = 24e-6
 
@@ -55,15 +56,40 @@ def V(quantity, op, value):
     return Termination(quantity=quantity, op=op, value=value)
 
 
-def test_limit_tests_become_terminations():
+def test_limit_tests_combine_left_to_right_and_stop_at_the_first_inactive_one():
+    # I < 0.1 mA AND I > -0.1 mA, OR Ewe > 4.2 V
     t = tech("calimit", Test1_Config=[97], Test1_Value=[1e-4], Test2_Config=[103], Test2_Value=[-1e-4],
              Test3_Config=[5], Test3_Value=[4.2])  # fmt: skip
-    assert limit_terminations(t, 0) == [
-        V(Quantity.CURRENT, Comparison.LE, 1e-4),
-        V(Quantity.VOLTAGE, Comparison.GE, 4.2),
-    ]
+    tests = read_tests(t, 0)
+    assert [(x.word.variable, x.word.greater, x.word.and_previous) for x in tests] == [
+        (3, False, False), (3, True, True), (0, True, False)]  # fmt: skip
+    assert holds(tests, 4.0, 5e-5) and holds(tests, 4.0, -5e-5) and not holds(tests, 4.0, 2e-4)
+    assert holds(tests, 4.3, 2e-4) and not holds(tests, 4.2, 2e-4)  # strict, and 4.2 is compared as a single
     inactive_first = tech("calimit", Test1_Config=[0], Test1_Value=[0.0], Test2_Config=[5], Test2_Value=[1.0])
-    assert limit_terminations(inactive_first, 0) == []  # Test2 is ignored when Test1 is inactive
+    assert read_tests(inactive_first, 0) == []  # Test2 is ignored when Test1 is inactive
+
+
+def test_a_signed_current_test_is_not_a_magnitude_test():
+    # "I > 1 mA" on a CA whose current is negative (discharging) never holds, however large |I| gets
+    techniques = [tech("calimit", Voltage_step=[0.5], vs_initial=[False], Duration_step=[10.0], Step_number=0,
+                       Record_every_dT=1.0, Test1_Config=[101], Test1_Value=[1e-3], Exit_Cond=[2])]  # fmt: skip
+    run, _ = execute(techniques, resistor(e0=1.0, r=100.0))  # -5 mA through 100 ohm
+    assert run.finished_at == pytest.approx(10.0)
+    flipped = [tech("calimit", Voltage_step=[0.5], vs_initial=[False], Duration_step=[10.0], Step_number=0,
+                    Record_every_dT=1.0, Test1_Config=[97], Test1_Value=[-1e-3], Exit_Cond=[2])]  # fmt: skip
+    run, _ = execute(flipped, resistor(e0=1.0, r=100.0))  # "I < -1 mA" holds at once
+    assert run.finished_at == pytest.approx(200e-6)  # at the first acquisition
+
+
+def test_words_the_reference_does_not_define_are_refused_at_load():
+    params = {"Current_step": [1e-3], "vs_initial": [False], "Duration_step": [1.0], "Step_number": 0,
+              "I_Range": 8}  # fmt: skip
+    with pytest.raises(fw.Refused):
+        fw._check_limits("cplimit", {**params, "Test1_Config": [1 | (2 << 2)], "Test1_Value": [1.0]})
+    with pytest.raises(fw.Refused):
+        fw._check_limits("cplimit", {**params, "Test1_Config": [1 | (4 << 5)], "Test1_Value": [1.0]})
+    with pytest.raises(fw.Refused):
+        fw._check_limits("cplimit", {**params, "Exit_Cond": [3]})
 
 
 def test_loop_repeats_the_jump_count_then_falls_through():
