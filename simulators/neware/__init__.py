@@ -2,10 +2,11 @@
 
 from simulators.neware.faults import Fault, FaultPlan
 from simulators.neware.server import BtsSimulator, make_clock, serve
-from simulators.neware.stepfile import NativePlan, StepFileError, parse_step_file
+from simulators.neware.stepfile import DeviceRanges, NativePlan, StepFileError, parse_step_file
 
 __all__ = [
     "BtsSimulator",
+    "DeviceRanges",
     "Fault",
     "FaultPlan",
     "NativePlan",

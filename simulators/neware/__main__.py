@@ -6,6 +6,7 @@ import argparse
 import logging
 
 from simulators.neware.server import serve
+from simulators.neware.stepfile import DeviceRanges
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -19,6 +20,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--capacity", type=float, default=None, help="cell capacity in Ah")
     parser.add_argument("--area", type=float, default=None, help="electrode area in m^2")
     parser.add_argument("--speed", type=float, default=None, help="clock speed factor (default: real time)")
+    default = DeviceRanges()
+    parser.add_argument(
+        "--current-max", type=float, default=default.current_max, help="channel current range in A (start refuses more)"
+    )
+    parser.add_argument("--voltage-min", type=float, default=default.voltage_min, help="channel voltage range low, V")
+    parser.add_argument("--voltage-max", type=float, default=default.voltage_max, help="channel voltage range high, V")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     options = {k: v for k, v in (("capacity", args.capacity), ("area", args.area)) if v is not None}
@@ -31,6 +38,7 @@ def main(argv: list[str] | None = None) -> None:
         cell=args.cell,
         cell_options=options,
         speed=args.speed,
+        ranges=DeviceRanges(args.current_max, args.voltage_min, args.voltage_max),
         on_ready=lambda sim: print(
             f"simulated BTS on {sim.host}:{sim.port} ({len(sim.channels)} channels)", flush=True
         ),

@@ -17,27 +17,46 @@ Behaviour follows neware-bts-api.md 2.15 and the checklist in section 8. Choices
   file's resolution (0.1 mV, 1e-6 relative in current); ``Delay_Time`` is not simulated; a ``Cap`` upper
   limit applies to the step capacity;
 * a pause (Pause step, ``setpause`` or the operator) cuts the step; ``continue`` resumes it with what remains
-  of its time, capacity and energy limits. Test time does not advance while paused;
+  of its time, capacity and energy limits (a ramp from the voltage it had reached). Test time does not advance
+  while paused;
 * a step-level ``Record`` replaces the global one (the reference leaves this open);
 * log codes: 100000 at the first record, 100001 at the last record when the End step is reached.
+
+The work of one :meth:`ChannelEngine.advance` is bounded whatever the step file, because it runs inside the server's
+event loop: at most :data:`MAX_MOVES_PER_ADVANCE` step entries and about :data:`MAX_RECORDS_PER_ADVANCE` records
+per call (a channel that has more to catch up on lags behind the clock and catches up on the next requests, as
+reads are lazy anyway), and a step that could yield more than :data:`MAX_RECORDS_PER_RUN` records is run in pieces
+of that many (continued like a resumed pause), so no single cell-model call builds an array of absurd size.
+The admission check of the step file (``stepfile.check_plan``) bounds the total.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from protocols.program import Action, Comparison, ProgramStep, Quantity, RecordRule, RestStep, Termination
+from protocols.program import (
+    Action,
+    Comparison,
+    LsvStep,
+    ProgramStep,
+    Quantity,
+    RecordRule,
+    RestStep,
+    Termination,
+)
 from simulators.cells.base import CellModel, StepResult
 from simulators.neware.records import RecordStore
 from simulators.neware.stepfile import (
     CONTROL,
     CYCLE,
     END,
+    MAX_STEP_S,
     PAUSE,
     NativePlan,
     NativeProtection,
@@ -50,8 +69,13 @@ log = logging.getLogger(__name__)
 LOG_START, LOG_FINISH = 100000, 100001
 LOG_WORKING = 102000
 
-#: a guard against step files that loop over Cycle/Control steps only, which would never let time pass
-MAX_IDLE_MOVES = 1_000_000
+#: step entries (a step started, a loop or control step passed, a long step's next piece) per advance() call:
+#: a request never waits for more than this many cell-model calls per channel
+MAX_MOVES_PER_ADVANCE = 64
+#: the most records one cell-model call may return (a few MB of arrays, tens of ms)
+MAX_RECORDS_PER_RUN = 1 << 18
+#: records computed per advance() call before it stops starting new work
+MAX_RECORDS_PER_ADVANCE = 1 << 18
 
 #: the BTS default record interval when the file says nothing (NW-WEB: 1 s)
 DEFAULT_RECORD_S = 1.0
@@ -119,6 +143,9 @@ class _StepRun:
     state: dict[str, Any] = field(default_factory=dict)
     result: StepResult | None = None
     released: int = 0
+    # a long step runs in pieces of ``piece_s`` (None: in one call) up to ``limit_s`` of step time
+    piece_s: float | None = None
+    limit_s: float = MAX_STEP_S
 
 
 def _protection_terms(*limits: NativeProtection | None) -> tuple[Termination, ...]:
@@ -142,6 +169,24 @@ def _end(quantity: Quantity, op: Comparison, value: float) -> Termination:
     return Termination(quantity=quantity, op=op, value=value, then=Action.END)
 
 
+def _pieces(native: NativeStep, rule: RecordRule) -> tuple[float | None, float]:
+    """(piece length or None for one call, step-time limit) for a step run under ``rule``.
+
+    The record count is bounded from above by the step's longest possible time over the closest record spacing
+    (the time interval, or the sample period when a change rule may record at every sample). Steps under the
+    bound run in one call, exactly as before; only longer ones are cut into pieces.
+    """
+    limit = MAX_STEP_S if native.time_s is None else min(native.time_s, MAX_STEP_S)
+    if native.ramp is not None:
+        start, end, rate = native.ramp
+        limit = min(limit, abs(end - start) / rate)
+    time_only = rule.voltage_change is None and rule.current_change is None
+    spacing = max(rule.every_s or 0.0, SAMPLE_PERIOD_S) if time_only else SAMPLE_PERIOD_S
+    if limit <= MAX_RECORDS_PER_RUN * spacing:
+        return None, limit
+    return MAX_RECORDS_PER_RUN * spacing, limit
+
+
 class ChannelEngine:
     def __init__(self, model_factory: Callable[[], CellModel], *, live_refresh_s: float = 5.0):
         self._model_factory = model_factory
@@ -158,6 +203,8 @@ class ChannelEngine:
         self.protect_reason = ""
         self._reset_execution()
         self._live_cache: tuple[float, Live] | None = None
+        self._moves = 0  # work done by the running advance() call
+        self._records_made = 0
 
     def _reset_execution(self) -> None:
         self.position = 1
@@ -254,15 +301,16 @@ class ChannelEngine:
     # -- execution ------------------------------------------------------------------------------------------
 
     def advance(self, now: float) -> None:
-        idle_moves = 0  # Cycle/Control/End moves in a row without a step that takes time
+        """Catch up with ``now`` with a bounded amount of work; what is left is done by the next calls."""
+        self._moves = 0
+        self._records_made = 0
         while self.workstatus == "working":
             run = self._run
             if run is None:
+                if self._spent():
+                    return
+                self._moves += 1
                 self._enter(self._cursor)
-                idle_moves = 0 if self._run is not None else idle_moves + 1
-                if idle_moves > MAX_IDLE_MOVES:
-                    self.workstatus = "protect"
-                    self.protect_reason = "the step file loops without any step that takes time"
                 continue
             assert run.result is not None
             end = run.segment_start + run.result.duration
@@ -270,7 +318,28 @@ class ChannelEngine:
             if end > now:
                 return
             self._cursor = end
-            self._finish_step(run)
+            if not self._piece_ended(run):
+                self._finish_step(run)
+            elif self._spent():
+                return
+            else:
+                self._moves += 1
+                self._continue_segment(run, end)
+
+    def _spent(self) -> bool:
+        return self._moves >= MAX_MOVES_PER_ADVANCE or self._records_made >= MAX_RECORDS_PER_ADVANCE
+
+    @staticmethod
+    def _piece_ended(run: _StepRun) -> bool:
+        """True when the segment stopped only because it was one piece of a longer step."""
+        result = run.result
+        assert result is not None
+        return (
+            run.piece_s is not None
+            and result.end_reason == "max_duration"
+            and result.ended_by is None
+            and run.segment_step_time0 + result.duration < run.limit_s - 1e-9
+        )
 
     def _enter(self, at: float) -> None:
         assert self.plan is not None
@@ -310,6 +379,7 @@ class ChannelEngine:
         assert program is not None
         self._stepindex += 1
         self._ran_since_increment = True
+        piece_s, limit_s = _pieces(native, rule)
         run = _StepRun(
             native=native,
             program=program,
@@ -318,6 +388,8 @@ class ChannelEngine:
             cycle=self.cycle,
             first_seq=self.records.count + 1,
             test_time0=self._test_time,
+            piece_s=piece_s,
+            limit_s=limit_s,
         )
         self._run = run
         self._start_segment(run, at, program)
@@ -345,8 +417,12 @@ class ChannelEngine:
         run.segment_step_time0 = step_time0
         run.state = model.state_dict()
         run.released = 0
+        max_duration = None if run.piece_s is None else max(0.0, min(run.piece_s, run.limit_s - step_time0))
         try:
-            run.result = model.run_step(program, extra_until=run.extra, sample_period=SAMPLE_PERIOD_S)
+            run.result = model.run_step(
+                program, extra_until=run.extra, max_duration=max_duration, sample_period=SAMPLE_PERIOD_S
+            )
+            self._records_made += len(run.result)
         except Exception as exc:  # a step the cell model cannot run alarms the channel, as a hardware fault would
             log.warning("channel model failed on step %d: %s", run.native.step_id, exc)
             run.result = None
@@ -355,7 +431,10 @@ class ChannelEngine:
             self.protect_reason = f"step {run.native.step_id}: the cell model cannot run it ({exc})"
 
     def _continue_segment(self, run: _StepRun, now: float) -> None:
-        """Resume a step cut by a pause with what remains of its limits."""
+        """Resume a step cut by a pause, or run a long step's next piece, with what remains of its limits.
+
+        A ramp goes on from the voltage it had reached, not from its start again.
+        """
         assert run.result is not None
         step_time = run.segment_step_time0 + run.result.duration
         cap = run.segment_cap0 + float(run.result.capacity[-1])
@@ -375,10 +454,18 @@ class ChannelEngine:
                 self._cursor = now
                 return
             until.append(term.model_copy(update={"value": value}))
-        run.program = run.program.model_copy(update={"until": tuple(until)})
+        update: dict[str, Any] = {"until": tuple(until)}
+        if isinstance(run.program, LsvStep) and run.program.start is not None:
+            start, end = run.program.start, run.program.end
+            swept = min(run.program.scan_rate * run.result.duration, abs(end - start))
+            update["start"] = start + math.copysign(swept, end - start)
+        run.program = run.program.model_copy(update=update)
         run.segment_cap0, run.segment_eng0 = cap, eng
         self._start_segment(run, now, run.program, step_time)
-        run.released = 1  # the resumed segment's first sample repeats the pause's last record
+        if run.result is not None and len(run.result) > 1:
+            # the new segment's first sample, one sample period in, is off the step's record grid; a segment
+            # that short it has only its end sample, which is kept
+            run.released = 1
 
     def _release(self, run: _StepRun, upto: float) -> None:
         result = run.result

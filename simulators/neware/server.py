@@ -9,16 +9,23 @@ subdevid 1..S -> chlid 1..C, devtype 27. Station channel ids are ``devid-subdevi
 
 Requests are handled one at a time under one lock, which is also what makes the lazy channel engines safe
 when test code arms faults or trips a channel from another thread.
+
+A ``start`` names files by path, and a client may name anything. Over the socket the files are read, parsed and
+admitted (``stepfile.load_step_file``: regular files only, non-blocking open, size, element, step, range and
+loop limits) in a small thread pool of their own, off the event loop, before the request takes the lock; a
+refusal answers ``false`` for that channel only and is logged with the channel, the path and the reason. So a
+FIFO, /dev/zero, an entity bomb or a 1e12-pass loop costs one refused channel, never the server.
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import logging
 import threading
 from collections.abc import Callable
-from pathlib import Path
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from xml.etree.ElementTree import Element
 
@@ -29,7 +36,7 @@ from simulators.cells.base import CellModel
 from simulators.neware import wire
 from simulators.neware.engine import ChannelEngine
 from simulators.neware.faults import Fault, FaultPlan
-from simulators.neware.stepfile import API_STEP_NAMES, StepFileError, parse_step_file
+from simulators.neware.stepfile import API_STEP_NAMES, DeviceRanges, NativePlan, StepFileError, load_step_file
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +54,11 @@ DEVTYPE = 27
 DEFAULT_EPOCH = dt.datetime(2025, 1, 1, 0, 0, 0)
 #: the 12 mm disk of the reference workload, in m^2
 DEFAULT_AREA = 1.131e-4
+#: threads that read step files: a file on a hung network share holds one, never the event loop
+STEP_FILE_READERS = 2
+
+#: per path named by a start: the admitted plan, or why it was refused
+Loads = dict[str, NativePlan | StepFileError]
 
 
 def default_model_factory(cell: str, options: dict[str, Any]) -> Callable[[Key], CellModel]:
@@ -79,8 +91,10 @@ class BtsSimulator:
         epoch: dt.datetime = DEFAULT_EPOCH,
         live_refresh_s: float = 5.0,
         server_ip: str = "127.0.0.1",
+        ranges: DeviceRanges | None = None,
     ):
         self.host = host
+        self.ranges = ranges or DeviceRanges()
         self.port = port
         self.clock = clock or RealClock()
         # link faults (a delayed reply) happen on the wire, in the time the client's socket timeouts count in:
@@ -108,6 +122,7 @@ class BtsSimulator:
         self._startup_error: BaseException | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._readers: ThreadPoolExecutor | None = None
         self._commands: dict[str, Callable[[Element], list[str]]] = {
             "connect": self._connect,
             "getdevinfo": self._getdevinfo,
@@ -150,6 +165,14 @@ class BtsSimulator:
         """Serve until :meth:`stop` is called."""
         self._loop = asyncio.get_running_loop()
         self._stopping = asyncio.Event()
+        self._readers = ThreadPoolExecutor(STEP_FILE_READERS, thread_name_prefix="bts-step-files")
+        try:
+            await self._serve()
+        finally:
+            self._readers.shutdown(wait=False, cancel_futures=True)
+
+    async def _serve(self) -> None:
+        assert self._stopping is not None
         self._server = await asyncio.start_server(self._client, self.host, self.port)
         self.port = self._server.sockets[0].getsockname()[1]
         log.info("simulated BTS listening on %s:%d", self.host, self.port)
@@ -214,7 +237,7 @@ class BtsSimulator:
                     return
                 framer.feed(data)
                 while (request := framer.next_request()) is not None:
-                    command, answer = self.handle(request)
+                    command, answer = await self.handle_async(request)
                     fault = self.faults.take(command)
                     if not await self._send(writer, answer, fault):
                         return
@@ -251,24 +274,46 @@ class BtsSimulator:
         return True
 
     def handle(self, request: bytes) -> tuple[str, bytes]:
-        """Answer one framed request (no I/O: usable directly in tests)."""
+        """Answer one framed request synchronously (usable directly in tests; a start reads its files inline)."""
+        parsed = self._parse(request)
+        if isinstance(parsed, bytes):
+            return "", parsed
+        return parsed[0], self._dispatch(*parsed, None)
+
+    async def handle_async(self, request: bytes) -> tuple[str, bytes]:
+        """Answer one framed request from the event loop: a start's step files are loaded off the loop first."""
+        parsed = self._parse(request)
+        if isinstance(parsed, bytes):
+            return "", parsed
+        command, root = parsed
+        loads = None
+        if command == "start" and self._loop is not None and self._readers is not None:
+            paths = [path for element, path in self._start_items(root) if self._key(element) in self.channels]
+            loads = await self._loop.run_in_executor(self._readers, self._load_all, paths)
+        return command, self._dispatch(command, root, loads)
+
+    def _parse(self, request: bytes) -> tuple[str, Element] | bytes:
         end = request.rfind(wire.REQUEST_END)
         if end >= 0:
             request = request[: end + len(wire.REQUEST_END)]
         try:
-            command, root = wire.parse_request(request)
+            return wire.parse_request(request)
         except wire.RequestError as exc:
             log.info("unparseable request: %s", exc)
-            return "", wire.reply("error", ["<result>false</result>"])
+            return wire.reply("error", ["<result>false</result>"])
+
+    def _dispatch(self, command: str, root: Element, loads: Loads | None) -> bytes:
         handler = self._commands.get(command)
         if handler is None:
-            return command, wire.reply(command, ["<result>false</result>"])
+            return wire.reply(command, ["<result>false</result>"])
+        if command == "start":
+            handler = functools.partial(self._start, loads=loads)
         with self._lock:
             try:
-                return command, wire.reply(command, handler(root))
+                return wire.reply(command, handler(root))
             except Exception:  # a simulator bug must not take the server down; the client sees a failed command
                 log.exception("simulated BTS failed on %s", command)
-                return command, wire.reply(command, ["<result>false</result>"])
+                return wire.reply(command, ["<result>false</result>"])
 
     # -- helpers --------------------------------------------------------------------------------------------
 
@@ -371,31 +416,54 @@ class BtsSimulator:
         lines.append("</list>")
         return lines
 
-    def _start(self, root: Element) -> list[str]:
-        items = self._list(root, "start")
-        now = self._now()
-        results: list[tuple[Element, bool]] = []
-        plans = []
-        for element in items:
-            key, engine = self._engine(element)
-            path = (element.text or "").strip()
-            plan = None
-            if engine is not None and engine.workstatus in ("finish", "stop", "protect"):
+    def _start_items(self, root: Element) -> list[tuple[Element, str]]:
+        return [(element, (element.text or "").strip()) for element in self._list(root, "start")]
+
+    def _load_all(self, paths: list[str]) -> Loads:
+        """Load each distinct path once (blocking file I/O and parsing: runs in the reader threads)."""
+        loads: Loads = {}
+        for path in paths:
+            if path not in loads:
                 try:
-                    plan = parse_step_file(Path(path).read_bytes())
-                except (OSError, StepFileError) as exc:
-                    self.last_start_errors[f"{key}"] = str(exc)
-                    log.info("start refused on %s: %s", key, exc)
-            plans.append((element, engine, plan))
+                    loads[path] = load_step_file(path, self.ranges)
+                except StepFileError as exc:
+                    loads[path] = exc
+        return loads
+
+    def _plan_for(self, key: Key | None, engine: ChannelEngine | None, path: str, loads: Loads) -> NativePlan | None:
+        """The plan a start element may run, or None after logging why this channel refuses it."""
+        shown = path if len(path) <= 300 else path[:300] + "..."  # a client's path may be megabytes long
+        if engine is None:
+            log.info("start refused on channel %s: no such channel (step file %r)", key, shown)
+            return None
+        if engine.workstatus not in ("finish", "stop", "protect"):
+            log.info("start refused on channel %s: the channel is %s (step file %r)", key, engine.workstatus, shown)
+            return None
+        if path not in loads:  # handle() called synchronously: read here
+            loads.update(self._load_all([path]))
+        loaded = loads[path]
+        if isinstance(loaded, StepFileError):
+            self.last_start_errors[f"{key}"] = str(loaded)
+            log.warning("start refused on channel %s: step file %r: %s", key, shown, loaded)
+            return None
+        return loaded
+
+    def _start(self, root: Element, loads: Loads | None = None) -> list[str]:
+        now = self._now()
+        loads = dict(loads or {})
+        plans = []
+        for element, path in self._start_items(root):
+            key, engine = self._engine(element)
+            plans.append((element, engine, self._plan_for(key, engine, path, loads)))
         if any(plan is not None for _, _, plan in plans):
             self._testid += 1  # one testid per batch, shared by its channels
+        lines = [f'<list count="{len(plans)}">']
         for element, engine, plan in plans:
-            ok = False
-            if engine is not None and plan is not None:
-                ok = engine.start(plan, element.get("barcode", ""), self._testid, now)
-            results.append((element, ok))
-        lines = [f'<list count="{len(results)}">']
-        for element, ok in results:
+            ok = (
+                engine is not None
+                and plan is not None
+                and engine.start(plan, element.get("barcode", ""), self._testid, now)
+            )
             lines.append(f"  <start{wire.attrs(self._address_attrs(element))}>{'ok' if ok else 'false'}</start>")
         lines.append("</list>")
         return lines
@@ -566,6 +634,7 @@ def serve(
     cell_options: dict[str, Any] | None = None,
     speed: float | None = None,
     on_ready: Callable[[BtsSimulator], None] | None = None,
+    ranges: DeviceRanges | None = None,
 ) -> None:
     """Serve a simulated BTS in the foreground until interrupted (Ctrl-C)."""
     simulator = BtsSimulator(
@@ -577,6 +646,7 @@ def serve(
         cell=cell,
         cell_options=cell_options,
         clock=make_clock(speed),
+        ranges=ranges,
     )
 
     async def main() -> None:
