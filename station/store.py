@@ -9,19 +9,26 @@ runs read back fast enough for exports of a million records in well under the bu
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import numpy as np
 
 from drivers.base import Record
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DB_NAME = "station.sqlite"
+RESERVE_NAME = "station.sqlite.reserve"
+#: Ballast kept beside the database. When the disk fills up, deleting it frees room for the few pages that record
+#: a pause and its reason, so the store never claims "running" for a channel the station paused for lack of space.
+RESERVE_BYTES = 1024 * 1024
+SQLITE_MAGIC = b"SQLite format 3\x00"
 
 RECORD_COLUMNS = ("seq", "test_time", "step_time", "step_index", "cycle", "voltage", "current", "capacity", "energy",
                   "frequency", "z_real", "z_imag")
@@ -71,9 +78,17 @@ _MIGRATIONS: dict[int, str] = {
         PRIMARY KEY (run_id, first_seq)
     ) WITHOUT ROWID;
     """,
+    # stop_requested: an operator or the station asked for a stop that the instrument has not confirmed yet; the
+    # run stays active (and its channel claimed) until it does. contact_lost_at: the start of the current outage.
+    2: """
+    ALTER TABLE runs ADD COLUMN stop_requested TEXT;
+    ALTER TABLE runs ADD COLUMN contact_lost_at REAL;
+    """,
 }
 
 TERMINAL_STATES = ("finished", "stopped", "failed")
+#: States in which start may have been sent but no test handle is stored yet: only the instrument knows.
+UNCONFIRMED_STATES = ("validated", "starting")
 
 
 class StoreError(Exception):
@@ -98,10 +113,17 @@ class RunRow:
     dry_run: bool
     last_seq: int
     message: str
+    stop_requested: str | None = None
+    contact_lost_at: float | None = None
 
     @property
     def active(self) -> bool:
         return self.state not in TERMINAL_STATES
+
+    @property
+    def unconfirmed(self) -> bool:
+        """Start may have reached the instrument, but no handle says so: reconcile with the instrument first."""
+        return self.state in UNCONFIRMED_STATES and self.handle is None
 
 
 @dataclass(frozen=True)
@@ -115,8 +137,19 @@ class EventRow:
     data: dict[str, Any] | None
 
 
+def damaged(where: Path, why: str) -> StoreError:
+    return StoreError(
+        f"{where} is damaged ({why}); stop every station using it and keep a copy, then recover it with "
+        f"`sqlite3 {where.name} .recover | sqlite3 recovered.sqlite` and put recovered.sqlite in its place, or "
+        f"restore a backup; move the file away to start an empty store")
+
+
 def _explain(exc: sqlite3.Error, where: Path) -> StoreError:
     text = str(exc)
+    if isinstance(exc, sqlite3.DatabaseError) and any(
+            s in text for s in ("not a database", "malformed", "disk image", "file is encrypted", "no such table",
+                                "no such column", "corrupt")):
+        return damaged(where, text)
     if "disk is full" in text or "disk I/O" in text:
         return StoreError(f"cannot write to {where}: the disk is full; free space on that drive or choose another "
                           f"--data-dir")
@@ -126,6 +159,23 @@ def _explain(exc: sqlite3.Error, where: Path) -> StoreError:
     if "locked" in text:
         return StoreError(f"{where} is locked by another process for too long; retry, or check for a hung station")
     return StoreError(f"database error in {where}: {text}")
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _guarded(method: Callable[P, R]) -> Callable[P, R]:
+    """Every store call fails as a one-line StoreError naming the file (a damaged page can surface on any read)."""
+
+    @functools.wraps(method)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(*args, **kwargs)
+        except sqlite3.Error as exc:
+            raise _explain(exc, args[0].path) from None  # type: ignore[attr-defined]
+
+    return wrapper
 
 
 class Store:
@@ -139,27 +189,95 @@ class Store:
         except OSError as exc:
             raise StoreError(f"cannot create the data directory {self.data_dir}: {exc.strerror}; choose another "
                              f"--data-dir or fix its permissions") from None
+        self._check_file()
         try:
             self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise _explain(exc, self.path) from None
+        try:
+            self._refuse_foreign()
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=FULL")
             self.db.execute("PRAGMA foreign_keys=ON")
             self._migrate()
         except sqlite3.Error as exc:
+            self.db.close()
             raise _explain(exc, self.path) from None
+        except StoreError:
+            self.db.close()
+            raise
+        self._keep_reserve()
+
+    def _check_file(self) -> None:
+        """Refuse a file that is not a station database before SQLite quietly makes an empty one out of it."""
+        try:
+            size = self.path.stat().st_size
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise StoreError(f"cannot read {self.path}: {exc.strerror}; fix its permissions") from None
+        wal = self.path.with_name(self.path.name + "-wal")
+        if size == 0:
+            if wal.exists() and wal.stat().st_size > 0:
+                return  # a database whose only content is still in its write-ahead log: SQLite recovers it
+            raise StoreError(f"{self.path} is empty (0 bytes), so its runs are gone: it was truncated or never "
+                             f"written; restore it from a backup, or delete it to start an empty store")
+        try:
+            with self.path.open("rb") as f:
+                head = f.read(len(SQLITE_MAGIC))
+        except OSError as exc:
+            raise StoreError(f"cannot read {self.path}: {exc.strerror}; fix its permissions") from None
+        if head != SQLITE_MAGIC:
+            raise damaged(self.path, "it does not start with the SQLite header")
 
     def close(self) -> None:
-        self.db.close()
+        with contextlib.suppress(sqlite3.Error):
+            self.db.close()
+
+    # -- reserve -------------------------------------------------------------------------------------------------
+
+    @property
+    def reserve_path(self) -> Path:
+        return self.data_dir / RESERVE_NAME
+
+    def _keep_reserve(self) -> None:
+        """Create the ballast file if it is missing; a disk too full for it is no reason to refuse to open."""
+        if self.reserve_path.exists():
+            return
+        with contextlib.suppress(OSError), self.reserve_path.open("wb") as f:
+            f.truncate(0)
+            f.write(b"\0" * RESERVE_BYTES)  # written, not sparse, so that deleting it really frees space
+
+    def release_reserve(self) -> bool:
+        """Delete the ballast so that the next small write fits on a full disk; True if there was one."""
+        try:
+            self.reserve_path.unlink()
+        except OSError:
+            return False
+        return True
 
     # -- schema ----------------------------------------------------------------------------------------------------
 
+    def _refuse_foreign(self) -> None:
+        """Read-only, before any pragma writes: another program's database is left exactly as it was."""
+        tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if tables and "meta" not in tables:
+            raise StoreError(f"{self.path} is an SQLite database of another program (tables: "
+                             f"{', '.join(sorted(tables)[:5])}); choose another --data-dir")
+
     def _migrate(self) -> None:
+        tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         self.db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
         row = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-        version = int(row[0]) if row else 0
+        try:
+            version = int(row[0]) if row else 0
+        except ValueError:
+            raise damaged(self.path, f"schema version {row[0]!r} is not a number") from None
         if version > SCHEMA_VERSION:
             raise StoreError(f"{self.path} was written by a newer station (schema {version} > {SCHEMA_VERSION}); "
                              f"upgrade this program")
+        if version == 0 and tables - {"meta"}:
+            raise damaged(self.path, "it has tables but no schema version")
         for target in range(version + 1, SCHEMA_VERSION + 1):
             with self.transaction():
                 for statement in _MIGRATIONS[target].split(";"):
@@ -167,8 +285,10 @@ class Store:
                         self.db.execute(statement)
                 self.db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)",
                                 (str(target),))
+        self._columns = [d[0] for d in self.db.execute("SELECT * FROM runs LIMIT 0").description]
 
     @property
+    @_guarded
     def schema_version(self) -> int:
         return int(self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0])
 
@@ -203,6 +323,7 @@ class Store:
 
     # -- runs ------------------------------------------------------------------------------------------------------
 
+    @_guarded
     def create_run(self, *, run_id: str, at: float, channel: str, instrument: dict[str, Any], protocol_name: str,
                    protocol_file: str | None, protocol_source: str, parameters: dict[str, str], program: str,
                    cell: dict[str, Any], dry_run: bool) -> None:
@@ -222,25 +343,54 @@ class Store:
             db.execute("INSERT INTO events(run_id, at, kind, message) VALUES (?,?,?,?)",
                        (run_id, at, "state", "created"))
 
+    @_guarded
     def set_state(self, run_id: str, state: str, at: float, message: str = "", *, test_time: float | None = None,
                   handle: dict[str, Any] | None = None) -> None:
         with self.transaction() as db:
             if handle is not None:
                 db.execute("UPDATE runs SET handle=? WHERE id=?", (json.dumps(handle), run_id))
             db.execute("UPDATE runs SET state=?, updated_at=?, message=? WHERE id=?", (state, at, message, run_id))
+            if state in TERMINAL_STATES:
+                db.execute("UPDATE runs SET stop_requested=NULL, contact_lost_at=NULL WHERE id=?", (run_id,))
             db.execute("INSERT INTO events(run_id, at, test_time, kind, message) VALUES (?,?,?,?,?)",
                        (run_id, at, test_time, "state", f"{state}: {message}" if message else state))
 
+    @_guarded
     def add_event(self, run_id: str, kind: str, message: str, at: float, *, test_time: float | None = None,
                   data: dict[str, Any] | None = None) -> None:
         with self.transaction() as db:
             db.execute("INSERT INTO events(run_id, at, test_time, kind, message, data) VALUES (?,?,?,?,?,?)",
                        (run_id, at, test_time, kind, message, json.dumps(data) if data is not None else None))
 
+    @_guarded
+    def request_stop(self, run_id: str, why: str, at: float) -> None:
+        """Persist that a stop was asked for; it holds until the instrument confirms the channel stopped."""
+        with self.transaction() as db:
+            db.execute("UPDATE runs SET stop_requested=COALESCE(stop_requested, ?), updated_at=? WHERE id=?",
+                       (why, at, run_id))
+
+    @_guarded
+    def stop_requests(self, run_ids: Sequence[str]) -> dict[str, str]:
+        """The pending stop requests among ``run_ids`` (one query per supervision round, whoever asked)."""
+        if not run_ids:
+            return {}
+        marks = ",".join("?" * len(run_ids))
+        rows = self.db.execute(f"SELECT id, stop_requested FROM runs WHERE stop_requested IS NOT NULL AND id IN "
+                               f"({marks})", list(run_ids)).fetchall()
+        return dict(rows)
+
+    @_guarded
+    def set_contact(self, run_id: str, lost_at: float | None) -> None:
+        """Mark the start of an outage (or its end, ``None``) so that every reader shows it, not stale values."""
+        with self.transaction() as db:
+            db.execute("UPDATE runs SET contact_lost_at=? WHERE id=?", (lost_at, run_id))
+
+    @_guarded
     def has_run(self, run_id: str) -> bool:
         """Whether exactly this id exists (no prefix matching)."""
         return self.db.execute("SELECT 1 FROM runs WHERE id=?", (run_id,)).fetchone() is not None
 
+    @_guarded
     def run(self, run_id: str) -> RunRow:
         row = self.db.execute("SELECT * FROM runs WHERE id=?", (run_id,)).fetchone()
         if row is None:
@@ -252,6 +402,7 @@ class Store:
             row = row[0]
         return self._run_row(row)
 
+    @_guarded
     def runs(self, *, active_only: bool = False) -> list[RunRow]:
         sql = "SELECT * FROM runs"
         if active_only:
@@ -259,23 +410,35 @@ class Store:
         return [self._run_row(r) for r in self.db.execute(sql + " ORDER BY created_at, id").fetchall()]
 
     def _run_row(self, row: Sequence[Any]) -> RunRow:
-        names = [d[0] for d in self.db.execute("SELECT * FROM runs LIMIT 0").description]
-        data = dict(zip(names, row, strict=True))
+        data = dict(zip(self._columns, row, strict=True))
+        try:
+            return self._decode_run(data)
+        except (ValueError, TypeError, KeyError) as exc:  # json or type damage inside a row
+            raise damaged(self.path, f"run {data.get('id')!r} cannot be read: {exc}") from None
+
+    @staticmethod
+    def _decode_run(data: dict[str, Any]) -> RunRow:
         return RunRow(
             id=data["id"], created_at=data["created_at"], updated_at=data["updated_at"], state=data["state"],
             channel=data["channel"], instrument=json.loads(data["instrument"]), protocol_name=data["protocol_name"],
             protocol_file=data["protocol_file"], protocol_source=data["protocol_source"],
             parameters=json.loads(data["parameters"]), program=data["program"], cell=json.loads(data["cell"]),
             handle=json.loads(data["handle"]) if data["handle"] else None, dry_run=bool(data["dry_run"]),
-            last_seq=data["last_seq"], message=data["message"])
+            last_seq=int(data["last_seq"]), message=data["message"], stop_requested=data["stop_requested"],
+            contact_lost_at=data["contact_lost_at"])
 
+    @_guarded
     def events(self, run_id: str) -> list[EventRow]:
         rows = self.db.execute("SELECT id, run_id, at, test_time, kind, message, data FROM events WHERE run_id=? "
                                "ORDER BY id", (run_id,)).fetchall()
-        return [EventRow(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]) if r[6] else None) for r in rows]
+        try:
+            return [EventRow(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]) if r[6] else None) for r in rows]
+        except ValueError as exc:
+            raise damaged(self.path, f"an event of run {run_id} cannot be read: {exc}") from None
 
     # -- records ---------------------------------------------------------------------------------------------------
 
+    @_guarded
     def append_records(self, run_id: str, records: Sequence[Record] | np.ndarray) -> int:
         """Append the records newer than the last stored one, in one transaction; returns the new last seq.
 
@@ -296,18 +459,26 @@ class Store:
                 db.execute("UPDATE runs SET last_seq=? WHERE id=?", (last, run_id))
             return last
 
+    @_guarded
     def record_count(self, run_id: str) -> int:
         row = self.db.execute("SELECT COALESCE(SUM(count), 0) FROM record_blocks WHERE run_id=?", (run_id,))
         return row.fetchone()[0]
 
     def iter_record_blocks(self, run_id: str, after_seq: int = 0) -> Iterator[np.ndarray]:
         """Stored records in seq order, one block (structured array of :data:`RECORD_DTYPE`) at a time."""
-        cursor = self.db.execute("SELECT data FROM record_blocks WHERE run_id=? AND last_seq>? ORDER BY first_seq",
-                                 (run_id, after_seq))
-        for (data,) in cursor:
-            block = np.frombuffer(data, dtype=RECORD_DTYPE)
-            yield block[block["seq"] > after_seq] if block["seq"][0] <= after_seq else block
+        try:
+            cursor = self.db.execute("SELECT first_seq, count, data FROM record_blocks WHERE run_id=? AND last_seq>? "
+                                     "ORDER BY first_seq", (run_id, after_seq))
+            for first, count, data in cursor:
+                if not isinstance(data, bytes) or len(data) != count * RECORD_DTYPE.itemsize:
+                    raise damaged(self.path, f"the record block of run {run_id} from record {first} has the wrong "
+                                  f"size")
+                block = np.frombuffer(data, dtype=RECORD_DTYPE)
+                yield block[block["seq"] > after_seq] if block["seq"][0] <= after_seq else block
+        except sqlite3.Error as exc:
+            raise _explain(exc, self.path) from None
 
+    @_guarded
     def records(self, run_id: str) -> np.ndarray:
         """All records of a run as one structured array (fields as in :data:`RECORD_DTYPE`)."""
         blocks = list(self.iter_record_blocks(run_id))
