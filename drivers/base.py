@@ -19,12 +19,33 @@ class DriverError(Exception):
     """An instrument-side failure the user can act on; the message names the instrument, channel and fix."""
 
 
-class CapabilityError(DriverError):
+class Refused(DriverError):
+    """The driver refused before sending anything that could change the channel (busy, incapable, bad input).
+
+    The difference matters to the station: after a refusal the channel is exactly as it was, so nothing may be
+    stopped (it may be running someone else's test); after any other failure of ``start`` the station must find
+    out from the instrument whether the test started. ``unreachable``: the instrument did not answer the reads
+    that come before start (a link problem, not a refusal by the instrument).
+    """
+
+    def __init__(self, message: str, *, unreachable: bool = False):
+        super().__init__(message)
+        self.unreachable = unreachable
+
+
+class CapabilityError(Refused):
     """A step program asks for something this channel cannot do; raised before anything is sent."""
 
     def __init__(self, problems: Sequence[str]):
         self.problems = list(problems)
         super().__init__("; ".join(self.problems))
+
+
+class TestGone(DriverError):
+    """The channel no longer holds the test a handle names (reset, reused, or started over by someone else):
+    nothing may be sent to it on that test's behalf, and the run it belonged to did not finish."""
+
+    __test__ = False  # not a pytest test class
 
 
 class InstrumentTimeout(DriverError):
@@ -85,6 +106,9 @@ class ChannelStatus:
     test_time: float | None = None
     last_seq: int | None = None
     message: str = ""
+    test_id: str | None = None
+    """The test the channel holds now, when the instrument tells it ("0": none); the station compares it with its
+    own handle, so a channel that was reset or reused is never mistaken for the end of the station's test."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +133,13 @@ class ChannelDriver(abc.ABC):
     @abc.abstractmethod
     def start(self, program: StepProgram, barcode: str) -> TestHandle:
         """Check, compile, upload and start the program; the instrument then runs it on its own."""
+
+    @abc.abstractmethod
+    def find_test(self, program: StepProgram, barcode: str) -> TestHandle | None:
+        """The handle of the test this station started with ``barcode``, if the channel holds it (running or
+        ended), else ``None``; read-only. It answers the one question a crash between sending ``start`` and
+        storing the handle leaves open: did the instrument start it? Raises :class:`DriverError` when the
+        instrument cannot tell (unreachable), which is never read as "no"."""
 
     @abc.abstractmethod
     def attach(self, handle: TestHandle) -> None:

@@ -29,6 +29,8 @@ from drivers.base import (
     ChannelStatus,
     DriverError,
     Record,
+    Refused,
+    TestGone,
     TestHandle,
 )
 from drivers.biologic.codes import (
@@ -169,11 +171,17 @@ class BiologicChannel(ChannelDriver):
         return os.path.join(self.config.technique_dir, f"{stem}{BOARD_ECC_SUFFIX[self._board]}.ecc")
 
     def start(self, program: StepProgram, barcode: str) -> TestHandle:
-        compiled = self.compile(program)  # raises CapabilityError before anything is sent
-        device, ch = self._dev(), self.config.channel
-        values = self.eclib.current_values(device, ch)
+        try:
+            compiled = self.compile(program)  # raises CapabilityError before anything is sent
+            device, ch = self._dev(), self.config.channel
+            values = self.eclib.current_values(device, ch)
+        except Refused:
+            raise
+        except DriverError as exc:
+            raise Refused(f"Biologic {self.channel} did not answer before start, so nothing was sent ({exc})",
+                          unreachable=True) from exc
         if values.State != ChannelProgState.STOP:
-            raise DriverError(
+            raise Refused(
                 f"Biologic {self.channel} is already running an experiment; stop it first or choose another channel"
             )
         try:
@@ -198,9 +206,16 @@ class BiologicChannel(ChannelDriver):
         self._seen_run, self._stopped_by_us, self._protected = False, False, ""
         step_map = [t.step_index for t in compiled.techniques]
         self._harvest = RecordBuilder(program, step_map)
+        handle = self._handle(program, step_map, barcode, f"{self._started_at:.3f}")
+        polled = compiled.polled()
+        if polled:  # the station records where only its own polling guards a limit
+            handle.extra["polled_limits"] = "; ".join(f"step {i}: {', '.join(names)}" for i, names in polled.items())
+        return handle
+
+    def _handle(self, program: StepProgram, step_map: list[int], barcode: str, stamp: str) -> TestHandle:
         return TestHandle(
             channel=self.channel,
-            test_id=f"{self.channel}@{self._started_at:.3f}",
+            test_id=f"{self.channel}@{stamp}",
             barcode=barcode,
             extra={
                 "step_map": json.dumps(step_map),
@@ -208,6 +223,21 @@ class BiologicChannel(ChannelDriver):
                 "board": self._board.name if self._board else "",
             },
         )
+
+    def find_test(self, program: StepProgram, barcode: str) -> TestHandle | None:
+        """EClib keeps no barcode, so the evidence is the channel itself: it holds our technique list and is
+        running it, or it ran it and its memory still holds data nobody read. A channel that holds our list but
+        is stopped with empty memory never started (the station died between loading and starting)."""
+        compiled = self.compile(program)
+        device, ch = self._dev(), self.config.channel
+        infos = self.eclib.channel_infos(device, ch)
+        values = self.eclib.current_values(device, ch)
+        if infos.NbOfTechniques != len(compiled.techniques):
+            return None
+        if values.State == ChannelProgState.STOP and values.MemFilled == 0:
+            return None
+        step_map = [t.step_index for t in compiled.techniques]
+        return self._handle(program, step_map, barcode, "recovered")
 
     def attach(self, handle: TestHandle) -> None:
         """Pick up a technique list started earlier; the first ``read_records`` continues the caller's numbering."""
@@ -217,7 +247,7 @@ class BiologicChannel(ChannelDriver):
         step_map = json.loads(handle.extra["step_map"])
         infos = self.eclib.channel_infos(device, self.config.channel)
         if infos.NbOfTechniques != len(step_map):
-            raise DriverError(
+            raise TestGone(
                 f"Biologic {self.channel} holds {infos.NbOfTechniques} techniques, test {handle.test_id} loaded "
                 f"{len(step_map)}; another experiment replaced it, so there is nothing to re-attach to"
             )

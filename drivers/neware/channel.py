@@ -34,13 +34,15 @@ from drivers.base import (
     ChannelStatus,
     DriverError,
     Record,
+    Refused,
+    TestGone,
     TestHandle,
 )
 from drivers.neware.address import ChannelAddress
 from drivers.neware.client import MAX_DOWNLOAD_COUNT, BackupSettings, BtsClient, StartItem
 from drivers.neware.codec import REPLY_FRAMING
 from drivers.neware.errors import CommandRefused
-from drivers.neware.replies import DataRecord, InquireReply
+from drivers.neware.replies import DataRecord, InquireDf, InquireReply
 from drivers.neware.stepfile import CompileOptions, check_program, compile_program, parse_step_map
 from drivers.nominal_path import NominalPath
 from drivers.transport import Backoff, SocketTransport
@@ -131,22 +133,49 @@ class NewareChannel(ChannelDriver):
     def check(self, program: StepProgram) -> None:
         check_program(program, self.ranges, self.options)
 
-    def _write_step_file(self, xml: bytes, barcode: str) -> str:
+    def _step_file_name(self, xml: bytes, barcode: str) -> str:
         safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", barcode)[:60] or "run"
-        name = f"{self.channel}_{safe}_{hashlib.sha1(xml).hexdigest()[:10]}.xml"
-        self.step_dir.mkdir(parents=True, exist_ok=True)
-        local = self.step_dir / name
-        local.write_bytes(xml)
+        return f"{self.channel}_{safe}_{hashlib.sha1(xml).hexdigest()[:10]}.xml"
+
+    def _step_file_path(self, name: str) -> str:
+        """Where the BTS Client reads the step file from (its own path when it runs on another PC)."""
         if self.remote_step_dir is None:
-            return str(local.resolve())
+            return str((self.step_dir / name).resolve())
         separator = "\\" if "\\" in self.remote_step_dir or ":" in self.remote_step_dir else "/"
         return self.remote_step_dir.rstrip("\\/") + separator + name
 
+    def _write_step_file(self, xml: bytes, barcode: str) -> str:
+        name = self._step_file_name(xml, barcode)
+        try:
+            self.step_dir.mkdir(parents=True, exist_ok=True)
+            (self.step_dir / name).write_bytes(xml)
+        except OSError as exc:
+            raise Refused(f"cannot write the step file for channel {self.channel} into {self.step_dir}: "
+                          f"{exc.strerror}; free space or fix the data directory's permissions") from None
+        return self._step_file_path(name)
+
+    def _handle(self, program: StepProgram, step_map_text: str, path: str, barcode: str, testid: int) -> TestHandle:
+        return TestHandle(
+            channel=self.channel,
+            test_id=str(testid),
+            barcode=barcode,
+            extra={
+                "step_map": step_map_text,
+                "step_file": path,
+                "cycle_offset": str(self.cycle_offset),
+                "program": program.model_dump_json(),
+            },
+        )
+
     def start(self, program: StepProgram, barcode: str) -> TestHandle:
         compiled = compile_program(program, self.ranges, self.options)  # refuses before anything is sent
-        (live,) = self.client.inquire([self.address])
+        try:
+            (live,) = self.client.inquire([self.address])
+        except DriverError as exc:
+            raise Refused(f"channel {self.channel}: the BTS did not answer before start, so nothing was sent "
+                          f"({exc})", unreachable=True) from exc
         if live.workstatus not in STARTABLE:
-            raise DriverError(
+            raise Refused(
                 f"channel {self.channel} is '{live.workstatus}'; a test starts only on a finished, stopped or "
                 "protected channel: stop the running test first"
             )
@@ -162,7 +191,7 @@ class NewareChannel(ChannelDriver):
             log.warning("start reply for %s was lost but the channel runs %r: adopting it", self.channel, barcode)
             ack = None
         if ack is not None and not ack.ok:
-            raise CommandRefused(
+            raise Refused(
                 f"the BTS refused to start channel {self.channel} with {path}; check that the BTS Client can read "
                 "that file and the channel is free (see the BTS Client's log)"
             )
@@ -171,19 +200,21 @@ class NewareChannel(ChannelDriver):
         except Exception:
             self._emergency_stop()
             raise
-        self.handle = TestHandle(
-            channel=self.channel,
-            test_id=str(testid),
-            barcode=barcode,
-            extra={
-                "step_map": compiled.step_map_text(),
-                "step_file": path,
-                "cycle_offset": str(self.cycle_offset),
-                "program": program.model_dump_json(),
-            },
-        )
+        self.handle = self._handle(program, compiled.step_map_text(), path, barcode, testid)
         self._adopt(self.handle)
         return self.handle
+
+    def find_test(self, program: StepProgram, barcode: str) -> TestHandle | None:
+        """The BTS keeps the barcode of the channel's current or latest test: ours, or not started by us."""
+        (live,) = self.client.inquire([self.address])
+        if live.barcode != barcode:
+            return None
+        testid = self.client.testid(self.address)
+        if testid <= 0:
+            return None
+        compiled = compile_program(program, self.ranges, self.options)
+        path = self._step_file_path(self._step_file_name(compiled.xml, barcode))
+        return self._handle(program, compiled.step_map_text(), path, barcode, testid)
 
     def _emergency_stop(self) -> None:
         """Never leave a started channel running because our own bookkeeping failed."""
@@ -213,18 +244,18 @@ class NewareChannel(ChannelDriver):
         current = self.client.testid(self.address)
         if handle.test_id in ("", "0"):
             if live.barcode != handle.barcode:
-                raise DriverError(
+                raise TestGone(
                     f"channel {self.channel} reports barcode {live.barcode!r}, not {handle.barcode!r}; "
                     "give the test id to attach to an older test"
                 )
             handle = TestHandle(handle.channel, str(current), handle.barcode, dict(handle.extra))
         elif str(current) != handle.test_id:
-            raise DriverError(
-                f"channel {self.channel} now holds test {current}, not test {handle.test_id}; the run cannot be "
-                "re-attached (the channel was reused)"
+            now = "no test" if current <= 0 else f"test {current}"
+            raise TestGone(
+                f"the instrument no longer holds test {handle.test_id}: channel {self.channel} now holds {now}"
             )
         elif live.barcode is not None and live.barcode != handle.barcode:
-            raise DriverError(
+            raise TestGone(
                 f"channel {self.channel} reports barcode {live.barcode!r}, not {handle.barcode!r}; refusing to attach"
             )
         self._adopt(handle)
@@ -241,7 +272,7 @@ class NewareChannel(ChannelDriver):
     def statuses(cls, drivers: Sequence[ChannelDriver]) -> list[ChannelStatus]:
         return poll_statuses(drivers)  # type: ignore[arg-type]  # callers group by type and batch_key
 
-    def _status_from(self, live: InquireReply, last_seq: int | None) -> ChannelStatus:
+    def _status_from(self, live: InquireReply, current: InquireDf | None) -> ChannelStatus:
         state = STATES.get(live.workstatus, ChannelState.ERROR)
         if state is ChannelState.FINISHED and self.handle is None:
             state = ChannelState.IDLE
@@ -259,8 +290,10 @@ class NewareChannel(ChannelDriver):
             current=live.current,
             step_capacity=live.capacity * _sign(live.step_type or "", live.current),
             test_time=live.total_time if running else None,
-            last_seq=last_seq,
+            # the instrument's record count is ours only while the channel still holds our test
+            last_seq=current.count if current is not None and current.testid == self._testid else None,
             message=message,
+            test_id=str(current.testid) if current is not None else None,
         )
 
     def read_records(self, after_seq: int, limit: int = 1000) -> list[Record]:
@@ -383,8 +416,10 @@ def poll_statuses(channels: Sequence[NewareChannel]) -> list[ChannelStatus]:
         raise ValueError("poll_statuses needs channels that share one BTS client; group them by client first")
     lives = client.inquire([c.address for c in channels], barcode=False)
     started = [c for c in channels if c._testid]
-    counts: dict[int, int] = {}
+    current: dict[int, InquireDf] = {}
     if started:
-        rows = client.inquiredf_tests([(c.address, c._testid) for c in started])
-        counts = {id(c): row.count for c, row in zip(started, rows, strict=True)}
-    return [c._status_from(live, counts.get(id(c))) for c, live in zip(channels, lives, strict=True)]
+        # testid 0 asks for the channel's current test: its id tells whether the channel still holds ours (a BTS
+        # that was reset, or a test started from the BTS Client, shows up here) and its count is the newest record
+        rows = client.inquiredf_tests([(c.address, 0) for c in started])
+        current = {id(c): row for c, row in zip(started, rows, strict=True)}
+    return [c._status_from(live, current.get(id(c))) for c, live in zip(channels, lives, strict=True)]

@@ -8,11 +8,10 @@ from pathlib import Path
 import pytest
 from ordered_transport import OrderedTransport
 
-from drivers.base import ChannelRanges, ChannelState, DriverError
+from drivers.base import ChannelRanges, ChannelState, DriverError, Refused
 from drivers.neware.address import ChannelAddress
 from drivers.neware.channel import NewareChannel
 from drivers.neware.client import BtsClient
-from drivers.neware.errors import CommandRefused
 from drivers.neware.stepfile import compile_program
 from protocols.program import Comparison, CurrentStep, Quantity, RecordRule, StepProgram, Termination
 
@@ -73,7 +72,7 @@ def test_start_status_read_and_stop_in_order(tmp_path: Path) -> None:
                 inquire_reply("working", 'step_id="1" step_type="dc" '),
             ),
             (
-                f'<cmd>inquiredf</cmd><list count="1"><chl {NOIP} testid="5" /></list>',
+                f'<cmd>inquiredf</cmd><list count="1"><chl {NOIP} testid="0" /></list>',
                 f'<cmd>inquiredf_resp</cmd>\n<list count="1">\n  <chl {NOIP} testid="5" count="2">false</chl>\n</list>',
             ),
             (f'<cmd>download</cmd><download {NOIP} auxid="0" testid="5" startpos="1" count="1000" />', data),
@@ -129,6 +128,6 @@ def test_a_refused_start_names_the_file(tmp_path: Path) -> None:
         ]
     )
     channel = NewareChannel(BtsClient(transport), ChannelAddress.parse("21-1-2"), RANGES, step_dir=tmp_path)
-    with pytest.raises(CommandRefused, match=r"refused to start channel 21-1-2 with .*\.xml; check that the BTS"):
+    with pytest.raises(Refused, match=r"refused to start channel 21-1-2 with .*\.xml; check that the BTS"):
         channel.start(PROGRAM, "cell#3")
     transport.assert_done()

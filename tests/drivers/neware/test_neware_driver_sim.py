@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from neware_harness import Harness, drain, run_to_end
 
-from drivers.base import CapabilityError, ChannelState, DriverError
+from drivers.base import CapabilityError, ChannelState, DriverError, TestGone
 from drivers.neware.address import ChannelAddress
 from drivers.neware.channel import NewareChannel, poll_statuses
 from drivers.neware.errors import NewareProtocolError
@@ -175,7 +175,7 @@ def test_reattach_continues_the_download_without_gaps(harness) -> None:
     assert drain(second, before[-1].seq)[0].seq == before[-1].seq + 1
     other = h.channel()
     bad = type(handle)(channel=handle.channel, test_id="99", barcode=handle.barcode, extra=handle.extra)
-    with pytest.raises(DriverError, match="holds test 1, not test 99"):
+    with pytest.raises(TestGone, match="no longer holds test 99: channel 21-1-1 now holds test 1"):
         other.attach(bad)
     # by barcode alone, as after a crash that lost the test id: the channel's current test is adopted
     by_barcode = type(handle)(channel="21-1-1", test_id="", barcode="cell-03", extra=handle.extra)
