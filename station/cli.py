@@ -6,8 +6,9 @@ Exit codes (stable, scripts rely on them):
   2    usage error: unknown option, missing or unreadable file, malformed --set, unknown run or channel, a busy
        channel or one that cannot run the protocol
   3    the run ended without finishing: stopped by a safety limit, the instrument's protection or an operator,
-       or failed at the instrument
-  4    the instrument or the data store could not be used (no answer, refused command, full disk)
+       failed at the instrument, or the instrument no longer holds (or never started) its test
+  4    the instrument or the data store could not be used (no answer, refused command, full disk, damaged
+       store, a stop the instrument has not confirmed)
   130  interrupted: the run was detached (it keeps running on the instrument) or stopped on request
 """
 

@@ -17,6 +17,7 @@ from rich.live import Live
 from rich.table import Table
 
 from drivers.base import DriverError
+from protocols.clock import RealClock
 from protocols.errors import ProtocolError
 from station.cli import (
     EXIT_INSTRUMENT,
@@ -38,7 +39,7 @@ from station.config import ConfigError, load_config
 from station.export import ExportError, cycle_summary, export_run
 from station.instruments import InstrumentError
 from station.plan import format_duration
-from station.runs import Progress, RunError
+from station.runs import Progress, RunEnded, RunError
 from station.session import Station
 from station.store import ChannelBusy, Store, StoreError
 
@@ -59,7 +60,11 @@ def _errors():
         raise _fail(EXIT_INVALID, f"station config: {exc}") from None
     except ChannelBusy as exc:
         raise _fail(EXIT_USAGE, f"error: {exc}") from None
-    except (RunError, KeyError) as exc:
+    except RunEnded as exc:
+        raise _fail(EXIT_RUN_ENDED, str(exc)) from None
+    except RunError as exc:
+        raise _fail(EXIT_INSTRUMENT if exc.instrument else EXIT_USAGE, f"error: {exc}") from None
+    except KeyError as exc:
         raise _fail(EXIT_USAGE, f"error: {exc}") from None
     except StoreError as exc:
         raise _fail(EXIT_INSTRUMENT, f"storage error: {exc}") from None
@@ -81,12 +86,26 @@ def _store(config: str | None, data_dir: str | None) -> Store:
     return Store(cfg.data_dir)
 
 
+def _state_text(state: str, contact_lost_s: float | None, stop_requested: str | None) -> str:
+    """The run's state with what qualifies it: an outage, a stop the instrument has not confirmed yet."""
+    notes = []
+    if contact_lost_s is not None:
+        notes.append(f"lost contact {format_duration(contact_lost_s)}")
+    if stop_requested:
+        notes.append("stop pending")
+    return state + (f" ({', '.join(notes)})" if notes else "")
+
+
 def _progress_table(p: Progress) -> Table:
     table = Table(show_header=True, header_style="bold", title=f"run {p.run_id}", title_justify="left")
     for column in ("state", "step", "tag", "cycle", "V", "I", "step Q", "test time", "records", "ETA"):
         table.add_column(column, justify="right")
+    state = _state_text(p.state, p.contact_lost_s, p.stop_requested)
+    if p.contact_lost_s is not None:  # the last values are stale: showing them as live would be a lie
+        table.add_row(state, *["-"] * 7, str(p.records), "-")
+        return table
     s = p.status
-    table.add_row(p.state, str(s.step_index or "-") if s else "-", p.tag or "-", str(s.cycle or "-") if s else "-",
+    table.add_row(state, str(s.step_index or "-") if s else "-", p.tag or "-", str(s.cycle or "-") if s else "-",
                   f"{s.voltage:.4f}" if s and s.voltage is not None else "-",
                   f"{s.current * 1e3:.4f} mA" if s and s.current is not None else "-",
                   f"{s.step_capacity * 1e3:.4f} mAh" if s and s.step_capacity is not None else "-",
@@ -97,8 +116,8 @@ def _progress_table(p: Progress) -> Table:
 
 def _progress_line(p: Progress) -> str:
     s = p.status
-    parts = [f"run {p.run_id}", p.state, f"records {p.records}"]
-    if s is not None:
+    parts = [f"run {p.run_id}", _state_text(p.state, p.contact_lost_s, p.stop_requested), f"records {p.records}"]
+    if s is not None and p.contact_lost_s is None:
         parts += [f"step {s.step_index or '-'}", f"tag {p.tag or '-'}", f"cycle {s.cycle or '-'}"]
         if s.voltage is not None:
             parts.append(f"{s.voltage:.4f} V")
@@ -159,8 +178,21 @@ def _interrupted(station: Station, run_id: str) -> int:
         err.print(f"detached: run {run_id} keeps running on the instrument; `station attach {run_id}` resumes "
                   f"watching it", markup=False)
         return EXIT_INTERRUPTED
-    station.manager.stop(run_id, "stopped by the operator (interrupted)")
-    err.print(f"stopped: run {run_id}; the channel is in a safe state", markup=False)
+    if station.manager.stop(run_id, "stopped by the operator (interrupted)"):
+        err.print(f"stopped: run {run_id}; the instrument confirmed the channel is in a safe state", markup=False)
+        return EXIT_INTERRUPTED
+    channel = station.store.run(run_id).channel
+    err.print(f"run {run_id}: could not stop channel {channel}: the instrument did not confirm it, so the cell may "
+              f"still be running. The stop stays requested and is sent again on every poll until the instrument "
+              f"confirms it; Ctrl-C again leaves it pending (`station stop {run_id}` or `station attach {run_id}` "
+              f"retries it later)", markup=False)
+    try:
+        station.manager.supervise([run_id], station.poll_seconds(run_id))
+    except KeyboardInterrupt:
+        err.print(f"run {run_id}: stop still pending; the cell may still be running", markup=False)
+        return EXIT_INSTRUMENT
+    state = station.store.run(run_id).state
+    err.print(f"run {run_id}: {state}; the instrument confirmed the channel is in a safe state", markup=False)
     return EXIT_INTERRUPTED
 
 
@@ -216,7 +248,15 @@ def attach(run_id: RunArg, config: ConfigOpt = None, data_dir: DataDirOpt = None
         station = _open(config, data_dir)
     try:
         with _errors():
-            run_id = station.store.run(run_id).id
+            row = station.store.run(run_id)
+            run_id = row.id
+            if row.unconfirmed and not row.dry_run:
+                err.print(f"run {run_id} was never confirmed as started; asking channel {row.channel} for barcode "
+                          f"{run_id}", markup=False)
+                if station.manager.reconcile(run_id, station.instruments.driver(row.channel)) == "failed":
+                    err.print(f"run {run_id}: never started on the instrument; marked failed (start a new run)",
+                              markup=False)
+                    raise typer.Exit(EXIT_RUN_ENDED)
             station.attach(run_id)
             err.print(f"attached to run {run_id}; catching up from record {station.store.run(run_id).last_seq + 1}",
                       markup=False)
@@ -236,9 +276,8 @@ def _operator(action: str, run_id: str, config: str | None, data_dir: str | None
                 raise RunError(f"run {row.id} is {row.state}; there is nothing to {action}")
             if row.dry_run:
                 raise RunError(f"run {row.id} is a dry run inside another process; press Ctrl-C there")
-            station.attach(row.id)
-            {"pause": station.manager.pause, "continue": station.manager.resume,
-             "stop": station.manager.stop}[action](row.id)
+            station.attach(row.id, supervise=False)
+            {"pause": station.manager.pause, "continue": station.manager.resume}[action](row.id)
             err.print(f"run {row.id}: {station.store.run(row.id).state}", markup=False)
     finally:
         station.close()
@@ -257,15 +296,45 @@ def continue_(run_id: RunArg, config: ConfigOpt = None, data_dir: DataDirOpt = N
 
 
 @app.command()
-def stop(run_id: RunArg, config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
-    """Stop a run and leave its channel in a safe state."""
-    _operator("stop", run_id, config, data_dir)
+def stop(run_id: RunArg, force: Annotated[bool, typer.Option(
+        "--force", help="abandon a run whose test is gone from the instrument (refused while it still runs)")] = False,
+         config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
+    """Stop a run; it counts as stopped only when the instrument confirms the channel is in a safe state."""
+    with _errors():
+        station = _open(config, data_dir)
+    try:
+        with _errors():
+            confirmed, message = station.stop(run_id, force=force)
+    finally:
+        station.close()
+    err.print(message, markup=False)
+    raise typer.Exit(0 if confirmed else EXIT_INSTRUMENT)
 
 
-def _run_doc(row) -> dict:
+def _run_doc(row, now: float) -> dict:
     return {"run_id": row.id, "state": row.state, "channel": row.channel, "protocol": row.protocol_name,
             "cell": row.cell.get("name"), "records": row.last_seq, "dry_run": row.dry_run,
-            "created_at": row.created_at, "updated_at": row.updated_at, "message": row.message}
+            "created_at": row.created_at, "updated_at": row.updated_at, "message": row.message,
+            "stop_pending": row.stop_requested is not None, "contact_lost_s":
+                None if row.contact_lost_at is None else max(0.0, now - row.contact_lost_at)}
+
+
+def _state_of(doc: dict) -> str:
+    return _state_text(doc["state"], doc["contact_lost_s"], "yes" if doc["stop_pending"] else None)
+
+
+def _settle(config: str | None, data_dir: str | None, store: Store) -> None:
+    """Runs nobody looks after and whose truth only the instrument knows (an unconfirmed start or stop) are
+    settled with it before they are shown, so that `status` never reports what the station merely assumed."""
+    rows = [r for r in store.runs(active_only=True) if not r.dry_run and (r.unconfirmed or r.stop_requested)]
+    if not rows:
+        return
+    station = _open(config, data_dir)
+    try:
+        for note in station.settle(rows):
+            err.print(note, markup=False)
+    finally:
+        station.close()
 
 
 @app.command()
@@ -273,7 +342,7 @@ def runs(config: ConfigOpt = None, data_dir: DataDirOpt = None, json_: JsonOpt =
     """List every run in the data directory."""
     with _errors():
         store = _store(config, data_dir)
-        rows = [_run_doc(r) for r in store.runs()]
+        rows = [_run_doc(r, RealClock().unix()) for r in store.runs()]
     if json_:
         sys.stdout.write(json.dumps({"runs": rows}, indent=2) + "\n")
         return
@@ -284,7 +353,7 @@ def runs(config: ConfigOpt = None, data_dir: DataDirOpt = None, json_: JsonOpt =
     table.add_column("records", justify="right", no_wrap=True)
     table.add_column("protocol", overflow="fold")
     for r in rows:
-        table.add_row(r["run_id"], r["state"], r["channel"], str(r["records"]), r["protocol"])
+        table.add_row(r["run_id"], _state_of(r), r["channel"], str(r["records"]), r["protocol"])
     out.print(table)
 
 
@@ -295,19 +364,22 @@ def status(run_id: Annotated[str | None, typer.Argument(help="one run; default: 
     with _errors():
         cfg, origin = load_config(config)
         store = Store(data_dir or cfg.data_dir)
+        _settle(config, data_dir, store)
+        now = RealClock().unix()
         if run_id:
             row = store.run(run_id)
-            doc = {**_run_doc(row), "events": [{"at": e.at, "kind": e.kind, "message": e.message}
-                                                for e in store.events(row.id)]}
+            doc = {**_run_doc(row, now), "events": [{"at": e.at, "kind": e.kind, "message": e.message}
+                                                     for e in store.events(row.id)]}
         else:
             active = {r.channel: r for r in store.runs(active_only=True)}
             doc = {"config": origin, "data_dir": str(store.data_dir), "channels": [
-                {"channel": c, "run": _run_doc(active[c]) if c in active else None} for c in cfg.channel_ids()]}
+                {"channel": c, "run": _run_doc(active[c], now) if c in active else None}
+                for c in cfg.channel_ids()]}
     if json_:
         sys.stdout.write(json.dumps(doc, indent=2) + "\n")
         return
     if run_id:
-        out.print(f"run {doc['run_id']}: {doc['state']} on {doc['channel']} ({doc['protocol']} on {doc['cell']}), "
+        out.print(f"run {doc['run_id']}: {_state_of(doc)} on {doc['channel']} ({doc['protocol']} on {doc['cell']}), "
                   f"{doc['records']} records", markup=False)
         for e in doc["events"]:
             out.print(f"  {e['kind']:10} {e['message']}", markup=False)
@@ -320,7 +392,7 @@ def status(run_id: Annotated[str | None, typer.Argument(help="one run; default: 
     table.add_column("records", justify="right", no_wrap=True)
     for c in doc["channels"]:
         r = c["run"]
-        table.add_row(c["channel"], r["run_id"] if r else "-", r["state"] if r else "free",
+        table.add_row(c["channel"], r["run_id"] if r else "-", _state_of(r) if r else "free",
                       r["protocol"] if r else "", str(r["records"]) if r else "")
     out.print(table)
 

@@ -52,6 +52,8 @@ class InstrumentConfig(BaseModel):
     cell_model: str | None = Field(None, description="simulated instruments: cell used when a run gives none")
     channels: list[ChannelConfig] = Field(min_length=1)
     timeout: TimeText = "30 s"
+    reconnect_attempts: int = Field(5, ge=1, le=20, description="connection attempts (with back-off) before a "
+                                    "command counts as failed; 1 on a link that should never drop")
 
     @model_validator(mode="after")
     def _address_for_real_hardware(self) -> InstrumentConfig:

@@ -119,6 +119,7 @@ class Instruments:
     def _neware(self, instrument: InstrumentConfig, chan: ChannelConfig) -> ChannelDriver:
         from drivers.neware.address import ChannelAddress
         from drivers.neware.channel import NewareChannel, open_client
+        from drivers.transport import Backoff
 
         address = ChannelAddress.parse(chan.id, devtype=instrument.devtype)
         if self.simulated(instrument):
@@ -127,7 +128,8 @@ class Instruments:
             host, port = _host_port(instrument.address or "127.0.0.1:502")
         if instrument.name not in self._bts_clients:
             self._bts_clients[instrument.name] = open_client(
-                host, port, clock=self.clock, timeout_s=parse_plain(instrument.timeout, "time"))
+                host, port, clock=self.clock, timeout_s=parse_plain(instrument.timeout, "time"),
+                backoff=Backoff(attempts=instrument.reconnect_attempts))
         return NewareChannel(self._bts_clients[instrument.name], address, channel_ranges(chan),
                              step_dir=self.data_dir / "stepfiles")
 

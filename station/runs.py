@@ -1,48 +1,93 @@
 """Runs: the persisted state machine and the supervisor that drives channels through it.
 
-A run goes created -> validated -> started -> running <-> paused -> finished | stopped | failed, and every
-transition is written to the store before anything else happens, so a crash at any point leaves a run that
-``attach`` can pick up. The instrument runs the program on its own; the supervisor only polls, downloads
-records, checks the protocol's safety limits and reacts. Like bluesky's engine, it knows nothing about what a
-step means beyond what the driver reports.
+A run goes created -> validated -> starting -> started -> running <-> paused -> finished | stopped | failed, and
+every transition is written to the store before anything else happens, so a crash at any point leaves a run that
+a later process can pick up. ``starting`` is the written intent to start (the barcode is the run id): a station
+killed after the instrument accepted ``start`` and before the handle was stored left a run that only the
+instrument can settle, so :meth:`RunManager.reconcile` asks it by barcode and adopts the test or fails the run.
+
+The station believes the instrument, never itself: a stop is only *requested* until the instrument reports the
+channel stopped; a channel that reports idle or finished under another test id, or with fewer records than are
+stored, has lost this run's test rather than finished it. The instrument runs the program on its own; the
+supervisor polls, downloads records, checks each page's record numbers and the protocol's safety limits, and
+reacts. Like bluesky's engine, it knows nothing about what a step means beyond what the driver reports.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 
-from drivers.base import ChannelDriver, ChannelState, ChannelStatus, DriverError, TestHandle
+from drivers.base import (
+    ChannelDriver,
+    ChannelState,
+    ChannelStatus,
+    DriverError,
+    Record,
+    Refused,
+    TestGone,
+    TestHandle,
+)
 from protocols.cells import Cell
 from protocols.clock import Clock
 from protocols.estimate import estimate_program
 from protocols.loader import LoadedProtocol
 from protocols.program import StepProgram
-from station.store import TERMINAL_STATES, Store, StoreError, to_block
+from station.leases import Lease, LeaseError
+from station.store import TERMINAL_STATES, RunRow, Store, StoreError, to_block
 
 TRANSITIONS: dict[str, tuple[str, ...]] = {
     "created": ("validated", "failed"),
-    "validated": ("started", "failed"),
+    "validated": ("starting", "failed"),
+    "starting": ("started", "failed"),
     "started": ("running", "finished", "stopped", "failed"),
     "running": ("paused", "finished", "stopped", "failed"),
     "paused": ("running", "finished", "stopped", "failed"),
 }
+#: channel states in which no current flows and the test no longer runs
+ENDED = (ChannelState.STOPPED, ChannelState.FINISHED, ChannelState.IDLE, ChannelState.PROTECTED)
+INT64_MAX = 2**63 - 1
 
 
 class RunError(Exception):
-    """A run cannot do what was asked; the message says why and what to do."""
+    """A run cannot do what was asked; the message says why and what to do. ``instrument``: the cause is an
+    instrument that could not be used (no answer), not the request."""
+
+    def __init__(self, message: str, *, instrument: bool = False):
+        super().__init__(message)
+        self.instrument = instrument
+
+
+class RunEnded(RunError):
+    """Asked to act on a run, the station found that it has ended (never started, or its test is gone)."""
+
+
+class InstrumentDataError(DriverError):
+    """The instrument sent records that cannot be true (wrong or out-of-order numbers); never stored as data."""
 
 
 def new_run_id(clock: Clock) -> str:
     """A sortable, readable id: UTC start second plus 24 random bits (many runs start in the same second)."""
     stamp = datetime.fromtimestamp(clock.unix(), UTC).strftime("%Y%m%d-%H%M%S")
     return f"{stamp}-{secrets.token_hex(3)}"
+
+
+def handle_from_row(row: RunRow) -> TestHandle | None:
+    if not row.handle:
+        return None
+    h = row.handle
+    return TestHandle(channel=h["channel"], test_id=h["test_id"], barcode=h["barcode"], extra=h.get("extra", {}))
+
+
+def handle_doc(handle: TestHandle) -> dict[str, Any]:
+    return {"channel": handle.channel, "test_id": handle.test_id, "barcode": handle.barcode, "extra": handle.extra}
 
 
 @dataclass
@@ -55,6 +100,9 @@ class Progress:
     records: int
     tag: str | None = None
     eta_s: float | None = None
+    contact_lost_s: float | None = None
+    """How long the instrument has not answered; while set, ``status`` is stale and must not be shown as live."""
+    stop_requested: str | None = None
 
 
 @dataclass
@@ -67,37 +115,97 @@ class ActiveRun:
     records: int = 0
     done: bool = False
     failures: int = 0
+    data_failures: int = 0
     last_status: ChannelStatus | None = None
     safety_hits: list[str] = field(default_factory=list)
     state: str = "validated"
     """The run's state as this process last wrote or saw it: polls read it here, not from the store."""
+    handle: TestHandle | None = None
+    stop_requested: str | None = None
+    ends_as: str = "stopped"
+    """The state a confirmed stop ends the run in: "failed" when the stop cleans up after a failed start."""
+    stop_alarmed: bool = False
+    breach_alarmed: bool = False
+    contact_lost_at: float | None = None
 
 
 class RunManager:
     """Starts, supervises, pauses, stops and re-attaches runs on channels, one process for many channels."""
 
-    #: consecutive failed polls of one channel before the run is marked as having lost contact
+    #: consecutive failed polls of one channel before the outage is raised to an alarm
     MAX_POLL_FAILURES = 5
+    #: consecutive pages of impossible records before the channel is stopped: data nobody can check is a cell
+    #: nobody watches
+    MAX_DATA_FAILURES = 5
 
     def __init__(self, store: Store, clock: Clock, *, page: int = 1000):
         self.store = store
         self.clock = clock
         self.page = page
         self.active: dict[str, ActiveRun] = {}
+        self.leases: dict[str, Lease] = {}
+
+    def close(self) -> None:
+        for lease in self.leases.values():
+            lease.release()
+        self.leases.clear()
+
+    # -- leases ----------------------------------------------------------------------------------------------------
+
+    def _lease(self, run_id: str) -> None:
+        """Take the run's lease or refuse: one process starts or supervises a run at a time."""
+        lease = self.leases.get(run_id) or Lease(self.store.data_dir, run_id)
+        try:
+            acquired = lease.acquire()
+        except LeaseError as exc:
+            raise RunError(str(exc)) from None
+        if not acquired:
+            holder = lease.holder()
+            raise RunError(f"run {run_id} is being started or supervised by another station process"
+                           + (f" (pid {holder})" if holder else "") + "; watch it with `station status "
+                           f"{run_id}`, or stop that process first")
+        self.leases[run_id] = lease
+
+    def lease_free(self, run_id: str) -> bool:
+        """True if no other process holds the run's lease (this process may take it)."""
+        if run_id in self.leases:
+            return True
+        lease = Lease(self.store.data_dir, run_id)
+        try:
+            free = lease.acquire()
+        except LeaseError:
+            return False
+        lease.release()
+        return free
+
+    def _release(self, run_id: str) -> None:
+        lease = self.leases.pop(run_id, None)
+        if lease is not None:
+            lease.release()
 
     # -- state machine -----------------------------------------------------------------------------------------
 
     def _transition(self, run_id: str, state: str, message: str = "", **kwargs: Any) -> None:
         current = self.store.run(run_id).state
         run = self.active.get(run_id)
-        if current == state and run is not None and run.state != state:
-            run.state = state  # another process (an operator's `station pause`) got there first
+        if run is not None and run.state != current and (current == state or current in TERMINAL_STATES):
+            # another process got there first (an operator's `station pause`, `stop` or `stop --force`)
+            run.state = current
+            run.done = current in TERMINAL_STATES
             return
         if state not in TRANSITIONS.get(current, ()):
             raise RunError(f"run {run_id} is {current}; it cannot become {state}")
         self.store.set_state(run_id, state, self.clock.unix(), message, **kwargs)
         if run is not None:
             run.state = state
+            if state in TERMINAL_STATES:
+                run.done = True
+                run.stop_requested = None
+        if state in TERMINAL_STATES:
+            self._release(run_id)
+
+    def _event(self, run_id: str, kind: str, message: str, **kwargs: Any) -> None:
+        self.store.add_event(run_id, kind, message, self.clock.unix(), **kwargs)
 
     # -- start -----------------------------------------------------------------------------------------------
 
@@ -115,47 +223,137 @@ class RunManager:
             parameters=loaded.resolved_parameters(), program=program.to_json(), cell=cell.model_dump(mode="json"),
             dry_run=dry_run)
         try:
+            self._lease(run_id)
             driver.check(program)
-        except DriverError as exc:
-            self._transition(run_id, "failed", f"the channel cannot run this program: {exc}")
-            raise RunError(f"channel {channel} cannot run this program: {exc}") from None
+            estimate = estimate_program(program, cell)
+        except Exception as exc:  # whatever failed, nothing was sent: the run ends here and frees the channel
+            why = str(exc) if isinstance(exc, DriverError | RunError) else f"{type(exc).__name__}: {exc}"
+            self._transition(run_id, "failed", f"the channel cannot run this program: {why}")
+            raise RunError(f"channel {channel} cannot run this program: {why}") from None
         self._transition(run_id, "validated", f"checked against channel {channel}")
-        estimate = estimate_program(program, cell)
         self.active[run_id] = ActiveRun(run_id, driver, program, 0, estimate.total_s if estimate.complete else None)
         return run_id
 
     def start(self, run_id: str) -> TestHandle:
+        """Write the intent, send start, store the handle. A refusal leaves the channel untouched; any other
+        failure is settled by asking the instrument whether our barcode runs (never by stopping blindly)."""
         run = self.active[run_id]
+        self._transition(run_id, "starting", f"sending start to {run.driver.channel} with barcode {run_id}")
         try:
             handle = run.driver.start(run.program, barcode=run_id)
-        except DriverError as exc:
-            self._safe_stop(run, f"start failed: {exc}")
-            self._transition(run_id, "failed", f"start failed: {exc}")
-            raise RunError(f"run {run_id} could not start: {exc}") from None
-        self._transition(run_id, "started", f"test {handle.test_id} on {handle.channel}",
-                         handle={"channel": handle.channel, "test_id": handle.test_id, "barcode": handle.barcode,
-                                 "extra": handle.extra})
-        self._transition(run_id, "running")
+        except Refused as exc:  # nothing reached the channel; it may be running someone else's test
+            self._transition(run_id, "failed", f"start refused: {exc}")
+            raise RunError(f"run {run_id} could not start: {exc}", instrument=exc.unreachable) from None
+        except Exception as exc:
+            why = str(exc) if isinstance(exc, DriverError) else f"{type(exc).__name__}: {exc}"
+            if self._start_failed(run, why):
+                raise RunError(f"run {run_id} could not start: {why}") from None
+            raise RunError(f"run {run_id}: start failed ({why}) and the instrument cannot say whether the test "
+                           f"started; the run stays 'starting' with its channel claimed, and `station attach "
+                           f"{run_id}` settles it once the instrument answers", instrument=True) from None
+        self._record_started(run, handle, f"test {handle.test_id} on {handle.channel}")
         return handle
 
-    def attach(self, run_id: str, driver: ChannelDriver) -> None:
-        """Resume supervising a run whose program kept running on the instrument (after a crash or a detach)."""
+    def _record_started(self, run: ActiveRun, handle: TestHandle, message: str) -> None:
+        run.handle = handle
+        self._transition(run.run_id, "started", message, handle=handle_doc(handle))
+        polled = handle.extra.get("polled_limits")
+        if polled:
+            self._event(run.run_id, "info", f"safety limits the instrument cannot enforce itself, checked on every "
+                        f"downloaded record instead: {polled}")
+        self._transition(run.run_id, "running")
+
+    def _start_failed(self, run: ActiveRun, why: str) -> bool:
+        """Start failed after something may have reached the instrument: find out before deciding anything.
+        Returns False when the instrument cannot tell (the run then stays 'starting', to be reconciled)."""
+        try:
+            handle = run.driver.find_test(run.program, run.run_id)
+        except DriverError as exc:
+            self._event(run.run_id, "alarm", f"start failed ({why}) and channel {run.driver.channel} cannot tell "
+                        f"whether it started the test ({exc}); the run stays 'starting' and `station attach "
+                        f"{run.run_id}` settles it once the instrument answers")
+            run.done = True
+            return False
+        if handle is None:
+            self._transition(run.run_id, "failed", f"start failed: {why}; the instrument did not start the test")
+            return True
+        run.handle = handle
+        self._transition(run.run_id, "started", f"test {handle.test_id} started although start failed ({why})",
+                         handle=handle_doc(handle))
+        run.ends_as = "failed"
+        run.stop_requested = f"start failed: {why}; the instrument had started the test, so it was stopped"
+        self.store.request_stop(run.run_id, run.stop_requested, self.clock.unix())
+        try:
+            run.driver.attach(handle)
+        except DriverError as exc:
+            self._stop_unconfirmed(run, f"could not attach to channel {run.driver.channel} to stop it ({exc})")
+            return True
+        self._try_stop(run)
+        return True
+
+    def reconcile(self, run_id: str, driver: ChannelDriver) -> str:
+        """Settle a run whose start was intended but never confirmed, by the instrument's word; returns the
+        run's state afterwards. Needs the run's lease, so a run another process is starting is left alone."""
+        row = self.store.run(run_id)
+        if not row.unconfirmed:
+            return row.state
+        self._lease(run_id)
+        program = StepProgram.from_json(row.program)
+        try:
+            handle = driver.find_test(program, row.id)
+        except DriverError:
+            self._release(run_id)
+            raise
+        if row.state == "validated":
+            self._transition(run_id, "starting", "reconciling with the instrument")
+        if handle is None:
+            self._transition(run_id, "failed", f"never started: channel {row.channel} holds no test with barcode "
+                             f"{row.id}; start a new run")
+            return "failed"
+        self._event(run_id, "operator", f"reconciled: the instrument runs test {handle.test_id} with barcode "
+                    f"{row.id}; adopting it")
+        self._transition(run_id, "started", f"adopted test {handle.test_id} on {handle.channel}",
+                         handle=handle_doc(handle))
+        self._release(run_id)
+        return "started"
+
+    def attach(self, run_id: str, driver: ChannelDriver, *, supervise: bool = True) -> None:
+        """Resume supervising a run whose program kept running on the instrument (after a crash or a detach).
+
+        ``supervise=False`` is for one-off operator commands (stop, pause) that may run while another process
+        supervises the run: they need the driver attached but not the run's lease."""
         row = self.store.run(run_id)
         if not row.active:
             raise RunError(f"run {run_id} is {row.state}; only an active run can be attached")
-        if row.handle is None:
-            raise RunError(f"run {run_id} never started on the instrument; start a new run instead")
-        handle = TestHandle(channel=row.handle["channel"], test_id=row.handle["test_id"],
-                            barcode=row.handle["barcode"], extra=row.handle.get("extra", {}))
-        driver.attach(handle)
+        if row.unconfirmed:
+            if self.reconcile(run_id, driver) == "failed":
+                raise RunEnded(f"run {run_id} never started on the instrument (checked by its barcode); it is "
+                               f"marked failed, start a new run")
+            row = self.store.run(run_id)
+        handle = handle_from_row(row)
+        assert handle is not None
+        if supervise:
+            self._lease(run_id)
+        try:
+            driver.attach(handle)
+        except TestGone as exc:  # the instrument was reset or the channel reused: the run did not finish
+            self._event(run_id, "alarm", f"{exc}; every record stored so far ({row.last_seq}) is kept; check the "
+                        "instrument (was it reset, or the channel reused?)")
+            self._transition(run_id, "failed", str(exc))
+            raise RunEnded(f"run {run_id}: {exc}; marked failed, every stored record is kept") from None
+        except DriverError:
+            if supervise:
+                self._release(run_id)
+            raise
         program = StepProgram.from_json(row.program)
         cell = Cell.model_validate(row.cell)
         estimate = estimate_program(program, cell)
         self.active[run_id] = ActiveRun(run_id, driver, program, row.last_seq,
                                         estimate.total_s if estimate.complete else None,
-                                        records=self.store.record_count(run_id), state=row.state)
-        self.store.add_event(run_id, "operator", f"attached; catching up from record {row.last_seq + 1}",
-                             self.clock.unix())
+                                        records=self.store.record_count(run_id), state=row.state, handle=handle,
+                                        stop_requested=row.stop_requested, contact_lost_at=row.contact_lost_at)
+        if supervise:
+            self._event(run_id, "operator", f"attached; catching up from record {row.last_seq + 1}")
         if row.state == "started":
             self._transition(run_id, "running")
 
@@ -169,9 +367,14 @@ class RunManager:
         """One supervision round for many runs. Channels that share a link are asked for their status together
         (one exchange for a whole BTS), and a channel whose instrument holds no record newer than ours is not
         asked for records: that is what keeps hundreds of channels at a 1 s poll cheap."""
+        with contextlib.suppress(StoreError):  # a stop asked for by another process (`station stop`)
+            for run_id, why in self.store.stop_requests(run_ids).items():
+                self.active[run_id].stop_requested = self.active[run_id].stop_requested or why
         groups: dict[tuple[type, object], list[ActiveRun]] = {}
         for run_id in run_ids:
             run = self.active[run_id]
+            if run.done:
+                continue
             groups.setdefault((type(run.driver), run.driver.batch_key()), []).append(run)
         for (driver_type, _), runs in groups.items():
             try:
@@ -185,120 +388,250 @@ class RunManager:
         return [self.progress(run_id) for run_id in run_ids]
 
     def _poll_failed(self, run: ActiveRun, exc: DriverError) -> None:
+        """One event when an outage starts, one alarm when it lasts, one when it ends: not one per poll."""
         run.failures += 1
-        self.store.add_event(run.run_id, "warning", f"poll failed ({run.failures}x): {exc}", self.clock.unix())
+        now = self.clock.unix()
+        if run.failures == 1:
+            run.contact_lost_at = now
+            self.store.set_contact(run.run_id, now)
+            self._event(run.run_id, "warning", f"lost contact with the instrument: {exc}; the program keeps running "
+                        "on it; retrying every poll")
         if run.failures == self.MAX_POLL_FAILURES:
-            self.store.add_event(run.run_id, "alarm", "lost contact with the instrument; the program keeps running "
-                                 "on it; retrying", self.clock.unix())
+            self._event(run.run_id, "alarm", f"no contact with the instrument for {run.failures} polls: {exc}; "
+                        "the program keeps running on it unwatched; check the instrument and its link")
+
+    def _contact_ok(self, run: ActiveRun) -> None:
+        if run.contact_lost_at is not None:
+            outage = self.clock.unix() - run.contact_lost_at
+            self.store.set_contact(run.run_id, None)
+            self._event(run.run_id, "info", f"contact restored after {max(run.failures, 1)} failed polls "
+                        f"({outage:.0f} s)")
+        run.failures = 0
+        run.contact_lost_at = None
 
     def _after_status(self, run: ActiveRun, status: ChannelStatus) -> None:
-        run_id = run.run_id
+        gone = self._test_gone(run, status)
+        if gone:
+            self._lost_test(run, gone)
+            return
         try:  # everything the status reports, up to the end of a finished or stopped program, is stored first
             if status.last_seq is None or status.last_seq > run.last_seq:
-                self._download(run)
-            run.failures = 0
+                self._download(run, status)
+            self._contact_ok(run)
+            run.data_failures = 0
+        except InstrumentDataError as exc:
+            self._contact_ok(run)
+            self._data_failed(run, exc)
+            return
         except DriverError as exc:
             self._poll_failed(run, exc)
             return
         run.last_status = status
+        if not run.safety_hits and status.state in (ChannelState.RUNNING, ChannelState.PAUSED):
+            reading = _invalid_reading(status)
+            if reading:
+                run.safety_hits.append(reading)
+        if run.done:
+            return  # a full disk paused it while downloading
         if run.safety_hits:
             self._breach(run, run.safety_hits[0])
-        elif status.state in (ChannelState.FINISHED, ChannelState.IDLE) and not run.done:
-            self._transition(run_id, "finished", status.message or "program completed", test_time=status.test_time)
-            run.done = True
+        elif run.stop_requested is not None:
+            self._settle_stop(run, status)
+        elif status.state in (ChannelState.FINISHED, ChannelState.IDLE):
+            self._transition(run.run_id, "finished", status.message or "program completed",
+                             test_time=status.test_time)
         elif status.state is ChannelState.PROTECTED:
-            self.store.add_event(run_id, "alarm", f"the instrument tripped its protection: {status.message}",
-                                 self.clock.unix(), test_time=status.test_time)
+            self._event(run.run_id, "alarm", f"the instrument tripped its protection: {status.message}",
+                        test_time=status.test_time)
             self._safe_stop(run, "protection")
-            self._transition(run_id, "stopped", f"instrument protection: {status.message}",
+            self._transition(run.run_id, "stopped", f"instrument protection: {status.message}",
                              test_time=status.test_time)
-            run.done = True
-        elif status.state is ChannelState.STOPPED and not run.done:
-            self._transition(run_id, "stopped", status.message or "stopped at the instrument",
+        elif status.state is ChannelState.STOPPED:
+            self._transition(run.run_id, "stopped", status.message or "stopped at the instrument",
                              test_time=status.test_time)
-            run.done = True
         elif status.state is ChannelState.ERROR:
             self._safe_stop(run, "instrument error")
-            self._transition(run_id, "failed", f"instrument error: {status.message}")
-            run.done = True
+            self._transition(run.run_id, "failed", f"instrument error: {status.message}")
         elif status.state is ChannelState.PAUSED and run.state == "running":
-            self._transition(run_id, "paused", "paused at the instrument")
+            self._transition(run.run_id, "paused", "paused at the instrument")
         elif status.state is ChannelState.RUNNING and run.state == "paused":
-            self._transition(run_id, "running", "continued at the instrument")
+            self._transition(run.run_id, "running", "continued at the instrument")
 
-    def _download(self, run: ActiveRun) -> None:
+    @staticmethod
+    def _test_gone(run: ActiveRun, status: ChannelStatus) -> str | None:
+        """Why the channel no longer holds this run's test, or ``None``: another test id, or fewer records than
+        already stored. Either way the run did not finish, whatever the channel's state says."""
+        ours = run.handle.test_id if run.handle is not None else None
+        if ours and status.test_id is not None and status.test_id != ours:
+            now = "no test" if status.test_id in ("", "0") else f"test {status.test_id}"
+            return f"the instrument no longer holds test {ours}: channel {run.driver.channel} now holds {now}"
+        if status.last_seq is not None and status.last_seq < run.last_seq:
+            return (f"the instrument no longer holds test {ours or run.run_id}: it reports {status.last_seq} "
+                    f"records, {run.last_seq} are already stored")
+        return None
+
+    def _lost_test(self, run: ActiveRun, why: str) -> None:
+        """Not ours to stop (it may be someone else's test now); keep every stored record and say so loudly."""
+        self._contact_ok(run)
+        self._event(run.run_id, "alarm", f"{why}; every record stored so far ({run.last_seq}) is kept; check the "
+                    "instrument (was it reset, or the channel reused?)")
+        self._transition(run.run_id, "failed", why)
+
+    def _data_failed(self, run: ActiveRun, exc: DriverError) -> None:
+        run.data_failures += 1
+        if run.data_failures == 1:
+            self._event(run.run_id, "warning", f"instrument error: {exc}; nothing of that page was stored; "
+                        "retrying")
+        if run.data_failures >= self.MAX_DATA_FAILURES:
+            message = f"instrument error: {run.data_failures} pages in a row could not be trusted ({exc})"
+            self._event(run.run_id, "alarm", f"{message}; stopping the channel, since its data cannot be checked")
+            self._safe_stop(run, "untrustworthy data")
+            self._transition(run.run_id, "failed", message)
+
+    def _download(self, run: ActiveRun, status: ChannelStatus | None = None) -> None:
+        final = status.last_seq if status is not None and status.state in ENDED else None
         while True:
             records = run.driver.read_records(run.last_seq, self.page)
             if not records:
                 return
+            self._check_numbers(run, records, final)
             block = to_block(records)
-            block = block[block["seq"] > run.last_seq]
-            if not len(block):
-                return
-            if block["seq"][0] != run.last_seq + 1:
-                self.store.add_event(run.run_id, "warning", f"records {run.last_seq + 1}..{block['seq'][0] - 1} "
-                                     "were not delivered by the instrument", self.clock.unix())
             breach = self._check_safety(run.program, block)
             try:
                 run.last_seq = self.store.append_records(run.run_id, block)
             except StoreError as exc:
-                self._safe_pause(run, str(exc))
-                raise
+                recorded = self._safe_pause(run, str(exc))
+                raise StoreError(f"{exc}; channel {run.driver.channel} was paused so that nothing runs unrecorded"
+                                 + ("" if recorded else " (the store could not record the pause: `station attach "
+                                    f"{run.run_id}` records it once there is space)")) from None
             run.records += len(block)
             if breach and not run.safety_hits:
                 run.safety_hits.append(breach)
             if len(records) < self.page:
                 return
 
+    def _check_numbers(self, run: ActiveRun, records: Sequence[Record], final: int | None) -> None:
+        """A page continues exactly where the stored records end, one number per record, never past the count of
+        an ended test. Anything else (a renumbered record, a page from elsewhere) is the instrument's error."""
+        first = run.last_seq + 1
+        expected = range(first, first + len(records))
+        seqs = [r.seq for r in records]
+        if seqs != list(expected):
+            k = next(i for i, (a, b) in enumerate(zip(seqs, expected, strict=False)) if a != b)
+            raise InstrumentDataError(f"channel {run.driver.channel} sent record {seqs[k]!r} where record "
+                                      f"{expected[k]} belongs (page from record {first})")
+        if seqs[-1] > INT64_MAX or (final is not None and seqs[-1] > final):
+            raise InstrumentDataError(f"channel {run.driver.channel} sent record {seqs[-1]}, past the "
+                                      f"{final} records its ended test holds")
+
     @staticmethod
     def _check_safety(program: StepProgram, block: np.ndarray) -> str | None:
+        """The first record that breaks a limit. A reading that is not a number (NaN, inf) breaks every limit:
+        a channel that cannot measure its cell cannot be kept safe."""
         s = program.safety
         v, i, t = block["voltage"], block["current"], block["test_time"]
+        q, ts = block["capacity"], block["step_time"]
         checks = [
-            (s.voltage_max, v > (s.voltage_max or 0) + 1e-9, "voltage {:.4f} V above the safety limit {} V", v),
-            (s.voltage_min, v < (s.voltage_min or 0) - 1e-9, "voltage {:.4f} V below the safety limit {} V", v),
+            (True, ~(np.isfinite(v) & np.isfinite(i) & np.isfinite(t) & np.isfinite(q) & np.isfinite(ts)),
+             "the instrument reported an invalid reading (V {}, I {}, t {}, Q {}); {}",
+             lambda k: (v[k], i[k], t[k], q[k], "treated as a safety breach")),
+            (s.voltage_max, v > (s.voltage_max or 0) + 1e-9, "voltage {:.4f} V above the safety limit {} V",
+             lambda k: (v[k], s.voltage_max)),
+            (s.voltage_min, v < (s.voltage_min or 0) - 1e-9, "voltage {:.4f} V below the safety limit {} V",
+             lambda k: (v[k], s.voltage_min)),
             (s.current_max, np.abs(i) > (s.current_max or 0) * (1 + 1e-6) + 1e-12,
-             "current {:.6g} A above the safety limit {} A", i),
-            (s.run_duration_max, t > (s.run_duration_max or 0), "test time {:.0f} s beyond the run limit {} s", t),
+             "current {:.6g} A above the safety limit {} A", lambda k: (i[k], s.current_max)),
+            (s.capacity_max, np.abs(q) > (s.capacity_max or 0) * (1 + 1e-6) + 1e-12,
+             "step capacity {:.6g} Ah above the safety limit {} Ah", lambda k: (abs(q[k]), s.capacity_max)),
+            (s.step_duration_max, ts > (s.step_duration_max or 0), "step time {:.0f} s beyond the step limit {} s",
+             lambda k: (ts[k], s.step_duration_max)),
+            (s.run_duration_max, t > (s.run_duration_max or 0), "test time {:.0f} s beyond the run limit {} s",
+             lambda k: (t[k], s.run_duration_max)),
         ]
         for limit, mask, text, values in checks:
-            if limit is not None and mask.any():
+            if limit is not None and limit is not False and mask.any():
                 k = int(np.argmax(mask))
-                return f"record {int(block['seq'][k])}: " + text.format(values[k], limit)
+                return f"record {int(block['seq'][k])}: " + text.format(*values(k))
         return None
 
     def _breach(self, run: ActiveRun, message: str) -> None:
-        self.store.add_event(run.run_id, "alarm", f"safety limit broken, stopping the channel: {message}",
-                             self.clock.unix())
-        self._safe_stop(run, "safety")
+        if not run.breach_alarmed:
+            self._event(run.run_id, "alarm", f"safety limit broken, stopping the channel: {message}")
+            run.breach_alarmed = True
+            run.stop_requested = f"safety: {message}"  # the reason the run ends with, whoever asked first
+            self.store.request_stop(run.run_id, run.stop_requested, self.clock.unix())
+        self._try_stop(run)
+
+    # -- stopping ---------------------------------------------------------------------------------------------
+
+    def _try_stop(self, run: ActiveRun) -> bool:
+        """Send stop and believe it only when the instrument reports the channel ended; True once confirmed.
+
+        Until then the run stays active with its stop request stored, the channel stays claimed, and every
+        round sends the stop again: a stop the instrument never heard must not read as a safe channel."""
+        try:
+            run.driver.stop()
+            status = run.driver.status()
+        except DriverError as exc:
+            self._stop_unconfirmed(run, f"could not reach channel {run.driver.channel} to stop it ({exc})")
+            return False
+        return self._settle_stop(run, status, sent=True)
+
+    def _settle_stop(self, run: ActiveRun, status: ChannelStatus, *, sent: bool = False) -> bool:
+        if status.state not in ENDED:
+            if not sent:
+                return self._try_stop(run)
+            self._stop_unconfirmed(run, f"channel {run.driver.channel} still reports '{status.state}' after stop")
+            return False
         self._download_quietly(run)
-        self._transition(run.run_id, "stopped", f"safety: {message}")
-        run.done = True
+        why = run.stop_requested or "stopped"
+        self._event(run.run_id, "safe-state", f"channel stopped ({why}); no current flows")
+        self._transition(run.run_id, run.ends_as, why, test_time=status.test_time)
+        return True
+
+    def _stop_unconfirmed(self, run: ActiveRun, what: str) -> None:
+        if not run.stop_alarmed:  # once, not once per poll
+            run.stop_alarmed = True
+            self._event(run.run_id, "alarm", f"{what}: the cell may still be running; the stop stays pending and "
+                        "is sent again whenever the station reaches the instrument")
 
     def _download_quietly(self, run: ActiveRun) -> None:
         with contextlib.suppress(DriverError):
             self._download(run)
 
     def _safe_stop(self, run: ActiveRun, why: str) -> None:
+        """Stop for a reason the run ends with anyway (protection, an instrument error); an alarm if unconfirmed."""
         try:
             run.driver.stop()
-            self.store.add_event(run.run_id, "safe-state", f"channel stopped ({why}); no current flows",
-                                 self.clock.unix())
+            self._event(run.run_id, "safe-state", f"channel stopped ({why}); no current flows")
         except DriverError as exc:
-            self.store.add_event(run.run_id, "alarm", f"could not stop the channel ({why}): {exc}; stop it at the "
-                                 "instrument", self.clock.unix())
+            self._event(run.run_id, "alarm", f"could not stop the channel ({why}): {exc}; the cell may still be "
+                        "running: stop it at the instrument")
 
-    def _safe_pause(self, run: ActiveRun, why: str) -> None:
-        """Storage failed: pause the instrument so nothing runs unrecorded; the data stays on the instrument."""
+    def _safe_pause(self, run: ActiveRun, why: str) -> bool:
+        """Storage failed: pause the instrument so nothing runs unrecorded; the data stays on the instrument.
+
+        The pause itself must reach the store, or `station status` would show "running" for a paused channel:
+        the ballast beside the database is given up for it, and if even that fails it is written again every
+        returns whether the store took it."""
         try:
             run.driver.pause()
         except DriverError:
             with contextlib.suppress(DriverError):
                 run.driver.stop()
-        with contextlib.suppress(StoreError):  # the store is what failed; `attach` catches up later
-            self.store.set_state(run.run_id, "paused", self.clock.unix(), f"storage failed: {why}")
+        message = f"storage failed: {why}"
         run.state = "paused"
         run.done = True
+        for attempt in range(2):
+            try:
+                self.store.set_state(run.run_id, "paused", self.clock.unix(), message)
+                return True
+            except StoreError:
+                if attempt == 0 and not self.store.release_reserve():
+                    break
+        return False
+
+    # -- progress ---------------------------------------------------------------------------------------------
 
     def progress(self, run_id: str) -> Progress:
         run = self.active[run_id]
@@ -309,7 +642,8 @@ class RunManager:
         eta = None
         if run.estimated_s is not None and status and status.test_time is not None:
             eta = max(0.0, run.estimated_s - status.test_time)
-        return Progress(run_id, run.state, status, run.records, tag, eta)
+        lost = None if run.contact_lost_at is None else max(0.0, self.clock.unix() - run.contact_lost_at)
+        return Progress(run_id, run.state, status, run.records, tag, eta, lost, run.stop_requested)
 
     def supervise(self, run_ids: list[str], poll_seconds: float,
                   on_progress: Callable[[Progress], None] | None = None,
@@ -333,21 +667,56 @@ class RunManager:
     def pause(self, run_id: str) -> None:
         run = self.active[run_id]
         run.driver.pause()
-        self.store.add_event(run_id, "operator", "pause", self.clock.unix())
+        self._event(run_id, "operator", "pause")
         self._transition(run_id, "paused", "paused by the operator")
 
     def resume(self, run_id: str) -> None:
         run = self.active[run_id]
         run.driver.resume()
-        self.store.add_event(run_id, "operator", "continue", self.clock.unix())
+        self._event(run_id, "operator", "continue")
         self._transition(run_id, "running", "continued by the operator")
 
-    def stop(self, run_id: str, why: str = "stopped by the operator") -> None:
+    def stop(self, run_id: str, why: str = "stopped by the operator") -> bool:
+        """Request a stop and try it now; True once the instrument confirmed it (the run is then stopped)."""
         run = self.active[run_id]
-        self.store.add_event(run_id, "operator", "stop", self.clock.unix())
-        self._safe_stop(run, why)
-        self._download_quietly(run)
-        if self.store.run(run_id).state not in TERMINAL_STATES:
-            self._transition(run_id, "stopped", why)
-        run.done = True
+        self._event(run_id, "operator", "stop")
+        run.stop_requested = run.stop_requested or why
+        self.store.request_stop(run_id, why, self.clock.unix())
+        if self.store.run(run_id).state in TERMINAL_STATES:
+            run.done = True
+            return True
+        return self._try_stop(run)
 
+    def retry_stop(self, run_id: str) -> bool:
+        """Send a pending stop again (no new operator action); True once the instrument confirmed it."""
+        run = self.active[run_id]
+        if run.stop_requested is None:
+            raise RunError(f"run {run_id} has no pending stop")
+        return self._try_stop(run)
+
+    def abandon(self, run_id: str, driver: ChannelDriver | None, why: str) -> None:
+        """``station stop --force``: end a run whose test is gone from the instrument, as an operator's decision.
+
+        Refused while the instrument still runs the test; ``driver`` is ``None`` only when the channel is no
+        longer configured, which is itself the operator's statement that the instrument is gone."""
+        row = self.store.run(run_id)
+        if not row.active:
+            raise RunError(f"run {run_id} is {row.state}; there is nothing to abandon")
+        if driver is not None:
+            program = StepProgram.from_json(row.program)
+            handle = driver.find_test(program, row.id)  # DriverError: cannot tell, so refuse
+            if handle is not None and (row.handle is None or handle.test_id == row.handle.get("test_id")):
+                driver.attach(handle)
+                state = driver.status().state
+                if state in (ChannelState.RUNNING, ChannelState.PAUSED):
+                    raise RunError(f"the instrument still runs test {handle.test_id} of run {run_id} ({state}); "
+                                   f"`station stop {run_id}` stops it")
+        self._event(run_id, "operator", f"abandoned by the operator (stop --force): {why}")
+        self._transition(run_id, "failed", f"abandoned by the operator: {why}")
+
+
+def _invalid_reading(status: ChannelStatus) -> str | None:
+    for name, value in (("voltage", status.voltage), ("current", status.current)):
+        if value is not None and not math.isfinite(value):
+            return f"live {name} {value} is not a number: the channel cannot measure its cell"
+    return None

@@ -6,18 +6,19 @@ from Python (a notebook, a scheduler) with the same checks.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from drivers.base import DriverError, TestHandle
+from drivers.base import DriverError
 from protocols.cells import Cell
 from protocols.clock import Clock, RealClock, VirtualClock
 from protocols.loader import LoadedProtocol
 from protocols.program import StepProgram
-from station.config import StationConfig
-from station.instruments import Instruments
-from station.runs import RunManager
-from station.store import Store
+from station.config import ConfigError, StationConfig
+from station.instruments import InstrumentError, Instruments
+from station.runs import RunEnded, RunError, RunManager
+from station.store import RunRow, Store
 
 #: records per poll a dry run aims for: large jumps of simulated time, one download page each
 DRY_RUN_RECORDS_PER_POLL = 1000
@@ -50,6 +51,7 @@ class Station:
         return cls(config, clock, store, instruments, RunManager(store, clock), dry_run)
 
     def close(self) -> None:
+        self.manager.close()
         self.instruments.close()
         self.store.close()
 
@@ -57,12 +59,13 @@ class Station:
         """Bind, choose and check the channel, start the program; returns the run id (state: running)."""
         program = loaded.bind(cell)
         assert program is not None
+        if channel is not None:
+            instrument, chan = self.config.find(channel)
+            channel = f"{instrument.name}/{chan.id}"
+        self._free_abandoned(channel)
         if channel is None:
             busy = {r.channel for r in self.store.runs(active_only=True)}
             channel = self.instruments.choose_channel(program, busy)
-        else:
-            instrument, chan = self.config.find(channel)
-            channel = f"{instrument.name}/{chan.id}"
         self.instruments.place(channel, cell)
         driver = self.instruments.driver(channel)
         run_id = self.manager.create(loaded, cell, channel, driver, instrument=self.instruments.identity(channel),
@@ -70,14 +73,86 @@ class Station:
         self.manager.start(run_id)
         return run_id
 
-    def attach(self, run_id: str) -> None:
+    def _free_abandoned(self, channel: str | None) -> None:
+        """Before claiming a channel, settle runs on it that no process looks after and that cannot be running:
+        a dry run whose process died (its simulated instrument died with it), or a start that never reached the
+        instrument. Anything the instrument may still be running keeps the channel busy."""
+        for row in self.store.runs(active_only=True):
+            if channel is not None and row.channel != channel:
+                continue
+            if row.dry_run != self.dry_run or not self.manager.lease_free(row.id):
+                continue
+            if row.dry_run:
+                self.store.add_event(row.id, "warning", "the dry run's process ended without finishing it",
+                                     self.clock.unix())
+                self.store.set_state(row.id, "failed", self.clock.unix(), "dry run interrupted: its simulated "
+                                     "instrument ended with its process")
+            elif row.unconfirmed:
+                with contextlib.suppress(DriverError, InstrumentError, RunError):
+                    self.manager.reconcile(row.id, self.instruments.driver(row.channel))
+
+    def attach(self, run_id: str, *, supervise: bool = True) -> None:
         run = self.store.run(run_id)
         if run.dry_run:
-            from station.runs import RunError
-
             raise RunError(f"run {run.id} was a dry run; its simulated instrument ended with its process, so there "
                            f"is nothing to attach to")
-        self.manager.attach(run.id, self.instruments.driver(run.channel))
+        self.manager.attach(run.id, self.instruments.driver(run.channel), supervise=supervise)
+
+    def settle(self, rows: list[RunRow]) -> list[str]:
+        """Settle what no live process looks after: starts that were never confirmed (the instrument decides)
+        and stops that were never confirmed (sent again). Returns one note per run touched, for the operator."""
+        notes = []
+        for row in rows:
+            if row.dry_run or not row.active or not (row.unconfirmed or row.stop_requested):
+                continue
+            if not self.manager.lease_free(row.id):
+                continue  # a live process starts or supervises it and does this itself
+            try:
+                driver = self.instruments.driver(row.channel)
+                if row.unconfirmed:
+                    state = self.manager.reconcile(row.id, driver)
+                    notes.append(f"run {row.id}: " + ("never started on the instrument; marked failed" if
+                                                      state == "failed" else "the instrument runs it; adopted"))
+                row = self.store.run(row.id)
+                if row.active and row.stop_requested:
+                    self.manager.attach(row.id, driver, supervise=False)
+                    confirmed = self.manager.retry_stop(row.id)
+                    notes.append(f"run {row.id}: " + ("pending stop confirmed; the channel is stopped" if confirmed
+                                                      else "stop still pending: the channel did not confirm it"))
+            except (DriverError, InstrumentError, ConfigError, RunError, KeyError) as exc:
+                notes.append(f"run {row.id}: could not settle it with its instrument ({exc}); retried next time")
+        return notes
+
+    def stop(self, run_id: str, *, force: bool = False) -> tuple[bool, str]:
+        """Stop a run (or with ``force`` abandon one whose test is gone); returns (confirmed, message)."""
+        row = self.store.run(run_id)
+        if not row.active:
+            raise RunError(f"run {row.id} is {row.state}; there is nothing to stop")
+        if row.dry_run:
+            raise RunError(f"run {row.id} is a dry run inside another process; press Ctrl-C there")
+        if force:
+            try:
+                driver = self.instruments.driver(row.channel)
+            except ConfigError:
+                driver = None  # the channel is gone from station.yaml: the operator's word that the instrument is
+            self.manager.abandon(row.id, driver, "the test is gone from the instrument")
+            return True, f"run {row.id}: failed (abandoned by the operator; every stored record is kept)"
+        why = "stopped by the operator"
+        self.store.request_stop(row.id, why, self.clock.unix())  # durable first: any supervisor carries it out
+        try:
+            if row.unconfirmed and self.manager.reconcile(row.id, self.instruments.driver(row.channel)) == "failed":
+                return True, f"run {row.id}: never started on the instrument; marked failed, nothing to stop"
+            self.attach(row.id, supervise=False)
+            confirmed = self.manager.stop(row.id, why)
+        except (DriverError, InstrumentError) as exc:
+            return False, _pending(row, f"could not reach channel {row.channel} ({exc})")
+        except RunEnded as exc:  # its test is gone from the instrument: nothing of ours runs there
+            return True, str(exc)
+        except RunError as exc:  # another process holds the run's lease: it carries out the stored request
+            return False, f"run {row.id}: stop requested; {exc}"
+        if not confirmed:
+            return False, _pending(row, f"channel {row.channel} did not confirm the stop")
+        return True, f"run {row.id}: stopped; the instrument confirmed the channel is in a safe state"
 
     def poll_seconds(self, run_id: str) -> float:
         if self.dry_run:
@@ -85,10 +160,9 @@ class Station:
         return self.config.poll_seconds
 
 
-def handle_of(run_handle: dict | None) -> TestHandle | None:
-    if not run_handle:
-        return None
-    return TestHandle(run_handle["channel"], run_handle["test_id"], run_handle["barcode"], run_handle.get("extra", {}))
+def _pending(row: RunRow, what: str) -> str:
+    return (f"run {row.id}: {what}: the cell may still be running. The stop stays requested and is sent again "
+            f"whenever the station reaches the instrument (`station stop {row.id}` or `station attach {row.id}`)")
 
 
-__all__ = ["DriverError", "Station", "dry_run_poll_seconds", "handle_of"]
+__all__ = ["DriverError", "Station", "dry_run_poll_seconds"]

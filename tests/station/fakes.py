@@ -29,6 +29,7 @@ class ScriptedChannel(ChannelDriver):
         self.state = ChannelState.IDLE
         self.calls: list[str] = []
         self.refuse: str | None = None
+        self.barcode: str | None = None
 
     def check(self, program: StepProgram) -> None:
         self.calls.append("check")
@@ -39,8 +40,15 @@ class ScriptedChannel(ChannelDriver):
 
     def start(self, program: StepProgram, barcode: str) -> TestHandle:
         self.calls.append("start")
+        self.barcode = barcode
         self.started_at = self.clock.now()
         self.state = ChannelState.RUNNING
+        return TestHandle(channel=self.channel, test_id="7", barcode=barcode)
+
+    def find_test(self, program: StepProgram, barcode: str) -> TestHandle | None:
+        self.calls.append("find_test")
+        if self.started_at is None or barcode != self.barcode:
+            return None
         return TestHandle(channel=self.channel, test_id="7", barcode=barcode)
 
     def attach(self, handle: TestHandle) -> None:

@@ -42,7 +42,7 @@ def test_a_run_goes_through_every_state_and_keeps_every_record(tmp_path):
     _clock, store, manager, driver, run_id = setup(tmp_path, cc_records(1e-3, 3600))
     manager.start(run_id)
     manager.supervise([run_id], poll_seconds=60)
-    assert states(store, run_id) == ["created", "validated", "started", "running", "finished"]
+    assert states(store, run_id) == ["created", "validated", "starting", "started", "running", "finished"]
     records = store.records(run_id)
     assert len(records) == 361 and np.all(np.diff(records["seq"]) == 1)
     # capacity is the integral of I dt
@@ -91,7 +91,8 @@ def test_attach_after_a_crash_catches_up_without_gap_or_duplicate(tmp_path):
     manager.supervise([run_id], poll_seconds=60, should_stop=lambda: clock.now() > 1500)
     stored_before = store.run(run_id).last_seq
     assert 100 < stored_before < 361
-    # the station process dies; a new one opens the store and attaches to the still-running program
+    # the station process dies (the OS releases its run lease); a new one opens the store and attaches
+    manager.close()
     store2 = Store(tmp_path)
     manager2 = RunManager(store2, clock, page=50)
     clock.advance(900)
