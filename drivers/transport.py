@@ -14,6 +14,14 @@ The transport therefore frames replies itself (read until an end marker, skip tr
 that precede the next frame). A timeout or any socket error *closes* the connection, so that a late reply can
 never be read as the answer to the next request (the stream cannot desynchronise); the next exchange reconnects,
 with exponential back-off timed by the injected clock. One lock is held across each write and its read.
+
+Two guards bound what one slow or runaway peer can cost:
+
+* every request has a **deadline** (by default ``timeout_s``, the 30 s per command the BTS protocol allows): the
+  whole reply must have arrived by then, however the peer dribbles it out. A per-read socket timeout alone lets a
+  peer that sends one byte every 0.5 s hold a request for minutes; here each read waits only for what is left;
+* every reply has a **size cap**, checked as bytes arrive and before anything is parsed: the framing's default,
+  or a tighter one per request (:meth:`Transport.exchange_limited`) computed from what the protocol can send.
 """
 
 from __future__ import annotations
@@ -30,6 +38,11 @@ from protocols.clock import Clock, RealClock
 
 log = logging.getLogger(__name__)
 
+#: the wall clock of request deadlines (see SocketTransport._once for why it is not the injected clock)
+_WALL = RealClock()
+#: the most one socket read asks for
+_READ_SIZE = 262144
+
 
 class TransportError(DriverError):
     """The link to an instrument failed; the message names the address."""
@@ -40,32 +53,51 @@ class ConnectionLost(TransportError):
 
 
 class FrameTooLarge(TransportError):
-    """A reply grew past the transport's size guard without an end marker (a garbled or foreign stream)."""
+    """A reply grew past its size cap (a garbled or foreign stream, or a peer sending more than was asked for)."""
+
+
+#: the default reply cap: far above any reply a request of ours can legitimately get without a cap of its own
+#: (the Neware client passes a tighter, per-command cap), far below what would hurt a station's memory
+DEFAULT_MAX_FRAME = 8 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
 class Framing:
-    """How one message ends: an end marker, plus bytes that may trail it and must be skipped before the next."""
+    """How one message ends: an end marker, plus bytes that may trail it and must be skipped before the next.
+
+    ``max_size`` caps a frame (end marker included) when a request brings no cap of its own.
+    """
 
     end: bytes
     skip: bytes = b""
-    max_size: int = 256 * 1024 * 1024
+    max_size: int = DEFAULT_MAX_FRAME
 
 
 class FrameBuffer:
-    """Accumulates received bytes and cuts complete frames out of them (no I/O, unit-testable)."""
+    """Accumulates received bytes and cuts complete frames out of them (no I/O, unit-testable).
+
+    ``limit`` is the size cap of the frame being received (the framing's ``max_size`` unless the transport sets a
+    per-request cap); a frame that cannot fit is refused as soon as that is certain, before it is complete.
+    """
 
     def __init__(self, framing: Framing):
         self.framing = framing
+        self.limit = framing.max_size
         self._buffer = bytearray()
         self._searched = 0  # bytes already searched for the end marker, so long replies stay O(n)
 
+    def __len__(self) -> int:
+        return len(self._buffer)
+
     def feed(self, data: bytes) -> None:
         self._buffer += data
-        if len(self._buffer) > self.framing.max_size:
-            size = len(self._buffer)
-            self.clear()
-            raise FrameTooLarge(f"a reply passed {size} bytes without its end marker")
+        if len(self._buffer) >= self.limit:  # only then can the frame be too large: the common case costs nothing
+            self._skip_leading()
+            self._check(self._find_end())
+
+    def room(self) -> int:
+        """How many more bytes the current frame may take: the most a read should ask for (at least 1)."""
+        return max(1, self.limit - len(self._buffer))
 
     def clear(self) -> None:
         self._buffer.clear()
@@ -90,14 +122,34 @@ class FrameBuffer:
             del self._buffer[:start]
             self._searched = max(0, self._searched - start)
 
-    def next_frame(self) -> bytes | None:
-        self._skip_leading()
+    def _find_end(self) -> int:
         end = self.framing.end
         position = self._buffer.find(end, max(0, self._searched - len(end) + 1))
         if position < 0:
             self._searched = len(self._buffer)
+        return position
+
+    def _check(self, position: int) -> None:
+        """Refuse the frame at the buffer's head if it is, or must become, longer than ``limit``."""
+        if position >= 0:
+            size = position + len(self.framing.end)
+            if size <= self.limit:
+                return
+            message = f"a reply of {size} bytes passed the cap of {self.limit} bytes for this request"
+        elif len(self._buffer) >= self.limit:  # no end marker yet, so the frame will be longer than the buffer
+            message = f"a reply passed the cap of {self.limit} bytes for this request without its end marker"
+        else:
+            return
+        self.clear()
+        raise FrameTooLarge(message)
+
+    def next_frame(self) -> bytes | None:
+        self._skip_leading()
+        position = self._find_end()
+        self._check(position)
+        if position < 0:
             return None
-        stop = position + len(end)
+        stop = position + len(self.framing.end)
         frame = bytes(self._buffer[:stop])
         del self._buffer[:stop]
         self._searched = 0
@@ -117,6 +169,22 @@ class Transport(abc.ABC):
         ``idempotent`` requests are re-sent after a reconnect; others raise at once rather than risk acting
         twice on an instrument.
         """
+
+    def exchange_limited(self, request: bytes, *, max_reply: int, idempotent: bool = True) -> bytes:
+        """:meth:`exchange` with a reply of at most ``max_reply`` bytes (end marker included), else FrameTooLarge.
+
+        Callers that know how large a correct reply can be (a download page of N records) pass that, so that a
+        runaway or hostile reply is refused while it arrives rather than parsed. This default checks after the
+        fact, which suits transports handed whole replies (test fakes); :class:`SocketTransport` stops reading at
+        the cap.
+        """
+        frame = self.exchange(request, idempotent=idempotent)
+        if len(frame) > max_reply:
+            self.resync()
+            raise FrameTooLarge(
+                f"{self.address}: a reply of {len(frame)} bytes passed the cap of {max_reply} bytes for this request"
+            )
+        return frame
 
     def resync(self) -> None:  # noqa: B027 - optional for transports that cannot desynchronise
         """Forget any partial stream state (called after a reply that could not be parsed)."""
@@ -139,7 +207,16 @@ class Backoff:
 
 
 class SocketTransport(Transport):
-    """A framed TCP client (see the module docstring for why it is not pyvisa)."""
+    """A framed TCP client (see the module docstring for why it is not pyvisa).
+
+    ``deadline_s`` (default ``timeout_s``) bounds one request: from sending it to the last byte of its reply.
+    Every send and read waits at most for what is left of it, so a peer that trickles bytes cannot stretch a
+    request. When it expires the connection is closed (a late reply can then never be read as the answer to the
+    next request) and :class:`InstrumentTimeout` is raised; a read (idempotent) request is first re-sent on a new
+    connection ``timeout_resends`` times (default once, as the BTS protocol allows a command that took more than
+    its 30 s to be resent). A read is thus held at most ``(1 + timeout_resends) x deadline_s`` by a slow peer,
+    plus the reconnect schedule.
+    """
 
     def __init__(
         self,
@@ -148,6 +225,8 @@ class SocketTransport(Transport):
         framing: Framing,
         *,
         timeout_s: float = 30.0,
+        deadline_s: float | None = None,
+        timeout_resends: int = 1,
         connect_timeout_s: float = 5.0,
         backoff: Backoff = Backoff(),
         clock: Clock | None = None,
@@ -156,6 +235,8 @@ class SocketTransport(Transport):
         self.port = port
         self.address = f"{host}:{port}"
         self.timeout_s = timeout_s
+        self.deadline_s = timeout_s if deadline_s is None else deadline_s
+        self.timeout_resends = timeout_resends
         self.connect_timeout_s = connect_timeout_s
         self.backoff = backoff
         self.clock = clock or RealClock()
@@ -208,41 +289,74 @@ class SocketTransport(Transport):
 
     # -- exchange -------------------------------------------------------------------------------------------
 
-    def _once(self, request: bytes) -> bytes:
+    def _time_left(self, deadline: float) -> float:
+        """The socket timeout for the next send or read: what is left of the deadline (TimeoutError when none)."""
+        left = deadline - _WALL.now()
+        if left <= 0:
+            raise TimeoutError("the request's deadline passed")
+        return min(self.timeout_s, left)
+
+    def _once(self, request: bytes, max_reply: int) -> bytes:
         if self._socket is None:
             self._socket = self._connect()
         sock = self._socket
         stale = self._buffer.discard_stale()
         if stale:
             log.warning("discarded %d stale bytes from %s before a new request", stale, self)
+        self._buffer.limit = max_reply
         if log.isEnabledFor(logging.DEBUG):
             log.debug("%s <- %r", self.address, request[:300])
+        # The deadline is wall time (monotonic, read through RealClock), never the injected clock: it bounds how
+        # long this thread blocks in the kernel's send and recv, and those wait on the wall like the socket timeout
+        # does, whatever the station's clock says (a VirtualClock does not move while we block; a ScaledClock
+        # would shrink the protocol's 30 s). The injected clock only times the back-off *sleeps* between connect
+        # attempts: those are ours to take, and a test wants to skip them.
+        deadline = _WALL.now() + self.deadline_s
+        sock.settimeout(self._time_left(deadline))
         sock.sendall(request)
-        while True:
-            frame = self._buffer.next_frame()
-            if frame is not None:
-                if log.isEnabledFor(logging.DEBUG):
-                    log.debug("%s -> %d bytes %r", self.address, len(frame), frame[:300])
-                return frame
-            chunk = sock.recv(262144)
+        while (frame := self._buffer.next_frame()) is None:
+            sock.settimeout(self._time_left(deadline))
+            chunk = sock.recv(min(_READ_SIZE, self._buffer.room()))  # never read past the reply's cap
             if not chunk:
                 raise ConnectionResetError("the peer closed the connection")
             self._buffer.feed(chunk)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("%s -> %d bytes %r", self.address, len(frame), frame[:300])
+        return frame
 
     def exchange(self, request: bytes, *, idempotent: bool = True) -> bytes:
+        return self.exchange_limited(request, max_reply=self._buffer.framing.max_size, idempotent=idempotent)
+
+    def exchange_limited(self, request: bytes, *, max_reply: int, idempotent: bool = True) -> bytes:
         with self._lock:
             attempts = len(self.backoff.delays()) + 1 if idempotent else 1
-            for attempt in range(attempts):
+            timeouts = 0
+            stale_retry = idempotent  # a connection that died while idle costs no attempt: the first use finds out
+            attempt = -1
+            while attempt + 1 < attempts:
+                attempt += 1
                 fresh = self._socket is None
                 try:
-                    return self._once(request)
+                    return self._once(request, max_reply)
+                except FrameTooLarge as exc:
+                    self._drop()  # the rest of the runaway reply is still coming: it must never be read
+                    raise FrameTooLarge(f"{self.address}: {exc}; the connection was closed") from None
                 except TimeoutError as exc:
+                    received = len(self._buffer)
                     self._drop()
-                    if not idempotent or attempt + 1 >= attempts:
+                    timeouts += 1
+                    if not idempotent or timeouts > self.timeout_resends or attempt + 1 >= attempts:
                         raise InstrumentTimeout(
-                            f"{self.address} did not reply within {self.timeout_s:g} s; the connection was closed "
-                            "so that a late reply cannot be mistaken for the next one"
+                            f"{self.address} did not reply within {self.deadline_s:g} s (the deadline of one "
+                            f"request; {received} bytes of a reply had arrived); the connection was closed so that "
+                            "a late reply cannot be mistaken for the next one"
                         ) from exc
+                    log.warning(
+                        "%s: no complete reply within %g s (%d bytes had arrived); re-sending on a new connection",
+                        self.address,
+                        self.deadline_s,
+                        received,
+                    )
                 except OSError as exc:
                     self._drop()
                     if not idempotent:
@@ -250,10 +364,14 @@ class SocketTransport(Transport):
                             f"the connection to {self.address} failed during a non-repeatable request ({exc}); "
                             "check the channel's state before repeating it"
                         ) from exc
+                    if not fresh and stale_retry:
+                        stale_retry = False
+                        attempt -= 1  # an old connection died: reconnect at once, at no cost to the schedule
+                        continue
                     if attempt + 1 >= attempts:
                         raise ConnectionLost(f"the connection to {self.address} keeps failing ({exc})") from exc
                     if not fresh:
-                        continue  # an old connection died: reconnect at once, back off only on failed connects
+                        continue  # reconnect at once, back off only on failed connects
                     self.clock.sleep(self.backoff.delays()[attempt])
             raise AssertionError("unreachable")
 

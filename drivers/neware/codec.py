@@ -7,6 +7,7 @@ requests are ``<?xml ...?><bts version="1.0">BODY</bts>`` followed by a terminat
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from xml.etree.ElementTree import Element
 from xml.sax.saxutils import escape
@@ -25,6 +26,11 @@ REPLY_FRAMING = Framing(end=b"</bts>", skip=b"\r\n#")
 
 #: the BTS writes "no value" as ``--`` (neware-bts-api.md 1.10 quirk 5)
 NO_VALUE = "--"
+
+#: integers from replies must fit a signed 64-bit column (the store's, numpy's): a bigger one is a garbled reply,
+#: refused here rather than crashing whoever stores it with OverflowError
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
 
 
 _ATTRIBUTE_ENTITIES = {'"': "&quot;", "\n": "&#10;", "\r": "&#13;", "\t": "&#9;"}
@@ -93,5 +99,28 @@ def as_float(value: str | None, default: float | None = None) -> float | None:
 
 
 def as_int(value: str | None, default: int | None = None) -> int | None:
-    number = as_float(value, None)
-    return default if number is None else int(number)
+    """An optional integer attribute (``--`` or absent -> ``default``); ``"44.0"`` is read as 44 as before."""
+    value = optional(value)
+    return default if value is None else parse_int(value, "an integer")
+
+
+def parse_int(text: str, what: str, low: int = INT64_MIN, high: int = INT64_MAX) -> int:
+    """``text`` as an integer in ``low..high``, or :class:`NewareProtocolError` naming ``what``.
+
+    Never lets ``ValueError`` or ``OverflowError`` escape: ``int(float("1e30"))`` is a 31-digit integer no store
+    column holds, ``int(float("inf"))`` raises OverflowError and ``int(float("nan"))`` ValueError. A number written
+    as a float (``"44.0"``) is accepted when it is finite, as the BTS's .NET formatting may do that.
+    """
+    try:
+        number = int(text)
+    except (TypeError, ValueError):
+        try:
+            real = float(text)
+        except (TypeError, ValueError):
+            real = math.nan
+        if not math.isfinite(real):
+            raise NewareProtocolError(f"expected {what} in a reply, found {text!r}") from None
+        number = int(real)
+    if not low <= number <= high:
+        raise NewareProtocolError(f"expected {what} in {low}..{high} in a reply, found {text!r}")
+    return number

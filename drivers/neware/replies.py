@@ -10,6 +10,7 @@ hundreds of times in a long dry run, and validation per record would dominate th
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from typing import NamedTuple, TypeVar
 from xml.etree.ElementTree import Element
 
 from drivers.neware.address import ChannelAddress
-from drivers.neware.codec import as_float, as_int, optional
+from drivers.neware.codec import INT64_MAX, as_float, as_int, optional, parse_int
 from drivers.neware.errors import NewareProtocolError
 
 #: workstatus words of getchlstatus / inquire (neware-bts-api.md 2.15)
@@ -136,24 +137,33 @@ class TestLog:
 # ----------------------------------------------------------------------------------------------------------------
 
 
+#: channel address numbers are small (devid up to a few hundred, chlid up to 8 or so); anything beyond 32 bits is
+#: a garbled reply
+_ADDRESS_MAX = 2**31 - 1
+
+
+def _address_number(text: str) -> int:
+    return parse_int(text, "a channel address number", 0, _ADDRESS_MAX)
+
+
 def _address(attrs: dict[str, str], channel_key: str = "chlid") -> ChannelAddress:
     try:
         return ChannelAddress(
-            devid=int(attrs["devid"]),
-            subdevid=int(attrs["subdevid"]),
-            chlid=int(attrs[channel_key]),
-            devtype=int(attrs.get("devtype", 27)),
+            devid=_address_number(attrs["devid"]),
+            subdevid=_address_number(attrs["subdevid"]),
+            chlid=_address_number(attrs[channel_key]),
+            devtype=_address_number(attrs.get("devtype", "27")),
             ip=attrs.get("ip", "127.0.0.1"),
         )
-    except (KeyError, ValueError) as exc:
+    except (KeyError, NewareProtocolError) as exc:
         raise NewareProtocolError(f"a reply element lacks a valid channel address ({exc}): {attrs}") from None
 
 
 def _dev_address(dev: str | None) -> ChannelAddress | None:
     """``dev="27-21-1-2-0"`` (devtype-devid-subdevid-chlid-auxid) of inquire replies."""
     try:
-        devtype, devid, subdevid, chlid = (int(x) for x in (dev or "").split("-")[:4])
-    except ValueError:
+        devtype, devid, subdevid, chlid = (_address_number(x) for x in (dev or "").split("-")[:4])
+    except (ValueError, NewareProtocolError):  # ValueError: fewer than four parts
         return None
     return ChannelAddress(devid=devid, subdevid=subdevid, chlid=chlid, devtype=devtype)
 
@@ -293,6 +303,19 @@ def _echo_testid(root: Element, tag: str) -> int:
     return 0 if echo is None else as_int(echo.get("testid"), 0) or 0
 
 
+def _count(attrs: dict[str, str], name: str, what: str) -> int:
+    """A record number or counter of a data row: a non-negative 64-bit integer, else NewareProtocolError."""
+    return parse_int(attrs[name], f"{what} {name}", 0, INT64_MAX)
+
+
+def _finite(attrs: dict[str, str], name: str, what: str) -> float:
+    """A time of a data row: a finite float (a NaN time would corrupt every test time rebuilt from it)."""
+    value = float(attrs[name])
+    if not math.isfinite(value):
+        raise NewareProtocolError(f"expected a finite {what} {name}, found {attrs[name]!r}")
+    return value
+
+
 def parse_step_layer(root: Element) -> StepLayer:
     rows = []
     try:
@@ -300,13 +323,13 @@ def parse_step_layer(root: Element) -> StepLayer:
             a = e.attrib
             rows.append(
                 StepLayerRow(
-                    int(a["startseqid"]),
-                    int(a["endseqid"]),
-                    int(a["stepindex"]),
-                    int(a["stepid"]),
-                    int(a["cycleid"]),
+                    _count(a, "startseqid", "step-layer"),
+                    _count(a, "endseqid", "step-layer"),
+                    _count(a, "stepindex", "step-layer"),
+                    _count(a, "stepid", "step-layer"),
+                    _count(a, "cycleid", "step-layer"),
                     a.get("steptype", ""),
-                    float(a["steptime"]),
+                    _finite(a, "steptime", "step-layer"),
                     a.get("endatime", ""),
                     float(a.get("startvolt", 0)),
                     float(a.get("endvolt", 0)),
@@ -326,7 +349,8 @@ def parse_log(root: Element) -> TestLog:
     entries = []
     try:
         for e in _list_elements(root, "data"):
-            entries.append(LogEntry(int(e.attrib["seqid"]), int(e.attrib["log_code"]), e.get("atime", "")))
+            a = e.attrib
+            entries.append(LogEntry(_count(a, "seqid", "log"), _count(a, "log_code", "log"), a.get("atime", "")))
     except (KeyError, ValueError) as exc:
         raise NewareProtocolError(f"a log row is incomplete or not numeric ({exc})") from None
     return TestLog(testid=_echo_testid(root, "download"), entries=entries)
