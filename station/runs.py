@@ -298,6 +298,10 @@ class RunManager:
         if not row.unconfirmed:
             return row.state
         self._lease(run_id)
+        if row.state == "created":
+            self._transition(run_id, "failed", "the station stopped before it checked this run against the channel; "
+                             "nothing was sent to the instrument")
+            return "failed"
         program = StepProgram.from_json(row.program)
         try:
             handle = driver.find_test(program, row.id)

@@ -87,8 +87,9 @@ _MIGRATIONS: dict[int, str] = {
 }
 
 TERMINAL_STATES = ("finished", "stopped", "failed")
-#: States in which start may have been sent but no test handle is stored yet: only the instrument knows.
-UNCONFIRMED_STATES = ("validated", "starting")
+#: States without a stored test handle: if no process looks after such a run, only the instrument can say whether
+#: it started ("created" never got as far as sending anything, but still claims its channel until settled).
+UNCONFIRMED_STATES = ("created", "validated", "starting")
 
 
 class StoreError(Exception):

@@ -422,3 +422,23 @@ def test_the_disk_reserve_is_given_up_for_the_pause(tmp_path):
     assert not store.release_reserve()
     Store(tmp_path)  # a new process puts the ballast back
     assert store.reserve_path.exists()
+
+
+def test_a_run_whose_station_died_before_checking_it_frees_its_channel(tmp_path, monkeypatch):
+    clock, store = VirtualClock(), Store(tmp_path)
+    driver = Instrument(clock, cc_records(1e-3, 60))
+    manager = RunManager(store, clock)
+
+    def killed(program):
+        raise Killed
+
+    monkeypatch.setattr(driver, "check", killed)
+    with pytest.raises(Killed):
+        manager.create(load_protocol_text(PROTOCOL, "p.yaml"), load_cell("predeposited-ncm622"), "fake/1", driver,
+                       instrument={}, dry_run=False)
+    manager.close()
+    (row,) = store.runs()
+    assert row.state == "created" and row.unconfirmed
+    assert RunManager(Store(tmp_path), clock).reconcile(row.id, driver) == "failed"
+    assert store.run(row.id).message.endswith("nothing was sent to the instrument")
+    assert driver.calls == []

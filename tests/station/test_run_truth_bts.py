@@ -317,11 +317,8 @@ def test_a_supervised_run_whose_bts_forgot_the_test_fails_at_the_next_poll(tmp_p
         station.manager.poll(run_id)
         first.stop()
         second = BtsSimulator(port=port, channels=2, clock=ScaledClock(3600.0), **_sim_options()).start()
-        try:  # the first poll may find the old connection dead; the next one reaches the new BTS
+        try:  # the old connection is dead: the transport reconnects at once (reconnect_attempts is 1 here)
             progress = station.manager.poll(run_id)
-            if progress.state == "running":
-                assert progress.contact_lost_s is not None
-                progress = station.manager.poll(run_id)
         finally:
             second.stop()
     finally:
