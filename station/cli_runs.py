@@ -326,7 +326,7 @@ def _state_of(doc: dict) -> str:
 def _settle(config: str | None, data_dir: str | None, store: Store) -> None:
     """Runs nobody looks after and whose truth only the instrument knows (an unconfirmed start or stop) are
     settled with it before they are shown, so that `status` never reports what the station merely assumed."""
-    rows = [r for r in store.runs(active_only=True) if not r.dry_run and (r.unconfirmed or r.stop_requested)]
+    rows = [r for r in store.runs(active_only=True) if r.dry_run or r.unconfirmed or r.stop_requested]
     if not rows:
         return
     station = _open(config, data_dir)

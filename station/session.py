@@ -83,13 +83,16 @@ class Station:
             if row.dry_run != self.dry_run or not self.manager.lease_free(row.id):
                 continue
             if row.dry_run:
-                self.store.add_event(row.id, "warning", "the dry run's process ended without finishing it",
-                                     self.clock.unix())
-                self.store.set_state(row.id, "failed", self.clock.unix(), "dry run interrupted: its simulated "
-                                     "instrument ended with its process")
+                self._end_orphaned_dry_run(row)
             elif row.unconfirmed:
                 with contextlib.suppress(DriverError, InstrumentError, RunError):
                     self.manager.reconcile(row.id, self.instruments.driver(row.channel))
+
+    def _end_orphaned_dry_run(self, row: RunRow) -> None:
+        """A dry run nobody supervises cannot be running: its simulated instrument lived in the dead process."""
+        self.store.add_event(row.id, "warning", "the dry run's process ended without finishing it", self.clock.unix())
+        self.store.set_state(row.id, "failed", self.clock.unix(), "dry run interrupted: its simulated instrument "
+                             "ended with its process")
 
     def attach(self, run_id: str, *, supervise: bool = True) -> None:
         run = self.store.run(run_id)
@@ -103,10 +106,14 @@ class Station:
         and stops that were never confirmed (sent again). Returns one note per run touched, for the operator."""
         notes = []
         for row in rows:
-            if row.dry_run or not row.active or not (row.unconfirmed or row.stop_requested):
+            if not row.active or not (row.dry_run or row.unconfirmed or row.stop_requested):
                 continue
             if not self.manager.lease_free(row.id):
                 continue  # a live process starts or supervises it and does this itself
+            if row.dry_run:
+                self._end_orphaned_dry_run(row)
+                notes.append(f"run {row.id}: a dry run whose process ended; marked failed")
+                continue
             try:
                 driver = self.instruments.driver(row.channel)
                 if row.unconfirmed:

@@ -367,3 +367,18 @@ def test_stop_force_is_refused_while_the_bts_runs_the_test(tmp_path, sim, protoc
     refused = _cli(cfg, "stop", run_id, "--force")
     assert refused.exit_code == 2 and "the instrument still runs test 1" in refused.stderr
     assert Store(tmp_path / "data").run(run_id).state == "running"
+
+
+def test_a_killed_dry_run_is_marked_failed_and_frees_its_simulated_channel(tmp_path):
+    proc = subprocess.Popen([sys.executable, "-m", "station", "run", "p3-full-cell-cycling", "--cell", CELL,
+                             "--set", "cycles=1000", "--dry-run", "--data-dir", str(tmp_path)],
+                            stderr=subprocess.PIPE, text=True, env=ENV)
+    assert proc.stderr is not None
+    run_id = proc.stderr.readline().split()[1]  # "run ID started on ..."
+    proc.kill()
+    proc.wait(timeout=30)
+    assert Store(tmp_path).run(run_id).state == "running"  # what the dead process left behind
+    status = runner.invoke(app, ["status", "--data-dir", str(tmp_path)])
+    assert f"run {run_id}: a dry run whose process ended; marked failed" in status.stderr
+    row = Store(tmp_path).run(run_id)
+    assert row.state == "failed" and row.message.startswith("dry run interrupted")
