@@ -123,19 +123,6 @@ def test_an_unusable_data_directory_is_a_clear_error(tmp_path):
         Store(blocker / "data")
 
 
-def test_a_full_disk_pauses_the_channel_and_keeps_the_stored_data(tmp_path):
-    clock, store, manager, driver, run_id = setup(tmp_path, cc_records(1e-3, 36000, every=1))
-    manager.start(run_id)
-    manager.supervise([run_id], poll_seconds=60, should_stop=lambda: clock.now() > 100)
-    kept = store.run(run_id).last_seq
-    pages = store.db.execute("PRAGMA page_count").fetchone()[0]
-    store.db.execute(f"PRAGMA max_page_count={pages + 2}")  # the disk fills up now
-    with pytest.raises(StoreError, match="disk is full; free space"):
-        manager.supervise([run_id], poll_seconds=3600)
-    assert driver.calls[-1] == "pause"  # nothing runs unrecorded
-    assert list(Store(tmp_path).records(run_id)["seq"]) == list(range(1, kept + 1))
-
-
 class _SharedLink(ScriptedChannel):
     """Channels on one link that report their status together, as a BTS does for all its channels."""
 
