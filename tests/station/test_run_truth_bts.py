@@ -201,7 +201,8 @@ def _killed_in_start_window(cfg: Path, protocol_file: Path, patch: str) -> str:
 
 # -- 1. SIGKILL between the validated write and the handle write -----------------------------------------------
 
-def test_a_station_killed_after_the_bts_accepted_start_is_reconciled_and_watched(tmp_path, sim, protocol_file):
+def test_a_station_killed_after_the_bts_accepted_start_is_reconciled_and_watched(tmp_path, sim, protocol_file,
+                                                                                 processes):
     cfg = _config(tmp_path, sim.port)
     run_id = _killed_in_start_window(cfg, protocol_file, KILL_AFTER_START)
     assert sim.channel("21-1-1").workstatus == "working"  # the BTS cycles the cell; nobody watched it before
@@ -210,6 +211,7 @@ def test_a_station_killed_after_the_bts_accepted_start_is_reconciled_and_watched
     status = _cli(cfg, "status", run_id)
     assert status.exit_code == 0 and f"run {run_id}: started on bts/21-1-1" in status.stdout
     attach = _station_process(cfg, "attach", run_id)
+    processes.append(attach)
     _, stderr = attach.communicate(timeout=120)
     assert attach.returncode == 0, stderr
     store = Store(tmp_path / "data")
@@ -259,9 +261,21 @@ def test_a_stop_that_did_not_reach_the_bts_stays_pending_until_the_bts_confirms(
     assert (row.state, row.message, row.stop_requested) == ("stopped", "stopped by the operator", None)
 
 
-def test_ctrl_c_stop_keeps_retrying_until_the_bts_confirms(tmp_path, sim, link, protocol_file):
+@pytest.fixture
+def processes():
+    """Station processes a test starts; any still alive when it ends (a failed assertion) are killed."""
+    started: list[subprocess.Popen] = []
+    yield started
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=30)
+
+
+def test_ctrl_c_stop_keeps_retrying_until_the_bts_confirms(tmp_path, sim, link, protocol_file, processes):
     cfg = _config(tmp_path, link.port)
     proc = _station_process(cfg, "run", str(protocol_file), "--cell", CELL, "--channel", "bts/21-1-1")
+    processes.append(proc)
     assert proc.stderr is not None
     for line in proc.stderr:
         if " records " in line and int(line.split("records ")[1].split()[0]) > 5:
@@ -369,10 +383,11 @@ def test_stop_force_is_refused_while_the_bts_runs_the_test(tmp_path, sim, protoc
     assert Store(tmp_path / "data").run(run_id).state == "running"
 
 
-def test_a_killed_dry_run_is_marked_failed_and_frees_its_simulated_channel(tmp_path):
+def test_a_killed_dry_run_is_marked_failed_and_frees_its_simulated_channel(tmp_path, processes):
     proc = subprocess.Popen([sys.executable, "-m", "station", "run", "p3-full-cell-cycling", "--cell", CELL,
                              "--set", "cycles=1000", "--dry-run", "--data-dir", str(tmp_path)],
                             stderr=subprocess.PIPE, text=True, env=ENV)
+    processes.append(proc)
     assert proc.stderr is not None
     run_id = proc.stderr.readline().split()[1]  # "run ID started on ..."
     proc.kill()
