@@ -109,12 +109,35 @@ def _problem_dict(problem) -> dict:
     return {k: getattr(problem, k) for k in ("file", "line", "column", "path", "message", "expected", "found")}
 
 
+def _scan_rate_setting(channel: str | None, config: str | None):
+    """The channel's Biologic scan-rate setting from station.yaml (the default with no channel)."""
+    from station.config import ConfigError, load_config
+    from station.plan import scan_rate_setting_for
+
+    if channel is None:
+        return scan_rate_setting_for(None, None)
+    try:
+        cfg, _ = load_config(config)
+    except ConfigError as exc:
+        raise _fail(EXIT_INVALID, f"station config: {exc}") from None
+    try:
+        return scan_rate_setting_for(cfg, channel)
+    except ConfigError as exc:
+        raise _fail(EXIT_USAGE, f"error: {exc}") from None
+
+
 @app.command()
 def plan(protocol: ProtocolArg, cell: Annotated[str, typer.Option("--cell", "-c", help="cell YAML file or "
                                                                   "library cell name")],
-         set_: SetOpt = None, json_: JsonOpt = False) -> None:
+         set_: SetOpt = None, json_: JsonOpt = False,
+         channel: Annotated[str | None, typer.Option("--channel", help="NAME/ID of the channel it is meant for: "
+                                                     "shows the values that channel will receive (e.g. a "
+                                                     "Biologic Scan_Rate in its configured unit)")] = None,
+         config: Annotated[str | None, typer.Option("--config", help="station.yaml for --channel (default: "
+                                                    "./station.yaml, $STATION_CONFIG, or the simulated "
+                                                    "default)")] = None) -> None:
     """Print the resolved step program with estimated durations and record counts."""
-    from station.plan import describe_setpoint, format_duration, plan_document
+    from station.plan import describe_setpoint, format_duration, plan_document, scan_rate_lines
 
     loaded, cell_record = _load(protocol, cell, set_)
     assert cell_record is not None
@@ -123,7 +146,8 @@ def plan(protocol: ProtocolArg, cell: Annotated[str, typer.Option("--cell", "-c"
     except ProtocolError as exc:
         raise _fail(EXIT_INVALID, str(exc)) from None
     assert program is not None
-    document = plan_document(program, cell_record)
+    scan_rate = _scan_rate_setting(channel, config)
+    document = plan_document(program, cell_record, scan_rate=scan_rate, channel_given=channel is not None)
     if json_:
         sys.stdout.write(json.dumps(document, indent=2) + "\n")
         return
@@ -138,6 +162,8 @@ def plan(protocol: ProtocolArg, cell: Annotated[str, typer.Option("--cell", "-c"
         table.add_row(str(step.index), step.tag or "", step.kind, describe_setpoint(step), until, estimate,
                       format_duration(entry["cumulative_s"]))
     out.print(table)
+    for line in scan_rate_lines(program, scan_rate):
+        out.print(line, markup=False)
     total = format_duration(document["estimated_duration_s"])
     qualifier = "" if document["estimate_exact"] else " (estimated: voltage-limited steps assume the cell's capacity)"
     if not document["estimate_complete"]:

@@ -21,6 +21,11 @@ from protocols.yamlsource import load_yaml, load_yaml_file
 
 VoltageText = Annotated[str, _quantity("voltage")]
 TimeText = Annotated[str, _quantity("time")]
+ScanRateUnit = Literal["V/s", "mV/s"]
+"""The units a Biologic firmware may read ``Scan_Rate`` in (drivers.biologic.scan_rate.SCAN_RATE_UNITS)."""
+_SCAN_RATE_HELP = ("Biologic: the unit the instrument's firmware reads the CV/LSV Scan_Rate in. The sources "
+                   "disagree, so it is a setting: V/s by default; after one short CV on a dummy cell, set 'mV/s' if "
+                   "the sweep took 1000 times longer than 'station plan' says")
 
 CONFIG_ENV = "STATION_CONFIG"
 DATA_DIR_ENV = "STATION_DATA"
@@ -32,6 +37,7 @@ class ChannelConfig(BaseModel):
                     "as the BTS Client shows it (e.g. '21-1-1'), Biologic the channel number from 1")
     voltage: list[VoltageText] = Field(["-10 V", "10 V"], min_length=2, max_length=2, description="[min, max]")
     current: Annotated[str, _quantity("current")] = Field("100 mA", description="largest |I| the channel can drive")
+    scan_rate_unit: ScanRateUnit | None = Field(None, description=_SCAN_RATE_HELP + " (overrides the instrument's)")
 
     @field_validator("id", mode="before")
     @classmethod
@@ -54,6 +60,7 @@ class InstrumentConfig(BaseModel):
     timeout: TimeText = "30 s"
     reconnect_attempts: int = Field(5, ge=1, le=20, description="connection attempts (with back-off) before a "
                                     "command counts as failed; 1 on a link that should never drop")
+    scan_rate_unit: ScanRateUnit | None = Field(None, description=_SCAN_RATE_HELP)
 
     @model_validator(mode="after")
     def _address_for_real_hardware(self) -> InstrumentConfig:
@@ -65,7 +72,22 @@ class InstrumentConfig(BaseModel):
         dupes = sorted({i for i in ids if ids.count(i) > 1})
         if dupes:
             raise ValueError(f"channel ids repeat: {', '.join(dupes)}")
+        if self.kind != "biologic" and (self.scan_rate_unit or any(c.scan_rate_unit for c in self.channels)):
+            raise ValueError("scan_rate_unit is a Biologic setting; a Neware channel runs no CV or LSV")
         return self
+
+    def scan_rate_setting(self, channel: ChannelConfig) -> tuple[ScanRateUnit, str]:
+        """The ``Scan_Rate`` unit of one of this instrument's channels, and where it was set.
+
+        The channel's own setting wins over the instrument's; with neither, the driver's default applies.
+        """
+        if channel.scan_rate_unit:
+            return channel.scan_rate_unit, "the channel's scan_rate_unit in station.yaml"
+        if self.scan_rate_unit:
+            return self.scan_rate_unit, f"instrument {self.name}'s scan_rate_unit in station.yaml"
+        from drivers.biologic.scan_rate import DEFAULT_SCAN_RATE_UNIT
+
+        return DEFAULT_SCAN_RATE_UNIT, "the default setting (no scan_rate_unit in station.yaml)"
 
 
 _NEWARE_ADDRESS = re.compile(r"^([\w.-]+:\d+|TCPIP\d*::[\w.-]+::\d+::SOCKET)$")

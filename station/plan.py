@@ -3,11 +3,17 @@
 The JSON shape is an interface scripts rely on; keys may be added, the documented ones never change:
 ``{"protocol", "cell", "estimated_duration_s", "steps": [{"index", "kind", "tag", "control": {"quantity",
 "value"}, "until": [{"quantity", "op", "value"}], "estimated_s"}]}`` in A, V, W, Ah, s; positive current charges.
+
+CV and LSV steps also carry ``"biologic_scan_rate"``: the ``Scan_Rate`` number a Biologic channel will receive,
+in the unit its firmware is set to read (``scan_rate_unit`` in station.yaml; the driver's default when the plan
+names no channel), because that unit is disputed and a lab checks it once on hardware by comparing a sweep with
+the plan.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from protocols.cells import Cell
 from protocols.estimate import PlanEstimate, estimate_program
@@ -23,9 +29,72 @@ from protocols.program import (
 )
 from protocols.units import format_si
 
+if TYPE_CHECKING:  # the driver package is imported only when a plan shows a scan rate
+    from drivers.biologic.scan_rate import ScanRateUnit
 
-def plan_document(program: StepProgram, cell: Cell, estimate: PlanEstimate | None = None) -> dict[str, Any]:
+
+@dataclass(frozen=True, slots=True)
+class ScanRateSetting:
+    """The ``Scan_Rate`` unit a Biologic channel is set to read, and where that came from."""
+
+    unit: ScanRateUnit
+    source: str
+    channel: str | None = None
+
+    @classmethod
+    def default(cls) -> ScanRateSetting:
+        from drivers.biologic.scan_rate import DEFAULT_SCAN_RATE_UNIT
+
+        return cls(DEFAULT_SCAN_RATE_UNIT, "the default setting: no channel given")
+
+    def as_sent(self, rate_v_per_s: float) -> float:
+        from drivers.biologic.scan_rate import scan_rate_as_sent
+
+        return scan_rate_as_sent(rate_v_per_s, self.unit)
+
+    def text(self, rate_v_per_s: float) -> str:
+        """The number as the instrument receives it (the shortest text of the single) and its unit."""
+        import numpy as np
+
+        return f"{np.format_float_positional(np.float32(self.as_sent(rate_v_per_s)), trim='-')} {self.unit}"
+
+    def describe(self) -> str:
+        return f"channel {self.channel}: {self.source}" if self.channel else self.source
+
+
+def scan_rate_lines(program: StepProgram, scan_rate: ScanRateSetting | None) -> list[str]:
+    """One line per CV/LSV step: the ``Scan_Rate`` a Biologic channel receives, with where its unit is set."""
+    if scan_rate is None:
+        return []
+    lines = [f"step {step.index} ({step.kind}, {format_si(step.scan_rate, 'V/s')}): Biologic Scan_Rate = "
+             f"{scan_rate.text(step.scan_rate)}" for step in program.steps if isinstance(step, CvStep | LsvStep)]
+    if not lines:
+        return []
+    note = "; give --channel to use a configured channel's scan_rate_unit" if scan_rate.channel is None else ""
+    return [*lines, f"  Scan_Rate unit: {scan_rate.unit} ({scan_rate.describe()}){note}"]
+
+
+def scan_rate_setting_for(config: Any, channel: str | None) -> ScanRateSetting | None:
+    """The setting of ``channel`` in a station config; the default without a channel; ``None`` for a channel
+    that is not a Biologic one (it runs no CV or LSV). Raises ``ConfigError`` for an unknown channel."""
+    if channel is None:
+        return ScanRateSetting.default()
+    instrument, chan = config.find(channel)
+    if instrument.kind != "biologic":
+        return None
+    unit, source = instrument.scan_rate_setting(chan)
+    return ScanRateSetting(unit, source, f"{instrument.name}/{chan.id}")
+
+
+def plan_document(
+    program: StepProgram, cell: Cell, estimate: PlanEstimate | None = None, *,
+    scan_rate: ScanRateSetting | None = None, channel_given: bool = False,
+) -> dict[str, Any]:
+    """The plan as JSON-ready data. ``scan_rate`` is the channel's setting; without one (and no channel given)
+    CV/LSV steps show what the default setting would send, and say so."""
     estimate = estimate or estimate_program(program, cell)
+    if scan_rate is None and not channel_given:
+        scan_rate = ScanRateSetting.default()
     steps = []
     for step in program.steps:
         est = estimate.steps[step.index]
@@ -46,6 +115,11 @@ def plan_document(program: StepProgram, cell: Cell, estimate: PlanEstimate | Non
             "source": step.source.model_dump() if step.source else None,
         }
         entry.update(_details(step))
+        if isinstance(step, CvStep | LsvStep) and scan_rate is not None:
+            entry["biologic_scan_rate"] = {
+                "label": "Scan_Rate", "value": scan_rate.as_sent(step.scan_rate), "unit": scan_rate.unit,
+                "text": scan_rate.text(step.scan_rate), "setting": scan_rate.source, "channel": scan_rate.channel,
+            }  # fmt: skip
         steps.append(entry)
     return {
         "protocol": program.protocol,

@@ -19,7 +19,7 @@ import os
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from drivers.base import (
     CapabilityError,
@@ -40,13 +40,16 @@ from drivers.biologic.codes import (
     BoardType,
     ChannelProgState,
     FirmwareCode,
+    FloatFormat,
     IRange,
 )
 from drivers.biologic.compiler import ChannelCapabilities, CompiledProgram, compile_program
 from drivers.biologic.decode import PhaseUnit, decode
 from drivers.biologic.eclib import EClib, load_eclib
 from drivers.biologic.errors import EClibError
+from drivers.biologic.numbers import float_format_of
 from drivers.biologic.records import RecordBuilder
+from drivers.biologic.scan_rate import DEFAULT_SCAN_RATE_UNIT, ScanRateUnit
 from drivers.biologic.structs import TChannelInfos, TCurrentValues
 from protocols.clock import Clock, RealClock
 from protocols.program import StepProgram
@@ -68,7 +71,8 @@ class BiologicConfig:
     kernel_file: str | None = None
     fpga_file: str | None = None
     ranges: ChannelRanges | None = None
-    scan_rate_unit: Literal["V/s", "mV/s"] = "V/s"
+    scan_rate_unit: ScanRateUnit = DEFAULT_SCAN_RATE_UNIT
+    """The unit the firmware reads ``Scan_Rate`` in; V/s until a check on the instrument says otherwise."""
     phase_unit: PhaseUnit = "rad"
     connect_timeout_s: int = 5
     start_grace_s: float = 10.0
@@ -83,6 +87,7 @@ class BiologicChannel(ChannelDriver):
         self.eclib = EClib(lib, where=f"Biologic {config.address}")
         self._device: int | None = None
         self._board: BoardType | None = None
+        self._float_format: FloatFormat | None = None
         self._caps: ChannelCapabilities | None = None
         self._harvest: RecordBuilder | None = None
         self._started_at: float | None = None
@@ -115,23 +120,35 @@ class BiologicChannel(ChannelDriver):
             raise DriverError(f"Biologic {self.config.address}: channel {ch} is not plugged (0-based numbering)")
         if self.eclib.has("BL_GetChannelBoardType"):
             self._board = self.eclib.board_type(device, ch)
-        else:  # pre-6.x packages: the chassis family decides
+        else:  # packages 5.35, 6.01 and 6.04 lack the export: the chassis family decides
             self._board = BoardType.PREMIUM if info.DeviceCode in VMP300_FAMILY else BoardType.ESSENTIAL
-        kernel, fpga = FIRMWARE_FILES[self._board]
-        kernel = self.config.kernel_file or kernel
-        fpga = self.config.fpga_file if self.config.fpga_file is not None else fpga
-        folder = self.config.firmware_dir or self.config.technique_dir
-        self.eclib.load_firmware(
-            device, [ch], os.path.join(folder, kernel), os.path.join(folder, fpga) if fpga else "", force=False
-        )
+        kernel, fpga = self._firmware_files(self._board)
+        self.eclib.load_firmware(device, [ch], kernel, fpga, force=False)
         infos = self.eclib.channel_infos(device, ch)
         if infos.FirmwareCode != FirmwareCode.KERNEL:
             raise DriverError(
                 f"Biologic {self.config.address} channel {ch}: firmware code {infos.FirmwareCode} is not the "
                 "Development Package kernel; close EC-Lab and power-cycle the instrument"
             )
+        try:
+            self._float_format = float_format_of(self._board, infos.FloatFormat)
+        except DriverError as exc:
+            raise DriverError(f"Biologic {self.config.address} channel {ch}: {exc}") from None
         self._caps = self._capabilities(infos)
         return self._caps
+
+    def _firmware_files(self, board: BoardType) -> tuple[str, str | None]:
+        """Full paths of the kernel and FPGA files for ``board``; ``None`` (NULL to the DLL) for no FPGA file.
+
+        ``kernel_file``/``fpga_file`` in the config override the per-board choice (:data:`codes.FIRMWARE_FILES`);
+        an empty ``fpga_file`` means "none" as well.
+        """
+        kernel, fpga = FIRMWARE_FILES[board]
+        kernel = self.config.kernel_file or kernel
+        if self.config.fpga_file is not None:
+            fpga = self.config.fpga_file or None
+        folder = self.config.firmware_dir or self.config.technique_dir
+        return os.path.join(folder, kernel), os.path.join(folder, fpga) if fpga else None
 
     def _capabilities(self, infos: TChannelInfos) -> ChannelCapabilities:
         def code(value: int, default: IRange) -> IRange:
@@ -336,7 +353,8 @@ class BiologicChannel(ChannelDriver):
                 break
             assert self._board is not None
             try:
-                chunk = decode(buffer, infos, values, self._board, phase_unit=self.config.phase_unit)
+                chunk = decode(buffer, infos, values, self._board, float_format=self._float_format,
+                               phase_unit=self.config.phase_unit)
                 broken = harvest.add(chunk)
             except DriverError as exc:  # data we cannot read means a run nobody supervises: stop it
                 self._protected = f"unreadable data, channel stopped: {exc}"

@@ -142,31 +142,105 @@ class ExitCond(IntEnum):
 
 
 class TechniqueId(IntEnum):
+    """``TDataInfos.TechniqueID``, named as the vendor header's ``TTechniqueIdentifier_e`` names them.
+
+    The header calls 156 and 158 ``GDYNLIMIT`` and ``PDYNLIMIT`` (galvano- and potentiodynamic with limits); the
+    files that produce them are ``iscanlimit.ecc`` and ``vscanlimit.ecc``, so ``ISCANLIMIT`` and ``VSCANLIMIT`` stay
+    as aliases for the compiler. An alias never changes the name: ``TechniqueId(158).name == "PDYNLIMIT"``.
+    """
+
     NONE = 0
     OCV = 100
     CA = 101
     CP = 102
     CV = 103
     PEIS = 104
+    POTPULSE = 105
+    GALPULSE = 106
     GEIS = 107
+    STACKPEIS_SLAVE = 108
+    STACKPEIS = 109
+    CPOWER = 110
+    CLOAD = 111
+    FCT = 112
     SPEIS = 113
     SGEIS = 114
+    CPO = 121
+    CGA = 122
+    COKINE = 123
+    PDYN = 124
+    GDYN = 125
+    CVA = 126
+    DPV = 127
+    SWV = 128
+    NPV = 129
+    RNPV = 130
+    DNPV = 131
+    DPA = 132
+    EVT = 133
+    LP = 134
+    GC = 135
+    CPP = 136
+    PDP = 137
+    PSP = 138
+    ZRA = 139
+    MIR = 140
+    PZIR = 141
+    GZIR = 142
     LOOP = 150
     TO = 151
     TI = 152
     TOS = 153
+    MUX = 154
     CPLIMIT = 155
-    ISCANLIMIT = 156
+    GDYNLIMIT = 156
     CALIMIT = 157
-    VSCANLIMIT = 158
+    PDYNLIMIT = 158
+    LASV = 159
+    MUXLOOP = 160
+    MP = 167
+    CASG = 169
+    CASP = 170
+    VASP = 171
+    UCVANALOG = 172
+    UNIPANEL = 200
+    OCVR = 500
+    CAR = 501
+    CPR = 502
+    ISCANLIMIT = 156  # alias of GDYNLIMIT: the technique file is iscanlimit.ecc
+    VSCANLIMIT = 158  # alias of PDYNLIMIT: the technique file is vscanlimit.ecc
 
+
+class FloatFormat(IntEnum):
+    """How a channel writes the single-precision words of ``BL_GetData`` (``TChannelInfos.FloatFormat``)."""
+
+    TI = 0  # Texas Instruments DSP (TMS320C3x) 32-bit float
+    IEEE = 1  # IEEE-754 binary32
+
+
+BOARD_FLOAT_FORMAT: dict[BoardType, FloatFormat] = {
+    BoardType.ESSENTIAL: FloatFormat.TI,
+    BoardType.PREMIUM: FloatFormat.TI,
+    BoardType.DIGICORE: FloatFormat.IEEE,
+}
+"""Measured on the vendor converter (reference section 4): only DIGICORE boards send IEEE-754 words."""
 
 BOARD_ECC_SUFFIX = {BoardType.ESSENTIAL: "", BoardType.PREMIUM: "4", BoardType.DIGICORE: "5"}
 
-FIRMWARE_FILES: dict[BoardType, tuple[str, str]] = {
+FIRMWARE_FILES: dict[BoardType, tuple[str, str | None]] = {
     BoardType.ESSENTIAL: ("kernel.bin", "Vmp_ii_0437_a6.xlx"),
     BoardType.PREMIUM: ("kernel4.bin", "vmp_iv_0395_aa.xlx"),
-    # The vendor examples name kernel.bin and no FPGA file for DIGICORE (reference: unverified, 6.08+ also ships
-    # kernel5.bin); the station config can override the pair per instrument.
-    BoardType.DIGICORE: ("kernel.bin", ""),
+    # DIGICORE: kernel5.bin, and no FPGA file (``None`` is passed to the DLL as NULL, never as "").
+    # The vendor examples name kernel.bin here, but kernel.bin cannot be the DIGICORE kernel:
+    # * firmware and technique files come in matched pairs per board, and the firmware refuses an .ecc that does
+    #   not match its kernel (ERR_TECH_INCOMPATIBLEECC, -401): kernel.bin pairs with the unsuffixed x.ecc
+    #   (ESSENTIAL), kernel4.bin with x4.ecc (PREMIUM). DIGICORE runs x5.ecc, and x5.ecc first shipped in package
+    #   6.08 together with kernel5.bin; kernel.bin is the same ~110 kB file that shipped from 5.35 on, before any
+    #   package could drive a DIGICORE board (no x5.ecc, no BL_GetChannelBoardType before 6.08).
+    # * kernel.bin (~110 kB) and kernel4.bin (~160 kB) run on the two boards that write TI-DSP floats; DIGICORE
+    #   boards write IEEE-754 floats, i.e. another processor, and kernel5.bin (4.5 MB) is the one kernel built
+    #   for something else.
+    # The examples' kernel.bin reads as a line copied from the ESSENTIAL case. A package where this is wrong is
+    # fixed without code: set ``kernel_file`` for the instrument (BiologicConfig.kernel_file).
+    BoardType.DIGICORE: ("kernel5.bin", None),
 }

@@ -31,7 +31,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
 
 from drivers.base import CapabilityError, ChannelRanges
 from drivers.biologic.codes import ERange, ExitCond, IRange
@@ -51,6 +50,7 @@ from drivers.biologic.params import (
     TechniqueSpec,
     encode,
 )
+from drivers.biologic.scan_rate import DEFAULT_SCAN_RATE_UNIT, ScanRateUnit, scan_rate_parameter
 from protocols.program import (
     Action,
     CaStep,
@@ -87,7 +87,8 @@ class ChannelCapabilities:
     max_bandwidth: int = 7
     has_eis: bool = True
     ranges: ChannelRanges | None = None
-    scan_rate_unit: Literal["V/s", "mV/s"] = "V/s"
+    scan_rate_unit: ScanRateUnit = DEFAULT_SCAN_RATE_UNIT
+    """What the firmware's ``Scan_Rate`` means on this channel (:mod:`drivers.biologic.scan_rate`)."""
 
     def decade_ranges(self) -> list[IRange]:
         lo, hi = max(0, int(self.min_i_range)), min(10, int(self.max_i_range))
@@ -404,7 +405,7 @@ class _StepCompiler:
         }
 
     def _scan_rate(self, rate: float) -> float:
-        return rate * 1000.0 if self.caps.scan_rate_unit == "mV/s" else rate
+        return scan_rate_parameter(rate, self.caps.scan_rate_unit)
 
     def cv(self, step: CvStep) -> tuple[TechniqueSpec, dict[str, object]]:
         self._refuse(step, set(), "cyclic voltammetry")

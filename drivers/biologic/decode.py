@@ -4,11 +4,12 @@ A chunk holds rows of one technique and one process only. Layouts come from the 
 count that disagrees with the layout is an error, never silently re-aligned, because a shifted column turns
 current into voltage without anyone noticing.
 
-Time of a time-domain row is ``StartTime + TimeBase * (t_high * 2**32 + t_low)`` with ``StartTime`` (NaN read
-as 0) from the chunk's ``TDataInfos`` and ``TimeBase`` from the ``TCurrentValues`` of the same call; impedance
-rows (process 1) carry their time as a float in seconds since the technique's start, to which ``StartTime`` is
-added the same way. Floats are IEEE-754 singles on the boards this driver supports (``FloatFormat`` 1), so the
-words are reinterpreted with numpy instead of one DLL conversion call per word.
+Time of a time-domain row is ``StartTime + TimeBase * ticks`` with ``StartTime`` (NaN read as 0) from the chunk's
+``TDataInfos`` and ``TimeBase`` from the ``TCurrentValues`` of the same call; the two tick words are
+``t_high, t_low`` on VMP3 and VMP-300 boards and low word first on DIGICORE (:mod:`drivers.biologic.numbers`).
+Impedance rows (process 1) carry their time as a float in seconds since the technique's start, to which
+``StartTime`` is added the same way. Float words are TI-DSP floats except on DIGICORE (IEEE-754); the whole chunk
+is decoded at once with numpy, never with one DLL conversion call per word.
 """
 
 from __future__ import annotations
@@ -20,12 +21,14 @@ from typing import Literal
 import numpy as np
 
 from drivers.base import DriverError
-from drivers.biologic.codes import BoardType, TechniqueId
+from drivers.biologic.codes import BoardType, FloatFormat, TechniqueId
+from drivers.biologic.numbers import board_type, ticks, time_order, words_to_floats
 from drivers.biologic.structs import TCurrentValues, TDataBuffer, TDataInfos
 
 PhaseUnit = Literal["rad", "deg"]
 
-_DC = ("t_high", "t_low", "Ewe", "I", "cycle")
+_DC = ("Ewe", "I", "cycle")
+_SCAN = ("I", "Ewe", "cycle")  # <I> and <Ewe>: averaged over the Begin/End_measuring window
 _EIS1 = (
     "freq", "abs_Ewe", "abs_I", "phase_Zwe", "Ewe", "I", "blank1", "abs_Ece", "abs_Ice", "phase_Zce", "Ece",
     "blank2", "blank3", "t",
@@ -33,18 +36,22 @@ _EIS1 = (
 
 
 def layout(technique_id: int, process: int, board: BoardType) -> tuple[str, ...]:
-    """Column names of one row; raises :class:`DataLayoutError` for techniques this driver never loads."""
-    vmp3 = board is BoardType.ESSENTIAL
+    """Column names of one row, in the board's word order; raises :class:`DataLayoutError` for techniques this
+    driver has no layout for."""
+    vmp3 = board_type(board) is BoardType.ESSENTIAL
+    time = time_order(board)
     tid = TechniqueId(technique_id) if technique_id in TechniqueId._value2member_map_ else None
     if tid is TechniqueId.OCV:
-        return ("t_high", "t_low", "Ewe", "Ece") if vmp3 else ("t_high", "t_low", "Ewe")
+        return (*time, "Ewe", "Ece") if vmp3 else (*time, "Ewe")
     if tid in (TechniqueId.CA, TechniqueId.CP, TechniqueId.CALIMIT, TechniqueId.CPLIMIT):
-        return _DC
-    if tid in (TechniqueId.CV, TechniqueId.VSCANLIMIT):
-        return ("t_high", "t_low", "Ec", "I", "Ewe", "cycle") if vmp3 else ("t_high", "t_low", "I", "Ewe", "cycle")
+        return (*time, *_DC)
+    if tid in (TechniqueId.CV, TechniqueId.PDYNLIMIT):
+        return (*time, "Ec", *_SCAN) if vmp3 else (*time, *_SCAN)
+    if tid is TechniqueId.GDYNLIMIT:
+        return (*time, "Ic", *_SCAN) if vmp3 else (*time, *_SCAN)
     if tid in (TechniqueId.PEIS, TechniqueId.GEIS):
         if process == 0:
-            return ("t_high", "t_low", "Ewe", "I")
+            return (*time, "Ewe", "I")
         if process == 1:
             return (*_EIS1, "Irange") if vmp3 else _EIS1
     raise DataLayoutError(f"no data layout for technique ID {technique_id} process {process}; it is not one we load")
@@ -52,9 +59,6 @@ def layout(technique_id: int, process: int, board: BoardType) -> tuple[str, ...]
 
 class DataLayoutError(DriverError):
     """The instrument sent data whose shape does not match the technique's documented layout."""
-
-
-_INT_COLUMNS = frozenset({"t_high", "t_low", "cycle", "Irange"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,13 +89,18 @@ def decode(
     values: TCurrentValues,
     board: BoardType,
     *,
+    float_format: FloatFormat | int | None = None,
     phase_unit: PhaseUnit = "rad",
 ) -> DataChunk:
+    """One ``BL_GetData`` result as SI arrays. ``float_format`` is the channel's reported ``FloatFormat`` (``None``
+    when the DLL did not report it); it must agree with ``board``, which decides (:func:`numbers.float_format_of`)."""
     rows, cols = int(infos.NbRows), int(infos.NbCols)
     names = layout(infos.TechniqueID, infos.ProcessIndex, board)
+    if rows < 0:
+        raise DataLayoutError(f"the instrument reported {rows} rows")
     if rows and cols != len(names):
         raise DataLayoutError(
-            f"technique ID {infos.TechniqueID} process {infos.ProcessIndex} on a {board.name} board has "
+            f"technique ID {infos.TechniqueID} process {infos.ProcessIndex} on a {board_type(board).name} board has "
             f"{len(names)} columns; the instrument sent {cols} (extra 'xctr' columns are not supported)"
         )
     if not rows:
@@ -99,13 +108,13 @@ def decode(
     if rows * cols > len(buffer.data):
         raise DataLayoutError(f"the instrument reported {rows} x {cols} words, more than one buffer holds")
     words = np.frombuffer(buffer, dtype=np.uint32, count=rows * cols).reshape(rows, cols)
-    floats = words.view(np.float32)
+    floats = words_to_floats(words, board, float_format)  # the integer columns are decoded too, and never read
     column = {name: i for i, name in enumerate(names)}
     start = float(infos.StartTime)
     start = 0.0 if math.isnan(start) else start
 
     def f(name: str) -> np.ndarray:
-        return floats[:, column[name]].astype(np.float64)
+        return floats[:, column[name]]
 
     common = {
         "technique_index": int(infos.TechniqueIndex),
@@ -129,8 +138,8 @@ def decode(
             z_real=magnitude * np.cos(phase),
             z_imag=magnitude * np.sin(phase),
         )
-    ticks = words[:, column["t_high"]].astype(np.uint64) << np.uint64(32) | words[:, column["t_low"]].astype(np.uint64)
-    t = start + float(values.TimeBase) * ticks.astype(np.float64)
+    count = ticks(words[:, column["t_high"]], words[:, column["t_low"]], board)
+    t = start + float(values.TimeBase) * count
     current = f("I") if "I" in column else np.zeros(rows)
     cycle = words[:, column["cycle"]].astype(np.int64) if "cycle" in column else None
     return DataChunk(**common, t=t, voltage=f("Ewe"), current=current, cycle=cycle)

@@ -2,9 +2,14 @@
 
 Nothing here knows about techniques, step programs or data layouts. The same class drives the real DLL (loaded
 with :func:`load_eclib`) or any object exposing the same ``BL_*`` functions, such as the simulated EClib: both
-receive exactly the same arguments (plain ints and bools for by-value scalars, ``bytes`` for ``const char*``,
-``ctypes.pointer`` objects for out-parameters, ctypes arrays, and ``TEccParams`` by value), so the simulator
-exercises the same memory layouts the DLL would.
+receive exactly the same arguments (plain ints and bools for by-value scalars, ``bytes`` or ``None`` (NULL) for
+``const char*``, ``ctypes.pointer`` objects for out-parameters, ctypes arrays, and ``TEccParams`` by value), so
+the simulator exercises the same memory layouts the DLL would.
+
+Binding: every export that is a ctypes function pointer (what ``ctypes.WinDLL(path)`` hands out, or a library
+of C function pointers built by a simulator) gets ``argtypes``/``restype`` from :data:`SIGNATURES`, whether it
+came through :func:`load_eclib` or straight into :class:`EClib`; ctypes then converts and checks each argument,
+and a float reaches ``BL_DefineSglParameter`` as a C float. Plain Python callables are called as they are.
 
 Every call goes through one lock: the DLL is not re-entrant per instrument (``ERR_GEN_FUNCTIONINPROGRESS``) and
 one station process may poll several channels of one instrument from different threads.
@@ -22,6 +27,7 @@ from typing import Any
 
 from drivers.biologic.codes import BoardType, ParamType
 from drivers.biologic.errors import EClibError, EClibLoadError
+from drivers.biologic.numbers import UNREPORTED, board_type
 from drivers.biologic.structs import (
     TChannelInfos,
     TCurrentValues,
@@ -61,7 +67,12 @@ SIGNATURES: dict[str, tuple[tuple[Any, ...], Any]] = {
 """Argument and return types of the exports this driver uses, from the vendor header (reference section 2)."""
 
 OPTIONAL_EXPORTS = frozenset({"BL_GetChannelBoardType", "BL_GetLibVersion", "BL_GetErrorMsg"})
-"""Exports missing from pre-6.x packages; the driver falls back (board type from the device code)."""
+"""Exports the driver can do without. ``BL_GetChannelBoardType`` is absent from the EClib DLLs of packages 5.35,
+6.01 and 6.04 (it is there in 6.08); without it the board type follows from the device family (VMP-300 family ->
+PREMIUM, otherwise ESSENTIAL), which cannot name a DIGICORE board: those need 6.08 or later anyway (x5.ecc)."""
+
+CHANNEL_SLOTS = 16
+"""Channel numbers 0..15: the size of the plugged-channel array and of the ``BL_LoadFirmware`` selection mask."""
 
 DEFAULT_DLL_NAME = "EClib64.dll" if sys.maxsize > 2**32 else "EClib.dll"
 
@@ -73,7 +84,7 @@ def load_eclib(path: str | os.PathLike[str]) -> Any:
         dll_path = dll_path / DEFAULT_DLL_NAME
     if not dll_path.is_file():
         raise EClibLoadError(
-            f"EClib not found at {dll_path}; set the Biologic instrument's 'dll_path' in station.yaml to the "
+            f"EClib not found at {dll_path}; set the Biologic instrument's 'dll:' in station.yaml to the "
             f"{DEFAULT_DLL_NAME} of the EC-Lab Development Package (default folder C:\\EC-Lab Development Package\\lib)"
         )
     loader = getattr(ctypes, "WinDLL", ctypes.CDLL)  # stdcall exports on Windows; CDLL elsewhere (Wine builds)
@@ -105,6 +116,20 @@ def declare_signatures(dll: Any) -> None:
         raise EClibLoadError(f"the loaded library lacks the EClib exports {', '.join(missing)}; is it EClib?")
 
 
+def bind_function_pointers(lib: Any) -> None:
+    """Declare :data:`SIGNATURES` on the exports of ``lib`` that are ctypes function pointers, and only those.
+
+    A ctypes function pointer without ``argtypes`` would pass a Python float as nothing C knows and a ``bool`` as
+    an ``int``; declaring them makes any library of C function pointers behave as the DLL loaded by
+    :func:`load_eclib` does. Objects whose exports are Python callables (test fakes) are left alone.
+    """
+    for name, (argtypes, restype) in SIGNATURES.items():
+        function = getattr(lib, name, None)
+        if isinstance(function, ctypes._CFuncPtr):  # the base class of every ctypes function pointer
+            function.argtypes = list(argtypes)
+            function.restype = restype
+
+
 _LOCKS: dict[int, threading.RLock] = {}
 _LOCKS_GUARD = threading.Lock()
 
@@ -115,8 +140,16 @@ def _lock_for(lib: Any) -> threading.RLock:
         return _LOCKS.setdefault(id(lib), threading.RLock())
 
 
-def _channel_array(channels: Sequence[int]) -> Any:
-    return (ctypes.c_uint8 * len(channels))(*channels)
+def channel_mask(channels: Sequence[int]) -> Any:
+    """The 16-entry selection mask ``BL_LoadFirmware`` (and ``BL_StartChannels``) take: ``mask[k] = 1`` selects
+    channel k. It is indexed by channel number, not a list of channel numbers: a list ``[2]`` would select
+    channel 0 (reference section 2.1, item 7)."""
+    mask = (ctypes.c_uint8 * CHANNEL_SLOTS)()
+    for channel in channels:
+        if not 0 <= channel < CHANNEL_SLOTS:
+            raise ValueError(f"channel {channel} is outside 0..{CHANNEL_SLOTS - 1} (the DLL counts from 0)")
+        mask[channel] = 1
+    return mask
 
 
 class EClib:
@@ -126,6 +159,7 @@ class EClib:
         self._lib = lib
         self._where = where
         self._lock = _lock_for(lib)
+        bind_function_pointers(lib)
 
     def _call(self, name: str, *args: Any, where: str = "") -> int:
         with self._lock:
@@ -152,33 +186,41 @@ class EClib:
 
     # -- channels and firmware ----------------------------------------------------------------------------------
     def channels_plugged(self, device: int) -> list[int]:
-        plugged = (ctypes.c_uint8 * 16)()
-        self._call("BL_GetChannelsPlugged", device, plugged, 16)
-        return [ch for ch in range(16) if plugged[ch]]
+        plugged = (ctypes.c_uint8 * CHANNEL_SLOTS)()
+        self._call("BL_GetChannelsPlugged", device, plugged, CHANNEL_SLOTS)
+        return [ch for ch in range(CHANNEL_SLOTS) if plugged[ch]]
 
     def board_type(self, device: int, channel: int) -> BoardType:
         value = ctypes.c_uint32(0)
         self._call("BL_GetChannelBoardType", device, channel, ctypes.pointer(value), where=f"channel {channel}")
-        return BoardType(value.value)
+        return board_type(value.value)
 
     def load_firmware(
         self, device: int, channels: Sequence[int], kernel: str | None, xlx: str | None, *, force: bool = False
-    ) -> list[int]:
-        """Load the kernel on ``channels``; returns the per-channel result codes (raises on the first negative)."""
-        chans = _channel_array(channels)
-        results = (ctypes.c_int32 * len(channels))()
+    ) -> dict[int, int]:
+        """Load the kernel (and FPGA file) on ``channels``; returns each selected channel's result code.
+
+        ``channels`` go in as a 16-entry selection mask, results come back in a 16-entry array indexed the same
+        way. ``None`` for a file is passed as NULL (the DLL's default, and "no FPGA file" for DIGICORE): an empty
+        string is a file name, not the absence of one. Raises on the first selected channel with a negative code.
+        """
+        mask = channel_mask(channels)
+        results = (ctypes.c_int32 * CHANNEL_SLOTS)()
         files = (None if kernel is None else kernel.encode(), None if xlx is None else xlx.encode())
         with self._lock:
-            overall = int(self._lib.BL_LoadFirmware(device, chans, results, len(channels), False, force, *files))
-        for channel, code in zip(channels, results, strict=True):  # the per-channel code says which channel
+            overall = int(self._lib.BL_LoadFirmware(device, mask, results, CHANNEL_SLOTS, False, force, *files))
+        codes = {channel: int(results[channel]) for channel in sorted(set(channels))}
+        for channel, code in codes.items():  # the per-channel code says which channel
             if code < 0:
                 raise EClibError(code, "BL_LoadFirmware", f"channel {channel}")
         if overall < 0:
             raise EClibError(overall, "BL_LoadFirmware", self._where)
-        return list(results)
+        return codes
 
     def channel_infos(self, device: int, channel: int) -> TChannelInfos:
-        info = TChannelInfos()
+        """``TChannelInfos`` of one channel. ``FloatFormat`` and ``CPUCIE`` start at :data:`UNREPORTED`: a DLL that
+        fills only the 76-byte form of the structure leaves them so, which the caller can tell from 0."""
+        info = TChannelInfos(FloatFormat=UNREPORTED, CPUCIE=UNREPORTED)
         self._call("BL_GetChannelInfos", device, channel, ctypes.pointer(info), where=f"channel {channel}")
         return info
 

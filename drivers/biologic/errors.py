@@ -48,14 +48,15 @@ ERROR_TABLE: dict[int, tuple[str, str, str]] = {
            "check the address; over USB try Ethernet, as USB links are known to be unreliable"),
     -202: ("ERR_COMM_WAITINGACK", "the instrument did not acknowledge", "check the link and retry"),
     -203: ("ERR_COMM_INVALIDIPADDRESS", "the IP address is invalid", "give an address like 192.168.0.10 or USB0"),
-    -204: ("ERR_COMM_ALLOCMEMFAILED", "the library could not allocate memory", "free memory on the PC and retry"),
+    -204: ("ERR_COMM_ALLOCMEMFAILED", "the instrument could not allocate memory for the request",
+           "retry; if it persists, " + _POWER_CYCLE),
     -205: ("ERR_COMM_LOADFIRMWAREFAILED", "loading the firmware failed", _POWER_CYCLE),
     -206: ("ERR_COMM_INCOMPATIBLESERVER", "the instrument's communication firmware is incompatible with this DLL",
            "upgrade the instrument firmware or use the matching Development Package"),
     -207: ("ERR_COMM_MAXCONNREACHED", "the instrument has reached its maximum number of connections",
            "disconnect other PCs or programs from the instrument"),
     -300: ("ERR_FIRM_FIRMFILENOTEXISTS", "the kernel firmware file does not exist",
-           "check the firmware folder configured for this instrument (kernel.bin / kernel4.bin)"),
+           "check the firmware folder configured for this instrument (kernel.bin / kernel4.bin / kernel5.bin)"),
     -301: ("ERR_FIRM_FIRMFILEACCESSFAILED", "the kernel firmware file cannot be read", "check the file's permissions"),
     -302: ("ERR_FIRM_FIRMINVALIDFILE", "the kernel firmware file is invalid",
            "use the firmware file for this board type from the same Development Package"),
@@ -79,7 +80,8 @@ ERROR_TABLE: dict[int, tuple[str, str, str]] = {
     -403: ("ERR_TECH_LOADTECHNIQUEFAILED", "loading the technique failed",
            "stop the channel, then load the whole technique list again"),
     -404: ("ERR_TECH_DATACORRUPTED", "the data read from the channel are corrupted", "retry the read"),
-    -405: ("ERR_TECH_MEMFULL", "the channel's memory is full", "read data more often"),
+    -405: ("ERR_TECH_MEMFULL", "the channel's technique memory is full: the technique list does not fit",
+           "load fewer techniques (split the protocol into shorter runs, or fewer steps per loop)"),
 }  # fmt: skip
 
 

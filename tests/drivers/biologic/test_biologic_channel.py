@@ -332,14 +332,15 @@ def test_a_rest_ending_on_voltage_runs_as_zero_current_with_a_limit(clock):
 
 
 @pytest.mark.parametrize(("board", "kernel"), [(fw.ESSENTIAL, "kernel.bin"), (fw.PREMIUM, "kernel4.bin"),
-                                               (fw.DIGICORE, "kernel.bin")])  # fmt: skip
+                                               (fw.DIGICORE, "kernel5.bin")])  # fmt: skip
 def test_firmware_files_follow_the_board_type(clock, board, kernel):
+    """The simulated firmware accepts the kernel the driver picks for each board (why kernel5.bin for DIGICORE:
+    ``drivers.biologic.codes.FIRMWARE_FILES``) and refuses another one."""
     sim = SimulatedEClib(clock, {"USB0": SimDevice(20, {0: SimChannel(DummyCell(), board=board)})})
     BiologicChannel(sim, BiologicConfig("USB0", 0), clock).connect()
     assert sim.devices["USB0"].channels[0].firmware == fw.FIRMWARE_KERNEL
-    assert fw.KERNEL_FILES[board] == kernel
     wrong = SimulatedEClib(clock, {"USB0": SimDevice(20, {0: SimChannel(DummyCell(), board=board)})})
-    other = "kernel4.bin" if kernel == "kernel.bin" else "kernel.bin"
+    other = "kernel.bin" if kernel == "kernel4.bin" else "kernel4.bin"  # a kernel built for another board
     with pytest.raises(EClibError, match=r"BL_LoadFirmware on channel 0 failed with ERR_FIRM_FIRMINVALIDFILE"):
         BiologicChannel(wrong, BiologicConfig("USB0", 0, kernel_file=other), clock).connect()
 

@@ -1,4 +1,9 @@
-"""Data decoding against the simulator's encoder: layouts per technique and board, time, EIS processes."""
+"""Data decoding: layouts per technique and board, time words per board, TI/IEEE floats, EIS processes.
+
+Rows are built by the test-side encoder (``biologic_words``) from the reference's tables, never by the driver or
+the simulator: each board writes its own float format (TI on boards 1 and 2, IEEE on DIGICORE) and its own time
+word order (low word first on DIGICORE).
+"""
 
 from __future__ import annotations
 
@@ -7,22 +12,42 @@ import math
 
 import numpy as np
 import pytest
+from biologic_words import encode_rows, ti_word, ticks_of
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from drivers.biologic.codes import BoardType
+from drivers.base import DriverError
+from drivers.biologic.codes import BoardType, FloatFormat
 from drivers.biologic.decode import DataLayoutError, decode, layout
 from drivers.biologic.structs import TCurrentValues, TDataBuffer, TDataInfos
-from simulators.biologic.encode import columns, encode_rows, ticks
 
 TB = 24e-6
 BOARDS = list(BoardType)
-DC_IDS = [100, 101, 102, 155, 157, 103, 158]
+DC_IDS = [100, 101, 102, 155, 157, 103, 158, 156]
+EIS1 = ["freq", "abs_Ewe", "abs_I", "phase_Zwe", "Ewe", "I", "blank1", "abs_Ece", "abs_Ice", "phase_Zce", "Ece",
+        "blank2", "blank3", "t"]  # fmt: skip
+
+
+def reference_columns(tid: int, process: int, board: BoardType) -> tuple[str, ...]:
+    """The reference's section 4 table, with DIGICORE's time words low first."""
+    time = ["t_low", "t_high"] if board is BoardType.DIGICORE else ["t_high", "t_low"]
+    vmp3 = board is BoardType.ESSENTIAL
+    table = {
+        100: [*time, "Ewe", "Ece"] if vmp3 else [*time, "Ewe"],
+        101: [*time, "Ewe", "I", "cycle"], 102: [*time, "Ewe", "I", "cycle"], 155: [*time, "Ewe", "I", "cycle"],
+        157: [*time, "Ewe", "I", "cycle"],
+        103: [*time, "Ec", "I", "Ewe", "cycle"] if vmp3 else [*time, "I", "Ewe", "cycle"],
+        158: [*time, "Ec", "I", "Ewe", "cycle"] if vmp3 else [*time, "I", "Ewe", "cycle"],
+        156: [*time, "Ic", "I", "Ewe", "cycle"] if vmp3 else [*time, "I", "Ewe", "cycle"],
+    }  # fmt: skip
+    if tid in (104, 107):
+        return tuple([*time, "Ewe", "I"] if process == 0 else [*EIS1, "Irange"] if vmp3 else EIS1)
+    return tuple(table[tid])
 
 
 def chunk(tid, process, board, data, n, start=0.0, tb=TB):
-    names = columns(tid, process, int(board))
-    words = encode_rows(names, data, n)
+    names = reference_columns(tid, process, board)
+    words = encode_rows(names, data, n, int(board))
     buffer = TDataBuffer()
     ctypes.memmove(ctypes.addressof(buffer), words.ctypes.data, words.nbytes)
     infos = TDataInfos(NbRows=n, NbCols=len(names), TechniqueIndex=2, TechniqueID=tid, ProcessIndex=process,
@@ -32,11 +57,8 @@ def chunk(tid, process, board, data, n, start=0.0, tb=TB):
 
 @pytest.mark.parametrize("board", BOARDS)
 @pytest.mark.parametrize(("tid", "process"), [(t, 0) for t in DC_IDS] + [(104, 0), (104, 1), (107, 0), (107, 1)])
-def test_driver_and_simulator_agree_on_every_layout(tid, process, board):
-    sim = columns(tid, process, int(board))
-    host = layout(tid, process, board)
-    assert len(sim) == len(host)
-    assert [a if a != "blank" else "" for a in sim] == [b if not b.startswith("blank") else "" for b in host]
+def test_layouts_follow_the_reference_table(tid, process, board):
+    assert layout(tid, process, board) == reference_columns(tid, process, board)
 
 
 @pytest.mark.parametrize(
@@ -59,8 +81,10 @@ def test_column_counts_follow_the_reference(tid, board, cols):
 )  # fmt: skip
 def test_time_domain_rows_round_trip(tid, board, rows, start):
     t, v, i = (np.array(c, dtype=np.float64) for c in zip(*sorted(rows), strict=True))
+    v[np.abs(v) < 2.0**-126] = 0.0  # float32 subnormals: the TI format holds only the largest of them
+    i[np.abs(i) < 2.0**-126] = 0.0
     n = len(t)
-    data = {"t_ticks": ticks(t, TB), "Ewe": v, "I": i, "Ec": v, "cycle": np.arange(n) % 7}
+    data = {"t_ticks": ticks_of(t, TB), "Ewe": v, "I": i, "Ec": v, "Ic": i, "cycle": np.arange(n) % 7}
     out = decode(*chunk(tid, 0, board, data, n, start), board)
     tb32 = float(np.float32(TB))
     error = out.t - (start + t)
@@ -72,14 +96,48 @@ def test_time_domain_rows_round_trip(tid, board, rows, start):
     assert (out.technique_index, out.technique_id, out.process, out.loop) == (2, tid, 0, 1)
 
 
-def test_time_uses_both_words_beyond_32_bits():
-    t = np.array([0.0, 2**32 * TB * 1.5])  # needs t_high = 1
-    data = {"t_ticks": ticks(t, TB), "Ewe": np.zeros(2), "I": np.zeros(2)}
-    buffer, infos, values = chunk(101, 0, BoardType.PREMIUM, data, 2, start=float("nan"))
-    assert buffer.data[5] == 1  # second row's t_high
-    out = decode(buffer, infos, values, BoardType.PREMIUM)
+@pytest.mark.parametrize("board", BOARDS)
+def test_time_uses_both_words_beyond_32_bits_in_the_boards_order(board):
+    t = np.array([0.0, 2**32 * TB * 1.5])  # needs a high word of 1
+    data = {"t_ticks": ticks_of(t, TB), "Ewe": np.zeros(2), "I": np.zeros(2)}
+    buffer, infos, values = chunk(101, 0, board, data, 2, start=float("nan"))
+    high_first = board is not BoardType.DIGICORE
+    assert buffer.data[5 if high_first else 6] == 1  # the second row's high word
+    out = decode(buffer, infos, values, board)
     assert out.start_time == 0.0  # NaN StartTime reads as 0
     assert out.t[1] == pytest.approx(t[1], abs=TB)
+
+
+def test_digicore_time_is_low_word_first_and_swapping_them_is_visible():
+    words = np.array([[7, 0, 0x3F800000, 0, 0]], dtype=np.uint32)  # t_low = 7, t_high = 0, Ewe = 1.0 (IEEE)
+    buffer = TDataBuffer()
+    ctypes.memmove(ctypes.addressof(buffer), words.ctypes.data, words.nbytes)
+    infos = TDataInfos(NbRows=1, NbCols=5, TechniqueID=101)
+    out = decode(buffer, infos, TCurrentValues(TimeBase=1.0), BoardType.DIGICORE)
+    assert out.t[0] == 7.0 and out.voltage[0] == 1.0
+    ti = np.array([[0, 7, ti_word(1.0), 0x80000000, 0]], dtype=np.uint32)  # t_high = 0, t_low = 7 on a VMP3
+    ctypes.memmove(ctypes.addressof(buffer), ti.ctypes.data, ti.nbytes)
+    out = decode(buffer, infos, TCurrentValues(TimeBase=1.0), BoardType.ESSENTIAL)
+    assert out.t[0] == 7.0 and out.voltage[0] == 1.0 and out.current[0] == 0.0
+
+
+def test_vendor_words_decode_in_a_chunk():
+    """The measured words of the reference table, as a VMP3 CP row: 4.2 V at -1 mA."""
+    words = np.array([[0, 1000, 0x02066666, 0xF6FCED91, 3]], dtype=np.uint32)
+    buffer = TDataBuffer()
+    ctypes.memmove(ctypes.addressof(buffer), words.ctypes.data, words.nbytes)
+    infos = TDataInfos(NbRows=1, NbCols=5, TechniqueID=102, StartTime=10.0)
+    for board in (BoardType.ESSENTIAL, BoardType.PREMIUM):
+        out = decode(buffer, infos, TCurrentValues(TimeBase=0.5), board)
+        assert out.voltage[0] == np.float32(4.2) and out.current[0] == np.float32(-0.001)
+        assert out.t[0] == 510.0 and out.cycle[0] == 3
+
+
+def test_a_reported_float_format_that_disagrees_with_the_board_is_refused():
+    buffer, infos, values = chunk(101, 0, BoardType.PREMIUM, {"t_ticks": np.zeros(1, np.uint64)}, 1)
+    assert len(decode(buffer, infos, values, BoardType.PREMIUM, float_format=FloatFormat.TI)) == 1
+    with pytest.raises(DriverError, match="FloatFormat 1"):
+        decode(buffer, infos, values, BoardType.PREMIUM, float_format=FloatFormat.IEEE)
 
 
 @pytest.mark.parametrize("board", BOARDS)
@@ -100,7 +158,7 @@ def test_impedance_rows_round_trip(board, unit):
 
 
 def test_a_column_count_that_disagrees_is_an_error():
-    data = {"t_ticks": ticks(np.zeros(1), TB), "Ewe": np.zeros(1), "I": np.zeros(1)}
+    data = {"t_ticks": ticks_of(np.zeros(1), TB), "Ewe": np.zeros(1), "I": np.zeros(1)}
     buffer, infos, values = chunk(101, 0, BoardType.ESSENTIAL, data, 1)
     infos.NbCols = 6  # as if an xctr column were appended
     with pytest.raises(DataLayoutError, match="has 5 columns; the instrument sent 6"):
