@@ -168,9 +168,16 @@ class Instruments:
             raise ConfigError(f"instrument {instrument.name}: Biologic channel ids are numbers from 1, found "
                               f"'{chan.id}'")
         address = instrument.address or "sim"
-        config = BiologicConfig(address=address, channel=number, ranges=channel_ranges(chan))
+        scan_rate_unit, _ = instrument.scan_rate_setting(chan)
+        config = BiologicConfig(address=address, channel=number, ranges=channel_ranges(chan),
+                                scan_rate_unit=scan_rate_unit)
         if self.simulated(instrument):
+            # the simulator's library of C function pointers stands where ctypes.WinDLL(dll) would: the driver binds
+            # and calls it exactly as the vendor DLL
             lib = self._eclib(instrument, address)
+            placement = self._placements.get((instrument.name, chan.id))
+            if placement is not None:
+                placement.build()  # a cell the simulator cannot build fails here, by name, not as an EClib code
             driver = BiologicChannel(lib, config, clock=self.clock)
         else:
             if not instrument.dll:
@@ -186,29 +193,32 @@ class Instruments:
         return driver
 
     def _eclib(self, instrument: InstrumentConfig, address: str):
+        """The simulated instrument's EClib, one per instrument: ``simulators.biologic.load_library``.
+
+        Each channel holds the cell the run placed on it (``place``), built when the channel first needs it, or
+        the instrument's default cell; a channel's ``Scan_Rate`` unit is the one station.yaml gives the driver.
+        """
         if instrument.name in self._eclibs:
             return self._eclibs[instrument.name]
-        from simulators.biologic.eclib import SimChannel, SimDevice, SimulatedEClib
+        from simulators.biologic import load_library
 
-        name = instrument.name
-        placements = self._placements
+        name, placements = instrument.name, self._placements
+        configured = {int(c.id) - 1: c for c in instrument.channels if c.id.isdigit() and int(c.id) >= 1}
 
-        class _PlacedModel:
-            """Builds the channel's cell model when first used, from the cell the run placed on it."""
+        def cell(number: int):
+            chan = configured.get(number)
+            placement = placements.get((name, chan.id if chan else str(number + 1))) or CellPlacement(
+                instrument.cell_model or "li-host", {}, 1.131e-4, None, 45e-6, 0)
+            return placement.build()
 
-            def __init__(self, cid: str):
-                self.cid = cid
-                self.inner = None
-
-            def __getattr__(self, attr: str):
-                if self.inner is None:
-                    placement = placements.get((name, self.cid)) or CellPlacement(
-                        instrument.cell_model or "li-host", {}, 1.131e-4, None, 45e-6, 0)
-                    self.inner = placement.build()
-                return getattr(self.inner, attr)
-
-        channels = {int(c.id) - 1: SimChannel(model=_PlacedModel(c.id)) for c in instrument.channels}
-        lib = SimulatedEClib(self.clock, {address: SimDevice(device_code=0, channels=channels)})
+        try:
+            # the driver allocates the 84-byte TChannelInfos; a channel may read STOP once right after a start
+            lib = load_library("vmp3", channels=max(configured, default=0) + 1, cell=cell, clock=self.clock,
+                               address=address, channel_infos_size=84, start_polls=1)
+        except ValueError as exc:
+            raise ConfigError(f"instrument {instrument.name}: {exc}") from None
+        for number, chan in configured.items():
+            lib.channel(number).scan_rate_unit = instrument.scan_rate_setting(chan)[0]
         self._eclibs[instrument.name] = lib
         return lib
 

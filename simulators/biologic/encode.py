@@ -1,8 +1,10 @@
 """Encode simulated samples into the uint32 words ``BL_GetData`` returns, per technique, process and board.
 
 Time-domain rows carry time as two words counting ticks of the channel's time base since the technique started;
-impedance rows (process 1) carry it as a single-precision float in seconds since the technique started. Floats
-are IEEE-754 single bits (``FloatFormat`` 1), the format of current boards.
+impedance rows (process 1) carry it as a single-precision float in seconds since the technique started. Singles
+are written in the board's own format (:mod:`simulators.biologic.dspfloat`): TI DSP floats on ESSENTIAL and PREMIUM
+boards, IEEE-754 bits on DIGICORE, whose two time words also come low word first. ``columns`` names the columns in
+the reference's table order (``t_high, t_low, ...``); on DIGICORE the first time column holds the low word.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from simulators.biologic.dspfloat import float_words, time_words
 from simulators.biologic.firmware import ESSENTIAL
 
 _DC = ("t_high", "t_low", "Ewe", "I", "cycle")
@@ -46,16 +49,17 @@ def ticks(t: np.ndarray, timebase: float) -> np.ndarray:
     return np.floor(np.asarray(t, dtype=np.float64) / tb + 1e-9).astype(np.uint64)
 
 
-def encode_rows(names: tuple[str, ...], data: Mapping[str, np.ndarray], n: int) -> np.ndarray:
-    """An (n, len(names)) uint32 array; ``t_ticks`` in ``data`` feeds the two time words, missing floats are 0."""
+def encode_rows(names: tuple[str, ...], data: Mapping[str, np.ndarray], n: int, board: int) -> np.ndarray:
+    """An (n, len(names)) uint32 array as the channel of ``board`` sends it; ``t_ticks`` in ``data`` feeds the two
+    time words, missing singles are written as the board's zero, blank columns stay raw zero words."""
     out = np.zeros((n, len(names)), dtype=np.uint32)
+    if "t_high" in names:
+        out[:, names.index("t_high")], out[:, names.index("t_low")] = time_words(data["t_ticks"], board)
     for i, name in enumerate(names):
-        if name == "t_high":
-            out[:, i] = (data["t_ticks"] >> np.uint64(32)).astype(np.uint32)
-        elif name == "t_low":
-            out[:, i] = (data["t_ticks"] & np.uint64(0xFFFFFFFF)).astype(np.uint32)
-        elif name in _INTS:
+        if name in ("t_high", "t_low", "blank"):
+            continue
+        if name in _INTS:
             out[:, i] = np.asarray(data.get(name, np.zeros(n)), dtype=np.int64).astype(np.uint32)
-        elif name in data:
-            out[:, i] = np.asarray(data[name], dtype=np.float32).view(np.uint32)
+        else:
+            out[:, i] = float_words(np.asarray(data[name], dtype=np.float64) if name in data else np.zeros(n), board)
     return out

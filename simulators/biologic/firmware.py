@@ -15,12 +15,18 @@ OK = 0
 NOT_CONNECTED = -1
 CHANNEL_NOT_PLUGGED = -3
 INVALID_PARAMETERS = -4
+FILE_NOT_EXISTS = -5
+FUNCTION_FAILED = -6
+NO_CHANNEL_SELECTED = -7
 ECLAB_LOADED = -9
 CHANNEL_RUNNING = -13
+DEVICE_NOT_ALLOWED = -14
+UPDATE_PARAMETERS = -15
 CONNECTION_FAILED = -201
 FIRM_FILE_NOT_EXISTS = -300
 FIRM_INVALID_FILE = -302
 XIL_FILE_NOT_EXISTS = -304
+XIL_INVALID_FILE = -306
 FIRMWARE_NOT_LOADED = -308
 FIRMWARE_INCOMPATIBLE = -309
 ECC_FILE_NOT_EXISTS = -400
@@ -33,9 +39,17 @@ FIRMWARE_NONE, FIRMWARE_ECLAB, FIRMWARE_KERNEL = 0, 1, 5
 ESSENTIAL, PREMIUM, DIGICORE = 1, 2, 3
 
 KERNEL_FILES = {ESSENTIAL: "kernel.bin", PREMIUM: "kernel4.bin", DIGICORE: "kernel.bin"}
+"""The kernel each board loads when ``BL_LoadFirmware`` gets NULL (the vendor examples' choice)."""
+KERNELS_ACCEPTED = {ESSENTIAL: {"kernel.bin"}, PREMIUM: {"kernel4.bin"}, DIGICORE: {"kernel.bin", "kernel5.bin"}}
+"""Which kernel DIGICORE needs is open (reference 2.1 item 7 and open question 4: the examples name kernel.bin,
+packages since 6.08 ship kernel5.bin next to the x5.ecc files), so a DIGICORE channel takes either; the other boards
+refuse any kernel but their own."""
 FPGA_FILES = {ESSENTIAL: "Vmp_ii_0437_a6.xlx", PREMIUM: "vmp_iv_0395_aa.xlx", DIGICORE: ""}
 SHIPPED_FIRMWARE = frozenset({"kernel.bin", "kernel4.bin", "kernel5.bin", "Vmp_ii_0437_a6.xlx", "vmp_iv_0395_aa.xlx"})
 ECC_SUFFIX = {ESSENTIAL: "", PREMIUM: "4", DIGICORE: "5"}
+FPGA_VERSION = {ESSENTIAL: 0x0437, PREMIUM: 0x0395, DIGICORE: 0}
+"""``XilinxVersion`` / ``BL_GetFPGAVer``: the revision in the FPGA file's name (``Vmp_ii_0437_a6.xlx``); none on
+DIGICORE, which has no FPGA file."""
 
 INT, BOOL, SINGLE = 0, 1, 2
 
@@ -49,7 +63,12 @@ class TechniqueTable:
     galvanostatic: bool = False
 
 
-_HW = {"I_Range": (INT, False), "E_Range": (INT, False), "Bandwidth": (INT, False)}
+_HW = {"I_Range": (INT, False), "E_Range": (INT, False), "Bandwidth": (INT, False), "tb": (SINGLE, False),
+       "xctr": (INT, False)}
+"""Hardware settings most techniques take (reference 3). ``tb`` (time base) arrives as int or single (the kbio
+examples disagree) and is accepted, not applied: the channel keeps its own time base. ``xctr`` selects extra data
+columns; only 0 (none) is simulated."""
+_EITHER_NUMBER = frozenset({"tb"})
 _LIM = {f"Test{n}_{f}": (k, True) for n in (1, 2, 3) for f, k in (("Config", INT), ("Value", SINGLE))}
 _LIM["Exit_Cond"] = (INT, True)
 _CA = {
@@ -168,6 +187,33 @@ def decode_value(kind: int, raw: int) -> object:
 
 def parse_technique(stem: str, params: ctypes.Array) -> LoadedTechnique:  # type: ignore[type-arg]
     """Decode the ``TEccParam`` array for technique ``stem``; :class:`Refused` (-4) for anything invalid."""
+    values = decode_params(stem, params)
+    validate(stem, values)
+    return LoadedTechnique(stem, TECHNIQUES[stem], values)
+
+
+def update_values(technique: LoadedTechnique, params: ctypes.Array) -> dict[str, object]:  # type: ignore[type-arg]
+    """The technique's values with ``BL_UpdateParameters``' entries laid over them, validated as a whole.
+
+    Only the entries sent change (one step of a per-step array at a time); :class:`Refused` if the result is not
+    a technique the firmware would have accepted at load time.
+    """
+    merged: dict[str, object] = {k: list(v) if isinstance(v, list) else v for k, v in technique.values.items()}
+    for label, value in decode_params(technique.stem, params).items():
+        old = merged.get(label)
+        if isinstance(value, list) and isinstance(old, list):
+            old.extend([None] * (len(value) - len(old)))
+            for index, item in enumerate(value):
+                if item is not None:
+                    old[index] = item
+        else:
+            merged[label] = value
+    validate(technique.stem, merged)
+    return merged
+
+
+def decode_params(stem: str, params: ctypes.Array) -> dict[str, object]:  # type: ignore[type-arg]
+    """Labels, types and indices of a ``TEccParam`` array checked against the technique's table and decoded."""
     table = TECHNIQUES[stem]
     values: dict[str, object] = {}
     for p in params:
@@ -176,6 +222,8 @@ def parse_technique(stem: str, params: ctypes.Array) -> LoadedTechnique:  # type
         if spec is None:
             raise Refused(INVALID_PARAMETERS, f"{stem}: unknown parameter '{label}'")
         kind, per_step = spec
+        if label in _EITHER_NUMBER and p.ParamType in (INT, SINGLE):
+            kind = p.ParamType
         if p.ParamType != kind:
             raise Refused(INVALID_PARAMETERS, f"{stem}: parameter '{label}' has type {p.ParamType}, expected {kind}")
         value = decode_value(kind, p.ParamVal)
@@ -188,11 +236,19 @@ def parse_technique(stem: str, params: ctypes.Array) -> LoadedTechnique:  # type
             array[p.ParamIndex] = value
         else:
             values[label] = value
+    return values
+
+
+def validate(stem: str, values: dict[str, object]) -> None:
+    """Refuse a technique the firmware would not run: missing labels, ranges, gaps in step arrays, limit words."""
+    table = TECHNIQUES[stem]
     missing = sorted(table.required - values.keys())
     if missing:
         raise Refused(INVALID_PARAMETERS, f"{stem}: missing parameters {', '.join(missing)}")
     if table.galvanostatic and values.get("I_Range") == I_RANGE_AUTO:
         raise Refused(INVALID_PARAMETERS, f"{stem}: I Auto-range is not allowed for a galvanostatic technique")
+    if values.get("xctr", 0) != 0:
+        raise Refused(INVALID_PARAMETERS, f"{stem}: xctr {values['xctr']}: extra data columns are not simulated")
     steps = values.get("Step_number")
     if isinstance(steps, int) and not 0 <= steps < table.max_steps:
         raise Refused(INVALID_PARAMETERS, f"{stem}: Step_number {steps} out of range 0..{table.max_steps - 1}")
@@ -203,7 +259,6 @@ def parse_technique(stem: str, params: ctypes.Array) -> LoadedTechnique:  # type
         if per_step and isinstance(value, list) and any(v is None for v in value):
             raise Refused(INVALID_PARAMETERS, f"{stem}: '{label}' has gaps in its step array")
     _check_limits(stem, values)
-    return LoadedTechnique(stem, table, values)
 
 
 def _check_limits(stem: str, values: dict[str, object]) -> None:

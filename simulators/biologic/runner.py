@@ -336,8 +336,8 @@ class TechniqueRun:
         }  # fmt: skip
         return Segment(
             self.position, t.table.technique_id, 0, self.loop_jumps, self._technique_start, start,
-            np.asarray(res.t, dtype=np.float64), encode_rows(names, data, n), res.voltage, res.current,
-            float(res.duration), exit_cond,
+            np.asarray(res.t, dtype=np.float64), encode_rows(names, data, n, self.config.board), res.voltage,
+            res.current, float(res.duration), exit_cond,
         )  # fmt: skip
 
     def _cv_segment(self, t: LoadedTechnique, start: float) -> Segment:
@@ -398,7 +398,7 @@ class TechniqueRun:
             "freq": freqs, "abs_Ewe": abs_e, "abs_I": abs_i, "phase_Zwe": phase, "Ewe": np.full(n, e_dc),
             "I": np.full(n, i_dc), "t": stamp, "Irange": np.full(n, int(t.scalar("I_Range", 12))),
         }  # fmt: skip
-        words = encode_rows(columns(t.table.technique_id, 1, self.config.board), data, n)
+        words = encode_rows(columns(t.table.technique_id, 1, self.config.board), data, n, self.config.board)
         voltage, current = np.full(n, e_dc), np.full(n, i_dc)
 
         def truncate(elapsed: float) -> Segment:

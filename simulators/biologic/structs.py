@@ -67,10 +67,37 @@ class EccParams(_Packed):
     _fields_ = [("len", _i32), ("pParams", ctypes.c_void_p)]
 
 
-def write_out(pointer: object, value: ctypes.Structure | ctypes._SimpleCData) -> None:
-    """Copy ``value``'s bytes into the caller's memory behind ``pointer``, as the DLL fills an out-parameter."""
+class HardwareConf(_Packed):
+    _fields_ = _fields("Conn", "Ground")
+
+
+class TechniqueInfos(_Packed):
+    _fields_ = [
+        ("id", _i32), ("indx", _i32), ("nbParams", _i32), ("nbSettings", _i32), ("Params", ctypes.c_void_p),
+        ("HardSettings", ctypes.c_void_p),
+    ]  # fmt: skip
+
+
+class ExperimentInfos(_Packed):
+    _fields_ = [*_fields("Group", "PCidentifier", "TimeHMS", "TimeYMD"), ("Filename", ctypes.c_char * 256)]
+
+
+CHANNEL_INFOS_SHORT = ChannelInfos.NbOfTechniques.offset + 4
+"""76: the 19-field ``TChannelInfos`` of kbio, easy-biologic, PyExpLabSys and the Delphi unit; the 2013 C header
+adds ``FloatFormat`` and ``CPUCIE`` (84 bytes)."""
+
+
+class BadPointer(ValueError):
+    """The caller passed NULL where the DLL writes or reads memory: the export answers ERR_GEN_INVALIDPARAMETERS."""
+
+
+def write_out(pointer: object, value: ctypes.Structure | ctypes._SimpleCData, size: int | None = None) -> None:
+    """Copy ``value``'s bytes (its first ``size``) into the caller's memory behind ``pointer``, as the DLL fills
+    an out-parameter; :class:`BadPointer` for NULL."""
+    if not pointer:
+        raise BadPointer("NULL out-parameter")
     target = pointer.contents  # type: ignore[attr-defined]
-    size = min(ctypes.sizeof(target), ctypes.sizeof(value))
+    size = min(ctypes.sizeof(target), ctypes.sizeof(value), ctypes.sizeof(value) if size is None else size)
     ctypes.memmove(ctypes.addressof(target), ctypes.addressof(value), size)
 
 

@@ -6,6 +6,7 @@ import ctypes
 
 import numpy as np
 import pytest
+from reference_words import row_ticks, singles
 
 from protocols.clock import VirtualClock
 from simulators.biologic import firmware as fw
@@ -66,9 +67,10 @@ class Host:
         return buffer.value.decode()
 
     def firmware(self, h, ch, kernel=None, xlx=None, force=False) -> tuple[int, int]:
-        channels, results = (ctypes.c_uint8 * 1)(ch), (ctypes.c_int32 * 1)()
-        code = self.sim.BL_LoadFirmware(h, channels, results, 1, False, force, kernel, xlx)
-        return code, results[0]
+        mask, results = (ctypes.c_uint8 * 16)(), (ctypes.c_int32 * 16)()
+        mask[ch] = 1  # a selection mask indexed by channel number
+        code = self.sim.BL_LoadFirmware(h, mask, results, 16, False, force, kernel, xlx)
+        return code, results[ch]
 
 
 OCV = [("Rest_time_T", fw.SINGLE, 100.0, 0), ("Record_every_dT", fw.SINGLE, 10.0, 0), ("E_Range", fw.INT, 1, 0)]
@@ -131,7 +133,7 @@ def test_firmware_must_be_loaded_and_match_the_board(host, sim):
     assert host.firmware(h, 1, b"kernel9.bin", b"") == (-300, -300)  # not shipped
     assert host.firmware(h, 1, b"kernel4.bin", b"vmp_iv_0395_aa.xlx") == (0, 0)
     assert sim.BL_GetChannelInfos(h, 1, P(info)) == 0 and info.FirmwareCode == 5
-    assert (info.Zboard, info.MaxIRange, info.MinIRange, info.FloatFormat) == (1, 10, 1, 1)
+    assert (info.Zboard, info.MaxIRange, info.MinIRange, info.FloatFormat) == (1, 10, 1, 0)  # TI floats
 
 
 def test_eclab_firmware_blocks_until_a_forced_kernel_load(host):
@@ -205,12 +207,11 @@ def test_start_reads_stop_then_run_then_stop_with_data_left(host, sim, clock):
     assert host.values(h, 0).MemFilled == 51 * 5 * 4  # ... with 51 rows of 5 words unread
     code, rows, infos, values = host.data(h, 0)
     assert (infos.NbRows, infos.NbCols, infos.TechniqueID, infos.ProcessIndex, infos.StartTime) == (51, 5, 102, 0, 0)
-    ticks = rows[:, 0].astype(np.uint64) << np.uint64(32) | rows[:, 1]
-    t = ticks * np.float32(24e-6)
+    t = row_ticks(rows, fw.ESSENTIAL) * np.float32(24e-6)
     assert 200e-6 <= t[0] < 0.01  # the first point one acquisition period (200 us) after the start, or later
     assert np.allclose(t[1:], np.arange(1.0, 51.0), atol=24e-6)
-    assert np.allclose(rows[:, 2].view(np.float32), 1.0 + 1e-3 * 100.0, atol=1e-6)  # V = E0 + I R
-    assert np.allclose(rows[:, 3].view(np.float32), 1e-3)
+    assert np.allclose(singles(rows[:, 2], fw.ESSENTIAL), 1.0 + 1e-3 * 100.0, atol=1e-6)  # V = E0 + I R
+    assert np.allclose(singles(rows[:, 3], fw.ESSENTIAL), 1e-3)
     assert host.data(h, 0)[2].NbRows == 0 and host.values(h, 0).MemFilled == 0
 
 
@@ -297,3 +298,13 @@ def test_an_endless_loop_without_time_stops_the_channel(host, sim, clock):
     assert host.values(h, 0).State == fw.STOP
     messages = [host.message(h, 0) for _ in range(4)]
     assert "technique 1 failed: the loop at technique 1 repeats a body that takes no time" in messages
+
+
+def test_time_base_is_taken_as_int_or_single_and_extra_columns_only_when_none(host):
+    """kbio-based scripts pass ``tb`` as an int (OCV) or a single (CA) and ``xctr`` (reference 3)."""
+    _, h = host.connect()
+    assert host.load(h, 0, "ocv.ecc", [*OCV, ("tb", fw.INT, 1, 0), ("xctr", fw.INT, 0, 0)]) == 0
+    assert host.load(h, 0, "ocv.ecc", [*OCV, ("tb", fw.SINGLE, 24e-6, 0)]) == 0
+    messages = [host.message(h, 0) for _ in range(2)]
+    assert host.load(h, 0, "ocv.ecc", [*OCV, ("xctr", fw.INT, 1, 0)]) == -4
+    assert "extra data columns are not simulated" in host.message(h, 0) and messages[0]

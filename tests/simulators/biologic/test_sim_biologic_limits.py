@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from reference_words import row_ticks, singles
 
 from simulators.biologic import firmware as fw
 from simulators.biologic.dummy_cell import DummyCell, DummyCellParams
@@ -38,9 +39,9 @@ def run(techniques, model, until=1e7, stop=None):
     def emit(seg, a, b):
         names = columns(seg.technique_id, seg.process, fw.PREMIUM)
         words = seg.words[a:b]
-        t = (words[:, 0].astype(np.int64) << 32 | words[:, 1]) * float(np.float32(TB))
-        ewe = words[:, names.index("Ewe")].view(np.float32)
-        current = words[:, names.index("I")].view(np.float32) if "I" in names else np.zeros(len(words))  # OCV
+        t = row_ticks(words, fw.PREMIUM) * float(np.float32(TB))
+        ewe = singles(words[:, names.index("Ewe")], fw.PREMIUM)
+        current = singles(words[:, names.index("I")], fw.PREMIUM) if "I" in names else np.zeros(len(words))  # OCV
         rows.extend(zip(t, ewe, current, strict=True))
 
     technique_run = TechniqueRun(techniques, model, RunConfig(fw.PREMIUM, TB), start=0.0)

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+from reference_words import row_ticks, singles
 
 from protocols.program import CaStep, CurrentStep, RecordRule, Termination
 from simulators.biologic import firmware as fw
@@ -38,10 +39,12 @@ def execute(techniques, model, until=1e7, board=fw.PREMIUM):
     def emit(seg, a, b):
         names = columns(seg.technique_id, seg.process, board)
         rows = seg.words[a:b]
-        decoded = {n: rows[:, k].view(np.float32).astype(float) for k, n in enumerate(names) if n != "blank"}
+        decoded = {n: singles(rows[:, k], board) for k, n in enumerate(names) if n != "blank"}
         for k, n in enumerate(names):
             if n in ("t_high", "t_low", "cycle"):
                 decoded[n] = rows[:, k].astype(np.int64)
+        if "t_high" in names:
+            decoded["ticks"] = row_ticks(rows, board)
         out.append((seg.technique_index, seg.process, seg.technique_start, decoded))
 
     run.advance(until, emit)
@@ -119,7 +122,7 @@ def test_cv_cycle_column_counts_arrivals_at_the_second_vertex():
               Scan_number=2, Record_every_dE=0.01, N_Cycles=1)  # fmt: skip
     _, out = execute([cv], DummyCell(DummyCellParams(r0=10.0, r1=1000.0, c2=1e-6)))
     ((_, _, _, rows),) = out
-    t = (rows["t_high"] << 32 | rows["t_low"]) * float(np.float32(TB))
+    t = rows["ticks"] * float(np.float32(TB))
     # 0.5 -> 0 -> 1 (150 s, cycle 0), 1 -> 0 -> 1 (200 s, cycle 1), 1 -> 0.5 (50 s, still cycle 1)
     assert t[-1] == pytest.approx(400.0, abs=1e-3)
     assert np.all(rows["cycle"][t < 149.9] == 0) and np.all(rows["cycle"][t > 150.1] == 1)
