@@ -15,8 +15,9 @@ from pydantic import BaseModel
 
 from protocols import model as m
 from protocols.cells import Cell
-from protocols.errors import Path, Problem, did_you_mean, format_path
+from protocols.errors import Path, Problem, did_you_mean, format_path, name_list
 from protocols.program import (
+    MAX_PASSES,
     Action,
     CaStep,
     Comparison,
@@ -37,6 +38,15 @@ from protocols.program import (
 )
 from protocols.units import Capacity, Current, format_si, parse_capacity, parse_current, parse_plain
 from protocols.yamlsource import SourceDoc
+
+#: Steps in one program. A program is uploaded whole to one channel: a BTS step file holds 254 steps and an EClib
+#: sequence is one BL_LoadTechnique round trip per step. 1000 is four times the Neware bound and far above any
+#: real protocol (the library's have at most 7); long tests are loops, not steps written out. The bound also keeps
+#: planning a huge file fast (``station plan`` prints a row per step).
+MAX_PROGRAM_STEPS = 1000
+#: EIS frequencies an impedance analyser can measure: Biologic boards span 10 uHz to 7 MHz (SP-300 family), other
+#: makers similar; one decade of margin each side. Outside it a spectrum is a typing mistake (``20 kHz`` as ``20 GHz``).
+EIS_MIN_HZ, EIS_MAX_HZ = 1e-6, 1e8
 
 # Which terminations make sense for each step kind, and why the others do not.
 _ALLOWED: dict[str, set[str]] = {
@@ -79,6 +89,7 @@ class Binder:
     pending: list[_Pending] = field(default_factory=list)
     safety: SafetyLimits = field(default_factory=SafetyLimits)
     default_record: RecordRule = field(default_factory=RecordRule)
+    passes: int = 1  # how often the steps being bound run: the product of the enclosing repeat counts
     _last_voltage_end: tuple[str, float] | None = None
 
     # -- reporting ---------------------------------------------------------------------------------------------
@@ -135,10 +146,7 @@ class Binder:
             if v_min >= v_max:
                 self.problem(("safety", "voltage"), "the safety voltage window is empty",
                              expected="[min, max] with min < max", found=f"[{s.voltage[0]}, {s.voltage[1]}]")
-        current_max = self.current(s.current, ("safety", "current")) if s.current else None
-        if current_max is not None and current_max <= 0:
-            self.problem(("safety", "current"), "the safety current must be above zero", expected="> 0 A",
-                         found=s.current)
+        current_max = self._limit_current(s.current, ("safety", "current"), "the safety current")
         c = self.cell
         self.safety = SafetyLimits(
             voltage_min=_tighter(v_min, c.voltage_min if c else None, max),
@@ -146,21 +154,52 @@ class Binder:
             current_max=_tighter(current_max, c.current_max if c else None, min),
             temperature_max=_tighter(parse_plain(s.temperature, "temperature") if s.temperature else None,
                                      c.temperature_max if c else None, min),
-            capacity_max=self.capacity(s.capacity, ("safety", "capacity")) if s.capacity else None,
-            step_duration_max=parse_plain(s.step_duration, "time") if s.step_duration else None,
-            run_duration_max=parse_plain(s.duration, "time") if s.duration else None,
+            capacity_max=self._limit_capacity(s.capacity, ("safety", "capacity")),
+            step_duration_max=self._limit_time(s.step_duration, ("safety", "step_duration"), "a step"),
+            run_duration_max=self._limit_time(s.duration, ("safety", "duration"), "the run"),
         )
         if self.doc.record is not None:
             self.default_record = self.record(self.doc.record, ("record",)) or RecordRule()
+
+    def _limit_current(self, text: str | None, path: Path, what: str) -> float | None:
+        """A current magnitude that must be above zero; the sign of a relative one is known before the cell is."""
+        if text is None:
+            return None
+        if parse_current(text).value <= 0:
+            self.problem(path, f"{what} must be above zero (it is a magnitude)", "a current above 0 A", repr(text))
+            return None
+        return self.current(text, path)
+
+    def _limit_capacity(self, text: str | None, path: Path) -> float | None:
+        if text is None:
+            return None
+        if parse_capacity(text).value <= 0:
+            self.problem(path, "the safety capacity must be above zero", "a capacity above 0 Ah", repr(text))
+            return None
+        return self.capacity(text, path)
+
+    def _limit_time(self, text: str | None, path: Path, what: str) -> float | None:
+        if text is None:
+            return None
+        value = parse_plain(text, "time")
+        if value <= 0:
+            self.problem(path, f"the longest {what} may take must be above zero", "a duration above 0 s", repr(text))
+            return None
+        return value
 
     def record(self, spec: m.RecordSpec | None, path: Path) -> RecordRule | None:
         if spec is None:
             return None
         every = parse_plain(spec.every, "time") if spec.every else None
         if every is not None and every <= 0:
-            self.problem((*path, "every"), "the recording interval must be above zero", "> 0 s", spec.every)
+            self.problem((*path, "every"), "the recording interval must be above zero", "> 0 s", repr(spec.every))
+            every = None
         dv = parse_plain(spec.voltage_change, "voltage") if spec.voltage_change else None
-        di = self.current(spec.current_change, (*path, "current_change")) if spec.current_change else None
+        if dv is not None and dv <= 0:
+            self.problem((*path, "voltage_change"), "a recording voltage step must be above zero",
+                         "a voltage above 0 V such as '5 mV'", repr(spec.voltage_change))
+            dv = None
+        di = self._limit_current(spec.current_change, (*path, "current_change"), "a recording current step")
         return RecordRule(every_s=every, voltage_change=dv, current_change=di)
 
     # -- steps ---------------------------------------------------------------------------------------------------
@@ -173,11 +212,7 @@ class Binder:
     def bind_step(self, step: BaseModel, path: Path, tag: str | None) -> None:
         kind = m.step_kind_of(step)
         if isinstance(step, m.RepeatDoc):
-            first = len(self.steps) + 1
-            self._last_voltage_end = None
-            self.bind_steps(step.steps, (*path, "steps"), step.tag or tag)
-            self._append(path, kind="loop", target=first, count=step.repeat, tag=step.tag or tag)
-            self._last_voltage_end = None
+            self._bind_repeat(step, path, tag)
             return
         body = getattr(step, kind)
         body_path = (*path, kind)
@@ -195,7 +230,28 @@ class Binder:
             self.labels[label] = len(self.steps) + 1
         self._append(path, kind=fields.pop("kind", kind), until=until, record=record, tag=tag, label=label, **fields)
 
+    def _bind_repeat(self, step: m.RepeatDoc, path: Path, tag: str | None) -> None:
+        """A loop; nested counts multiply, and their product is held to the same bound as one count, because the
+        instruments number every pass (cycle) with counters of that width."""
+        first = len(self.steps) + 1
+        outer = self.passes
+        total = outer * step.repeat
+        if total > MAX_PASSES >= outer:
+            self.problem((*path, "repeat"), f"nested repeats run these steps {total} times in all, more than any "
+                         "instrument's cycle counter holds", expected=f"at most {MAX_PASSES} passes in all (the "
+                         "product of the nested counts)", found=f"{step.repeat} x {outer}")
+        self.passes = min(total, MAX_PASSES + 1)
+        self._last_voltage_end = None
+        self.bind_steps(step.steps, (*path, "steps"), step.tag or tag)
+        self.passes = outer
+        self._append(path, kind="loop", target=first, count=step.repeat, tag=step.tag or tag)
+        self._last_voltage_end = None
+
     def _append(self, path: Path, **fields: Any) -> None:
+        if len(self.steps) == MAX_PROGRAM_STEPS:
+            self.problem(path, f"the protocol has more than {MAX_PROGRAM_STEPS} steps once its repeats are loops",
+                         expected=f"at most {MAX_PROGRAM_STEPS} steps (a BTS step file holds 254): repeat steps "
+                         "with 'repeat' instead of writing them out", found=f"step {len(self.steps) + 1} here")
         line, column = self.source.locate(path)
         fields["index"] = len(self.steps) + 1
         fields["source"] = SourceLocation(file=self.source.file, line=line, column=column, path=format_path(path))
@@ -255,12 +311,20 @@ class Binder:
                 self.problem(path, "a current end means |I| fell to the value; '>' cannot end a hold",
                              expected=f"'{value_text}'", found=repr(text))
                 return None
+            if parse_current(value_text).value <= 0:
+                self.problem(path, "a current end at or below zero is never reached", "a current above 0",
+                             repr(text))
+                return None
             value = self.current(value_text, path)
-            if value is not None and value <= 0:
-                self.problem(path, "a current end of zero is never reached", "a current above 0", repr(text))
+            if value is not None and value <= 0:  # a tiny relative value times a tiny cell property
+                self.problem(path, "a current end at or below zero is never reached", "a current above 0",
+                             repr(text))
                 return None
             return Termination(quantity=Quantity.CURRENT, op=Comparison.LE, value=value if value is not None else 0)
         if quantity == "capacity":
+            if parse_capacity(text).value <= 0:
+                self.problem(path, "a capacity end must be above zero", "a capacity above 0", repr(text))
+                return None
             value = self.capacity(text, path)
             if value is not None and value <= 0:
                 self.problem(path, "a capacity end must be above zero", "a capacity above 0", repr(text))
@@ -370,6 +434,8 @@ class Binder:
 
     def _bind_current(self, body: m.CurrentBody, path: Path, direction: str) -> dict[str, Any] | None:
         magnitude = self.current(body.current, (*path, "current"))
+        if magnitude is None and parse_current(body.current).value <= 0:
+            magnitude = parse_current(body.current).value  # relative and no cell to resolve it: the sign is known
         self._check_current(magnitude, (*path, "current"), body.current)
         until = self.terminations(body.until, direction, path, direction)
         hold_voltage = None
@@ -451,13 +517,19 @@ class Binder:
         if body.bias != "ocv":
             bias = (parse_plain(body.bias, "voltage") if kind == "voltage"
                     else self.current(body.bias, (*path, "bias")) or 0.0)
+        if amplitude is None and kind == "current" and parse_current(body.amplitude).value <= 0:
+            amplitude = parse_current(body.amplitude).value  # relative and no cell to resolve it: the sign is known
         if amplitude is not None and amplitude <= 0:
-            self.problem((*path, "amplitude"), "the EIS amplitude must be above zero", "> 0", body.amplitude)
+            self.problem((*path, "amplitude"), "the EIS amplitude must be above zero", "> 0", repr(body.amplitude))
             return None
         f_start, f_end = parse_plain(body.from_, "frequency"), parse_plain(body.to, "frequency")
         for name, value, text in (("from", f_start, body.from_), ("to", f_end, body.to)):
             if value <= 0:
                 self.problem((*path, name), "a frequency must be above zero", "> 0 Hz", repr(text))
+                return None
+            if not EIS_MIN_HZ <= value <= EIS_MAX_HZ:
+                self.problem((*path, name), "no impedance analyser measures at this frequency",
+                             "a frequency from 1 uHz to 100 MHz", repr(text))
                 return None
         if f_start == f_end:
             self.problem((*path, "to"), "the spectrum has no width", "a frequency other than 'from'", body.to)
@@ -503,14 +575,13 @@ class Binder:
     # -- finish ------------------------------------------------------------------------------------------------
 
     def resolve_jumps(self) -> None:
+        ids = name_list(sorted(self.labels)) or "(no step has an id)"
         for pending in self.pending:
             target = self.labels.get(pending.label)
             if target is None:
                 self.problem(pending.path, f"'then' names no step: '{pending.label}'"
                              f"{did_you_mean(pending.label, self.labels)}",
-                             expected="'next', 'end' or the id of a step: " + (", ".join(sorted(self.labels))
-                                                                               or "(no step has an id)"),
-                             found=repr(pending.label))
+                             expected="'next', 'end' or the id of a step: " + ids, found=repr(pending.label))
                 continue
             until = list(self.steps[pending.step_position]["until"])
             until[pending.termination_position] = until[pending.termination_position].model_copy(

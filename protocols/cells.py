@@ -118,8 +118,32 @@ def _problem(source: SourceDoc | None, path: tuple[str, ...], message: str, *, e
     return source.problem(path, message, expected=expected, found=found)
 
 
-def cell_from_doc(doc: CellDoc, source: SourceDoc | None = None) -> Cell:
+_POSITIVE = {"area": "area", "diameter": "length", "active_mass": "mass", "specific_capacity": "specific_capacity",
+             "thickness": "length"}
+
+
+def _positive_problems(doc: CellDoc, source: SourceDoc | None) -> list[Problem]:
+    """Sizes, masses, capacities and the current limit are magnitudes: zero or less is a typing mistake that
+    would otherwise resolve every C-rate or per-area current to zero or flip its sign."""
     problems: list[Problem] = []
+    for name, kind in _POSITIVE.items():
+        text = getattr(doc, name)
+        if text is not None and parse_plain(text, kind) <= 0:
+            problems.append(_problem(source, (name,), f"the cell's {name} must be above zero",
+                                     expected=f"{kind.replace('_', ' ')} above 0", found=repr(text)))
+    if doc.capacity is not None and parse_capacity(doc.capacity).value <= 0:
+        problems.append(_problem(source, ("capacity",), "the cell's capacity must be above zero",
+                                 expected="a capacity above 0 Ah", found=repr(doc.capacity)))
+    if doc.limits.current is not None and parse_current(doc.limits.current).value <= 0:
+        problems.append(_problem(source, ("limits", "current"), "the cell's current limit must be above zero (it "
+                                 "is a magnitude)", expected="a current above 0 A", found=repr(doc.limits.current)))
+    return problems
+
+
+def cell_from_doc(doc: CellDoc, source: SourceDoc | None = None) -> Cell:
+    problems = _positive_problems(doc, source)
+    if problems:
+        raise ProtocolError(problems)
     area = parse_plain(doc.area, "area") if doc.area else None
     if doc.diameter:
         area = math.pi * (parse_plain(doc.diameter, "length") / 2) ** 2

@@ -16,10 +16,23 @@ it is estimated with a charge-balance rule and marked as an estimate:
 
 Records: one at each step's start and end plus one every ``every_s``; one per EIS frequency. Change-triggered
 records (``voltage_change``) add the swept voltage over the threshold for sweeps only, so counts are nominal.
+
+Loops are estimated in closed form, not by walking every pass: a ``repeat: 1000000000`` must plan at once. A pass
+of a loop body depends only on the charge balance ``q`` it starts from. A pass that leaves ``q`` where it found it
+(a voltage-limited step resets it; most bodies settle in their first or second pass) repeats for ever, so the
+remaining passes are added as one multiplication. A pass that moves ``q`` by a fixed drift (time- or
+capacity-capped steps) repeats unchanged until ``q`` crosses a limit; passes further ahead are probed (doubling,
+then bisecting) to find how many, and those are added at once. Nested loops nest the rule, and a budget of
+:data:`STEP_BUDGET` simulated steps bounds the work for any nesting; past it, or when neither rule applies after
+:data:`SIMULATED_PASSES` passes, the last pass is extrapolated and the estimate marked inexact. Loops that overlap
+without nesting (hand-built programs only; protocols cannot express them) are walked for at most
+:data:`WALK_BUDGET` steps, and the estimate is marked incomplete if the walk did not end.
 """
 
 from __future__ import annotations
 
+import bisect
+import functools
 import math
 from dataclasses import dataclass, field
 
@@ -30,6 +43,7 @@ from protocols.program import (
     CvStep,
     EisStep,
     HoldStep,
+    LoopStep,
     LsvStep,
     PowerStep,
     ProgramStep,
@@ -41,6 +55,14 @@ from protocols.program import (
 
 CV_TAIL_FRACTION = 0.1
 EIS_MIN_POINT_S = 0.5
+#: passes of one loop that neither settle nor repeat before the estimate extrapolates (and says it guessed)
+SIMULATED_PASSES = 16
+#: step estimates computed for one program before every loop extrapolates from its first pass
+STEP_BUDGET = 20_000
+#: steps walked one by one for loops that overlap without nesting, before the estimate says it is partial
+WALK_BUDGET = 5_000
+#: durations and counts saturate here instead of overflowing to inf (only absurd hand-built programs get there)
+_HUGE = 1e300
 
 
 @dataclass
@@ -85,24 +107,28 @@ def _cap(value: float | None, limit: float | None) -> tuple[float | None, bool]:
     return value, False
 
 
-def _current_step(step: CurrentStep, balance: _Balance) -> tuple[float | None, bool]:
-    current = abs(step.current)
+def _current_step(step: CurrentStep | PowerStep, current: float, balance: _Balance) -> tuple[float | None, bool]:
+    """A constant-current step (or a power step as its mean current): (duration, exact?), moving the balance."""
+    magnitude = abs(current)
+    if not magnitude > 0:  # a zero power (or a mean current that underflowed): only a time limit says how long
+        return _time_cap(step), False
+    hold_voltage = step.hold_voltage if isinstance(step, CurrentStep) else None
     capacity_limit = step.limit(Quantity.CAPACITY)
-    voltage_ended = step.limit(Quantity.VOLTAGE) is not None or step.hold_voltage is not None
+    voltage_ended = step.limit(Quantity.VOLTAGE) is not None or hold_voltage is not None
     exact = True
     duration: float | None = None
     if capacity_limit is not None:
-        duration = capacity_limit.value / current * 3600
+        duration = capacity_limit.value / magnitude * 3600
     if voltage_ended:
         if balance.capacity is None:
             needed = None
-        elif step.current > 0:
+        elif current > 0:
             needed = max(0.0, balance.capacity - balance.q)
         else:
             needed = max(0.0, balance.q)
         if needed is not None:
-            by_voltage = needed / current * 3600
-            if step.hold_voltage is not None:
+            by_voltage = needed / magnitude * 3600
+            if hold_voltage is not None:
                 by_voltage *= 1 + CV_TAIL_FRACTION
             if duration is None or by_voltage < duration:
                 duration, exact = by_voltage, False
@@ -111,13 +137,13 @@ def _current_step(step: CurrentStep, balance: _Balance) -> tuple[float | None, b
     duration, by_time = _cap(duration, _time_cap(step))
     if by_time:
         exact = exact and not voltage_ended
-    if duration is not None:
-        passed = current * duration / 3600
+    if duration is not None and math.isfinite(duration):
+        passed = magnitude * duration / 3600
         if voltage_ended and not by_time and balance.capacity is not None and (
-                capacity_limit is None or duration < capacity_limit.value / current * 3600):
-            balance.q = balance.capacity if step.current > 0 else 0.0
+                capacity_limit is None or duration < capacity_limit.value / magnitude * 3600):
+            balance.q = balance.capacity if current > 0 else 0.0
         else:
-            balance.q += math.copysign(passed, step.current)
+            balance.q = _saturate(balance.q + math.copysign(passed, current))
     return duration, exact
 
 
@@ -137,13 +163,31 @@ def _sweep_length(step: CvStep | LsvStep, ocv: float | None) -> tuple[float, boo
 
 
 def _eis_duration(step: EisStep) -> float:
-    return sum(max(EIS_MIN_POINT_S, (0.1 + step.measures_per_point) / f) for f in step.frequencies())
+    return _spectrum_seconds(step.f_start, step.f_end, step.points_per_decade, step.measures_per_point)
+
+
+@functools.lru_cache(maxsize=1024)
+def _spectrum_seconds(f_start: float, f_end: float, points_per_decade: int, measures: int) -> float:
+    """Cached: a spectrum can have thousands of points and a loop estimates the same one on every pass."""
+    step = EisStep(index=1, f_start=f_start, f_end=f_end, points_per_decade=points_per_decade, amplitude=1.0,
+                   measures_per_point=measures)
+    return sum(max(EIS_MIN_POINT_S, (0.1 + measures) / f) for f in step.frequencies())
 
 
 def estimate_step(step: ProgramStep, balance: _Balance, cell: Cell | None) -> tuple[float | None, bool]:
-    """(duration in s or None when unknown, exact?) and updates the charge balance."""
+    """(duration in s or None when unknown, exact?) and updates the charge balance.
+
+    A duration that is not a finite number (a capacity over a vanishing current) is unknown, never inf or NaN.
+    """
+    duration, exact = _estimate_step(step, balance, cell)
+    if duration is not None and not math.isfinite(duration):
+        return None, False
+    return duration, exact
+
+
+def _estimate_step(step: ProgramStep, balance: _Balance, cell: Cell | None) -> tuple[float | None, bool]:
     if isinstance(step, CurrentStep):
-        return _current_step(step, balance)
+        return _current_step(step, step.current, balance)
     if isinstance(step, RestStep | HoldStep | CaStep):
         limit = _time_cap(step)
         others = [t for t in step.until if t.quantity is not Quantity.TIME]
@@ -152,9 +196,9 @@ def estimate_step(step: ProgramStep, balance: _Balance, cell: Cell | None) -> tu
         if cell is None or cell.voltage_min is None or cell.voltage_max is None:
             return _time_cap(step), False
         mean_v = (cell.voltage_min + cell.voltage_max) / 2
-        fake = CurrentStep(index=step.index, kind="charge" if step.power > 0 else "discharge",
-                           current=step.power / mean_v, until=step.until)
-        duration, _ = _current_step(fake, balance)
+        if mean_v <= 0:  # a window around 0 V gives no meaningful mean current
+            return _time_cap(step), False
+        duration, _ = _current_step(step, step.power / mean_v, balance)
         return duration, False
     if isinstance(step, EisStep):
         return _eis_duration(step), False
@@ -164,51 +208,271 @@ def estimate_step(step: ProgramStep, balance: _Balance, cell: Cell | None) -> tu
     return None, False
 
 
-def _records(step: ProgramStep, duration: float | None, program: StepProgram) -> int:
+def _whole(value: float) -> int:
+    """A non-negative count from a float, saturating at 10**18 instead of failing on inf or NaN."""
+    if not value > 0:
+        return 0
+    return int(min(value, 1e18))
+
+
+def _records(step: ProgramStep, duration: float | None) -> int:
     if isinstance(step, EisStep):
-        return len(step.frequencies())
+        return step.point_count()
     if duration is None:
         return 2
     rule = step.record
     count = 2
     if rule.every_s:
-        count += int(duration // rule.every_s)
+        count += _whole(duration // rule.every_s)
     if rule.voltage_change and isinstance(step, CvStep | LsvStep):
-        count += int(duration * step.scan_rate / rule.voltage_change)
+        count += _whole(duration * step.scan_rate / rule.voltage_change)
     return count
 
 
-def estimate_program(program: StepProgram, cell: Cell | None) -> PlanEstimate:
-    capacity = cell.capacity if cell else None
-    start_q = 0.0
-    if cell and capacity and cell.ocv is not None and cell.voltage_min is not None and cell.voltage_max is not None:
-        start_q = capacity if cell.ocv > (cell.voltage_min + cell.voltage_max) / 2 else 0.0
-    balance = _Balance(capacity=capacity, q=start_q)
-    steps = {s.index: StepEstimate(index=s.index) for s in program.steps}
-    elapsed, exact, complete, records, executions = 0.0, True, True, 0, 0
-    for executed in walk(program):
-        step = executed.step
-        duration, step_exact = estimate_step(step, balance, cell)
-        est = steps[step.index]
+def _close(a: float, b: float) -> bool:
+    return math.isclose(a, b, rel_tol=1e-12, abs_tol=1e-9)
+
+
+def _saturate(value: float) -> float:
+    return max(-_HUGE, min(_HUGE, value)) if not math.isnan(value) else 0.0
+
+
+# -- tallies: what a stretch of the program adds up to, so that a loop pass can be added n times at once ----------
+
+
+@dataclass
+class _StepTally:
+    passes: int = 0
+    first_s: float | None = None
+    total_s: float = 0.0
+    end_s: float = 0.0  # elapsed time at the end of this step's last pass, from the start of the tally
+    exact: bool = True
+    known: bool = True
+    records: int = 0
+
+
+@dataclass
+class _Tally:
+    elapsed: float = 0.0
+    exact: bool = True
+    complete: bool = True
+    records: int = 0
+    executions: int = 0
+    steps: dict[int, _StepTally] = field(default_factory=dict)
+
+    def add_step(self, index: int, duration: float | None, exact: bool, records: int) -> None:
+        est = self.steps.setdefault(index, _StepTally())
         est.passes += 1
-        executions += 1
+        self.executions += 1
         if duration is None:
-            est.known = complete = False
-            step_exact = False
+            est.known = self.complete = False
+            exact = False
         else:
-            elapsed += duration
-            est.total_s += duration
+            self.elapsed = _saturate(self.elapsed + duration)
+            est.total_s = _saturate(est.total_s + duration)
             if est.first_s is None:
                 est.first_s = duration
-        est.exact = est.exact and step_exact
-        exact = exact and step_exact
-        est.end_s = elapsed
-        n = _records(step, duration, program)
-        est.records += n
-        records += n
+        est.exact = est.exact and exact
+        self.exact = self.exact and exact
+        est.end_s = self.elapsed
+        est.records += records
+        self.records += records
+
+    def same_as(self, other: _Tally) -> bool:
+        """Whether two passes add up the same (durations to 1e-12, everything else exactly)."""
+        if (self.records, self.executions, self.exact, self.complete) != (other.records, other.executions,
+                                                                          other.exact, other.complete):
+            return False
+        if not _close(self.elapsed, other.elapsed) or self.steps.keys() != other.steps.keys():
+            return False
+        for index, mine in self.steps.items():
+            theirs = other.steps[index]
+            if (mine.passes, mine.records, mine.exact, mine.known) != (theirs.passes, theirs.records, theirs.exact,
+                                                                        theirs.known):
+                return False
+            if not (_close(mine.total_s, theirs.total_s) and _close(mine.end_s, theirs.end_s)
+                    and (mine.first_s is None) == (theirs.first_s is None)
+                    and (mine.first_s is None or _close(mine.first_s, theirs.first_s))):
+                return False
+        return True
+
+    def guessed(self) -> _Tally:
+        """A copy marked inexact, for passes extrapolated without proof that they repeat."""
+        steps = {i: _StepTally(t.passes, t.first_s, t.total_s, t.end_s, False, t.known, t.records)
+                 for i, t in self.steps.items()}
+        return _Tally(self.elapsed, False, self.complete, self.records, self.executions, steps)
+
+    def extend(self, other: _Tally, times: int = 1) -> None:
+        """Add ``times`` consecutive copies of ``other`` in O(steps), whatever ``times`` is."""
+        if times <= 0:
+            return
+        before = self.elapsed
+        for index, add in other.steps.items():
+            est = self.steps.setdefault(index, _StepTally())
+            est.passes += add.passes * times
+            if est.first_s is None:
+                est.first_s = add.first_s
+            est.total_s = _saturate(est.total_s + add.total_s * times)
+            est.end_s = _saturate(before + other.elapsed * (times - 1) + add.end_s)
+            est.exact = est.exact and add.exact
+            est.known = est.known and add.known
+            est.records += add.records * times
+        self.elapsed = _saturate(before + other.elapsed * times)
+        self.exact = self.exact and other.exact
+        self.complete = self.complete and other.complete
+        self.records += other.records * times
+        self.executions += other.executions * times
+
+
+@dataclass(frozen=True)
+class _Loop:
+    body: list[ProgramStep | _Loop]
+    step: LoopStep
+
+
+def _structure(program: StepProgram) -> list[ProgramStep | _Loop] | None:
+    """The flat program as nested loops, or ``None`` if two loops overlap without nesting."""
+    items: list[ProgramStep | _Loop] = []
+    starts: list[int] = []  # the step index each item starts at, parallel to ``items``
+    for step in program.steps:
+        if not isinstance(step, LoopStep):
+            items.append(step)
+            starts.append(step.index)
+            continue
+        cut = bisect.bisect_left(starts, step.target)  # ``starts`` increases
+        if cut == len(items) or starts[cut] != step.target:
+            return None  # the loop's first step is inside an earlier loop: the two loops overlap
+        body, items, starts = items[cut:], items[:cut], starts[:cut]
+        items.append(_Loop(body, step))
+        starts.append(step.target)
+    return items
+
+
+class _Estimator:
+    def __init__(self, program: StepProgram, cell: Cell | None):
+        self.program = program
+        self.cell = cell
+        capacity = cell.capacity if cell else None
+        start_q = 0.0
+        if cell and capacity and cell.ocv is not None and cell.voltage_min is not None and \
+                cell.voltage_max is not None:
+            start_q = capacity if cell.ocv > (cell.voltage_min + cell.voltage_max) / 2 else 0.0
+        self.balance = _Balance(capacity=capacity, q=start_q)
+        self.budget = STEP_BUDGET
+
+    def step(self, step: ProgramStep, tally: _Tally) -> None:
+        self.budget -= 1
+        duration, exact = estimate_step(step, self.balance, self.cell)
+        tally.add_step(step.index, duration, exact, _records(step, duration))
+
+    def run(self, items: list[ProgramStep | _Loop], tally: _Tally) -> None:
+        for item in items:
+            if isinstance(item, _Loop):
+                self.loop(item, tally)
+            else:
+                self.step(item, tally)
+
+    def one_pass(self, loop: _Loop) -> _Tally:
+        one = _Tally()
+        self.run(loop.body, one)
+        return one
+
+    def loop(self, loop: _Loop, tally: _Tally) -> None:
+        """All passes of ``loop`` in closed form.
+
+        A pass depends only on the charge balance it starts from. A pass that leaves the balance where it found
+        it repeats for ever, so the remaining passes are one multiplication. A pass that moves the balance by
+        ``drift`` (time- or capacity-capped steps) repeats unchanged until the balance crosses a limit; how many
+        passes that is is found by probing passes further ahead (doubling, then bisecting), because along a
+        monotone drift a pass equal to this one far ahead means every pass between is equal too.
+        """
+        remaining = loop.step.count
+        unproductive = 0
+        while remaining > 0:
+            q_in = self.balance.q
+            one = self.one_pass(loop)
+            tally.extend(one)
+            remaining -= 1
+            drift = self.balance.q - q_in
+            if remaining == 0:
+                return
+            if self.negligible(drift):  # float noise of a body that adds and removes the same charge
+                tally.extend(one, remaining)
+                return
+            if self.budget <= 0 or unproductive >= SIMULATED_PASSES:
+                # no proof that the passes repeat: extrapolate this one, and say that it is a guess
+                tally.extend(one.guessed(), remaining)
+                self.balance.q = _saturate(self.balance.q + drift * remaining)
+                return
+            repeats = self.repeats(loop, one, drift, remaining)
+            if repeats:
+                tally.extend(one, repeats)
+                remaining -= repeats
+            else:
+                unproductive += 1
+
+    def negligible(self, charge: float, relative_to: float = 0.0) -> bool:
+        """Whether a change of the balance is rounding noise: 1e-12 of the cell's capacity or the balance, or
+        1e-9 of ``relative_to``."""
+        scale = max(abs(self.balance.q), self.balance.capacity or 0.0)
+        return abs(charge) <= max(1e-12 * scale, 1e-9 * abs(relative_to))
+
+    def repeats(self, loop: _Loop, one: _Tally, drift: float, remaining: int) -> int:
+        """How many of the next passes (at most ``remaining``) equal ``one``; moves the balance past them."""
+        start = self.balance.q
+
+        def equal_at(ahead: int) -> bool:
+            self.balance.q = _saturate(start + drift * (ahead - 1))
+            q_probe = self.balance.q
+            probe = self.one_pass(loop)
+            return probe.same_as(one) and self.negligible(self.balance.q - q_probe - drift, relative_to=drift)
+
+        good, bad = 0, remaining + 1
+        ahead = 1
+        while ahead <= remaining and self.budget > 0:  # double while the passes stay equal
+            if not equal_at(ahead):
+                bad = ahead
+                break
+            good = ahead
+            ahead = remaining if ahead * 2 > remaining and ahead < remaining else ahead * 2
+            if good == remaining:
+                break
+        while bad - good > 1 and self.budget > 0:  # then bisect the last interval
+            middle = (good + bad) // 2
+            if equal_at(middle):
+                good = middle
+            else:
+                bad = middle
+        self.balance.q = _saturate(start + drift * good)
+        return good
+
+    def walk(self, tally: _Tally) -> None:
+        """Loops that do not nest: the nominal path step by step, up to the budget (then the estimate is partial)."""
+        self.budget = min(self.budget, WALK_BUDGET)
+        for executed in walk(self.program):
+            if self.budget <= 0:
+                tally.complete = False
+                return
+            self.step(executed.step, tally)
+
+
+def estimate_program(program: StepProgram, cell: Cell | None) -> PlanEstimate:
+    estimator = _Estimator(program, cell)
+    tally = _Tally()
+    items = _structure(program)
+    if items is None:
+        estimator.walk(tally)
+    else:
+        estimator.run(items, tally)
+    steps: dict[int, StepEstimate] = {}
+    latest_end = 0.0  # a step that never ran (a loop step) ends when the latest step before it did
     for s in program.steps:
-        est = steps[s.index]
-        if est.passes == 0:
-            est.end_s = max((e.end_s for i, e in steps.items() if i < s.index), default=0.0)
-    return PlanEstimate(total_s=elapsed, exact=exact, complete=complete, records=records, steps=steps,
-                        executions=executions)
+        t = tally.steps.get(s.index)
+        if t is None:
+            steps[s.index] = StepEstimate(index=s.index, end_s=latest_end)
+        else:
+            steps[s.index] = StepEstimate(index=s.index, passes=t.passes, first_s=t.first_s, total_s=t.total_s,
+                                          end_s=t.end_s, exact=t.exact, known=t.known, records=t.records)
+        latest_end = max(latest_end, steps[s.index].end_s)
+    return PlanEstimate(total_s=tally.elapsed, exact=tally.exact, complete=tally.complete, records=tally.records,
+                        steps=steps, executions=tally.executions)

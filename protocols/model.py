@@ -10,6 +10,7 @@ string (``- Charge at 0.1C until 4.3 V``); the shorthand is parsed into the same
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Annotated, Any, Literal
 
@@ -27,6 +28,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from protocols.errors import did_you_mean
+from protocols.program import MAX_PASSES
 from protocols.units import QuantityError, check_quantity_text
 
 
@@ -216,7 +218,7 @@ class CvBody(_Strict):
     start: VoltageOrOcv = "ocv"
     vertices: list[VoltageText] = Field(min_length=2, max_length=2, description="[first vertex, second vertex]")
     end: VoltageOrOcv = "ocv"
-    cycles: int = Field(1, ge=1)
+    cycles: int = Field(1, ge=1, le=MAX_PASSES)
     record: RecordSpec | None = None
     id: str | None = None
 
@@ -268,6 +270,29 @@ class LsvStepDoc(_Strict):
     lsv: LsvBody
 
 
+_WHOLE_NUMBER = re.compile(r"^\s*\+?\d+(?:\.0*)?(?:[eE]\+?\d{1,2})?\s*$")
+
+
+def pass_count(value: Any) -> int:
+    """A repeat count as an int: an integer, or a whole number written as ``1e9`` / ``1.0e9`` / ``500.0``.
+
+    YAML 1.1 reads ``1e9`` as text and JSON-minded users write ``1.0e9``; both mean a whole number of passes, so
+    both are accepted. Anything else (``2.5``, ``true``, ``ten``) is refused with the usual positioned error.
+    """
+    number: Any = value
+    if isinstance(value, str) and _WHOLE_NUMBER.match(value):
+        number = float(value)
+    if isinstance(number, float) and number.is_integer():
+        number = int(number)
+    if isinstance(number, bool) or not isinstance(number, int):
+        raise PydanticCustomError("repeat_count", "a repeat count is a whole number of passes",
+                                  {"expected": "an integer >= 1", "found": repr(value)[:60]})
+    if number > MAX_PASSES:
+        raise PydanticCustomError("repeat_count", "more passes than any instrument's loop counter holds",
+                                  {"expected": f"an integer from 1 to {MAX_PASSES}", "found": repr(value)[:60]})
+    return number
+
+
 class RepeatDoc(_Strict):
     repeat: int = Field(ge=1, description="total number of passes through the steps (>= 1)")
     tag: str | None = Field(None, description="carried into the data, e.g. 'formation'")
@@ -276,10 +301,7 @@ class RepeatDoc(_Strict):
     @field_validator("repeat", mode="before")
     @classmethod
     def _count(cls, value: Any) -> Any:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise PydanticCustomError("repeat_count", "a repeat count is a whole number of passes",
-                                      {"expected": "an integer >= 1", "found": repr(value)})
-        return value
+        return pass_count(value)
 
 
 STEP_KINDS = ("rest", "charge", "discharge", "hold", "power", "ca", "eis", "cv", "lsv", "repeat")
@@ -321,15 +343,28 @@ def _invalid_step(value: Any) -> Any:
 
 
 def _parse_shorthand(text: str) -> BaseModel:
+    # no step sentence is longer than a line; longer texts are read but not kept in the cache
+    ok, result = _shorthand_result(text) if len(text) > 500 else _cached_shorthand_result(text)
+    if not ok:
+        raise PydanticCustomError("shorthand", "{message}",
+                                  {"message": result[0], "expected": result[1], "found": repr(text)[:80]})
+    return result.model_copy(deep=True)
+
+
+def _shorthand_result(text: str) -> tuple[bool, Any]:
+    """(True, step model) or (False, (message, expected))."""
     from protocols.shorthand import ShorthandError, parse_shorthand
 
     try:
         raw = parse_shorthand(text)
     except ShorthandError as exc:
-        raise PydanticCustomError("shorthand", "{message}",
-                                  {"message": str(exc), "expected": exc.expected, "found": repr(text)}) from None
+        return False, (str(exc), exc.expected)
     kind = next(iter(raw))
-    return _STEP_MODELS[kind].model_validate(raw)
+    return True, _STEP_MODELS[kind].model_validate(raw)
+
+
+# a protocol repeats the same sentences, and a broken one the same broken sentence, many times
+_cached_shorthand_result = functools.lru_cache(maxsize=2048)(_shorthand_result)
 
 
 Step = Annotated[

@@ -12,8 +12,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from protocols.errors import Path, Problem, did_you_mean
-from protocols.units import describe_dimension, parse_c_rate, ureg
+from protocols.errors import Path, Problem, did_you_mean, name_list
+from protocols.units import describe_dimension, parse_c_rate, to_quantity
 from protocols.yamlsource import SourceDoc
 
 _REFERENCE = re.compile(r"\$\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}")
@@ -40,10 +40,10 @@ def _dimension_signature(value: Any) -> str:
     if parse_c_rate(text) is not None:
         return "C-rate"
     try:
-        q = ureg().Quantity(re.sub(r"(?<=m)([23])(?![\d.])", r"^\1", text))
-    except Exception:  # anything pint cannot read is plain text
+        q = to_quantity(text)
+    except ValueError:  # anything pint cannot (or must not) read is plain text
         return "text"
-    if hasattr(q, "dimensionality") and not q.dimensionless:
+    if q.dimensionality:  # not ``q.dimensionless``: that converts to root units, which can overflow
         return describe_dimension(q)
     return "number"
 
@@ -51,7 +51,7 @@ def _dimension_signature(value: Any) -> str:
 def coerce_override(text: str) -> Any:
     """``--set`` values arrive as text: '500' -> 500, '0.5' -> 0.5, '2 mA/cm^2' stays text."""
     stripped = text.strip()
-    if re.fullmatch(r"[-+]?\d+", stripped):
+    if re.fullmatch(r"[-+]?\d{1,4000}", stripped):  # longer digit strings are past int()'s limit: kept as text
         return int(stripped)
     if re.fullmatch(r"[-+]?(\d+\.\d*|\.\d+|\d+)([eE][-+]?\d+)?", stripped):
         return float(stripped)
@@ -97,7 +97,7 @@ def collect_parameters(source: SourceDoc, overrides: dict[str, str]) -> tuple[di
             raise_at = ("parameters",)
             problems.append(source.problem(raise_at, f"--set names unknown parameter '{name}'"
                                            f"{did_you_mean(name, known)}",
-                                           expected="one of " + (", ".join(known) or "(none declared)"),
+                                           expected="one of " + (name_list(known) or "(none declared)"),
                                            found=f"'{name}'", key=True))
             continue
         default = params[name].value
@@ -105,10 +105,11 @@ def collect_parameters(source: SourceDoc, overrides: dict[str, str]) -> tuple[di
         if isinstance(default, int) and isinstance(value, float) and value.is_integer():
             value = int(value)
         want, got = _dimension_signature(default), _dimension_signature(value)
+        shown = text if len(text) <= 40 else text[:37] + "..."
         if want != got and not (want == "number" and got == "integer"):
             problems.append(source.problem(("parameters", name),
-                                           f"--set {name}={text} has the wrong type for this parameter",
-                                           expected=f"{want} like the default {default!r}", found=f"{got} {text!r}"))
+                                           f"--set {name}={shown} has the wrong type for this parameter",
+                                           expected=f"{want} like the default {default!r}", found=f"{got} {shown!r}"))
             continue
         params[name] = Parameter(name, value, params[name].description, overridden=True)
     return params, problems
@@ -128,6 +129,7 @@ def substitute(source: SourceDoc, params: dict[str, Parameter]) -> Substitution:
     origins: dict[Path, str] = {}
     problems: list[Problem] = []
     failed: set[Path] = set()
+    declared = "a name declared under parameters: " + (name_list(sorted(params)) or "(none declared)")
 
     def visit(node: Any, path: Path) -> Any:
         if isinstance(node, dict):
@@ -145,9 +147,7 @@ def substitute(source: SourceDoc, params: dict[str, Parameter]) -> Substitution:
         missing = [n for n in names if n not in params]
         for name in missing:
             problems.append(source.problem(path, f"unknown parameter '{name}'{did_you_mean(name, params)}",
-                                           expected="a name declared under parameters: "
-                                           + (", ".join(sorted(params)) or "(none declared)"),
-                                           found=f"'${{{name}}}'"))
+                                           expected=declared, found=f"'${{{name}}}'"))
         if missing:
             failed.add(path)
             return node

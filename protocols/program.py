@@ -29,6 +29,7 @@ Conventions, fixed for every consumer:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
@@ -38,6 +39,12 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 PROGRAM_FORMAT_VERSION = 1
 
+#: The most passes one loop may make: the widest loop counter of any supported instrument is a signed 32-bit
+#: integer (Biologic's LOOP technique takes ``loop_N_times`` as int32). Narrower instruments check their own bound.
+MAX_PASSES = 2**31 - 1
+#: EIS frequencies per decade (the protocol language's bound; 100 already resolves any spectrum).
+MAX_POINTS_PER_DECADE = 100
+
 CYCLE_RULE = (
     "cycle count starts at 1 and increments each time a loop step is reached or a loop body is entered from "
     "before it, if at least one non-loop step ran since the previous increment"
@@ -45,7 +52,9 @@ CYCLE_RULE = (
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # NaN and inf are never meaningful set-points or limits, and every consumer (estimates, compilers, JSON) would
+    # have to special-case them: a program simply cannot hold them.
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 class Quantity(StrEnum):
@@ -228,24 +237,33 @@ class EisStep(_StepBase):
     mode: Literal["potentio", "galvano"] = "potentio"
     f_start: float = Field(gt=0)
     f_end: float = Field(gt=0)
-    points_per_decade: int = Field(ge=1)
+    points_per_decade: int = Field(ge=1, le=MAX_POINTS_PER_DECADE)
     amplitude: float = Field(gt=0)
     bias: float = 0.0
     bias_vs_ocv: bool = True
-    measures_per_point: int = Field(default=1, ge=1)
+    measures_per_point: int = Field(default=1, ge=1, le=MAX_PASSES)
 
     @property
     def control(self) -> Control:
         return Control(quantity="impedance", value=self.amplitude)
 
+    def point_count(self) -> int:
+        """How many frequencies :meth:`frequencies` gives, without building the list."""
+        return max(2, round(self._decades() * self.points_per_decade) + 1)
+
+    def _decades(self) -> float:
+        # the difference of logarithms, not the log of a ratio: f_end / f_start can underflow to 0 or overflow
+        return abs(math.log10(self.f_end) - math.log10(self.f_start))
+
     def frequencies(self) -> list[float]:
         """The measured frequencies in order, ``points_per_decade`` per decade, both ends included."""
-        import math
-
-        decades = abs(math.log10(self.f_end / self.f_start))
-        n = max(2, round(decades * self.points_per_decade) + 1)
-        ratio = (self.f_end / self.f_start) ** (1 / (n - 1))
-        return [self.f_start * ratio**k for k in range(n)]
+        n = self.point_count()
+        start = math.log10(self.f_start)
+        step = (math.log10(self.f_end) - start) / (n - 1)
+        low, high = min(self.f_start, self.f_end), max(self.f_start, self.f_end)
+        # clamped so that rounding near the smallest floats can never give 0 Hz or step outside the ends
+        inner = [min(high, max(low, 10 ** (start + step * k))) for k in range(1, n - 1)]
+        return [self.f_start, *inner, self.f_end]
 
 
 class CvStep(_StepBase):
@@ -260,7 +278,7 @@ class CvStep(_StepBase):
     vertex_1: float
     vertex_2: float
     end: float | None = None
-    cycles: int = Field(default=1, ge=1)
+    cycles: int = Field(default=1, ge=1, le=MAX_PASSES)
 
     @property
     def control(self) -> Control:
@@ -285,7 +303,7 @@ class LoopStep(_StepBase):
 
     kind: Literal["loop"] = "loop"
     target: int = Field(ge=1)
-    count: int = Field(ge=1)
+    count: int = Field(ge=1, le=MAX_PASSES)
 
     @property
     def control(self) -> Control:

@@ -10,11 +10,14 @@ from __future__ import annotations
 import functools
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from tokenize import TokenError
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
 import pint
+
+T = TypeVar("T")
 
 
 class QuantityError(ValueError):
@@ -80,52 +83,154 @@ _SQUARED = re.compile(r"(?<=m)([23])(?![\d.])")  # cm2, mm2, m2, um3: lab shorth
 _TEMPERATURE = re.compile(r"^\s*(?P<num>[-+]?\d+(?:\.\d*)?)\s*(?P<unit>degC|°C|C|K|degF)\s*$")
 
 
+@functools.cache
+def _dimensionality(unit: str) -> object:
+    return ureg().Quantity(1, unit).dimensionality
+
+
 def describe_dimension(q: pint.Quantity) -> str:
     for unit, name in _DIMENSION_NAMES:
-        if q.dimensionality == ureg().Quantity(1, unit).dimensionality:
+        if q.dimensionality == _dimensionality(unit):
             return name
-    if q.dimensionless:
+    if not q.dimensionality:  # not ``q.dimensionless``: that converts to root units, which can overflow
         return "a plain number with no unit"
     return f"a quantity in {q.units:~}"
 
 
-def _to_pint(text: str, kind: str) -> pint.Quantity:
+#: Longer than any quantity a person writes; pint's parser is an expression evaluator, so what it gets is bounded.
+MAX_QUANTITY_TEXT = 100
+#: Largest magnitude, in SI units, of any quantity in a protocol or cell (1e15 s is 30 million years, 1e15 A or V
+#: is beyond any instrument). Values past it are typing accidents such as ``1e308 h``; refusing them keeps every
+#: sum, product and estimate downstream finite.
+MAX_MAGNITUDE = 1e15
+ABSOLUTE_ZERO_C = -273.15
+
+_POWER = re.compile(r"\*\*|\^")
+_SMALL_EXPONENT = re.compile(r"\s*[-+]?\s*\d{1,2}(?![\w.(])\s*(?!\*\*|\^)")  # not 1_000, 0x10, 2e5, 2.5
+
+
+def _unsafe_reason(text: str) -> str | None:
+    """Why pint must not evaluate ``text``, or ``None``.
+
+    pint evaluates arithmetic (``9**9**9 mA`` is a number with 370 million digits, computed for minutes), so a
+    power is allowed only as a unit or number raised to a literal integer of one or two digits (``cm^2``,
+    ``10^-4 S/cm``): no powers of powers and no powers of parenthesised expressions.
+    """
+    if len(text) > MAX_QUANTITY_TEXT:
+        return f"longer than {MAX_QUANTITY_TEXT} characters"
+    for match in _POWER.finditer(text):
+        base = text[:match.start()].rstrip()
+        if not base or base[-1] == ")" or not _SMALL_EXPONENT.match(text, match.end()):
+            return "a power must be a unit or a number raised to a small whole number, such as 'cm^2'"
+    return None
+
+
+@functools.lru_cache(maxsize=4096)
+def _pint_quantity(cleaned: str) -> pint.Quantity:
+    """pint's parse of an already checked text; cached because pint takes ~0.2 ms and protocols repeat values."""
+    return ureg().Quantity(cleaned)
+
+
+def to_quantity(text: str) -> pint.Quantity:
+    """``text`` as a pint quantity, with lab shorthand (``cm2``, ``²``) normalised and hostile input refused.
+
+    Raises ``ValueError`` (with a reason) for anything pint cannot or must not read.
+    """
     cleaned = _SQUARED.sub(r"^\1", text.strip().replace("²", "^2").replace("³", "^3"))
+    reason = _unsafe_reason(cleaned)
+    if reason is not None:
+        raise ValueError(reason)
     try:
-        return ureg().Quantity(cleaned)
+        quantity = _pint_quantity(cleaned)
     except (pint.errors.UndefinedUnitError, pint.errors.DefinitionSyntaxError, AttributeError, TypeError,
-            ValueError, SyntaxError, AssertionError, pint.errors.OffsetUnitCalculusError, TokenError) as exc:
-        raise QuantityError(f"cannot read '{text}' as a quantity ({type(exc).__name__})", _EXAMPLES[kind],
-                            repr(text)) from None
+            ValueError, SyntaxError, AssertionError, pint.errors.OffsetUnitCalculusError, TokenError,
+            OverflowError, ZeroDivisionError, RecursionError, pint.errors.DimensionalityError) as exc:
+        raise ValueError(type(exc).__name__) from None
+    if not isinstance(quantity, pint.Quantity):
+        raise ValueError("not a quantity")
+    return quantity
+
+
+def _to_pint(text: str, kind: str) -> pint.Quantity:
+    try:
+        return to_quantity(text)
+    except ValueError as exc:
+        raise QuantityError(f"cannot read '{_short(text)}' as a quantity ({exc})", _EXAMPLES[kind],
+                            repr(_short(text))) from None
+
+
+def _short(text: str) -> str:
+    """Long values cut for messages: the user needs to recognise the value, not see all of it."""
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _magnitude(q: pint.Quantity, unit: str, text: str, kind: str) -> float:
+    """The magnitude of ``q`` in ``unit`` as a finite float no larger than :data:`MAX_MAGNITUDE`."""
+    try:
+        value = float(q.to(unit).magnitude)
+    except (OverflowError, ValueError, TypeError, ZeroDivisionError):
+        value = math.inf
+    return _finite(value, text, kind)
 
 
 def _require_text(value: object, kind: str) -> str:
     if isinstance(value, bool) or value is None:
         raise QuantityError(f"expected {kind} with a unit", _EXAMPLES[kind], repr(value))
     if isinstance(value, int | float):
-        raise QuantityError(f"a {kind} needs a unit", _EXAMPLES[kind], f"{value!r} (no unit)")
+        raise QuantityError(f"a {kind} needs a unit", _EXAMPLES[kind], f"{_short(repr(value))} (no unit)")
     if not isinstance(value, str):
         raise QuantityError(f"expected {kind} as text with a unit", _EXAMPLES[kind], type(value).__name__)
     return value
 
 
 def _finite(value: float, text: str, kind: str) -> float:
+    """``value`` if it is a usable number: finite and at most :data:`MAX_MAGNITUDE` in SI units."""
     if not math.isfinite(value):
-        raise QuantityError(f"'{text}' is not a finite number", _EXAMPLES[kind], repr(text))
+        raise QuantityError(f"'{_short(text)}' is not a finite number", _EXAMPLES[kind], repr(_short(text)))
+    if abs(value) > MAX_MAGNITUDE:
+        raise QuantityError(f"'{_short(text)}' is out of range for any instrument or cell",
+                            f"{_EXAMPLES[kind]}, at most {MAX_MAGNITUDE:g} in SI units", repr(_short(text)))
     return value
+
+
+def _remembered(function: Callable[..., T]) -> Callable[..., T]:
+    """An LRU cache of outcomes, refusals included: a protocol names the same few values hundreds of times (a
+    broken one the same bad value), and pint's parsing and conversions take ~0.2 ms each. Texts too long to be a
+    quantity are refused before pint sees them and are not kept."""
+    @functools.lru_cache(maxsize=8192)
+    def outcome(*args: str) -> tuple[bool, Any]:
+        try:
+            return True, function(*args)
+        except QuantityError as exc:
+            return False, (str(exc), exc.expected, exc.found)
+
+    @functools.wraps(function)
+    def wrapper(*args: str) -> T:
+        if len(args[0]) > MAX_QUANTITY_TEXT:
+            return function(*args)
+        ok, value = outcome(*args)
+        if ok:
+            return value
+        raise QuantityError(*value)
+
+    return wrapper
 
 
 def parse_plain(value: object, kind: str) -> float:
     """A non-relative quantity in SI (volt, second, hertz, watt, V/s, Wh, m, m^2, kg, Ah/kg, m^3, ohm, S/m)."""
     if kind == "temperature":
         return parse_temperature(value)
-    text = _require_text(value, kind)
+    return _parse_plain_text(_require_text(value, kind), kind)
+
+
+@_remembered
+def _parse_plain_text(text: str, kind: str) -> float:
     q = _to_pint(text, kind)
     dim_unit, si_unit = _PLAIN[kind]
-    if q.dimensionality != ureg().Quantity(1, dim_unit).dimensionality:
-        raise QuantityError(f"'{text}' is {describe_dimension(q)}, not {_EXAMPLES[kind].split(' such as')[0]}",
-                            _EXAMPLES[kind], repr(text))
-    return _finite(float(q.to(si_unit).magnitude), text, kind)
+    if q.dimensionality != _dimensionality(dim_unit):
+        raise QuantityError(f"'{_short(text)}' is {describe_dimension(q)}, not "
+                            f"{_EXAMPLES[kind].split(' such as')[0]}", _EXAMPLES[kind], repr(_short(text)))
+    return _magnitude(q, si_unit, text, kind)
 
 
 def parse_temperature(value: object) -> float:
@@ -133,9 +238,15 @@ def parse_temperature(value: object) -> float:
     text = _require_text(value, "temperature")
     match = _TEMPERATURE.match(text)
     if not match:
-        raise QuantityError(f"cannot read '{text}' as a temperature", _EXAMPLES["temperature"], repr(text))
+        raise QuantityError(f"cannot read '{_short(text)}' as a temperature", _EXAMPLES["temperature"],
+                            repr(_short(text)))
     unit = {"°C": "degC", "C": "degC"}.get(match["unit"], match["unit"])
-    return float(ureg().Quantity(float(match["num"]), unit).to("degC").magnitude)
+    number = float(match["num"]) if len(match["num"]) <= MAX_QUANTITY_TEXT else math.inf
+    celsius = _finite(float(ureg().Quantity(number, unit).to("degC").magnitude) if math.isfinite(number)
+                      else number, text, "temperature")
+    if celsius < ABSOLUTE_ZERO_C:
+        raise QuantityError(f"'{_short(text)}' is below absolute zero", _EXAMPLES["temperature"], repr(_short(text)))
+    return celsius
 
 
 CurrentBasis = Literal["absolute", "c_rate", "per_area", "per_mass"]
@@ -194,24 +305,34 @@ def parse_c_rate(text: str) -> float | None:
 
 
 def parse_current(value: object) -> Current:
-    text = _require_text(value, "current")
+    return _parse_current_text(_require_text(value, "current"))
+
+
+@_remembered
+def _parse_current_text(text: str) -> Current:
     rate = parse_c_rate(text)
     if rate is not None:
         return Current(_finite(rate, text, "current"), "c_rate", text)
     q = _to_pint(text, "current")
     for unit, basis in (("A", "absolute"), ("A/m^2", "per_area"), ("A/kg", "per_mass")):
-        if q.dimensionality == ureg().Quantity(1, unit).dimensionality:
-            return Current(_finite(float(q.to(unit).magnitude), text, "current"), basis, text)  # type: ignore[arg-type]
-    raise QuantityError(f"'{text}' is {describe_dimension(q)}, not a current", _EXAMPLES["current"], repr(text))
+        if q.dimensionality == _dimensionality(unit):
+            return Current(_magnitude(q, unit, text, "current"), basis, text)  # type: ignore[arg-type]
+    raise QuantityError(f"'{_short(text)}' is {describe_dimension(q)}, not a current", _EXAMPLES["current"],
+                        repr(_short(text)))
 
 
 def parse_capacity(value: object) -> Capacity:
-    text = _require_text(value, "capacity")
+    return _parse_capacity_text(_require_text(value, "capacity"))
+
+
+@_remembered
+def _parse_capacity_text(text: str) -> Capacity:
     q = _to_pint(text, "capacity")
     for unit, basis in (("Ah", "absolute"), ("Ah/m^2", "per_area"), ("Ah/kg", "per_mass")):
-        if q.dimensionality == ureg().Quantity(1, unit).dimensionality:
-            return Capacity(_finite(float(q.to(unit).magnitude), text, "capacity"), basis, text)  # type: ignore[arg-type]
-    raise QuantityError(f"'{text}' is {describe_dimension(q)}, not a capacity", _EXAMPLES["capacity"], repr(text))
+        if q.dimensionality == _dimensionality(unit):
+            return Capacity(_magnitude(q, unit, text, "capacity"), basis, text)  # type: ignore[arg-type]
+    raise QuantityError(f"'{_short(text)}' is {describe_dimension(q)}, not a capacity", _EXAMPLES["capacity"],
+                        repr(_short(text)))
 
 
 def check_quantity_text(value: object, kind: str) -> None:

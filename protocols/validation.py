@@ -7,13 +7,14 @@ locations, and add "did you mean" for misspelt keys by looking up the keys the m
 
 from __future__ import annotations
 
+import functools
 import types
 import typing
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from protocols.errors import Path, Problem, did_you_mean
+from protocols.errors import Path, Problem, did_you_mean, name_list
 from protocols.yamlsource import SourceDoc
 
 _TAGS = {"rest", "charge", "discharge", "hold", "power", "ca", "eis", "cv", "lsv", "repeat", "shorthand", "invalid",
@@ -70,12 +71,18 @@ def _model_at(root: type[BaseModel], path: Path) -> list[type[BaseModel]]:
     return candidates
 
 
-def _allowed_keys(root: type[BaseModel], parent: Path) -> list[str]:
+def _allowed_keys(root: type[BaseModel], parent: Path) -> tuple[str, ...]:
+    return _allowed_keys_at(root, tuple(part for part in parent if not isinstance(part, int)))
+
+
+@functools.lru_cache(maxsize=256)
+def _allowed_keys_at(root: type[BaseModel], parent: tuple[str, ...]) -> tuple[str, ...]:
+    """Cached by the path without list indices: a file with thousands of unknown keys asks the same few times."""
     keys: list[str] = []
     for model in _model_at(root, parent):
         for name, field in model.model_fields.items():
             keys.append(field.alias or name)
-    return sorted(set(keys))
+    return tuple(sorted(set(keys)))
 
 
 def _describe(value: Any) -> str:
@@ -94,7 +101,7 @@ def pydantic_problems(exc: ValidationError, source: SourceDoc, root: type[BaseMo
     problems: list[Problem] = []
     for error in exc.errors(include_url=False):
         path = prefix + clean_location(tuple(error["loc"]))
-        if reported and any(path[:len(r)] == r for r in reported):
+        if reported and any(path[:i] in reported for i in range(len(path) + 1)):  # O(depth), not O(reported)
             continue
         kind = error["type"]
         ctx = error.get("ctx") or {}
@@ -106,7 +113,7 @@ def pydantic_problems(exc: ValidationError, source: SourceDoc, root: type[BaseMo
             allowed = _allowed_keys(root, path[len(prefix):-1])
             name = str(path[-1])
             message = f"unknown key '{name}'{did_you_mean(name, allowed)}"
-            expected = "one of " + ", ".join(allowed) if allowed else "no such key"
+            expected = "one of " + name_list(allowed, limit=30) if allowed else "no such key"
             found = f"'{name}'"
             key = True
         elif kind == "missing":

@@ -23,6 +23,8 @@ byte is sent, with one problem per offending step.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from drivers.base import CapabilityError, ChannelRanges
@@ -50,6 +52,12 @@ MAX_STEPS = 254
 
 #: Step_Type codes used by the compiler (neware-bts-api.md 3.3)
 CC_CHG, CC_DCHG, CV_CHG, REST, CYCLE, END, CCCV_CHG, CV_DCHG, CCCV_DCHG, RAMP = 1, 2, 3, 4, 5, 6, 7, 19, 20, 25
+
+#: passes of one loop (``Cycle_Count``). The reference (neware-bts-api.md 3.3, "Loop (Cycle, type 5)") says the
+#: count is the total number of passes but gives no range for it, so this is a conservative choice: the largest
+#: value of an unsigned 16-bit field, the narrowest a step-editor count plausibly has. It is far above any real
+#: test (65 535 one-hour cycles run 7.5 years) and a count the instrument might truncate is refused before upload.
+MAX_CYCLE_COUNT = 65_535
 
 #: NU's default reference capacity (1 Ah in mA*s), written when the caller gives none
 DEFAULT_MULTCAP_MAS = 3_600_000.0
@@ -98,11 +106,23 @@ def parse_step_map(text: str) -> dict[int, int]:
     return mapping
 
 
+class _Unencodable(ValueError):
+    """A value that scales beyond a finite number: :func:`check_program` turns it into a refusal."""
+
+
 def _num(value: float) -> str:
     """Short decimal text: integers without a fraction, otherwise up to 12 significant digits."""
-    if value == int(value) and abs(value) < 1e15:
+    if not math.isfinite(value):
+        raise _Unencodable(f"{value}")
+    if abs(value) < 1e15 and value == int(value):
         return str(int(value))
     return f"{value:.12G}"
+
+
+def _xml_text(text: str) -> str:
+    """``text`` without the characters XML 1.0 cannot hold (controls, lone surrogates): the remark is a label."""
+    return "".join(c for c in text if c in "\t\n\r" or ("\x20" <= c <= "\ud7ff") or ("\ue000" <= c <= "\ufffd")
+                   or c >= "\U00010000")
 
 
 def _v(volts: float) -> str:
@@ -207,6 +227,11 @@ def _check_step(step: ProgramStep, ranges: ChannelRanges, problems: list[str]) -
     elif isinstance(step, LsvStep) and step.start is None:
         problems.append(f"{_where(step)}: a Neware ramp needs an explicit start voltage, not the OCV")
     elif isinstance(step, LoopStep):
+        if step.count > MAX_CYCLE_COUNT:
+            problems.append(
+                f"{_where(step)}: {step.count} passes; a Neware loop (Cycle_Count) runs at most {MAX_CYCLE_COUNT}; "
+                "split the protocol into several runs"
+            )
         return
     if problems and problems[-1].startswith(_where(step)):
         return
@@ -244,6 +269,16 @@ def _check_step(step: ProgramStep, ranges: ChannelRanges, problems: list[str]) -
         _check_terminations(step, dict(_COMMON), problems)
 
 
+def _check_encodable(step: ProgramStep | None, emit: Callable[[], object], problems: list[str]) -> None:
+    """Emit a step (or the header) once to find values the step file cannot hold: a finite value in the program
+    can still overflow once scaled (1e305 s is inf in ms), and the emitter must never fail after the check."""
+    try:
+        emit()
+    except _Unencodable:
+        where = _where(step) if step is not None else "the safety limits, recording rule or options"
+        problems.append(f"{where}: a value is too large to write into a BTS step file")
+
+
 def check_program(program: StepProgram, ranges: ChannelRanges, options: CompileOptions = CompileOptions()) -> None:
     """Raise :class:`CapabilityError` listing every step (and safety limit) a Neware channel cannot run."""
     problems: list[str] = []
@@ -253,8 +288,14 @@ def check_program(program: StepProgram, ranges: ChannelRanges, options: CompileO
             f"the program has {native_steps} steps; a BTS step file holds at most {options.max_steps} plus End; "
             "use loops instead of unrolled steps"
         )
+    previous: ProgramStep | None = None
     for step in program.steps:
+        before = len(problems)
         _check_step(step, ranges, problems)
+        if len(problems) == before:
+            _check_encodable(step, lambda s=step, p=previous: _step_lines(s, p, ranges, program.record), problems)
+        previous = step
+    _check_encodable(None, lambda: _whole_protection(program, options), problems)
     safety = program.safety
     if safety.temperature_max is not None:
         problems.append("safety.temperature_max: the Neware driver has no auxiliary temperature channel configured")
@@ -434,7 +475,7 @@ def compile_program(
         '      <Scale Value="1" />',
         '      <Start_Step Value="1" Hide_Ctrl_Step="0" />',
         '      <Creator Value="battery-test-station" />',
-        f"      <Remark Value={_attr(program.protocol + ' / ' + program.cell)} />",
+        f"      <Remark Value={_attr(_xml_text(program.protocol + ' / ' + program.cell))} />",
         '      <RateType Value="103" />',
         f"      <MultCap Value={_attr(_num(round(multcap, 6)))} />",
         "    </Head_Info>",
