@@ -323,6 +323,10 @@ def _state_of(doc: dict) -> str:
     return _state_text(doc["state"], doc["contact_lost_s"], "yes" if doc["stop_pending"] else None)
 
 
+def _asking(row) -> None:
+    err.print(f"run {row.id}: unconfirmed start or stop; asking channel {row.channel}", markup=False)
+
+
 def _settle(config: str | None, data_dir: str | None, store: Store) -> None:
     """Runs nobody looks after and whose truth only the instrument knows (an unconfirmed start or stop) are
     settled with it before they are shown, so that `status` never reports what the station merely assumed."""
@@ -331,7 +335,7 @@ def _settle(config: str | None, data_dir: str | None, store: Store) -> None:
         return
     station = _open(config, data_dir)
     try:
-        for note in station.settle(rows):
+        for note in station.settle(rows, on_contact=_asking):
             err.print(note, markup=False)
     finally:
         station.close()

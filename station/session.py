@@ -7,6 +7,7 @@ from Python (a notebook, a scheduler) with the same checks.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -101,7 +102,7 @@ class Station:
                            f"is nothing to attach to")
         self.manager.attach(run.id, self.instruments.driver(run.channel), supervise=supervise)
 
-    def settle(self, rows: list[RunRow]) -> list[str]:
+    def settle(self, rows: list[RunRow], on_contact: Callable[[RunRow], None] | None = None) -> list[str]:
         """Settle what no live process looks after: starts that were never confirmed (the instrument decides)
         and stops that were never confirmed (sent again). Returns one note per run touched, for the operator."""
         notes = []
@@ -114,6 +115,8 @@ class Station:
                 self._end_orphaned_dry_run(row)
                 notes.append(f"run {row.id}: a dry run whose process ended; marked failed")
                 continue
+            if on_contact is not None:  # an unreachable instrument takes its reconnect schedule: say why we wait
+                on_contact(row)
             try:
                 driver = self.instruments.driver(row.channel)
                 if row.unconfirmed:
