@@ -70,8 +70,11 @@ _WHY_NOT = {
 
 @dataclass
 class _Pending:
-    step_position: int
-    termination_position: int
+    """A ``then: <id>`` waiting for every id to be known: the termination it rewrites, in the step at
+    ``step_position`` (``None`` when that step could not be bound: the id is still checked)."""
+
+    step_position: int | None
+    termination: Termination
     label: str
     path: Path
 
@@ -217,7 +220,11 @@ class Binder:
         body = getattr(step, kind)
         body_path = (*path, kind)
         binder = getattr(self, f"_bind_{kind}")
+        mark = len(self.pending)
         fields = binder(body, body_path)
+        if fields is None or not fields.get("until"):
+            for pending in self.pending[mark:]:  # no step carries these terminations: only their ids are checked
+                pending.step_position = None
         if fields is None:
             self._last_voltage_end = None
             return
@@ -277,7 +284,7 @@ class Binder:
                 if then == "end":
                     t = t.model_copy(update={"then": Action.END})
                 elif then != "next":
-                    self.pending.append(_Pending(len(self.steps), len(result), then, (*where, "then")))
+                    self.pending.append(_Pending(len(self.steps), t, then, (*where, "then")))
                 result.append(t)
         return result if ok else None
 
@@ -441,6 +448,12 @@ class Binder:
         hold_voltage = None
         if body.then_hold is not None and until is not None:
             voltage_limit = next((t for t in until if t.quantity is Quantity.VOLTAGE), None)
+            if voltage_limit is not None and (voltage_limit.then is not Action.NEXT or any(
+                    p.termination is voltage_limit for p in self.pending)):
+                self.problem((*path, "until"), "the voltage limit of a CCCV step is where its hold starts, so it "
+                             "cannot jump or end the run", expected="'then' on the hold's own limits (then_hold) "
+                             "or on another limit of the step", found=f"a 'then' on {voltage_limit.value:g} V")
+                return None
             if body.then_hold.voltage is not None:
                 hold_voltage = parse_plain(body.then_hold.voltage, "voltage")
                 self._check_setpoint_voltage(hold_voltage, (*path, "then_hold", "voltage"), body.then_hold.voltage)
@@ -483,10 +496,16 @@ class Binder:
     def _bind_hold(self, body: m.HoldBody, path: Path) -> dict[str, Any] | None:
         voltage = parse_plain(body.voltage, "voltage")
         self._check_setpoint_voltage(voltage, (*path, "voltage"), body.voltage)
+        current_limit = None
+        if body.current_limit is not None:
+            current_limit = self._limit_current(body.current_limit, (*path, "current_limit"), "a hold's current limit")
+            self._check_current(current_limit, (*path, "current_limit"), body.current_limit)
         until = self.terminations(body.until, "hold", path, None)
         if not self._require_end(until, path, "hold"):
             return None
-        return {"voltage": voltage, "until": until}
+        if body.current_limit is not None and current_limit is None and self.cell is not None:
+            return None
+        return {"voltage": voltage, "current_limit": current_limit, "direction": body.direction, "until": until}
 
     def _bind_power(self, body: m.PowerBody, path: Path) -> dict[str, Any] | None:
         power = parse_plain(body.power, "power")
@@ -583,9 +602,13 @@ class Binder:
                              f"{did_you_mean(pending.label, self.labels)}",
                              expected="'next', 'end' or the id of a step: " + ids, found=repr(pending.label))
                 continue
+            if pending.step_position is None:
+                continue
             until = list(self.steps[pending.step_position]["until"])
-            until[pending.termination_position] = until[pending.termination_position].model_copy(
-                update={"then": Action.JUMP, "target": target})
+            at = next((i for i, t in enumerate(until) if t is pending.termination), None)
+            if at is None:
+                continue
+            until[at] = until[at].model_copy(update={"then": Action.JUMP, "target": target})
             self.steps[pending.step_position]["until"] = until
 
 
@@ -627,5 +650,7 @@ def bind(doc: m.ProtocolDoc, source: SourceDoc, cell: Cell | None, *, origins: d
         kind = fields["kind"]
         steps.append(_KIND_TYPES[kind](**{k: v for k, v in fields.items() if v is not None or k == "tag"}))
     program = StepProgram(protocol=doc.protocol, cell=cell.name, parameters=binder.parameters, safety=binder.safety,
-                          record=binder.default_record, steps=tuple(steps))
+                          record=binder.default_record, steps=tuple(steps),
+                          nominal_capacity=cell.capacity if cell.capacity and cell.capacity > 0 else None,
+                          start_voltage=cell.ocv)
     return program, []

@@ -17,6 +17,11 @@ it is estimated with a charge-balance rule and marked as an estimate:
 Records: one at each step's start and end plus one every ``every_s``; one per EIS frequency. Change-triggered
 records (``voltage_change``) add the swept voltage over the threshold for sweeps only, so counts are nominal.
 
+Branches: a termination that jumps or ends the run is taken or not depending on the cell, so the estimate follows
+the nominal path (:func:`protocols.program.nominal_end`: a step goes on to the next where it can, and takes its
+first termination where it cannot), lists every branch it did not follow, says so in :attr:`PlanEstimate.assumption`
+and is marked inexact. A program whose nominal path jumps is walked step by step (up to :data:`WALK_BUDGET`).
+
 Loops are estimated in closed form, not by walking every pass: a ``repeat: 1000000000`` must plan at once. A pass
 of a loop body depends only on the charge balance ``q`` it starts from. A pass that leaves ``q`` where it found it
 (a voltage-limited step resets it; most bodies settle in their first or second pass) repeats for ever, so the
@@ -37,6 +42,7 @@ import math
 from dataclasses import dataclass, field
 
 from protocols.cells import Cell
+from protocols.paths import Branch, branches
 from protocols.program import (
     CaStep,
     CurrentStep,
@@ -85,6 +91,10 @@ class PlanEstimate:
     records: int
     steps: dict[int, StepEstimate] = field(default_factory=dict)
     executions: int = 0
+    branches: list[Branch] = field(default_factory=list)
+    """Every jump and end of the program, each marked with whether the estimate's nominal path takes it."""
+    assumption: str | None = None
+    """What the estimate assumed about branches it cannot know (``None``: the program has none)."""
 
 
 @dataclass
@@ -456,10 +466,25 @@ class _Estimator:
             self.step(executed.step, tally)
 
 
+def _assumption(found: list[Branch]) -> str | None:
+    """One sentence on the path the estimate follows, naming the branches it cannot know about."""
+    if not found:
+        return None
+    taken = [b for b in found if b.nominal]
+    text = (f"the estimate cannot know which of {len(found)} branch{'es' if len(found) > 1 else ''} the cell takes "
+            "and follows the nominal path: each step goes on to the next step where it can")
+    if taken:
+        text += "; a step that can only jump or end takes its first condition (" + "; ".join(
+            b.describe() for b in taken) + ")"
+    return text
+
+
 def estimate_program(program: StepProgram, cell: Cell | None) -> PlanEstimate:
     estimator = _Estimator(program, cell)
     tally = _Tally()
-    items = _structure(program)
+    found = branches(program)
+    # a path that jumps is no nest of loops: walk it (a jump the path does not take changes nothing on it)
+    items = None if any(b.nominal for b in found) else _structure(program)
     if items is None:
         estimator.walk(tally)
     else:
@@ -471,8 +496,11 @@ def estimate_program(program: StepProgram, cell: Cell | None) -> PlanEstimate:
         if t is None:
             steps[s.index] = StepEstimate(index=s.index, end_s=latest_end)
         else:
+            branching = any(b.step == s.index for b in found)  # a condition may end it sooner, or later
             steps[s.index] = StepEstimate(index=s.index, passes=t.passes, first_s=t.first_s, total_s=t.total_s,
-                                          end_s=t.end_s, exact=t.exact, known=t.known, records=t.records)
+                                          end_s=t.end_s, exact=t.exact and not branching, known=t.known,
+                                          records=t.records)
         latest_end = max(latest_end, steps[s.index].end_s)
-    return PlanEstimate(total_s=tally.elapsed, exact=tally.exact, complete=tally.complete, records=tally.records,
-                        steps=steps, executions=tally.executions)
+    return PlanEstimate(total_s=tally.elapsed, exact=tally.exact and not found, complete=tally.complete,
+                        records=tally.records, steps=steps, executions=tally.executions, branches=found,
+                        assumption=_assumption(found))

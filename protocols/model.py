@@ -120,7 +120,8 @@ class Limits(_Strict):
 class LimitEntry(Limits):
     """One termination in the list form of ``until``, with what to do when it is met."""
 
-    then: str = Field("next", description="'next' (default), 'end' (end the protocol) or a step id to jump to")
+    then: str = Field("next", description="'next' (default), 'end' (end the protocol) or the id of a step to jump to "
+                      "when this limit is met (a conditional jump)")
 
 
 Until = Annotated[
@@ -164,6 +165,12 @@ class CurrentBody(_Body):
 
 class HoldBody(_Body):
     voltage: VoltageText
+    current_limit: CurrentText | None = Field(None, description="largest |I| the hold may draw, e.g. '1 mA' or "
+                                              "'0.5C'; a Neware CV step needs one unless it follows a CC step")
+    direction: Literal["charge", "discharge"] | None = Field(
+        None, description="which way the hold drives current: 'charge' (it only sources current into the cell) or "
+        "'discharge' (it only sinks it). Needed on Neware when the plan cannot tell from the voltage the cell is at "
+        "when the hold starts")
 
 
 class PowerBody(_Body):

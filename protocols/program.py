@@ -190,11 +190,18 @@ class CurrentStep(_StepBase):
 
 
 class HoldStep(_StepBase):
-    """Constant voltage (potentiostatic) hold at an absolute voltage."""
+    """Constant voltage (potentiostatic) hold at an absolute voltage.
+
+    ``current_limit`` is the largest |I| the hold may draw (``None``: the protocol gave none). ``direction`` says
+    which way current may flow, when the protocol says so: instruments whose CV steps carry a direction (a Neware CV
+    charge only sources current, a CV discharge only sinks it) otherwise infer it from the voltage the cell is at
+    when the hold starts (:mod:`protocols.paths`).
+    """
 
     kind: Literal["hold"] = "hold"
     voltage: float
     current_limit: float | None = None
+    direction: Literal["charge", "discharge"] | None = None
 
     @property
     def control(self) -> Control:
@@ -325,6 +332,12 @@ class StepProgram(_Frozen):
     record: RecordRule = RecordRule()
     cycle_rule: str = CYCLE_RULE
     steps: tuple[ProgramStep, ...]
+    #: the bound cell's nominal capacity in Ah (``None``: the cell gives none). Vendor files that express currents
+    #: as C-rates, and other tools reading them, take it as the cell's capacity (a Neware step file's ``MultCap``)
+    nominal_capacity: float | None = Field(default=None, gt=0)
+    #: the voltage the cell is at when the program starts, as far as the cell record knows (its ``ocv``): where
+    #: the nominal path starts, e.g. to tell which way a first hold drives current
+    start_voltage: float | None = None
 
     @model_validator(mode="after")
     def _indices_and_targets(self) -> StepProgram:
@@ -362,42 +375,140 @@ def loop_targets(program: StepProgram) -> set[int]:
     return {s.target for s in program.steps if isinstance(s, LoopStep)}
 
 
-def walk(program: StepProgram, *, max_steps: int = 10_000_000) -> Iterator[ExecutedStep]:
-    """Yield the non-loop steps in execution order assuming every step ends by its ``next`` action.
+def nominal_end(step: ProgramStep) -> Termination | None:
+    """The termination the nominal path assumes ends ``step``: its first ``next`` one, else its first one.
 
-    This is the nominal path (jumps and ``end`` actions taken by terminations depend on the cell, so they are
-    not followed). It implements the loop counters and :data:`CYCLE_RULE` once, for estimators, simulators
-    and tests alike.
+    Which termination really ends a step depends on the cell. The nominal path takes the step's ordinary way on
+    (a jump or an end beside a ``next`` is the exception the protocol guards against); a step whose every
+    termination jumps or ends takes its first. ``None``: the step has no termination (it goes on).
     """
-    passes: dict[int, int] = {}
-    loop_starts = loop_targets(program)
-    cycle = 1
-    ran_since_increment = False
-    position = 1
+    return next((t for t in step.until if t.then is Action.NEXT), step.until[0] if step.until else None)
+
+
+class Execution:
+    """Where a program is while it runs: the step that ran last, the loop counters and the cycle number.
+
+    It implements the loop counters, jumps and :data:`CYCLE_RULE` once, for the nominal path (:func:`walk`) and for
+    drivers that follow what an instrument really executed (:meth:`observe`). A jump taken by a termination is read
+    with the rule's own words: leaving a loop body by a jump counts as reaching its loop step (the cycle ends, and
+    the loop's counter starts afresh if it is entered again), and landing at the start of a loop body counts as
+    entering it (only a loop step's own jump back does not).
+    """
+
+    def __init__(self, program: StepProgram):
+        self.program = program
+        self._loop_starts = loop_targets(program)
+        self._loops = [s for s in program.steps if isinstance(s, LoopStep)]
+        self.passes: dict[int, int] = {}
+        self.cycle = 1
+        self.position = 0  # the non-loop step that ran last (0: none yet)
+        self.ran_since_increment = False
+        self.ended = False
+
+    def copy(self) -> Execution:
+        twin = Execution.__new__(Execution)
+        twin.__dict__.update(self.__dict__)
+        twin.passes = dict(self.passes)
+        return twin
+
+    def _enter(self, position: int, *, loop_jump: bool = False) -> int | None:
+        """Run loop steps from ``position`` until a non-loop step; its index (``None``: past the end)."""
+        steps = self.program.steps
+        while position <= len(steps):
+            step = steps[position - 1]
+            if position in self._loop_starts and not loop_jump and self.ran_since_increment:
+                self.cycle += 1
+                self.ran_since_increment = False
+            loop_jump = False
+            if isinstance(step, LoopStep):
+                if self.ran_since_increment:
+                    self.cycle += 1
+                    self.ran_since_increment = False
+                done = self.passes.get(step.index, 0) + 1
+                if done < step.count:
+                    self.passes[step.index] = done
+                    position = step.target
+                    loop_jump = True
+                else:
+                    self.passes.pop(step.index, None)
+                    position += 1
+                continue
+            self.position = position
+            self.ran_since_increment = True
+            return position
+        self.ended = True
+        return None
+
+    def start(self) -> int | None:
+        """The first step to run."""
+        return self._enter(1)
+
+    def follow(self, end: Termination | None) -> int | None:
+        """The step that runs after the current one ends by ``end`` (``None``: by going on); ``None`` at the end."""
+        if end is None or end.then is Action.NEXT or (end.then is Action.JUMP and end.target == self.position + 1):
+            return self._enter(self.position + 1)
+        if end.then is Action.END:
+            self.ended = True
+            return None
+        assert end.target is not None
+        self._leave_loops(end.target)
+        return self._enter(end.target)
+
+    def _leave_loops(self, target: int) -> None:
+        """A jump to ``target`` leaves every loop whose body holds the current step but not the target: their
+        counters start afresh, and leaving ends the cycle as reaching the loop step would."""
+        left = False
+        for loop in self._loops:
+            if loop.target <= self.position <= loop.index and not loop.target <= target <= loop.index:
+                self.passes.pop(loop.index, None)
+                left = True
+        if left and self.ran_since_increment:
+            self.cycle += 1
+            self.ran_since_increment = False
+
+    def ways_on(self) -> list[Termination | None]:
+        """How the current step may end: its nominal end first, then going on, then each of its jumps and ends."""
+        step = self.program.step(self.position)
+        nominal = nominal_end(step)
+        others = [None, *(t for t in step.until if t.then is not Action.NEXT)]
+        return [nominal, *(t for t in others if t is not nominal and not (nominal is None and t is None))]
+
+    def observe(self, index: int) -> bool:
+        """Move to step ``index``, which the instrument ran next, by the first way on that leads there (the nominal
+        one first: where two ways reach the same step, the program's ordinary way is assumed). ``False`` if no way
+        of the program leads there: it is then taken as a jump, so that counting goes on."""
+        if self.position == 0:
+            trial = self.copy()
+            if trial.start() == index:
+                self.__dict__.update(trial.__dict__)
+                return True
+        else:
+            for way in self.ways_on():
+                trial = self.copy()
+                if trial.follow(way) == index:
+                    self.__dict__.update(trial.__dict__)
+                    return True
+        self._leave_loops(index)
+        self.ended = False
+        self._enter(index)
+        return False
+
+
+def walk(program: StepProgram, *, max_steps: int = 10_000_000) -> Iterator[ExecutedStep]:
+    """Yield the non-loop steps in execution order along the nominal path (:func:`nominal_end` ends each step).
+
+    Which termination ends a step depends on the cell, so the nominal path assumes each step goes on where it can;
+    a step that can only jump or end takes its first termination. The loop counters, jumps and
+    :data:`CYCLE_RULE` are :class:`Execution`'s, shared by estimators, simulators, drivers and tests. A nominal path
+    that never ends (a jump back with no way out) stops with ``RuntimeError`` after ``max_steps`` steps.
+    """
+    execution = Execution(program)
+    index = execution.start()
     emitted = 0
-    jumped = False
-    while position <= len(program.steps):
-        step = program.step(position)
-        if position in loop_starts and not jumped and ran_since_increment:
-            cycle += 1
-            ran_since_increment = False
-        jumped = False
-        if isinstance(step, LoopStep):
-            if ran_since_increment:
-                cycle += 1
-                ran_since_increment = False
-            done = passes.get(step.index, 0) + 1
-            if done < step.count:
-                passes[step.index] = done
-                position = step.target
-                jumped = True
-            else:
-                passes.pop(step.index, None)
-                position += 1
-            continue
-        yield ExecutedStep(step=step, cycle=cycle)
-        ran_since_increment = True
+    while index is not None:
+        step = program.step(index)
+        yield ExecutedStep(step=step, cycle=execution.cycle)
         emitted += 1
         if emitted >= max_steps:
             raise RuntimeError(f"the program runs more than {max_steps} steps")
-        position += 1
+        index = execution.follow(nominal_end(step))

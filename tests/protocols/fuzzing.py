@@ -371,8 +371,9 @@ def _limits() -> st.SearchStrategy[dict[str, Any]]:
 
 @functools.cache
 def _until() -> st.SearchStrategy[Any]:
+    # conditional jumps: 'then' names a step id the grammar gives ('a', 'b'), one it does not, 'next' or 'end'
     entry = st.fixed_dictionaries({}, optional={**_limit_fields(),
-                                                "then": st.sampled_from(("next", "end", "a", "nowhere"))})
+                                                "then": st.sampled_from(("next", "end", "a", "b", "nowhere"))})
     return st.one_of(_limits(), _limits(), st.lists(entry, max_size=3), st.sampled_from(("4.2 V", 3, None)))
 
 
@@ -404,7 +405,8 @@ def _leaf_step() -> st.SearchStrategy[Any]:
         st.fixed_dictionaries({"rest": st.one_of(quantity("time"), _body())}),
         st.fixed_dictionaries({"charge": current_body}),
         st.fixed_dictionaries({"discharge": current_body}),
-        st.fixed_dictionaries({"hold": _body(voltage=quantity("voltage"))}),
+        st.fixed_dictionaries({"hold": _body({"direction": st.sampled_from(("charge", "discharge", "up", None)),
+                                              "current_limit": quantity("current")}, voltage=quantity("voltage"))}),
         st.fixed_dictionaries({"power": _body(power=quantity("power"),
                                               direction=st.sampled_from(("charge", "discharge", "up")))}),
         st.fixed_dictionaries({"ca": _body(voltage=quantity("voltage"), vs=st.sampled_from(("reference", "ocv")))}),
@@ -457,6 +459,50 @@ def protocol_documents() -> st.SearchStrategy[dict[str, Any]]:
                 "step_duration": quantity("time"), "duration": quantity("time")}),
             "record": _record(),
         })
+
+
+# -- branching protocols: mostly well-formed, so that conditional jumps and hold directions reach the compilers -------
+
+_IDS = ("a", "b", "c")
+_THEN = st.sampled_from(("next", "end", *_IDS, *_IDS))
+
+
+def _branching_leaf() -> st.SearchStrategy[dict[str, Any]]:
+    """One step of a plausible full-cell protocol whose ends may jump to an id, end the run, or go on."""
+    ident = st.sampled_from((None, *_IDS, *_IDS))
+
+    def step(kind: str, body: dict[str, Any], label: str | None) -> dict[str, Any]:
+        return {kind: {**body, **({"id": label} if label else {})}}
+
+    rest = st.builds(lambda t, v, then, label: step("rest", {"until": [{"time": f"{t} min"}, {
+        "voltage": v, "then": then}]}, label), st.integers(1, 90), st.sampled_from(("< 3.5 V", "> 3.9 V")),
+        _THEN, ident)
+    current = st.builds(
+        lambda kind, i, v, other, then, label: step(kind, {"current": i, "until": [
+            {"voltage": v}, {**other, "then": then}]}, label),
+        st.sampled_from(("charge", "discharge")), st.sampled_from(("0.5 mA", "0.2C", "1 mA")),
+        st.sampled_from(("4.2 V", "3.0 V")), st.sampled_from(({"time": "2 h"}, {"capacity": "1 mAh"},
+                                                             {"voltage": "3.5 V"})), _THEN, ident)
+    hold = st.builds(
+        lambda v, direction, limit, then, label: step("hold", {
+            "voltage": v, **({"direction": direction} if direction else {}),
+            **({"current_limit": limit} if limit else {}),
+            "until": [{"current": "0.05 mA"}, {"time": "1 h", "then": then}]}, label),
+        st.sampled_from(("3.6 V", "4.2 V", "3.0 V")), st.sampled_from((None, "charge", "discharge")),
+        st.sampled_from((None, "1 mA", "0.1C")), _THEN, ident)
+    return st.one_of(rest, current, current, hold)
+
+
+@functools.cache
+def branching_documents() -> st.SearchStrategy[dict[str, Any]]:
+    steps = st.recursive(_branching_leaf(), lambda inner: st.fixed_dictionaries(
+        {"repeat": st.integers(1, 3), "steps": st.lists(inner, min_size=1, max_size=3)}), max_leaves=6)
+    return st.fixed_dictionaries({
+        "protocol": st.just("branching"),
+        "safety": st.sampled_from(({"voltage": ["2.5 V", "4.4 V"], "current": "5 mA"}, {"current": "5 mA"}, {})),
+        "record": st.just({"every": "30 s"}),
+        "steps": st.lists(steps, min_size=1, max_size=5),
+    })
 
 
 def cell_documents() -> st.SearchStrategy[dict[str, Any]]:
@@ -512,7 +558,8 @@ def _program_step() -> st.SearchStrategy[Any]:
         st.builds(RestStep, **common),
         st.builds(lambda c, **kw: CurrentStep(kind="charge" if c > 0 else "discharge", current=c, **kw),
                   _FINITE.filter(lambda x: x != 0), hold_voltage=st.none() | _FINITE, **common),
-        st.builds(HoldStep, voltage=_FINITE, current_limit=st.none() | _FINITE, **common),
+        st.builds(HoldStep, voltage=_FINITE, current_limit=st.none() | _FINITE,
+                  direction=st.sampled_from((None, "charge", "discharge")), **common),
         st.builds(PowerStep, power=_FINITE, **common),
         st.builds(CaStep, voltage=_FINITE, vs_ocv=st.booleans(), **common),
         st.builds(EisStep, index=st.just(1), mode=st.sampled_from(("potentio", "galvano")), f_start=_POSITIVE,
@@ -547,6 +594,7 @@ def step_programs(draw: st.DrawFn) -> StepProgram:
                             run_duration_max=st.none() | _FINITE))
     record = draw(st.builds(RecordRule, every_s=st.none() | _FINITE))
     name = draw(st.sampled_from(("fuzz", "p\x01\x7f", "<&>\"'")))
+    cell = {"nominal_capacity": draw(st.none() | _POSITIVE), "start_voltage": draw(st.none() | _FINITE)}
     # round trip through JSON so the program is exactly what the validators accept (model_copy skips them)
     return StepProgram.from_json(StepProgram(protocol=name, cell="c", safety=safety, record=record,
-                                             steps=tuple(steps)).to_json())
+                                             steps=tuple(steps), **cell).to_json())

@@ -32,6 +32,7 @@ from .fuzzing import (
     GOOD_CELLS,
     PROTOCOL_FILES,
     as_yaml,
+    branching_documents,
     cell_documents,
     check_case,
     check_compilers,
@@ -52,6 +53,14 @@ LIBRARY_PROTOCOLS = [p.read_text(encoding="utf-8") for p in PROTOCOL_FILES]
 @settings(FUZZ, max_examples=900)
 @given(protocol_documents(), st.sampled_from(GOOD_CELLS))
 def test_grammar_protocols_end_in_a_positioned_error_or_a_plan(document, cell):
+    check_case(as_yaml(document), cell)
+
+
+@settings(FUZZ, max_examples=300)
+@given(branching_documents(), st.just(GOOD_CELLS[1]))  # a full cell, 3.0 V, whose window the steps fit
+def test_branching_protocols_end_in_a_positioned_error_or_a_plan(document, cell):
+    """Conditional jumps (``then: <id>``), ends and hold directions through binding, the estimate, the plan and both
+    compilers (which may only refuse by step: a jump Biologic cannot make, a hold whose direction is unknown)."""
     check_case(as_yaml(document), cell)
 
 
