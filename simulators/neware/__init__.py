@@ -3,12 +3,14 @@
 from simulators.neware.faults import Fault, FaultPlan
 from simulators.neware.server import BtsSimulator, make_clock, serve
 from simulators.neware.stepfile import DeviceRanges, NativePlan, StepFileError, parse_step_file
+from simulators.neware.stepping import Measurement
 
 __all__ = [
     "BtsSimulator",
     "DeviceRanges",
     "Fault",
     "FaultPlan",
+    "Measurement",
     "NativePlan",
     "StepFileError",
     "make_clock",

@@ -7,6 +7,7 @@ import logging
 
 from simulators.neware.server import serve
 from simulators.neware.stepfile import DeviceRanges
+from simulators.neware.stepping import Measurement
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -26,6 +27,19 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--voltage-min", type=float, default=default.voltage_min, help="channel voltage range low, V")
     parser.add_argument("--voltage-max", type=float, default=default.voltage_max, help="channel voltage range high, V")
+    parser.add_argument(
+        "--noise-seed",
+        type=int,
+        default=None,
+        help="measure with the real data's noise and start transient, seeded (default: exact records)",
+    )
+    parser.add_argument(
+        "--download-cycle-base",
+        type=int,
+        choices=(0, 1),
+        default=0,
+        help="the cycle number download gives the first cycle (0: BTS Client 2025.11.24 field capture)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     options = {k: v for k, v in (("capacity", args.capacity), ("area", args.area)) if v is not None}
@@ -39,6 +53,8 @@ def main(argv: list[str] | None = None) -> None:
         cell_options=options,
         speed=args.speed,
         ranges=DeviceRanges(args.current_max, args.voltage_min, args.voltage_max),
+        measurement=None if args.noise_seed is None else Measurement.realistic(args.noise_seed),
+        download_cycle_base=args.download_cycle_base,
         on_ready=lambda sim: print(
             f"simulated BTS on {sim.host}:{sim.port} ({len(sim.channels)} channels)", flush=True
         ),

@@ -9,7 +9,18 @@ meaning: GB2312 or UTF-8, integer or decimal values (``42000``, ``42000.000000``
 :class:`StepFileError` naming the step and the element, which the server turns into ``start`` -> ``false``.
 
 Scaling is the reference's (neware-bts-api.md 3.4): 0.1 mV, mA, ms, mA*s. ``Energy`` in ``Limit/Main`` is read
-in mW*s, the driver compiler's documented assumption.
+in mW*s, the driver compiler's documented assumption. Three readings follow reference section 9:
+
+* ``RateType 105`` (C-rate mode): a step's current is ``Rate x MultCap`` and a stale ``Curr`` beside the ``Rate`` is
+  ignored (likewise ``Stop_Rate`` over ``Stop_Curr``); in ``103`` (absolute) mode ``Curr`` counts and ``Rate`` is
+  used only when ``Curr`` is missing;
+* a limit of 0 (``Stop_Volt``, ``Stop_Curr``, ``Time``, ``Cap``, ``Energy``, protection bounds, record thresholds)
+  is absent, the way aurora-cycler-manager's step reader drops zero-valued limits. Set-points (``Curr``, ``Volt``)
+  are not limits and keep their value;
+* jump conditions (``Limit/Other/CndN``, :mod:`simulators.neware.conditions`) and Control steps (21) are control
+  flow: they are read into the plan and executed, or refused at ``start`` when the reference does not say what
+  they mean. A Control step that sets an external device (``ControlStepValue``, e.g. a chamber temperature) is
+  refused: the simulated BTS drives no chamber.
 
 A step file is whatever a client names, so the reading is hostile-input safe in three layers, each refusing with
 a :class:`StepFileError` (the server answers ``start`` -> ``false`` and logs it):
@@ -34,7 +45,7 @@ import math
 import os
 import re
 import stat
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from xml.etree.ElementTree import Element, TreeBuilder
 
 import defusedxml.ElementTree as SafeET
@@ -51,6 +62,7 @@ from protocols.program import (
     RestStep,
     Termination,
 )
+from simulators.neware.conditions import ConditionError, NativeCondition, parse_conditions, refusal
 
 
 class StepFileError(ValueError):
@@ -117,6 +129,9 @@ SUPPORTED_TYPES = {CC_CHG, CC_DCHG, CV_CHG, REST, CYCLE, END, CCCV_CHG, PAUSE, C
 CHARGE_TYPES = {CC_CHG, CV_CHG, CCCV_CHG}
 DISCHARGE_TYPES = {CC_DCHG, CV_DCHG, CCCV_DCHG}
 
+#: Head_Info RateType values (reference 3.2): 105 = C-rate mode (current = Rate x MultCap), 103 = absolute current
+RATE_MODE, ABSOLUTE_MODE = 105, 103
+
 #: API step-type strings used in inquire/download (neware-bts-api.md 2.16)
 API_STEP_NAMES = {
     CC_CHG: "cc",
@@ -174,6 +189,13 @@ class NativeStep:
     loop_start: int | None = None
     loop_count: int | None = None
     ramp: tuple[float, float, float] | None = None  # start V, end V, rate V/s
+    conditions: tuple[NativeCondition, ...] = ()
+    control: tuple[tuple[str, str], ...] = ()  # ControlStepValue attributes of a Control step
+
+    def has_end(self) -> bool:
+        """True when something in the file ends the step: a limit of Limit/Main or a jump condition."""
+        limits = (self.stop_voltage, self.stop_current, self.time_s, self.capacity_ah, self.energy_wh)
+        return any(v is not None for v in limits) or bool(self.conditions)
 
     @property
     def api_name(self) -> str:
@@ -197,6 +219,8 @@ class NativePlan:
     record: NativeRecord = NativeRecord()
     mult_cap_ah: float | None = None
     rate_type: int | None = None
+    #: the file's bytes as read (``load_step_file``): the channel keeps them, whatever happens to the file later
+    source: bytes = field(default=b"", repr=False, compare=False)
 
     def step(self, step_id: int) -> NativeStep:
         return self.steps[step_id - 1]
@@ -362,19 +386,25 @@ def _child_value(parent: Element | None, name: str, where: str) -> float | None:
     return None if parent is None else _number(parent.find(name), f"{where}/{name}")
 
 
+def _limit(parent: Element | None, name: str, where: str) -> float | None:
+    """A limit's value, with 0 read as absent (aurora-cycler-manager drops zero-valued limits; reference 9)."""
+    value = _child_value(parent, name, where)
+    return None if value == 0 else value
+
+
 def _parse_record(element: Element | None, where: str) -> NativeRecord | None:
     if element is None:
         return None
     main = element.find("Main")
     if main is None:
         return None
-    every = _child_value(main, "Time", f"{where}/Main")
-    volt = _child_value(main, "Volt", f"{where}/Main")
-    curr = _child_value(main, "Curr", f"{where}/Main")
+    every = _limit(main, "Time", f"{where}/Main")
+    volt = _limit(main, "Volt", f"{where}/Main")
+    curr = _limit(main, "Curr", f"{where}/Main")
     return NativeRecord(
-        every_s=every / 1000 if every else None,
-        voltage_change=volt / 10_000 if volt else None,
-        current_change=curr / 1000 if curr else None,
+        every_s=None if every is None else every / 1000,
+        voltage_change=None if volt is None else volt / 10_000,
+        current_change=None if curr is None else curr / 1000,
     )
 
 
@@ -385,11 +415,11 @@ def _parse_protect(element: Element | None, where: str) -> NativeProtection | No
     if main is None:
         return None
     volt, curr, cap = main.find("Volt"), main.find("Curr"), main.find("Cap")
-    v_up = _child_value(volt, "Upper", f"{where}/Volt")
-    v_lo = _child_value(volt, "Lower", f"{where}/Volt")
-    i_up = _child_value(curr, "Upper", f"{where}/Curr")
-    i_lo = _child_value(curr, "Lower", f"{where}/Curr")
-    c_up = _child_value(cap, "Upper", f"{where}/Cap")
+    v_up = _limit(volt, "Upper", f"{where}/Volt")
+    v_lo = _limit(volt, "Lower", f"{where}/Volt")
+    i_up = _limit(curr, "Upper", f"{where}/Curr")
+    i_lo = _limit(curr, "Lower", f"{where}/Curr")
+    c_up = _limit(cap, "Upper", f"{where}/Cap")
     delay = _child_value(main, "Delay_Time", where)
     return NativeProtection(
         voltage_max=None if v_up is None else v_up / 10_000,
@@ -401,23 +431,17 @@ def _parse_protect(element: Element | None, where: str) -> NativeProtection | No
     )
 
 
-#: Jump_Line values that name no step: 0 none, 65526 next line, 65533 stop, 65534 protect (BMG, NU; reference 3.6)
-_SPECIAL_JUMPS = {0, 65526, 65533, 65534}
+def _parse_conditions(other: Element | None, where: str, steps: int) -> tuple[NativeCondition, ...]:
+    try:
+        return parse_conditions(other, where, steps)
+    except ConditionError as exc:
+        raise StepFileError(str(exc)) from None
 
 
-def _refuse_conditions(other: Element | None, where: str, steps: int) -> None:
-    """Jump conditions (``Cnd1..N``) are real control flow on the BTS (reference section 9) that this simulator does
-    not execute, so a file with any is refused rather than run differently; an out-of-range target says so."""
-    if other is None:
-        return
-    for cnd in other:
-        if not cnd.tag.startswith("Cnd"):
-            continue
-        text = (cnd.get("Jump_Line") or "").strip()
-        target = int(text) if _WHOLE.fullmatch(text) else None
-        if target is None or (target not in _SPECIAL_JUMPS and not 1 <= target <= steps):
-            raise StepFileError(f"{where}/{cnd.tag}: Jump_Line={_show(text)} names no step (the file has {steps})")
-        raise StepFileError(f"{where}/{cnd.tag}: jump conditions (Cnd) are not simulated; the BTS would act on them")
+def _parse_control(element: Element) -> tuple[tuple[str, str], ...]:
+    """The ``ControlStepValue`` attributes of a Control step (e.g. ``ControlType 5, TempValue 50``), if any."""
+    value = element.find("ControlStepValue")
+    return () if value is None else tuple(sorted(value.attrib.items()))
 
 
 def _parse_loop(step: NativeStep, other: Element | None, where: str) -> NativeStep:
@@ -447,7 +471,26 @@ def _parse_ramp(step: NativeStep, element: Element, where: str) -> NativeStep:
     return _replace(step, ramp=(start_v, end_v, rate_v))
 
 
-def _parse_step(element: Element, position: int, mult_cap_ah: float | None, steps: int) -> NativeStep:
+def _current(main: Element | None, lw: str, names: tuple[str, str], mult_cap_ah: float | None, rate_mode: bool):
+    """A current in mA from ``Curr``/``Rate`` (or ``Stop_Curr``/``Stop_Rate``).
+
+    In C-rate mode (RateType 105) the rate times ``MultCap`` is the current and a ``Curr`` beside it is stale
+    (reference 9); otherwise ``Curr`` counts and the rate only stands in for a missing ``Curr``.
+    """
+    curr_name, rate_name = names
+    curr, rate = _child_value(main, curr_name, lw), _child_value(main, rate_name, lw)
+    if rate is not None and mult_cap_ah is not None and (rate_mode or curr is None):
+        return rate * mult_cap_ah * 1000
+    if rate_mode and rate is not None and mult_cap_ah is None:
+        raise StepFileError(
+            f"{lw}/{rate_name}: RateType 105 makes the current Rate x MultCap, but Head_Info has no MultCap"
+        )
+    return curr
+
+
+def _parse_step(
+    element: Element, position: int, mult_cap_ah: float | None, steps: int, rate_mode: bool = False
+) -> NativeStep:
     where = f"Step_Info/{element.tag}"
     try:
         step_id = int(element.get("Step_ID", position))
@@ -461,20 +504,14 @@ def _parse_step(element: Element, position: int, mult_cap_ah: float | None, step
     limit = element.find("Limit")
     main = limit.find("Main") if limit is not None else None
     other = limit.find("Other") if limit is not None else None
-    _refuse_conditions(other, f"{where}/Limit/Other", steps)
+    conditions = _parse_conditions(other, f"{where}/Limit/Other", steps)
     lw = f"{where}/Limit/Main"
-
-    def value(name: str) -> float | None:
-        return _child_value(main, name, lw)
-
-    curr, rate = value("Curr"), value("Rate")
-    if curr is None and rate is not None and mult_cap_ah is not None:
-        curr = rate * mult_cap_ah * 1000
-    stop_curr, stop_rate = value("Stop_Curr"), value("Stop_Rate")
-    if stop_curr is None and stop_rate is not None and mult_cap_ah is not None:
-        stop_curr = stop_rate * mult_cap_ah * 1000
-    volt, stop_volt, time_ms = value("Volt"), value("Stop_Volt"), value("Time")
-    cap, energy = value("Cap"), value("Energy")
+    curr = _current(main, lw, ("Curr", "Rate"), mult_cap_ah, rate_mode)
+    stop_curr = _current(main, lw, ("Stop_Curr", "Stop_Rate"), mult_cap_ah, rate_mode)
+    stop_curr = None if stop_curr == 0 else stop_curr
+    volt = _child_value(main, "Volt", lw)
+    stop_volt, time_ms = _limit(main, "Stop_Volt", lw), _limit(main, "Time", lw)
+    cap, energy = _limit(main, "Cap", lw), _limit(main, "Energy", lw)
     step = NativeStep(
         step_id=step_id,
         step_type=step_type,
@@ -487,6 +524,8 @@ def _parse_step(element: Element, position: int, mult_cap_ah: float | None, step
         energy_wh=None if energy is None else energy / 3_600_000,
         record=_parse_record(element.find("Record"), f"{where}/Record"),
         protect=_parse_protect(element.find("Protect"), f"{where}/Protect"),
+        conditions=conditions,
+        control=_parse_control(element) if step_type == CONTROL else (),
     )
     if step_type == CYCLE:
         return _parse_loop(step, other, where)
@@ -502,10 +541,10 @@ def _require_set_points(step: NativeStep, where: str) -> None:
         raise StepFileError(f"{where}: Step_Type {step_type} needs a current (Limit/Main/Curr or Rate with MultCap)")
     if step_type in (CCCV_CHG, CCCV_DCHG, CV_CHG, CV_DCHG) and step.voltage is None:
         raise StepFileError(f"{where}: Step_Type {step_type} needs a voltage (Limit/Main/Volt)")
-    if step_type in (CC_CHG, CC_DCHG, CCCV_CHG, CCCV_DCHG, CV_CHG, CV_DCHG, REST, RAMP) and not any(
-        v is not None for v in (step.stop_voltage, step.stop_current, step.time_s, step.capacity_ah, step.energy_wh)
-    ):
-        raise StepFileError(f"{where}: the step has no end condition (Time, Stop_Volt, Stop_Curr, Cap or Energy)")
+    if step_type in (CC_CHG, CC_DCHG, CCCV_CHG, CCCV_DCHG, CV_CHG, CV_DCHG, REST, RAMP) and not step.has_end():
+        raise StepFileError(
+            f"{where}: the step has no end condition (Time, Stop_Volt, Stop_Curr, Cap, Energy or a Cnd condition)"
+        )
 
 
 def _replace(step: NativeStep, **changes: object) -> NativeStep:
@@ -547,7 +586,10 @@ def parse_step_file(data: bytes | str) -> NativePlan:
     start_step = _child_value(head, "Start_Step", "Head_Info")
     elements = _step_elements(config)
     count = len(elements)
-    steps = tuple(_parse_step(element, position, mult_cap_ah, count) for position, element in enumerate(elements, 1))
+    rate_mode = rate_type == RATE_MODE
+    steps = tuple(
+        _parse_step(element, position, mult_cap_ah, count, rate_mode) for position, element in enumerate(elements, 1)
+    )
     if not steps or steps[-1].step_type != END:
         raise StepFileError("the last step must be End (Step_Type 6)")
     whole = config.find("Whole_Prt")
@@ -605,6 +647,7 @@ def _check_step(step: NativeStep, ranges: DeviceRanges) -> None:
             f"{where}/Limit/Other/Cycle_Count {step.loop_count} is more passes than the simulated BTS runs "
             f"({MAX_LOOP_PASSES})"
         )
+    _check_control_flow(step, where)
     if step.ramp is not None:
         start, end, rate = step.ramp
         _check_between(start, v_lo, v_hi, f"{where}/Slope/Slope1/StartValue", "V")
@@ -614,6 +657,24 @@ def _check_step(step: NativeStep, ranges: DeviceRanges) -> None:
             raise StepFileError(
                 f"{where}/Slope/Slope1: the sweep takes {sweep_s:g} s, beyond the {MAX_STEP_S:g} s step limit"
             )
+
+
+def _check_control_flow(step: NativeStep, where: str) -> None:
+    """Refuse what the simulator cannot execute as the BTS would: unknown conditions, external device control."""
+    for condition in step.conditions:
+        reason = refusal(condition)
+        if reason is not None:
+            raise StepFileError(f"{where}/Limit/Other/{reason}")
+    if step.conditions and step.step_type in (CYCLE, END, PAUSE):
+        raise StepFileError(
+            f"{where}/Limit/Other: a {step.api_name} step with jump conditions has no documented meaning"
+        )
+    if step.control:
+        shown = ", ".join(f"{k} {v}" for k, v in step.control)
+        raise StepFileError(
+            f"{where}/ControlStepValue ({shown}): the Control step sets an external device (a chamber), which the "
+            "simulated BTS does not have"
+        )
 
 
 def _loops(steps: tuple[NativeStep, ...]) -> list[tuple[int, int, int]]:
@@ -667,16 +728,24 @@ def check_plan(plan: NativePlan, ranges: DeviceRanges | None = None) -> None:
 
 
 def load_step_file(path: str, ranges: DeviceRanges | None = None) -> NativePlan:
-    """Read, parse and admit the step file a ``start`` names (blocking I/O: call it off the event loop)."""
-    plan = parse_step_file(read_step_file(path))
+    """Read, parse and admit the step file a ``start`` names (blocking I/O: call it off the event loop).
+
+    The plan carries the bytes it was read from (``source``), so the channel that runs it never reads the disk
+    again (reference 9: the BTS Client reads the file at ``start``; the file may change or go afterwards).
+    """
+    data = read_step_file(path)
+    plan = parse_step_file(data)
     check_plan(plan, ranges)
-    return plan
+    return replace(plan, source=data)
 
 
 def to_program_step(step: NativeStep, record: RecordRule) -> ProgramStep | None:
-    """The cell-model view of one executable native step (``None`` for End, Cycle, Pause and Control).
+    """The cell-model view of one executable native step (``None`` for End, Cycle and Pause).
 
-    The index is the native Step_ID, so that a model's error or a record maps back to the file's step.
+    The index is the native Step_ID, so that a model's error or a record maps back to the file's step. Only the
+    step's own limits (``Limit/Main``) become terminations here; its jump conditions are the channel engine's to
+    add, since what follows them is not the next step. A Control step drives no current: the channel rests while
+    it waits for its conditions (reference 3.3: Control is control flow, section 9).
     """
     until: list[Termination] = []
     if step.time_s is not None:
@@ -692,7 +761,7 @@ def to_program_step(step: NativeStep, record: RecordRule) -> ProgramStep | None:
         op = Comparison.LE if kind in DISCHARGE_TYPES else Comparison.GE
         until.append(Termination(quantity=Quantity.VOLTAGE, op=op, value=step.stop_voltage))
     common = {"index": step.step_id, "until": tuple(until), "record": record}
-    if kind == REST:
+    if kind in (REST, CONTROL):
         return RestStep(**common)
     if kind in (CC_CHG, CC_DCHG, CCCV_CHG, CCCV_DCHG):
         assert step.current is not None

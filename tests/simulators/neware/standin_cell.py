@@ -131,8 +131,10 @@ class LinearCell(CellModel):
         t, i, v = dense["t"], dense["i"], dense["v"]
         cap = dense["q"] - self.q
         energy = np.concatenate([[0.0], np.cumsum(0.5 * (v[1:] * i[1:] + v[:-1] * i[:-1]) * np.diff(t))]) / 3600
-        every = step.record.every_s or 1.0
-        times = record_times(t, v, i, RecordRule(every_s=every), None, sample_period)
+        rule = step.record
+        if rule == RecordRule():
+            rule = RecordRule(every_s=1.0)
+        times = record_times(t, v, i, rule, None, sample_period)
         self.q = float(dense["q"][-1])
         reason = "termination" if ended_by is not None else ("max_duration" if max_duration is not None else "complete")
         return StepResult(

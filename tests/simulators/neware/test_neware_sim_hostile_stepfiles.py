@@ -257,7 +257,7 @@ def assert_serves_a_valid_start(sim: BtsSimulator, client: Client, tmp_path: Pat
     assert (live["current"], live["voltage"], live["relativetime"]) == ("0.001", "3.615", "30")
     rows = client.download(chlid, 1, 100)
     assert [r["seqid"] for r in rows] == ["1", "2", "3", "4"]
-    assert [r["testtime"] for r in rows] == ["100", "10000", "20000", "30000"]  # first record one sample in
+    assert [r["testtime"] for r in rows] == ["0", "10000", "20000", "30000"]  # the grid from step time 0
     assert float(rows[-1]["cap"]) == pytest.approx(0.001 * 30 / 3600, rel=1e-9)
     assert float(rows[-1]["volt"]) == pytest.approx(3.615, abs=1e-9)
 

@@ -368,18 +368,22 @@ def test_a_third_party_file_runs_on_the_real_full_cell_model(tmp_path: Path) -> 
     sim.clock.advance(1e7)  # type: ignore[attr-defined]
     assert status(sim) == "finish", sim.channel("21-1-1").protect_reason
     rows = sim.channel("21-1-1").step_rows
+    # the Control step (3) holds no current for its 1 s (Limit/Main/Time) and is recorded as "control"
     assert [(r.stepid, r.steptype) for r in rows] == [
         (1, "rest"),
         (2, "cccv"),
+        (3, "control"),
         (4, "cccd"),
         (5, "ramp"),
         (6, "dv"),
         (2, "cccv"),
+        (3, "control"),
         (4, "cccd"),
         (5, "ramp"),
         (6, "dv"),
     ]
-    cccv, cccd, ramp = rows[1], rows[2], rows[3]
+    assert rows[2].steptime == pytest.approx(1.0) and rows[2].endcurr == 0.0
+    cccv, cccd, ramp = rows[1], rows[3], rows[4]
     assert (cccv.endvolt, cccv.endcurr) == (pytest.approx(4.3, abs=1e-3), pytest.approx(0.000112875, rel=1e-3))
     assert (cccd.endvolt, cccd.endcurr) == (pytest.approx(3.0, abs=1e-3), pytest.approx(-0.000112875, rel=1e-3))
     assert ramp.steptime == pytest.approx(6000.0, rel=1e-6)  # 0.6 V at 0.1 mV/s
@@ -391,8 +395,9 @@ def test_a_cell_can_be_inserted_into_an_idle_channel_only(sim: BtsSimulator, tmp
     sim.insert_cell("21-1-2", special)
     assert sim.channel("21-1-2").model is special
     assert start(sim, write_file(tmp_path, STEPS_P, 6), chlids=(2,)) == ["ok"]
-    assert sim.channel("21-1-2").step_rows == [] and sim.channel("21-1-2").records.count == 0
-    sim.clock.advance(0.1)  # the first record comes one sample period (0.1 s) after the start
+    # the first record is at step time 0: released with the start itself
+    assert sim.channel("21-1-2").step_rows == [] and sim.channel("21-1-2").records.count == 1
+    sim.clock.advance(0.1)
     assert status(sim, 2) == "working" and sim.channel("21-1-2").records.count == 1
     assert sim.channel("21-1-2").records.last("volt") == pytest.approx(3.9)  # 3.0 + 1.2 * 1.5/2, at rest
     with pytest.raises(RuntimeError, match="21-1-2 is working; stop it before changing its cell"):
