@@ -1,10 +1,11 @@
-"""Program cycle numbers for the step runs an instrument executes, from the program's nominal path.
+"""Program cycle numbers for the step runs a Biologic channel executes, from the program's nominal path.
 
-Both drivers compile only what runs the program's nominal path (:func:`protocols.program.walk`): a BTS step file
-whose terminations all go on to the next step, a Biologic technique list that can only go on, stop or loop. So
-the k-th step run the instrument executes is the k-th step of the walk, or the instrument stopped early, and its
-program cycle is read from there instead of from the instrument's own loop counter (the BTS numbers cycles its
-own way; EClib has none). The path is expanded lazily into int arrays, a few bytes per executed step.
+A Biologic technique list can only go on, stop or loop (a conditional jump compiles to "next technique" or "stop"
+at most), so the k-th step run the instrument executes is the k-th step of the walk
+(:func:`protocols.program.walk`), or the instrument stopped early, and its program cycle is read from there (EClib
+has no cycle counter). The Neware driver does not use this: a BTS step file may branch on conditions, so it
+follows the steps the BTS really ran (:class:`protocols.program.Execution`). The path is expanded lazily into int
+arrays, a few bytes per executed step.
 """
 
 from __future__ import annotations

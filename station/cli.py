@@ -110,18 +110,19 @@ def _problem_dict(problem) -> dict:
 
 
 def _scan_rate_setting(channel: str | None, config: str | None):
-    """The channel's Biologic scan-rate setting from station.yaml (the default with no channel)."""
+    """The channel's Biologic scan-rate setting from station.yaml (the default with no channel), and the kind of
+    its instrument (``None`` with no channel)."""
     from station.config import ConfigError, load_config
     from station.plan import scan_rate_setting_for
 
     if channel is None:
-        return scan_rate_setting_for(None, None)
+        return scan_rate_setting_for(None, None), None
     try:
         cfg, _ = load_config(config)
     except ConfigError as exc:
         raise _fail(EXIT_INVALID, f"station config: {exc}") from None
     try:
-        return scan_rate_setting_for(cfg, channel)
+        return scan_rate_setting_for(cfg, channel), cfg.find(channel)[0].kind
     except ConfigError as exc:
         raise _fail(EXIT_USAGE, f"error: {exc}") from None
 
@@ -137,7 +138,7 @@ def plan(protocol: ProtocolArg, cell: Annotated[str, typer.Option("--cell", "-c"
                                                     "./station.yaml, $STATION_CONFIG, or the simulated "
                                                     "default)")] = None) -> None:
     """Print the resolved step program with estimated durations and record counts."""
-    from station.plan import describe_setpoint, format_duration, plan_document, scan_rate_lines
+    from station.plan import describe_hold, describe_setpoint, format_duration, plan_document, scan_rate_lines
 
     loaded, cell_record = _load(protocol, cell, set_)
     assert cell_record is not None
@@ -146,8 +147,9 @@ def plan(protocol: ProtocolArg, cell: Annotated[str, typer.Option("--cell", "-c"
     except ProtocolError as exc:
         raise _fail(EXIT_INVALID, str(exc)) from None
     assert program is not None
-    scan_rate = _scan_rate_setting(channel, config)
-    document = plan_document(program, cell_record, scan_rate=scan_rate, channel_given=channel is not None)
+    scan_rate, kind = _scan_rate_setting(channel, config)
+    document = plan_document(program, cell_record, scan_rate=scan_rate, channel_given=channel is not None,
+                             instrument_kind=kind)
     if json_:
         sys.stdout.write(json.dumps(document, indent=2) + "\n")
         return
@@ -164,8 +166,21 @@ def plan(protocol: ProtocolArg, cell: Annotated[str, typer.Option("--cell", "-c"
     out.print(table)
     for line in scan_rate_lines(program, scan_rate):
         out.print(line, markup=False)
+    for line in filter(None, (describe_hold(entry) for entry in document["steps"])):
+        out.print(line, markup=False)
+    if document["branches"]:
+        out.print("branches (taken or not depending on the cell):", markup=False)
+        for branch in document["branches"]:
+            taken = "  <- the estimate's path" if branch["nominal"] else ""
+            out.print(f"  {branch['text']}{taken}", markup=False)
+        out.print(f"  {document['estimate_assumes']}", markup=False)
+    for note in document["notes"]:
+        out.print(f"note: {note}", markup=False)
     total = format_duration(document["estimated_duration_s"])
-    qualifier = "" if document["estimate_exact"] else " (estimated: voltage-limited steps assume the cell's capacity)"
+    qualifier = ""
+    if not document["estimate_exact"]:
+        along = "; along the nominal path" if document["branches"] else ""
+        qualifier = f" (estimated: voltage-limited steps assume the cell's capacity{along})"
     if not document["estimate_complete"]:
         qualifier += "; some steps have no estimate and are not counted"
     out.print(f"total: {total}{qualifier}", markup=False)

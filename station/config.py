@@ -45,6 +45,33 @@ class ChannelConfig(BaseModel):
         return str(value) if isinstance(value, int) else value
 
 
+class BackupConfig(BaseModel):
+    """The ``<backup>`` element of a Neware ``start``: the BTS Client's own automatic export of each test's data
+    file on its PC (reference neware-bts-api.md 2.5). Each key maps to one attribute, in the BTS's own values."""
+
+    model_config = ConfigDict(extra="forbid")
+    dir: str = Field(min_length=1, description="backupdir: the folder on the BTS Client's PC the data file is "
+                     "exported to, e.g. 'D:\\Neware data'")
+    remote_dir: str = Field("", description="remotedir (empty in every public sample)")
+    file_name: Literal["channel", "barcode", "custom"] = Field(
+        "channel", description="filenametype: 'channel' (0) names the file {devid}_{subdevid}_{chlid}_{testid}, "
+        "'barcode' (1) by the barcode (the run id), 'custom' (2) by custom_name")
+    custom_name: str = Field("", description="customfilename, with file_name: custom")
+    add_time_when_repeat: bool = Field(False, description="addtimewhenrepeat")
+    dir_by_date: bool = Field(False, description="createdirbydate: one folder per date")
+    file_type: Literal["nda", "excel"] = Field("nda", description="filetype: 'nda' (0, NDA/NDAX) or 'excel' (1)")
+    on_time: bool = Field(True, description="backupontime: export periodically while the test runs")
+    on_time_interval: int = Field(720, ge=1, le=10**6, description="backupontimeinterval, as the BTS reads it "
+                                  "(minutes by aurora-neware's 720, unverified)")
+    free: bool = Field(True, description="backupfree")
+
+    @model_validator(mode="after")
+    def _custom_needs_a_name(self) -> BackupConfig:
+        if self.file_name == "custom" and not self.custom_name:
+            raise ValueError("file_name: custom needs custom_name")
+        return self
+
+
 class InstrumentConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="short name used in channel ids: NAME/CHANNEL")
@@ -61,6 +88,14 @@ class InstrumentConfig(BaseModel):
     reconnect_attempts: int = Field(5, ge=1, le=20, description="connection attempts (with back-off) before a "
                                     "command counts as failed; 1 on a link that should never drop")
     scan_rate_unit: ScanRateUnit | None = Field(None, description=_SCAN_RATE_HELP)
+    step_dir: str | None = Field(None, description="Neware: the folder the station writes step files into, which "
+                                 "the BTS Client's PC must be able to read: a share ('//labserver/bts-steps') or a "
+                                 "mounted folder; default: the data directory's stepfiles/ (BTS Client on this PC)")
+    bts_step_dir: str | None = Field(None, description="Neware: step_dir as the BTS Client's PC sees it, e.g. "
+                                     "'D:\\bts-steps' or '/srv/bts-steps'; start sends this path. Default: "
+                                     "step_dir's own absolute path")
+    backup: BackupConfig | None = Field(None, description="Neware: the BTS Client's automatic export of each "
+                                        "test's data file (the <backup> element of start); none by default")
 
     @model_validator(mode="after")
     def _address_for_real_hardware(self) -> InstrumentConfig:
@@ -74,6 +109,13 @@ class InstrumentConfig(BaseModel):
             raise ValueError(f"channel ids repeat: {', '.join(dupes)}")
         if self.kind != "biologic" and (self.scan_rate_unit or any(c.scan_rate_unit for c in self.channels)):
             raise ValueError("scan_rate_unit is a Biologic setting; a Neware channel runs no CV or LSV")
+        neware_only = [name for name in ("step_dir", "bts_step_dir", "backup") if getattr(self, name) is not None]
+        if self.kind != "neware" and neware_only:
+            raise ValueError(f"{', '.join(neware_only)}: Neware settings (where the BTS Client reads step files and "
+                             "exports data); a Biologic instrument has none")
+        if self.bts_step_dir is not None and self.step_dir is None:
+            raise ValueError("bts_step_dir needs step_dir: the folder the station writes step files into, which the "
+                             "BTS Client's PC sees as bts_step_dir")
         return self
 
     def scan_rate_setting(self, channel: ChannelConfig) -> tuple[ScanRateUnit, str]:

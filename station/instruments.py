@@ -119,6 +119,7 @@ class Instruments:
     def _neware(self, instrument: InstrumentConfig, chan: ChannelConfig) -> ChannelDriver:
         from drivers.neware.address import ChannelAddress
         from drivers.neware.channel import NewareChannel, open_client
+        from drivers.neware.client import BACKUP_FILE_NAMES, BACKUP_FILE_TYPES, BackupSettings
         from drivers.transport import Backoff
 
         address = ChannelAddress.parse(chan.id, devtype=instrument.devtype)
@@ -130,8 +131,19 @@ class Instruments:
             self._bts_clients[instrument.name] = open_client(
                 host, port, clock=self.clock, timeout_s=parse_plain(instrument.timeout, "time"),
                 backoff=Backoff(attempts=instrument.reconnect_attempts))
-        return NewareChannel(self._bts_clients[instrument.name], address, channel_ranges(chan),
-                             step_dir=self.data_dir / "stepfiles")
+        # a simulated BTS runs on this PC and reads the data directory; a real one reads the configured share
+        real = not self.simulated(instrument)
+        step_dir = Path(instrument.step_dir) if real and instrument.step_dir else self.data_dir / "stepfiles"
+        backup = None
+        if (b := instrument.backup) is not None:  # station.yaml's backup: as the <backup> element of start
+            backup = BackupSettings(
+                backupdir=b.dir, remotedir=b.remote_dir, customfilename=b.custom_name,
+                filenametype=BACKUP_FILE_NAMES[b.file_name],
+                addtimewhenrepeat=int(b.add_time_when_repeat), createdirbydate=int(b.dir_by_date),
+                filetype=BACKUP_FILE_TYPES[b.file_type], backupontime=int(b.on_time),
+                backupontimeinterval=b.on_time_interval, backupfree=int(b.free))
+        return NewareChannel(self._bts_clients[instrument.name], address, channel_ranges(chan), step_dir=step_dir,
+                             remote_step_dir=instrument.bts_step_dir if real else None, backup=backup)
 
     def _bts_simulator(self, instrument: InstrumentConfig):
         if instrument.name in self._bts_sims:

@@ -4,6 +4,14 @@ The JSON shape is an interface scripts rely on; keys may be added, the documente
 ``{"protocol", "cell", "estimated_duration_s", "steps": [{"index", "kind", "tag", "control": {"quantity",
 "value"}, "until": [{"quantity", "op", "value"}], "estimated_s"}]}`` in A, V, W, Ah, s; positive current charges.
 
+Added keys (scripts may rely on them too): per step ``"start_voltage"`` (the voltage the cell is at when the step
+starts along every way into it, ``null`` when not known) and, for holds, ``"direction"`` (``"charge"``,
+``"discharge"`` or ``null``) with ``"direction_reason"``; at the top ``"branches"`` (every condition that jumps or
+ends the run: ``{"step", "quantity", "op", "value", "then", "target", "nominal", "text"}``, ``nominal`` telling
+whether the estimate's path takes it), ``"estimate_assumes"`` (the path the estimate follows when branches exist,
+else ``null``) and ``"notes"`` (what an instrument's native program writes differently, e.g. a 0 V limit written
+to a Neware step file as 0.1 mV).
+
 CV and LSV steps also carry ``"biologic_scan_rate"``: the ``Scan_Rate`` number a Biologic channel will receive,
 in the unit its firmware is set to read (``scan_rate_unit`` in station.yaml; the driver's default when the plan
 names no channel), because that unit is disputed and a lab checks it once on hardware by comparing a sweep with
@@ -17,11 +25,13 @@ from typing import TYPE_CHECKING, Any
 
 from protocols.cells import Cell
 from protocols.estimate import PlanEstimate, estimate_program
+from protocols.paths import arrivals, hold_direction, start_voltage
 from protocols.program import (
     CaStep,
     CurrentStep,
     CvStep,
     EisStep,
+    HoldStep,
     LoopStep,
     LsvStep,
     ProgramStep,
@@ -86,15 +96,27 @@ def scan_rate_setting_for(config: Any, channel: str | None) -> ScanRateSetting |
     return ScanRateSetting(unit, source, f"{instrument.name}/{chan.id}")
 
 
+def instrument_notes(program: StepProgram, instrument_kind: str | None) -> list[str]:
+    """What the native program of the channel's instrument writes differently from the step program (every
+    instrument's notes when no channel is given)."""
+    if instrument_kind not in (None, "neware"):
+        return []
+    from drivers.neware.stepfile import notes
+
+    return notes(program)
+
+
 def plan_document(
     program: StepProgram, cell: Cell, estimate: PlanEstimate | None = None, *,
-    scan_rate: ScanRateSetting | None = None, channel_given: bool = False,
+    scan_rate: ScanRateSetting | None = None, channel_given: bool = False, instrument_kind: str | None = None,
 ) -> dict[str, Any]:
     """The plan as JSON-ready data. ``scan_rate`` is the channel's setting; without one (and no channel given)
-    CV/LSV steps show what the default setting would send, and say so."""
+    CV/LSV steps show what the default setting would send, and say so. ``instrument_kind`` (``neware`` or
+    ``biologic``) is the kind of the channel the plan is for; ``None`` shows the notes of every kind."""
     estimate = estimate or estimate_program(program, cell)
     if scan_rate is None and not channel_given:
         scan_rate = ScanRateSetting.default()
+    ways_in = arrivals(program)
     steps = []
     for step in program.steps:
         est = estimate.steps[step.index]
@@ -115,6 +137,11 @@ def plan_document(
             "source": step.source.model_dump() if step.source else None,
         }
         entry.update(_details(step))
+        if not isinstance(step, LoopStep):
+            entry["start_voltage"] = start_voltage(ways_in.get(step.index, []))
+        if isinstance(step, HoldStep):
+            found = hold_direction(step, ways_in.get(step.index, []))
+            entry.update(direction=found.direction, direction_reason=found.reason)
         if isinstance(step, CvStep | LsvStep) and scan_rate is not None:
             entry["biologic_scan_rate"] = {
                 "label": "Scan_Rate", "value": scan_rate.as_sent(step.scan_rate), "unit": scan_rate.unit,
@@ -133,12 +160,20 @@ def plan_document(
         "safety": program.safety.model_dump(),
         "cycle_rule": program.cycle_rule,
         "steps": steps,
+        "branches": [{"step": b.step, "quantity": b.termination.quantity.value, "op": b.termination.op.value,
+                      "value": b.termination.value, "then": b.termination.then.value,
+                      "target": b.termination.target, "nominal": b.nominal, "text": b.describe()}
+                     for b in estimate.branches],
+        "estimate_assumes": estimate.assumption,
+        "notes": instrument_notes(program, instrument_kind),
     }
 
 
 def _details(step: ProgramStep) -> dict[str, Any]:
     if isinstance(step, CurrentStep) and step.hold_voltage is not None:
         return {"hold_voltage": step.hold_voltage}
+    if isinstance(step, HoldStep):
+        return {"current_limit": step.current_limit}
     if isinstance(step, LoopStep):
         return {"target": step.target, "count": step.count}
     if isinstance(step, EisStep):
@@ -189,4 +224,16 @@ def describe_setpoint(step: ProgramStep) -> str:
     text = format_si(control.value, unit)
     if isinstance(step, CaStep) and step.vs_ocv:
         text += " vs OCV"
+    if isinstance(step, HoldStep) and step.current_limit is not None:
+        text += f" (|I| <= {format_si(step.current_limit, 'A')})"
     return text
+
+
+def describe_hold(entry: dict[str, Any]) -> str | None:
+    """One line on a hold's direction for the table, from its plan entry (``None`` for other steps)."""
+    if entry["kind"] != "hold":
+        return None
+    if entry["direction"] is None:
+        return (f"step {entry['index']} (hold): direction unknown ({entry['direction_reason']}); a Neware channel "
+                "needs 'direction: charge|discharge'")
+    return f"step {entry['index']} (hold): {entry['direction']}s ({entry['direction_reason']})"

@@ -18,6 +18,14 @@ Choices the reference leaves to us, made explicit here:
   dV/dt cannot run (no limit test watches dV/dt).
 * A current step that ends on capacity is a constant-current step, so the capacity end is compiled exactly into
   its duration (Q / |I|): the limit techniques have no charge test.
+* Conditional jumps. A limit test ends its step by the step's ``Exit_Cond``: 0 next step (of the technique),
+  1 next technique, 2 stop the experiment (reference sections 3.4 and 3.9); EClib has no goto, and LOOP jumps back
+  unconditionally. With one single-step technique per program step, "next technique" is the technique at index
+  i + 1 in the loaded list, i.e. the program's next step: so a termination compiles as ``Exit_Cond`` 1 when it goes
+  on or jumps to the step whose technique comes next (``then: <id of the next step>``), as 2 when it ends the run
+  (``then: end``), and any other jump (back, or over steps or a loop's end) is refused by name. Merging steps into
+  multi-step techniques would make a forward skip expressible (1 skips the technique's remaining steps), but data
+  rows of CP/CA techniques carry no step number (reference section 4), so records could not be mapped back.
 * The program's safety limits ride in the limit tests of every step that can carry them, with ``Exit_Cond``
   "stop experiment", so the instrument itself stops the channel at the first acquisition past a limit; a CP or CA
   step becomes CPLIMIT or CALIMIT for that. Which limits each step carries, and which rely on the station's
@@ -212,13 +220,20 @@ class _StepCompiler:
         return min(wanted, self.caps.max_bandwidth)
 
     def _exit(self, step: ProgramStep, terminations: Sequence[Termination]) -> ExitCond:
-        """The one exit condition all of a step's limit tests share (the technique has one per step)."""
+        """The one exit condition all of a step's limit tests share (the technique has one per step).
+
+        ``Exit_Cond`` 1 goes to the next technique in the loaded list: technique ``step.index`` (0-based), the one
+        compiled from step ``step.index + 1``. A jump there is going on; ``end`` is 2; nothing else is expressible.
+        """
         actions = set()
+        next_technique = step.index  # the 0-based technique index of program step index + 1
         for t in terminations:
-            if t.then is Action.JUMP and t.target != step.index + 1:
+            if t.then is Action.JUMP and t.target is not None and t.target - 1 != next_technique:
                 self.problems.add(
-                    step, f"'{t.describe()}' jumps to step {t.target}; Biologic limits can only go on or stop"
-                )
+                    step, f"'{t.describe()}' jumps to step {t.target}; a Biologic limit test can only go on to the "
+                    f"next technique (Exit_Cond 1: step {step.index + 1}) or stop the experiment (Exit_Cond 2): "
+                    "EClib has no goto (reference 3.4)"
+                )  # fmt: skip
             actions.add(Action.END if t.then is Action.END else Action.NEXT)
         if len(actions) > 1:
             self.problems.add(step, "its limits end in different actions; Biologic steps have one exit per step")

@@ -8,13 +8,19 @@ Mapping back to the program:
 
 * ``stepid`` -> program step index through the compile map, which is also stored in the TestHandle so that a
   later process can ``attach`` without the program;
-* the cycle is the program's (:mod:`drivers.neware.cycles`): the k-th executed step instance has the cycle of
-  the k-th step of the program's nominal path; the BTS's own ``cycleid`` (a loop counter) is used only for tests
-  started by other tools (no program in the handle), shifted by ``cycle_offset`` (set it to 1 if a unit numbers
+* the cycle is the program's (:data:`protocols.program.CYCLE_RULE`): each executed step instance is followed
+  through the program (:class:`protocols.program.Execution`: its next step, loop jumps, and the jumps of its
+  conditions, since a step file's conditions are real control flow on the BTS), so the program numbers cycles the
+  same whichever branch the cell took; the BTS's own ``cycleid`` (a loop counter) is used only for tests started
+  by other tools (no program in the handle), shifted by ``cycle_offset`` (set it to 1 if a unit numbers
   ``download`` cycles from 0, which the reference marks as disputed);
-* ``download`` gives only the time since the *step* started, so the test time is rebuilt: within a contiguous
-  read a new step starts where the previous record (the previous step's end record) left off; a read that does
-  not continue the previous one (attach, re-read) seeds the step's start time from ``downloadStepLayer``;
+* ``download`` gives only the time since the *step* started, so the test time is rebuilt. The real BTS records at
+  whole multiples of the record interval from each step's start, its first record of a step at step time 0.0 s
+  and its last at the step's end, so a step's first record repeats the test time of the previous step's last
+  (reference section 9): within a contiguous read a new step (another ``stepid``, or the step clock starting over)
+  starts where the previous record left off; a read that does not continue the previous one (attach, re-read)
+  seeds the step's start time from ``downloadStepLayer`` (the durations of the steps before it) and the path
+  through the program from the step ids it lists;
 * capacity and energy come unsigned; they are signed by the step type (negative for discharge types).
 """
 
@@ -44,10 +50,9 @@ from drivers.neware.codec import REPLY_FRAMING
 from drivers.neware.errors import CommandRefused
 from drivers.neware.replies import DataRecord, InquireDf, InquireReply
 from drivers.neware.stepfile import CompileOptions, check_program, compile_program, parse_step_map
-from drivers.nominal_path import NominalPath
 from drivers.transport import Backoff, SocketTransport
 from protocols.clock import Clock
-from protocols.program import StepProgram
+from protocols.program import Execution, StepProgram, nominal_end
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +64,8 @@ STATES = {
     "protect": ChannelState.PROTECTED,
 }
 STARTABLE = ("finish", "stop", "protect")
+#: steps looked ahead along the nominal path to place a live status the reader has not caught up with
+LIVE_HORIZON = 1000
 DISCHARGE_TYPES = {"dc", "dv", "cccd", "dp", "dr"}
 CHARGE_TYPES = {"cc", "cv", "cccv", "pcccv", "cp", "cr"}
 
@@ -122,7 +129,8 @@ class NewareChannel(ChannelDriver):
         self._testid = 0
         self._step_map: dict[int, int] = {}
         self._cursor: _Cursor | None = None
-        self._path: NominalPath | None = None
+        self._program: StepProgram | None = None
+        self._execution: Execution | None = None  # where the program is after the last converted step instance
         self._path_warned = False
 
     def __repr__(self) -> str:
@@ -141,8 +149,7 @@ class NewareChannel(ChannelDriver):
         """Where the BTS Client reads the step file from (its own path when it runs on another PC)."""
         if self.remote_step_dir is None:
             return str((self.step_dir / name).resolve())
-        separator = "\\" if "\\" in self.remote_step_dir or ":" in self.remote_step_dir else "/"
-        return self.remote_step_dir.rstrip("\\/") + separator + name
+        return remote_path(self.remote_step_dir, name)
 
     def _write_step_file(self, xml: bytes, barcode: str) -> str:
         name = self._step_file_name(xml, barcode)
@@ -229,7 +236,8 @@ class NewareChannel(ChannelDriver):
         self._step_map = parse_step_map(handle.extra.get("step_map", ""))
         self.cycle_offset = int(handle.extra.get("cycle_offset", self.cycle_offset))
         program = handle.extra.get("program")
-        self._path = NominalPath(StepProgram.from_json(program)) if program else None
+        self._program = StepProgram.from_json(program) if program else None
+        self._execution = None
         self._path_warned = False
         self._cursor = None
 
@@ -308,12 +316,14 @@ class NewareChannel(ChannelDriver):
             return []
         if rows[0].seqid == 1:  # the test's first record: nothing came before it
             self._cursor = _Cursor(0, rows[0].stepid, rows[0].testtime_ms / 1000, 0.0, 1, 0.0)
+            self._follow_from([], rows[0])
         elif self._cursor is None or self._cursor.seq != rows[0].seqid - 1:
             self._seed(rows[0])
         return self._convert(rows)
 
     def _seed(self, first: DataRecord) -> None:
-        """Recover where ``first``'s step sits in the test (start time, instance number) from the step layer."""
+        """Recover where ``first``'s step sits in the test (start time, instance number, path through the program)
+        from the step layer."""
         layer = self.client.download_step_layer(self.address, testid=self._testid)
         # every record belongs to exactly one step instance; the instances that ended before it place it
         done = [row for row in layer.rows if row.endseqid < first.seqid]
@@ -321,35 +331,64 @@ class NewareChannel(ChannelDriver):
         step_time = first.testtime_ms / 1000
         # a cursor that ends exactly at this step's start, so that _convert sees "the same step instance"
         self._cursor = _Cursor(first.seqid - 1, first.stepid, step_time, base + step_time, len(done) + 1, base)
+        self._follow_from([row.stepid for row in done], first)
+
+    def _follow_from(self, before: list[int], first: DataRecord) -> None:
+        """Follow the program through the step ids executed before ``first`` and into ``first``'s step."""
+        if self._program is None:
+            self._execution = None
+            return
+        self._execution = Execution(self._program)
+        mapping = self._step_map
+        for stepid in before:
+            self._observe(mapping.get(stepid, stepid), None)
+        self._observe(mapping.get(first.stepid, first.stepid), None)
+
+    def _observe(self, step_index: int, instance: int | None) -> None:
+        execution = self._execution
+        assert execution is not None
+        if not execution.observe(step_index) and not self._path_warned:
+            log.warning(
+                "channel %s ran step %d%s, which no way through the program leads to; its cycles are counted "
+                "as if the program had jumped there",
+                self.channel,
+                step_index,
+                f" as step instance {instance}" if instance is not None else "",
+            )
+            self._path_warned = True
 
     def _live_cycle(self, step_index: int | None, native: int | None) -> int | None:
-        """The program cycle of the step running now: the last read instance, or the next one running that step."""
+        """The program cycle of the step running now: the last read instance's, or the one the program reaches
+        that step in next (one way on, its branches included, then further along the nominal path)."""
         if step_index is None or native is None:
             return None
-        if self._path is None:
+        if self._program is None:
             return native + self.cycle_offset
-        k = self._cursor.instance if self._cursor is not None else 0
-        here = self._path.at(k) if k else None
-        if here is None or here[0] != step_index:
-            found = self._path.find(k, step_index, horizon=100_000)
-            here = self._path.at(found) if found is not None else None
-        return here[1] if here is not None else native + self.cycle_offset
+        execution = self._execution or Execution(self._program)
+        if execution.position == step_index:
+            return execution.cycle
+        trial = execution.copy()
+        if trial.observe(step_index):
+            return trial.cycle
+        ahead = execution.copy()
+        index = ahead.position
+        for _ in range(LIVE_HORIZON):
+            index = ahead.follow(nominal_end(self._program.step(index))) if index else ahead.start()
+            if index is None:
+                break
+            if index == step_index:
+                return ahead.cycle
+        return trial.cycle
 
     def _cycle(self, instance: int, step_index: int, native: int) -> int:
-        if self._path is not None:
-            nominal = self._path.at(instance)
-            if nominal is not None and nominal[0] == step_index:
-                return nominal[1]
-            if not self._path_warned:
-                log.warning(
-                    "channel %s ran step %d as step instance %d, off the program's path; using the BTS's "
-                    "own cycle numbers from here",
-                    self.channel,
-                    step_index,
-                    instance,
-                )
-                self._path_warned = True
-        return native + self.cycle_offset
+        """The program cycle of a new step instance (``native``: the BTS's own, for tests without a program)."""
+        if self._execution is None:
+            return native + self.cycle_offset
+        self._observe(step_index, instance)
+        return self._execution.cycle
+
+    def _current_cycle(self, native: int) -> int:
+        return self._execution.cycle if self._execution is not None else native + self.cycle_offset
 
     def _convert(self, rows: list[DataRecord]) -> list[Record]:
         cursor = self._cursor
@@ -358,7 +397,7 @@ class NewareChannel(ChannelDriver):
         instance, base = cursor.instance, cursor.step_base
         mapping = self._step_map
         step_index = mapping.get(prev_step, prev_step)
-        cycle = self._cycle(instance, step_index, rows[0].cycleid)
+        cycle = self._current_cycle(rows[0].cycleid)
         signs = _SIGNS
         out = []
         append = out.append
@@ -402,6 +441,18 @@ class NewareChannel(ChannelDriver):
         (ack,) = self.client.clearflag([self.address])
         if not ack.ok:
             raise CommandRefused(f"the BTS refused clearflag on channel {self.channel}; is it in 'protect'?")
+
+
+def remote_path(directory: str, name: str) -> str:
+    """``name`` inside ``directory`` as the BTS Client's PC spells paths: ``D:\\bts-steps`` and
+    ``\\\\labserver\\bts-steps`` take backslashes, ``/srv/bts-steps`` and ``D:/bts-steps`` slashes."""
+    if "\\" in directory:
+        separator = "\\"
+    elif "/" in directory:
+        separator = "/"
+    else:
+        separator = "\\" if directory.endswith(":") else "/"  # a bare drive ("D:") is Windows
+    return directory.rstrip("\\/") + separator + name
 
 
 def poll_statuses(channels: Sequence[NewareChannel]) -> list[ChannelStatus]:

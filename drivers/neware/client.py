@@ -63,9 +63,19 @@ def channel_list_reply_cap(channels: int) -> int:
 T = TypeVar("T")
 
 
+#: ``filenametype``: 0 ``{devid}_{subdevid}_{chlid}_{testid}``, 1 the barcode, 2 ``customfilename`` (reference 2.5)
+BACKUP_FILE_NAMES = {"channel": 0, "barcode": 1, "custom": 2}
+#: ``filetype``: 0 NDA/NDAX, 1 Excel (reference 2.5)
+BACKUP_FILE_TYPES = {"nda": 0, "excel": 1}
+
+
 @dataclass(frozen=True, slots=True)
 class BackupSettings:
-    """The optional ``<backup>`` element of ``start`` (automatic export on the BTS PC)."""
+    """The optional ``<backup>`` element of ``start``: the BTS Client's automatic export of the test's data file on
+    its own PC (reference neware-bts-api.md 2.5). Attributes are written in this order, aurora-neware's (in
+    production against BTS 8.0), with the BTS's own values: ``filenametype`` one of :data:`BACKUP_FILE_NAMES`,
+    ``filetype`` one of :data:`BACKUP_FILE_TYPES`, flags 0/1, ``backupontimeinterval`` in the BTS's unit (minutes by
+    aurora-neware's 720, **[unverified]**). The station fills it from ``backup:`` in station.yaml."""
 
     backupdir: str
     remotedir: str = ""

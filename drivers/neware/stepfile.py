@@ -6,8 +6,31 @@ text emitter makes the exact bytes obvious in review and in tests. Every attribu
 :func:`drivers.neware.codec.quote_attribute`.
 
 Scaling follows the reference (neware-bts-api.md section 3.4): voltage x 10 000 (0.1 mV), current in mA,
-time in ms, capacity in mA*s. The file is written in absolute-current mode (``RateType 103``) because the
-program already carries absolute currents; ``MultCap`` still records the reference capacity.
+time in ms, capacity in mA*s. The file is written in absolute-current mode (``RateType 103``): the program already
+carries absolute currents, and in C-rate mode (105) the BTS takes the current from ``Rate x MultCap`` and ignores
+``Curr`` (section 9), so this compiler never writes 105 or ``Rate``. ``MultCap`` is still the cell's nominal
+capacity (the program's, from the cell record), because analysis tools read it as such (section 9).
+
+Semantics the real BTS applies, from section 9 of the reference:
+
+* **CV direction.** A CV charge (type 3) only sources current and a CV discharge (19) only sinks it. A hold's
+  type follows the voltage the cell is at when it starts (:mod:`protocols.paths`: every way into the step,
+  along the nominal path, loops and jumps), or the protocol's ``direction``; when neither tells, the hold is
+  refused with the ``direction:`` fix. Its ``Curr`` is its current limit: the protocol's ``current_limit``, the
+  current of the CC step it continues (same direction, ending at its voltage, as aurora-unicycler writes), or the
+  program's safety current, never the channel's maximum.
+* **Zero limits.** Whether the BTS reads ``Stop_Volt="0"`` as a limit is unconfirmed (a zero limit may mean "no
+  limit"), so a voltage limit at 0 V is written as the smallest positive count, 1 = 0.1 mV (:func:`notes` says so
+  for the plan). The same holds for a 0 V protection bound and a 0 V condition.
+* **Conditions.** A termination that jumps or ends the run is a condition in ``Limit/Other``: ``<Other
+  CndCount="n">`` with ``Cnd1..n`` carrying ``type`` (1 voltage, 2 current, 3 time: neware-utils' codes; bmgen
+  uses other codes for expressions, the reference marks the column disputed), ``CmpType`` (3 ">", 5 "<", bmgen),
+  ``Jump_Line`` (the target's Step_ID; the End step's to end the run, so that the test finishes rather than
+  stops; 65526 "next line" for a rest's voltage end that goes on) and ``Value``. **[assumption]** ``Value`` is
+  scaled like the same quantity in ``Limit/Main`` (0.1 mV, mA, ms): no public source gives its unit. Capacity and
+  energy have no documented condition type and are refused as conditions. On a discharge-type step the sign of the
+  current a condition compares is undocumented, so current conditions are refused there. At most
+  :data:`MAX_CONDITIONS` per step (the BTS 9 manual's five exit conditions).
 
 Two choices that the reference leaves open and that this compiler fixes (and the simulator's independent
 parser follows):
@@ -29,6 +52,7 @@ from dataclasses import dataclass, field
 
 from drivers.base import CapabilityError, ChannelRanges
 from drivers.neware.codec import quote_attribute
+from protocols.paths import Arrival, HoldDirection, arrivals, hold_direction
 from protocols.program import (
     Action,
     CaStep,
@@ -45,6 +69,7 @@ from protocols.program import (
     RecordRule,
     RestStep,
     StepProgram,
+    Termination,
 )
 
 #: the BTS step editor allows at most 254 editable steps plus the End step (neware-bts-api.md 3.3)
@@ -52,6 +77,7 @@ MAX_STEPS = 254
 
 #: Step_Type codes used by the compiler (neware-bts-api.md 3.3)
 CC_CHG, CC_DCHG, CV_CHG, REST, CYCLE, END, CCCV_CHG, CV_DCHG, CCCV_DCHG, RAMP = 1, 2, 3, 4, 5, 6, 7, 19, 20, 25
+DISCHARGE_TYPES = frozenset({CC_DCHG, CV_DCHG, CCCV_DCHG})
 
 #: passes of one loop (``Cycle_Count``). The reference (neware-bts-api.md 3.3, "Loop (Cycle, type 5)") says the
 #: count is the total number of passes but gives no range for it, so this is a conservative choice: the largest
@@ -59,11 +85,23 @@ CC_CHG, CC_DCHG, CV_CHG, REST, CYCLE, END, CCCV_CHG, CV_DCHG, CCCV_DCHG, RAMP = 
 #: test (65 535 one-hour cycles run 7.5 years) and a count the instrument might truncate is refused before upload.
 MAX_CYCLE_COUNT = 65_535
 
-#: NU's default reference capacity (1 Ah in mA*s), written when the caller gives none
+#: NU's default reference capacity (1 Ah in mA*s), written when neither the caller nor the cell gives one
 DEFAULT_MULTCAP_MAS = 3_600_000.0
 
 #: the BTS default record interval when neither the program nor a step says anything (NW-WEB: 1 s)
 DEFAULT_RECORD_S = 1.0
+
+#: absolute-current mode: ``Curr`` is the current (105 would take it from ``Rate x MultCap``, section 9)
+RATE_TYPE = 103
+
+#: condition ``type`` per quantity (neware-utils: 1 voltage, 2 current, 3 time; reference 3.6, disputed with bmgen)
+CONDITION_TYPES = {Quantity.VOLTAGE: 1, Quantity.CURRENT: 2, Quantity.TIME: 3}
+#: ``CmpType`` (bmgen: 3 ">", 5 "<"); the program's >= and <= mean the same for measured data
+COMPARE_GT, COMPARE_LT = 3, 5
+#: ``Jump_Line`` "next line" (bmgen)
+NEXT_LINE = 65526
+#: exit conditions per step in the BTS step editor (BTS 9 manual, reference lab-software-peers.md 3)
+MAX_CONDITIONS = 5
 
 CLIENT_VERSION = "BTS Client 8.0.0.478(2024.06.24)(R3)"
 
@@ -72,7 +110,8 @@ CLIENT_VERSION = "BTS Client 8.0.0.478(2024.06.24)(R3)"
 class CompileOptions:
     """Knobs of the compiler; every default is from the reference or stated here."""
 
-    reference_capacity_ah: float | None = None  # MultCap; None writes the 1 Ah default
+    #: MultCap in Ah; ``None`` takes the program's nominal capacity (the cell record's), else the 1 Ah default
+    reference_capacity_ah: float | None = None
     protect_delay_s: float = 0.0  # Delay_Time of the global protection (real file: 5 s)
     max_steps: int = MAX_STEPS
     default_record_s: float = DEFAULT_RECORD_S
@@ -129,6 +168,12 @@ def _v(volts: float) -> str:
     return _num(round(volts * 10_000, 6))
 
 
+def _limit_v(volts: float) -> str:
+    """A voltage *limit*: one that scales to 0 is written as 1 count (0.1 mV), so that it is a limit on any BTS."""
+    count = round(volts * 10_000, 6)
+    return "1" if count == 0 else _num(count)
+
+
 def _ma(amps: float) -> str:
     return _num(round(amps * 1000, 9))
 
@@ -142,7 +187,30 @@ def _mas(amp_hours: float) -> str:
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# capability check
+# what the whole program decides for each step
+
+
+@dataclass(frozen=True, slots=True)
+class _Context:
+    """Facts about the whole program that single steps compile from: where the cell arrives at each step."""
+
+    program: StepProgram
+    ranges: ChannelRanges
+    ways_in: dict[int, list[Arrival]]
+
+    @classmethod
+    def of(cls, program: StepProgram, ranges: ChannelRanges) -> _Context:
+        return cls(program, ranges, arrivals(program))
+
+    @property
+    def end_id(self) -> int:
+        return len(self.program.steps) + 1
+
+    def direction(self, step: HoldStep | CaStep) -> HoldDirection:
+        return hold_direction(step, self.ways_in.get(step.index, []))
+
+    def previous(self, step: ProgramStep) -> ProgramStep | None:
+        return self.program.step(step.index - 1) if step.index > 1 else None
 
 
 def _where(step: ProgramStep) -> str:
@@ -155,15 +223,69 @@ def _where(step: ProgramStep) -> str:
     return text
 
 
-def _check_terminations(step: ProgramStep, allowed: dict[Quantity, Comparison], problems: list[str]) -> None:
+def _is_condition(step: ProgramStep, term: Termination) -> bool:
+    """Whether ``term`` is written as a ``Cnd`` (a jump, an end, or a rest's voltage end) rather than in Main."""
+    if isinstance(step, RestStep) and term.quantity is Quantity.VOLTAGE:
+        return True
+    if term.then is Action.JUMP and term.target == step.index + 1:
+        return False  # a jump to the next step is going on
+    return term.then is not Action.NEXT
+
+
+def _hold_current(step: HoldStep | CaStep, ctx: _Context, direction: str | None) -> float | None:
+    """The CV step's ``Curr``: its own limit, the CC step it continues, or the program's safety current."""
+    limit = getattr(step, "current_limit", None)
+    if limit is not None:
+        return abs(limit)
+    previous = ctx.previous(step)
+    if isinstance(previous, CurrentStep) and previous.hold_voltage is None:
+        ends_here = previous.limit(Quantity.VOLTAGE)
+        same_way = ("charge" if previous.current > 0 else "discharge") == direction
+        if same_way and ends_here is not None and math.isclose(ends_here.value, step.voltage, abs_tol=1e-9):
+            return abs(previous.current)  # aurora-unicycler: a CV after a CC at its voltage inherits its current
+    safety = ctx.program.safety.current_max
+    return abs(safety) if safety is not None else None
+
+
+def _cv_type(step: HoldStep | CaStep, ctx: _Context) -> int | None:
+    direction = ctx.direction(step).direction
+    if direction is None:
+        return None
+    return CV_CHG if direction == "charge" else CV_DCHG
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# capability check
+
+
+def _check_condition(step: ProgramStep, term: Termination, code: int | None, problems: list[str]) -> None:
+    if term.quantity not in CONDITION_TYPES:
+        names = ", ".join(q.value for q in CONDITION_TYPES)
+        problems.append(
+            f"{_where(step)}: the termination '{term.describe()}' jumps or ends the test on {term.quantity.value}; a "
+            f"BTS step-file condition (Cnd) has a documented type only for {names}"
+        )
+    elif term.quantity is Quantity.CURRENT and code in DISCHARGE_TYPES:
+        problems.append(
+            f"{_where(step)}: the condition '{term.describe()}' is on the current of a discharge step; whether a BTS "
+            "condition compares the signed or the absolute current there is undocumented; end the step on current "
+            "with 'next' (Stop_Curr) instead"
+        )
+    elif term.quantity is Quantity.CURRENT and term.op is not Comparison.LE:
+        problems.append(f"{_where(step)}: a current condition is '|I| <=' only, not '{term.describe()}'")
+    elif term.value <= 0 and term.quantity is not Quantity.VOLTAGE:
+        problems.append(f"{_where(step)}: the {term.quantity.value} condition must be positive, found {term.value:g}")
+
+
+def _check_terminations(
+    step: ProgramStep, allowed: dict[Quantity, Comparison], problems: list[str], code: int | None = None
+) -> None:
     seen: set[Quantity] = set()
+    conditions = 0
     for term in step.until:
-        if term.then is not Action.NEXT:
-            problems.append(
-                f"{_where(step)}: the termination '{term.describe()}' jumps or ends the test; BTS step-file jump "
-                "conditions are undocumented, so only 'next' is supported on Neware; restructure the protocol "
-                "with loops"
-            )
+        if _is_condition(step, term):
+            conditions += 1
+            _check_condition(step, term, code, problems)
             continue
         if term.quantity not in allowed:
             names = ", ".join(q.value for q in allowed) or "none"
@@ -183,6 +305,9 @@ def _check_terminations(step: ProgramStep, allowed: dict[Quantity, Comparison], 
         seen.add(term.quantity)
         if term.quantity in (Quantity.TIME, Quantity.CAPACITY, Quantity.ENERGY, Quantity.CURRENT) and term.value <= 0:
             problems.append(f"{_where(step)}: the {term.quantity.value} limit must be positive, found {term.value:g}")
+    if conditions > MAX_CONDITIONS:
+        problems.append(f"{_where(step)}: {conditions} conditions that jump or end; a BTS step has at most "
+                        f"{MAX_CONDITIONS} (BTS 9 manual)")
 
 
 _COMMON = {Quantity.TIME: Comparison.GE, Quantity.CAPACITY: Comparison.GE, Quantity.ENERGY: Comparison.GE}
@@ -209,7 +334,38 @@ def _check_current(step: ProgramStep, amps: float, ranges: ChannelRanges, proble
         )
 
 
-def _check_step(step: ProgramStep, ranges: ChannelRanges, problems: list[str]) -> None:
+def _check_hold(step: HoldStep | CaStep, ctx: _Context, problems: list[str]) -> None:
+    """A CV step needs a direction (its type) and a current limit (its ``Curr``)."""
+    ranges = ctx.ranges
+    _check_range(step, "hold voltage", step.voltage, ranges, problems)
+    found = ctx.direction(step)
+    code = None
+    if found.direction is None:
+        fix = ("add 'direction: charge' (the hold only sources current) or 'direction: discharge' (it only sinks "
+               "it) to the hold") if isinstance(step, HoldStep) else "write it as a 'hold' with 'direction: charge' " \
+            "or 'direction: discharge'"
+        problems.append(
+            f"{_where(step)}: cannot tell which way the hold at {step.voltage:g} V drives current ({found.reason}); "
+            f"a Neware CV step either only charges (CV_Chg, type 3) or only discharges (CV_DChg, type 19): {fix}"
+        )
+    else:
+        code = CV_CHG if found.direction == "charge" else CV_DCHG
+    limit = _hold_current(step, ctx, found.direction)
+    if limit is None:
+        if found.direction is not None:
+            problems.append(
+                f"{_where(step)}: a Neware CV step needs a current limit (Curr) and this hold has none: give it "
+                "'current_limit:' or the protocol a safety current"
+            )
+    else:
+        _check_current(step, limit, ranges, problems)
+    _check_terminations(step, {**_COMMON, Quantity.CURRENT: Comparison.LE}, problems, code)
+    if not step.until:
+        problems.append(f"{_where(step)}: the step has no termination and would never end")
+
+
+def _check_step(step: ProgramStep, ctx: _Context, problems: list[str]) -> None:
+    ranges = ctx.ranges
     if isinstance(step, EisStep):
         problems.append(f"{_where(step)}: a Neware channel cannot measure impedance; run EIS on a potentiostat")
     elif isinstance(step, CvStep):
@@ -237,9 +393,12 @@ def _check_step(step: ProgramStep, ranges: ChannelRanges, problems: list[str]) -
         return
     if isinstance(step, RestStep):
         before = len(problems)
-        _check_terminations(step, {Quantity.TIME: Comparison.GE}, problems)
-        if step.limit(Quantity.TIME) is None and len(problems) == before:
-            problems.append(f"{_where(step)}: a Neware rest step ends on time only; give a duration")
+        _check_terminations(step, {Quantity.TIME: Comparison.GE}, problems, REST)
+        if len(problems) == before and not any(t.quantity in (Quantity.TIME, Quantity.VOLTAGE) for t in step.until):
+            problems.append(f"{_where(step)}: a Neware rest step ends on time or voltage only; give a duration")
+        for term in step.until:
+            if term.quantity is Quantity.VOLTAGE:
+                _check_range(step, "voltage condition", term.value, ranges, problems)
     elif isinstance(step, CurrentStep):
         _check_current(step, step.current, ranges, problems)
         allowed = dict(_COMMON)
@@ -248,25 +407,19 @@ def _check_step(step: ProgramStep, ranges: ChannelRanges, problems: list[str]) -
         else:
             allowed[Quantity.CURRENT] = Comparison.LE
             _check_range(step, "hold voltage", step.hold_voltage, ranges, problems)
-        _check_terminations(step, allowed, problems)
-        volt = step.limit(Quantity.VOLTAGE)
-        if volt is not None:
-            _check_range(step, "cut-off voltage", volt.value, ranges, problems)
+        _check_terminations(step, allowed, problems, _step_type(step, ctx))
+        for term in step.until:
+            if term.quantity is Quantity.VOLTAGE:
+                _check_range(step, "cut-off voltage", term.value, ranges, problems)
         if not step.until:
             problems.append(f"{_where(step)}: the step has no termination and would never end")
     elif isinstance(step, HoldStep | CaStep):
-        _check_range(step, "hold voltage", step.voltage, ranges, problems)
-        limit = getattr(step, "current_limit", None)
-        if limit is not None:
-            _check_current(step, limit, ranges, problems)
-        _check_terminations(step, {**_COMMON, Quantity.CURRENT: Comparison.LE}, problems)
-        if not step.until:
-            problems.append(f"{_where(step)}: the step has no termination and would never end")
+        _check_hold(step, ctx, problems)
     elif isinstance(step, LsvStep):
         assert step.start is not None
         _check_range(step, "ramp start", step.start, ranges, problems)
         _check_range(step, "ramp end", step.end, ranges, problems)
-        _check_terminations(step, dict(_COMMON), problems)
+        _check_terminations(step, dict(_COMMON), problems, RAMP)
 
 
 def _check_encodable(step: ProgramStep | None, emit: Callable[[], object], problems: list[str]) -> None:
@@ -288,14 +441,13 @@ def check_program(program: StepProgram, ranges: ChannelRanges, options: CompileO
             f"the program has {native_steps} steps; a BTS step file holds at most {options.max_steps} plus End; "
             "use loops instead of unrolled steps"
         )
-    previous: ProgramStep | None = None
+    ctx = _Context.of(program, ranges)
     for step in program.steps:
         before = len(problems)
-        _check_step(step, ranges, problems)
+        _check_step(step, ctx, problems)
         if len(problems) == before:
-            _check_encodable(step, lambda s=step, p=previous: _step_lines(s, p, ranges, program.record), problems)
-        previous = step
-    _check_encodable(None, lambda: _whole_protection(program, options), problems)
+            _check_encodable(step, lambda s=step: _step_lines(s, ctx), problems)
+    _check_encodable(None, lambda: _header_lines(program, options), problems)
     safety = program.safety
     if safety.temperature_max is not None:
         problems.append("safety.temperature_max: the Neware driver has no auxiliary temperature channel configured")
@@ -317,6 +469,22 @@ def check_program(program: StepProgram, ranges: ChannelRanges, options: CompileO
         )
     if problems:
         raise CapabilityError(problems)
+
+
+def notes(program: StepProgram) -> list[str]:
+    """What the step file writes differently from the program, for ``station plan`` (no check is made here)."""
+    out = []
+    why = ("whether the BTS reads a zero voltage limit as a limit is unconfirmed (reference section 9), so it is "
+           "written as the smallest positive count, 1 = 0.1 mV")
+    for step in program.steps:
+        for term in step.until:
+            if term.quantity is Quantity.VOLTAGE and _limit_v(term.value) != _v(term.value):
+                out.append(f"step {step.index}: '{term.describe()}' is written to a Neware step file as 0.1 mV: {why}")
+    for name in ("voltage_min", "voltage_max"):
+        value = getattr(program.safety, name)
+        if value is not None and _limit_v(value) != _v(value):
+            out.append(f"safety.{name} 0 V is written to a Neware step file's protection as 0.1 mV: {why}")
+    return out
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -348,25 +516,24 @@ def _record_lines(rule: RecordRule, indent: str, default_s: float | None) -> lis
     ]
 
 
-def _limit_values(step: ProgramStep, previous: ProgramStep | None, ranges: ChannelRanges) -> list[tuple[str, str]]:
+def _limit_values(step: ProgramStep, ctx: _Context) -> list[tuple[str, str]]:
     values: list[tuple[str, str]] = []
     if isinstance(step, CurrentStep):
         values.append(("Curr", _ma(abs(step.current))))
         if step.hold_voltage is not None:
             values.append(("Volt", _v(step.hold_voltage)))
     elif isinstance(step, HoldStep | CaStep):
-        limit = getattr(step, "current_limit", None)
-        if limit is None and isinstance(previous, CurrentStep):
-            limit = abs(previous.current)  # AU: a CV after a CC inherits its current
-        if limit is None:
-            limit = ranges.current_max
-        values.append(("Curr", _ma(abs(limit))))
+        limit = _hold_current(step, ctx, ctx.direction(step).direction)
+        assert limit is not None  # checked
+        values.append(("Curr", _ma(limit)))
         values.append(("Volt", _v(step.voltage)))
     for term in step.until:
+        if _is_condition(step, term):
+            continue
         if term.quantity is Quantity.TIME:
             values.append(("Time", _ms(term.value)))
         elif term.quantity is Quantity.VOLTAGE:
-            values.append(("Stop_Volt", _v(term.value)))
+            values.append(("Stop_Volt", _limit_v(term.value)))
         elif term.quantity is Quantity.CURRENT:
             values.append(("Stop_Curr", _ma(term.value)))
         elif term.quantity is Quantity.CAPACITY:
@@ -376,7 +543,28 @@ def _limit_values(step: ProgramStep, previous: ProgramStep | None, ranges: Chann
     return values
 
 
-def _step_type(step: ProgramStep, previous: ProgramStep | None) -> int:
+def _condition_attributes(step: ProgramStep, term: Termination, ctx: _Context) -> dict[str, str]:
+    """One ``Cnd``'s attributes, in the order of the reference's example (neware-bts-api.md 3.6)."""
+    value = {Quantity.VOLTAGE: _limit_v, Quantity.CURRENT: _ma, Quantity.TIME: _ms}[term.quantity](term.value)
+    if term.then is Action.END:
+        jump = ctx.end_id
+    elif term.then is Action.JUMP:
+        assert term.target is not None
+        jump = term.target
+    else:
+        jump = NEXT_LINE
+    return {
+        "type": str(CONDITION_TYPES[term.quantity]),
+        "Function": "0",
+        "CmpType": str(COMPARE_LT if term.op is Comparison.LE else COMPARE_GT),
+        "Jump_Line": str(jump),
+        "Value": value,
+        "TimeGoto": "0",
+        "Aux": "0",
+    }
+
+
+def _step_type(step: ProgramStep, ctx: _Context) -> int:
     if isinstance(step, RestStep):
         return REST
     if isinstance(step, LoopStep):
@@ -388,17 +576,14 @@ def _step_type(step: ProgramStep, previous: ProgramStep | None) -> int:
             return CCCV_CHG if step.current > 0 else CCCV_DCHG
         return CC_CHG if step.current > 0 else CC_DCHG
     if isinstance(step, HoldStep | CaStep):
-        # the direction of a hold cannot be known before the cell's voltage is: follow the step before it
-        if isinstance(previous, CurrentStep) and previous.current < 0:
-            return CV_DCHG
-        return CV_CHG
+        code = _cv_type(step, ctx)
+        assert code is not None  # checked
+        return code
     raise AssertionError(f"unchecked step kind {step.kind}")
 
 
-def _step_lines(
-    step: ProgramStep, previous: ProgramStep | None, ranges: ChannelRanges, program_record: RecordRule
-) -> list[str]:
-    code = _step_type(step, previous)
+def _step_lines(step: ProgramStep, ctx: _Context) -> list[str]:
+    code = _step_type(step, ctx)
     head = f"      <Step{step.index} Step_ID={_attr(str(step.index))} Step_Type={_attr(str(code))}>"
     body: list[str] = []
     if isinstance(step, LoopStep):
@@ -411,13 +596,24 @@ def _step_lines(
             "        </Limit>",
         ]
     else:
-        if step.record != RecordRule() and step.record != program_record:
+        if step.record != RecordRule() and step.record != ctx.program.record:
             body += _record_lines(step.record, "        ", None)
-        limits = _limit_values(step, previous, ranges)
+        limits = _limit_values(step, ctx)
+        conditions = [t for t in step.until if _is_condition(step, t)]
+        if limits or conditions:
+            body.append("        <Limit>")
         if limits:
-            body += ["        <Limit>", "          <Main>"]
+            body.append("          <Main>")
             body += [f"            <{name} Value={_attr(value)} />" for name, value in limits]
-            body += ["          </Main>", "        </Limit>"]
+            body.append("          </Main>")
+        if conditions:
+            body.append(f"          <Other CndCount={_attr(str(len(conditions)))}>")
+            for n, term in enumerate(conditions, start=1):
+                attrs = " ".join(f"{k}={_attr(v)}" for k, v in _condition_attributes(step, term, ctx).items())
+                body.append(f"            <Cnd{n} {attrs} />")
+            body.append("          </Other>")
+        if limits or conditions:
+            body.append("        </Limit>")
         if isinstance(step, LsvStep):
             assert step.start is not None
             body += [
@@ -435,9 +631,9 @@ def _whole_protection(program: StepProgram, options: CompileOptions) -> list[str
     if safety.voltage_max is not None or safety.voltage_min is not None:
         lines.append("          <Volt>")
         if safety.voltage_max is not None:
-            lines.append(f"            <Upper Value={_attr(_v(safety.voltage_max))} />")
+            lines.append(f"            <Upper Value={_attr(_limit_v(safety.voltage_max))} />")
         if safety.voltage_min is not None:
-            lines.append(f"            <Lower Value={_attr(_v(safety.voltage_min))} />")
+            lines.append(f"            <Lower Value={_attr(_limit_v(safety.voltage_min))} />")
         lines.append("          </Volt>")
     if safety.current_max is not None:
         lines += [
@@ -456,16 +652,15 @@ def _whole_protection(program: StepProgram, options: CompileOptions) -> list[str
     return lines
 
 
-def compile_program(
-    program: StepProgram, ranges: ChannelRanges, options: CompileOptions = CompileOptions()
-) -> CompiledStepFile:
-    """Check the program against the channel, then emit the BTS step file (UTF-8, CRLF)."""
-    check_program(program, ranges, options)
-    multcap = (
-        options.reference_capacity_ah * 3_600_000 if options.reference_capacity_ah is not None else DEFAULT_MULTCAP_MAS
-    )
-    end_id = len(program.steps) + 1
-    lines = [
+def reference_capacity_ah(program: StepProgram, options: CompileOptions) -> float | None:
+    """The capacity ``MultCap`` records: the caller's, else the cell's nominal capacity (``None``: the default)."""
+    return options.reference_capacity_ah if options.reference_capacity_ah is not None else program.nominal_capacity
+
+
+def _header_lines(program: StepProgram, options: CompileOptions) -> list[str]:
+    capacity = reference_capacity_ah(program, options)
+    multcap = capacity * 3_600_000 if capacity is not None else DEFAULT_MULTCAP_MAS
+    return [
         '<?xml version="1.0" encoding="UTF-8"?>',
         "<root>",
         f'  <config type="Step File" version="17" client_version={_attr(CLIENT_VERSION)} '
@@ -476,16 +671,23 @@ def compile_program(
         '      <Start_Step Value="1" Hide_Ctrl_Step="0" />',
         '      <Creator Value="battery-test-station" />',
         f"      <Remark Value={_attr(_xml_text(program.protocol + ' / ' + program.cell))} />",
-        '      <RateType Value="103" />',
+        f"      <RateType Value={_attr(str(RATE_TYPE))} />",
         f"      <MultCap Value={_attr(_num(round(multcap, 6)))} />",
         "    </Head_Info>",
         *_whole_protection(program, options),
-        f"    <Step_Info Num={_attr(str(end_id))}>",
     ]
-    previous: ProgramStep | None = None
+
+
+def compile_program(
+    program: StepProgram, ranges: ChannelRanges, options: CompileOptions = CompileOptions()
+) -> CompiledStepFile:
+    """Check the program against the channel, then emit the BTS step file (UTF-8, CRLF)."""
+    check_program(program, ranges, options)
+    ctx = _Context.of(program, ranges)
+    end_id = ctx.end_id
+    lines = [*_header_lines(program, options), f"    <Step_Info Num={_attr(str(end_id))}>"]
     for step in program.steps:
-        lines += _step_lines(step, previous, ranges, program.record)
-        previous = step
+        lines += _step_lines(step, ctx)
     lines += [
         f'      <Step{end_id} Step_ID="{end_id}" Step_Type="{END}" />',
         "    </Step_Info>",

@@ -83,3 +83,16 @@ class ScriptedChannel(ChannelDriver):
         self.calls.append("stop")
         if self.state is not ChannelState.FINISHED:
             self.state = ChannelState.STOPPED
+
+
+def assert_test_times(records) -> None:
+    """Stored records keep the instrument's timing: the test time never decreases, and stands still only where a
+    step starts (the real BTS's first record of a step repeats the test time of the step before's last; reference
+    neware-bts-api.md section 9)."""
+    import numpy as np
+
+    from station.export import step_starts
+
+    steps = np.diff(records["test_time"])
+    assert np.all(steps >= 0), "the test time went backwards"
+    assert not np.any((steps == 0) & ~step_starts(records)[1:]), "the test time stood still inside a step"

@@ -88,3 +88,43 @@ def test_cycle_summary_gives_capacities_and_coulombic_efficiency(finished_run, t
     path, _ = export_run(store, run_id, tmp_path / "summary.csv", summary=True)
     rows = list(csv.DictReader(path.open()))
     assert float(rows[1]["Coulombic Efficiency / 1"]) == pytest.approx(0.9)
+
+
+def real_grid_cycles():
+    """Two cycles as the real BTS records them (reference section 9): each step's first record at step time 0.0 s
+    repeats the test time of the step before's last record, so the test time stands still at every boundary."""
+    out, seq, t = [], 1, 0.0
+    for cycle in (1, 2):
+        for step, current in ((1, 1e-3), (2, -0.9e-3)):
+            part = cc_records(current, 3600, every=60, step_index=step, cycle=cycle, first_seq=seq, t0=t)
+            out += part
+            seq += len(part)
+            t = part[-1].test_time  # no gap: the next step's first record repeats this instant
+    return out
+
+
+def test_exports_and_summaries_are_right_with_test_times_repeated_at_step_boundaries(tmp_path):
+    clock = VirtualClock()
+    store = Store(tmp_path / "data")
+    manager = RunManager(store, clock)
+    script = real_grid_cycles()
+    driver = ScriptedChannel(clock, script)
+    run_id = manager.create(load_protocol_text(PROTOCOL, "p.yaml"), load_cell("predeposited-ncm622"), "fake/1",
+                            driver, instrument={"kind": "fake"}, dry_run=True)
+    manager.start(run_id)
+    manager.supervise([run_id], poll_seconds=600)
+    records = store.records(run_id)
+    assert len(records) == 4 * 61 and list(records["seq"]) == list(range(1, 245))  # nothing dropped as a duplicate
+    assert list(records["test_time"][[60, 61, 121, 122]]) == [3600.0, 3600.0, 7200.0, 7200.0]
+    path, _ = export_run(store, run_id, tmp_path / "out.csv")
+    rows = list(csv.DictReader(path.open()))
+    assert [int(r["Step Count / 1"]) for r in rows[::61]] == [1, 2, 3, 4]  # one step per run, boundary or not
+    assert [r["Test Time / s"] for r in rows[60:62]] == ["3600.0", "3600.0"]
+    assert float(rows[121]["Cycle Discharging Capacity / Ah"]) == pytest.approx(0.9e-3)
+    assert float(rows[122]["Cycle Charging Capacity / Ah"]) == 0.0
+    from protocols.program import StepProgram
+
+    summary = cycle_summary(records, StepProgram.from_json(store.run(run_id).program))
+    assert list(summary.cycle) == [1, 2]
+    assert summary.charge_ah == pytest.approx([1e-3, 1e-3]) and summary.discharge_ah == pytest.approx([0.9e-3] * 2)
+    assert summary.ce == pytest.approx([0.9, 0.9])

@@ -211,3 +211,38 @@ def test_every_problem_is_reported_at_once_before_anything_is_loaded():
         "step 7 (hold): needs 12 V, beyond the largest voltage range",
     ]:
         assert expected in text, expected
+
+
+def test_conditional_ends_and_jumps_compile_to_exact_limit_tests_and_exits():
+    # a rest that goes on after 1 h but stops the experiment if the cell falls below 3.6 V (its voltage test's
+    # Exit_Cond is 2); a charge that jumps to the step whose technique comes next (Exit_Cond 1, next technique)
+    prog = program(
+        RestStep(index=1, until=(T("time", ">=", 3600), T("voltage", "<=", 3.6, then="end"))),
+        CurrentStep(index=1, kind="charge", current=1e-3, until=(T("voltage", ">=", 4.2, "jump", 3),)),
+        CurrentStep(index=1, kind="discharge", current=-1e-3, until=(T("voltage", "<=", 3.0),)),
+    )
+    rest, charge, discharge = compile_program(prog, CAPS).techniques
+    assert rest.spec.name == "CPLIMIT" and rest.values["Current_step"] == [0.0]
+    assert rest.values["Duration_step"] == [3600]
+    assert [rest.values[k] for k in ("Test1_Config", "Test1_Value", "Test2_Config", "Exit_Cond")] == [
+        [1], [3.6], [0], [2]]  # Ewe < 3.6 V -> stop the experiment
+    assert [charge.values[k] for k in ("Test1_Config", "Test1_Value", "Exit_Cond")] == [[5], [4.2], [1]]
+    assert discharge.values["Exit_Cond"] == [1]
+
+
+def test_jumps_that_skip_techniques_are_refused_naming_the_step_and_the_exits():
+    prog = program(
+        CurrentStep(index=1, kind="charge", current=1e-3, until=(T("voltage", ">=", 4.2),)),
+        CurrentStep(index=1, kind="discharge", current=-1e-3,
+                    until=(T("voltage", "<=", 3.0), T("voltage", "<=", 2.5, "jump", 5))),
+        LoopStep(index=3, target=1, count=10),
+        RestStep(index=4, until=(T("time", ">=", 60),)),
+        RestStep(index=5, until=(T("time", ">=", 60),)),
+    )
+    with pytest.raises(CapabilityError) as info:
+        compile_program(prog, CAPS)
+    assert info.value.problems == [
+        "step 2 (discharge): 'voltage <= 2.5 V -> step 5' jumps to step 5; a Biologic limit test can only go on to "
+        "the next technique (Exit_Cond 1: step 3) or stop the experiment (Exit_Cond 2): EClib has no goto "
+        "(reference 3.4)",  # step 3 is the LOOP technique: Exit_Cond 1 would loop, not leave the loop
+    ]

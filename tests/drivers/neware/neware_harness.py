@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from drivers.base import ChannelRanges, ChannelState, Record
 from drivers.neware.address import ChannelAddress
 from drivers.neware.channel import NewareChannel, open_client
@@ -50,3 +52,29 @@ def run_to_end(
             records += drain(channel, records[-1].seq if records else 0)
             return records
     raise AssertionError("the channel never finished")
+
+
+def step_starts(records: list[Record]) -> np.ndarray:
+    """True where a record opens a step instance: another step, or the step clock starting over."""
+    index = np.array([r.step_index for r in records])
+    step_time = np.array([r.step_time for r in records])
+    return np.r_[True, (index[1:] != index[:-1]) | (step_time[1:] < step_time[:-1])]
+
+
+def assert_real_time_grid(records: list[Record], every_s: float | None = None) -> None:
+    """The real BTS's timing (reference section 9): each step's first record at step time 0.0 s repeating the test
+    time of the step before's last record; the test time never decreasing and standing still only there; and,
+    with ``every_s``, the records inside a step at whole multiples of the interval (the step's last record, at its
+    end, may fall between)."""
+    test_time = np.array([r.test_time for r in records])
+    step_time = np.array([r.step_time for r in records])
+    starts = step_starts(records)
+    steps = np.diff(test_time)
+    assert np.all(steps >= 0), "the test time went backwards"
+    assert np.array_equal(steps == 0, starts[1:]), "the test time repeats exactly at step boundaries, nowhere else"
+    assert np.all(step_time[starts] == 0.0), "a step's first record is at step time 0.0 s"
+    assert np.allclose(test_time - step_time, np.maximum.accumulate(np.where(starts, test_time, 0.0)), atol=1e-9)
+    if every_s is not None:
+        ends = np.r_[starts[1:], True]
+        inner = step_time[~ends]
+        assert np.allclose(inner / every_s, np.round(inner / every_s), atol=1e-9), "records off the interval grid"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from neware_harness import Harness, drain, run_to_end
+from neware_harness import Harness, assert_real_time_grid, drain, run_to_end
 
 from drivers.base import CapabilityError, ChannelState, DriverError, TestGone
 from drivers.neware.address import ChannelAddress
@@ -19,6 +19,7 @@ from drivers.neware.channel import NewareChannel, poll_statuses
 from drivers.neware.errors import NewareProtocolError
 from protocols.clock import VirtualClock
 from protocols.program import (
+    Action,
     Comparison,
     CurrentStep,
     EisStep,
@@ -85,7 +86,7 @@ def test_a_cycling_program_runs_end_to_end_with_consistent_data(harness) -> None
     assert channel.status().state is ChannelState.FINISHED
     assert [r.seq for r in records] == list(range(1, sim.channel("21-1-1").last_seqid + 1))
     times = np.array([r.test_time for r in records])
-    assert np.all(np.diff(times) > 0)  # strictly: steps never share an instant
+    assert_real_time_grid(records, every_s=30.0)  # a step's first record repeats the test time of the one before
     steps = _step_instances(records)
     nominal = [(e.step.index, e.cycle) for e in walk(CYCLING)]
     # the program's rule: the rest before the loop is a cycle of its own, each pass another
@@ -103,17 +104,35 @@ def test_a_cycling_program_runs_end_to_end_with_consistent_data(harness) -> None
         assert discharge[3].voltage == pytest.approx(3.1, abs=1e-3)
     for step in steps[1:7]:  # capacity equals the integral of the recorded current over step time
         chunk = [r for r in records if step[2].seq <= r.seq <= step[3].seq]
-        # the first record comes one sample period after the switch; the current is held from the switch on
-        currents = [chunk[0].current] + [r.current for r in chunk]
-        integral = np.trapezoid(currents, [0.0] + [r.step_time for r in chunk]) / 3600
+        # the first record is taken at the switch (step time 0.0 s); the current is held from the switch on
+        integral = np.trapezoid([r.current for r in chunk], [r.step_time for r in chunk]) / 3600
         assert step[3].capacity == pytest.approx(integral, rel=1e-6)
-        assert step[2].step_time == pytest.approx(0.1, abs=1e-4)
-        assert step[3].test_time == pytest.approx(step[2].test_time - 0.1 + step[3].step_time, abs=1e-3)
+        assert step[2].step_time == 0.0
+        assert step[3].test_time == pytest.approx(step[2].test_time + step[3].step_time, abs=1e-9)
     # the charge steps run at +1 mA and discharge at -2 mA; records are 30 s apart inside a step
     assert {round(r.current, 9) for r in records if r.step_index == 2} == {0.001}
     assert {round(r.current, 9) for r in records if r.step_index == 3} == {-0.002}
     assert records[1].step_time == pytest.approx(30.0)
     assert steps[-1][3].test_time == pytest.approx(times[-1])
+
+
+def test_a_conditional_jump_runs_on_the_bts_and_the_driver_follows_it(harness) -> None:
+    """The discharge's time condition (a step-file Cnd) fires after 100 s, long before 3.1 V: the BTS jumps out of
+    the loop to the last rest, and the records carry the program's cycles along the path it took."""
+    h, _ = harness
+    discharge = CYCLING.steps[2].model_copy(update={"until": (
+        *CYCLING.steps[2].until, Termination(quantity=Quantity.TIME, op=Comparison.GE, value=100.0,
+                                             then=Action.JUMP, target=5))})
+    program = CYCLING.model_copy(update={"steps": (*CYCLING.steps[:2], discharge, *CYCLING.steps[3:])})
+    channel = h.channel()
+    channel.start(program, "cell-jump")
+    records = run_to_end(channel, h.clock, poll_s=1800.0)
+    assert channel.status().state is ChannelState.FINISHED
+    steps = _step_instances(records)
+    assert [(s[0], s[1]) for s in steps] == [(1, 1), (2, 2), (3, 2), (5, 3)]  # not the nominal path
+    assert steps[2][3].step_time == pytest.approx(100.0) and steps[2][3].voltage > 3.1
+    assert steps[2][3].capacity == pytest.approx(-0.002 * 100 / 3600, rel=1e-6)
+    assert_real_time_grid(records, every_s=30.0)
 
 
 def test_refusals_happen_before_anything_is_sent(harness) -> None:
@@ -259,7 +278,8 @@ def test_virtual_time_only_moves_when_someone_sleeps(tmp_path: Path) -> None:
     with BtsSimulator(devices=1, channels=1, clock=clock, model_factory=lambda key: LinearCell()) as sim:
         channel = Harness(clock, sim.port, tmp_path).channel()
         channel.start(CYCLING, "still")
-        assert drain(channel, 0) == []  # no time has passed: not even the first sample (0.1 s in) is taken
+        # no time has passed: only the step's first record, taken at step time 0.0 s as the real BTS does
+        assert [(r.seq, r.test_time, r.step_time) for r in drain(channel, 0)] == [(1, 0.0, 0.0)]
         assert channel.status().test_time == 0.0
 
 

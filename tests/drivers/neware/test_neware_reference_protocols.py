@@ -7,7 +7,7 @@ from collections import defaultdict
 
 import numpy as np
 import pytest
-from neware_harness import Harness, run_to_end
+from neware_harness import Harness, assert_real_time_grid, run_to_end
 
 from drivers.base import ChannelState, Record
 from protocols.cells import load_cell
@@ -82,7 +82,7 @@ def test_data_are_complete_ordered_and_follow_the_program(runs: dict[str, Run], 
     run = runs[name]
     assert run.state is ChannelState.FINISHED
     assert [r.seq for r in run.records] == list(range(1, len(run.records) + 1))
-    assert np.all(np.diff([r.test_time for r in run.records]) > 0)  # strictly: steps never share an instant
+    assert_real_time_grid(run.records)  # as the real BTS: a step's first record repeats the previous test time
     nominal = [(e.step.index, e.cycle) for e in walk(run.program)]
     assert [(s[0].step_index, s[0].cycle) for s in run.steps] == nominal
     server = [(row.stepid, row.cycleid, row.startseqid, row.endseqid, row.cap, row.steptime) for row in run.server_rows]
@@ -92,12 +92,11 @@ def test_data_are_complete_ordered_and_follow_the_program(runs: dict[str, Run], 
     assert np.allclose([x[5] for x in mine], [x[5] for x in server], rtol=0, atol=1e-4)  # 0.1 ms on the wire
     for step in run.steps:
         assert all(r.cycle == step[0].cycle for r in step)
-        # a step's first record is one sample period (0.1 s) after its start, or its end for a shorter step
-        assert step[0].step_time == pytest.approx(min(0.1, step[-1].step_time), abs=1e-4)
-        assert step[-1].test_time == pytest.approx(step[0].test_time - step[0].step_time + step[-1].step_time, abs=1e-3)
+        # a step's first record is taken at its start (step time 0.0 s), its last at its end
+        assert step[0].step_time == 0.0
+        assert step[-1].test_time == pytest.approx(step[0].test_time + step[-1].step_time, abs=1e-9)
         if len(step) > 2:  # capacity is the integral of the recorded current, held from the switch on
-            currents = [step[0].current] + [r.current for r in step]
-            integral = np.trapezoid(currents, [0.0] + [r.step_time for r in step]) / 3600
+            integral = np.trapezoid([r.current for r in step], [r.step_time for r in step]) / 3600
             assert step[-1].capacity == pytest.approx(integral, rel=2e-3, abs=1e-9)
         program_step = run.program.step(step[0].step_index)
         current = getattr(program_step, "current", None)

@@ -54,20 +54,26 @@ REST = RestStep(index=1, until=(_t("time", ">=", 60.0),))
         (PowerStep(index=2, power=0.01, until=(_t("time", ">=", 1.0),)), "power set-point is not documented"),
         (CaStep(index=2, voltage=0.01, vs_ocv=True, until=(_t("time", ">=", 1.0),)), "relative to the OCV"),
         (LsvStep(index=2, scan_rate=1e-3, end=4.0, until=(_t("time", ">=", 1.0),)), "explicit start voltage"),
-        (RestStep(index=2, until=(_t("voltage", "<=", 3.0),)), "cannot end on voltage"),
+        (RestStep(index=2, until=(_t("capacity", ">=", 1e-3),)), "cannot end on capacity"),
         (RestStep(index=2, until=(_t("time", ">=", 60.0), _t("dvdt", "<=", 1e-6))), "cannot end on dvdt"),
         (CurrentStep(index=2, kind="charge", current=0.001, until=(_t("voltage", "<=", 3.0),)), "voltage >= only"),
         (CurrentStep(index=2, kind="charge", current=0.02, until=(_t("voltage", ">=", 4.2),)), "exceeds the channel"),
         (CurrentStep(index=2, kind="charge", current=1e-7, until=(_t("voltage", ">=", 4.2),)), "below the channel"),
         (CurrentStep(index=2, kind="charge", current=0.001, until=(_t("voltage", ">=", 6.0),)), "outside the channel"),
         (CurrentStep(index=2, kind="charge", current=0.001), "no termination"),
-        (HoldStep(index=2, voltage=4.2, until=(_t("current", ">=", 1e-4),)), "current <= only"),
+        (HoldStep(index=2, voltage=4.2, direction="charge", current_limit=1e-3, until=(_t("current", ">=", 1e-4),)),
+         "current <= only"),
         (
-            CurrentStep(
-                index=2, kind="discharge", current=-0.001, until=(_t("voltage", "<=", 3.0, then=Action.JUMP, target=1),)
-            ),
-            "only 'next' is supported",
+            CurrentStep(index=2, kind="discharge", current=-0.001,
+                        until=(_t("capacity", ">=", 1e-3, then=Action.JUMP, target=1),)),
+            "a documented type only for voltage, current, time",
         ),
+        (
+            HoldStep(index=2, voltage=3.0, direction="discharge", current_limit=1e-3,
+                     until=(_t("current", "<=", 1e-4, then=Action.END),)),
+            "is on the current of a discharge step",
+        ),
+        (HoldStep(index=2, voltage=3.6, until=(_t("time", ">=", 60.0),)), "add 'direction: charge'"),
     ],
 )
 def test_steps_a_neware_channel_cannot_run_are_refused_by_name(step, reason: str) -> None:
