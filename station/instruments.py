@@ -48,20 +48,26 @@ class CellPlacement:
     capacity: float | None
     thickness: float | None
     seed: int
+    temperature: float | None = None
+    """K: the cell record's temperature (the model's default, 27 degC, when it gives none)."""
+    ocv: float | None = None
+    """V: the cell record's as-assembled OCV, where the model starts."""
 
     @classmethod
     def of(cls, cell: Cell, seed: int = 0) -> CellPlacement:
         if not cell.model_type:
             raise InstrumentError(f"cell '{cell.name}' names no simulated model; add 'model: <type>' to the cell "
                                   f"file to dry-run it")
-        return cls(cell.model_type, dict(cell.model_params), cell.area, cell.capacity, cell.thickness, seed)
+        kelvin = None if cell.temperature is None else cell.temperature + 273.15  # cell records are in degC
+        return cls(cell.model_type, dict(cell.model_params), cell.area, cell.capacity, cell.thickness, seed,
+                   kelvin, cell.ocv)
 
     def build(self):
         from simulators.cells import build_model
 
         try:
             return build_model(self.model_type, self.params, area=self.area, capacity=self.capacity,
-                               thickness=self.thickness, seed=self.seed)
+                               thickness=self.thickness, seed=self.seed, temperature=self.temperature, ocv=self.ocv)
         except ValueError as exc:
             raise InstrumentError(f"simulated cell: {exc}") from None
 

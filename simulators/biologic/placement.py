@@ -27,8 +27,9 @@ def build_cell(source: str | os.PathLike[str], seed: int = 0) -> CellModel:
     cell = load_cell(os.fspath(source))
     if not cell.model_type:
         raise ValueError(f"cell '{cell.name}' names no simulated model; add 'model: <type>' to its file")
+    kelvin = None if cell.temperature is None else cell.temperature + 273.15  # cell records are in degC
     return build_model(cell.model_type, dict(cell.model_params), area=cell.area, capacity=cell.capacity,
-                       thickness=cell.thickness, seed=seed)  # fmt: skip
+                       thickness=cell.thickness, seed=seed, temperature=kelvin, ocv=cell.ocv)  # fmt: skip
 
 
 def resolve(source: CellSource, seed: int = 0) -> CellModel:

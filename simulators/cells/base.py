@@ -49,6 +49,18 @@ class StepResult:
         return len(self.t)
 
 
+@dataclass(frozen=True, slots=True)
+class CellEvent:
+    """Something physical happened in the cell that the data alone may not make obvious (Li grown beyond the
+    host's pores, a reservoir exhausted). A simulated instrument has no way to report it; the station that owns the
+    simulator collects it and records it as a warning, so a dry run says what a real run would leave unsaid."""
+
+    kind: str
+    message: str
+    step_time: float
+    """Step time (s) within the step that caused it."""
+
+
 class CellModel(abc.ABC):
     """A deterministic physical cell model that executes step-program steps."""
 
@@ -78,6 +90,14 @@ class CellModel(abc.ABC):
     @abc.abstractmethod
     def impedance(self, frequencies: np.ndarray) -> np.ndarray:
         """The complex impedance (ohm) at the present state, Z = Z' + jZ'' with Z'' < 0 for capacitive."""
+
+    def drain_events(self) -> list[CellEvent]:
+        """Events raised since the last call, oldest first (none for a model that raises none)."""
+        return []
+
+    def set_temperature(self, kelvin: float) -> None:
+        """Put the cell at a new temperature from now on (a climate chamber's set point reached)."""
+        raise NotImplementedError(f"{type(self).__name__} has no temperature dependence")
 
     @abc.abstractmethod
     def state_dict(self) -> dict[str, Any]:

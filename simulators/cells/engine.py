@@ -42,8 +42,8 @@ from protocols.program import (
     RestStep,
     Termination,
 )
-from simulators.cells.base import CellModel, EndReason, StepResult
-from simulators.cells.errors import StateError, StepKindError
+from simulators.cells.base import CellEvent, CellModel, EndReason, StepResult
+from simulators.cells.errors import ParameterError, StateError, StepKindError
 from simulators.cells.parameters import Param, Parameters, resolve_parameters
 from simulators.cells.physics import SECONDS_PER_HOUR
 from simulators.cells.recording import record_times
@@ -62,6 +62,10 @@ COMMON_PARAMETERS: dict[str, Param] = {
         "90 days: a step none of whose terminations is ever met ends here with end_reason 'max_duration' "
         "(the instrument's safety limits normally end it long before)",
         1.0,
+    ),
+    "temperature": Param(
+        300.15, "K", "27 degC, the cycling temperature of the reference workload; a cell record's temperature or a "
+        "climate chamber sets it", 200.0, 400.0,
     ),
     "eis_periods": Param(
         2.0, "1", "sine periods integrated per EIS measure (assumption: a potentiostat averages a few periods)", 0.5
@@ -142,15 +146,22 @@ class SimulatedCell(CellModel):
         capacity: float | None = None,
         thickness: float | None = None,
         seed: int | None = None,
+        temperature: float | None = None,
+        ocv: float | None = None,
     ) -> None:
+        if temperature is not None:
+            params = {**(params or {}), "temperature": temperature}
         self.p: Parameters = resolve_parameters(self.type_name, self.parameter_spec(), params)
         self.area = float(area) if area is not None else 1.131e-4
         self.thickness = float(thickness) if thickness is not None else 45e-6
         self._capacity_given = None if capacity is None else float(capacity)
         self.seed = seed
         self._rng = np.random.default_rng(seed)
+        self._events: list[CellEvent] = []
         self._setup()
         self._reset_state()
+        if ocv is not None:
+            self._start_at_ocv(float(ocv))
 
     # ---- what a model provides ------------------------------------------------------------------------
 
@@ -182,11 +193,36 @@ class SimulatedCell(CellModel):
     @abc.abstractmethod
     def _load_state_vars(self, state: Mapping[str, Any]) -> None: ...
 
+    def _start_at_ocv(self, voltage: float) -> None:
+        """Put the as-assembled cell where its equilibrium voltage is ``voltage`` (the cell record's ``ocv``).
+
+        A model with no way to place itself accepts an OCV within 50 mV of its own as-assembled one and refuses
+        any other, rather than simulate a cell the record does not describe."""
+        own = self.open_circuit_voltage()
+        if abs(own - voltage) > 0.05:
+            raise ParameterError(
+                f"cell model {self.type_name!r} starts at {own:.3f} V and cannot be placed at the cell record's ocv "
+                f"{voltage:g} V; correct 'ocv' in the cell record or set the model's own initial-state parameter"
+            )
+
+    def _raise_event(self, kind: str, message: str, step_time: float) -> None:
+        self._events.append(CellEvent(kind, message, float(step_time)))
+
     def _double_layer_capacitance(self) -> float:
         """Capacitance (F) charged by a voltage sweep in parallel with the faradaic current."""
         return 0.0
 
     # ---- CellModel interface ----------------------------------------------------------------------------
+
+    def drain_events(self) -> list[CellEvent]:
+        events, self._events = self._events, []
+        return events
+
+    def set_temperature(self, kelvin: float) -> None:
+        """Re-derive every temperature-dependent constant at ``kelvin``; the state (charge, history) is kept."""
+        values = {**self.p.as_dict(), "temperature": float(kelvin)}
+        self.p = resolve_parameters(self.type_name, self.parameter_spec(), values)
+        self._setup()
 
     def rest_voltage(self) -> float:
         """The voltage the cell shows at open circuit right now (relaxing towards the equilibrium)."""

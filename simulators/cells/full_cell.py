@@ -114,7 +114,6 @@ FULL_CELL_PARAMETERS: dict[str, Param] = {
         1.0,
     ),
     "initial_soc": Param(0.0, "1", "cathode state of charge as assembled (fully lithiated)", -0.02, 1.0),
-    "temperature": Param(300.15, "K", "27 degC, the cycling temperature of the reference workload", 200.0, 400.0),
 }
 
 

@@ -93,7 +93,6 @@ def _half_cell_parameters(**overrides: Param) -> dict[str, Param]:
             1e-9,
         ),
         "initial_host_lithiation": Param(0.0, "1", "host lithiation fraction as assembled", 0.0, 1.0),
-        "temperature": Param(300.15, "K", "27 degC, the cycling temperature of the reference workload", 200.0, 400.0),
     }
     base.update(overrides)
     return base

@@ -21,6 +21,12 @@ def thermal_voltage(temperature: float) -> float:
     return GAS_CONSTANT * temperature / FARADAY
 
 
+def arrhenius_factor(activation_energy: float, temperature: float, reference: float = REFERENCE_TEMPERATURE) -> float:
+    """k(T)/k(T_ref) = exp(-Ea/R (1/T - 1/T_ref)) for a thermally activated rate (exchange current, diffusivity,
+    conductivity); a resistance divides by it. ``activation_energy`` in J/mol."""
+    return float(np.exp(-activation_energy / GAS_CONSTANT * (1.0 / temperature - 1.0 / reference)))
+
+
 def butler_volmer_overpotential(current: np.ndarray | float, exchange_current: float, vt: float) -> np.ndarray:
     """Symmetric Butler-Volmer (alpha = 0.5) overpotential in V, signed like the current.
 
