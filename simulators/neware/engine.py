@@ -104,6 +104,18 @@ MAX_IDLE_ENTRIES = 1000
 DEFAULT_RECORD_S = 1.0
 
 
+def bts_energy(step_sign: int, energy: Any) -> Any:
+    """The step energy as a BTS accumulates it: V x |I| dt, from the model's signed integral of I x V dt.
+
+    Capacity is counted unsigned, so energy is too in the current, but the voltage keeps its sign: a plating step
+    below 0 V reports a negative energy (V < 0 while |I| flows), which a reader signs by the step type back to
+    the positive I x V integral. A step with no fixed direction (rest, control) reports the magnitude.
+    """
+    if step_sign:
+        return step_sign * energy
+    return np.abs(energy)
+
+
 class Budget:
     """A wall-time allowance shared by everything one request asks the channels to compute.
 
@@ -692,7 +704,7 @@ class ChannelEngine:
                 "volt": result.voltage[start:stop],
                 "curr": result.current[start:stop],
                 "cap": np.abs(cap),
-                "eng": np.abs(eng),
+                "eng": bts_energy(run.native.sign, eng),
             },
             stop - start,
         )
@@ -778,7 +790,7 @@ class ChannelEngine:
                 startcurr=run.start_curr,
                 endcurr=float(result.current[-1]),
                 cap=abs(cap),
-                eng=abs(eng),
+                eng=bts_energy(run.native.sign, eng),
             )
         )
         self._last = (
@@ -786,7 +798,7 @@ class ChannelEngine:
             run.native.api_name,
             float(result.voltage[-1]),
             abs(cap),
-            abs(eng),
+            bts_energy(run.native.sign, eng),
             step_time,
             self._test_time,
         )
@@ -838,7 +850,7 @@ class ChannelEngine:
                 voltage=float(np.interp(rel, result.t, result.voltage)),
                 current=float(np.interp(rel, result.t, result.current)),
                 capacity=abs(run.segment_cap0 + float(np.interp(rel, result.t, result.capacity))),
-                energy=abs(run.segment_eng0 + float(np.interp(rel, result.t, result.energy))),
+                energy=bts_energy(run.native.sign, run.segment_eng0 + float(np.interp(rel, result.t, result.energy))),
                 total_time=run.test_time0 + step_time,
                 relative_time=step_time,
                 log_code=LOG_WORKING,
@@ -859,7 +871,7 @@ class ChannelEngine:
                 voltage=float(result.voltage[-1]),
                 current=0.0,
                 capacity=abs(run.segment_cap0 + float(result.capacity[-1])),
-                energy=abs(run.segment_eng0 + float(result.energy[-1])),
+                energy=bts_energy(run.native.sign, run.segment_eng0 + float(result.energy[-1])),
                 total_time=run.test_time0 + run.segment_step_time0 + result.duration,
                 relative_time=run.segment_step_time0 + result.duration,
                 log_code=LOG_STOP if self.status == "stop" else 0,
