@@ -85,6 +85,8 @@ class Instruments:
         self._bts_clients: dict[str, Any] = {}
         self._eclibs: dict[str, Any] = {}
         self._drivers: dict[str, ChannelDriver] = {}
+        self._models: dict[str, Any] = {}
+        """The cell model each simulated channel built, by ``instrument/channel``: what cell_events drains."""
 
     def simulated(self, instrument: InstrumentConfig) -> bool:
         return self.simulate_all or instrument.simulated
@@ -97,7 +99,23 @@ class Instruments:
     def place(self, channel: str, cell: Cell, seed: int = 0) -> None:
         instrument, chan = self.config.find(channel)
         if self.simulated(instrument):
-            self._placements[(instrument.name, chan.id)] = CellPlacement.of(cell, seed)
+            placement = CellPlacement.of(cell, seed)
+            placement.build()  # a cell record the model cannot be (an OCV out of its range) fails here, not mid-run
+            self._placements[(instrument.name, chan.id)] = placement
+
+    def _built(self, key: str, placement: CellPlacement):
+        model = placement.build()
+        self._models[key] = model
+        return model
+
+    def cell_events(self, driver: ChannelDriver) -> list[tuple[str, str]]:
+        """(kind, message) of what the cell model on ``driver``'s simulated channel raised since the last call;
+        nothing for a real channel."""
+        key = next((k for k, d in self._drivers.items() if d is driver), None)
+        model = self._models.get(key) if key is not None else None
+        if model is None:
+            return []
+        return [(e.kind, f"{e.message} (step time {e.step_time:.0f} s)") for e in model.drain_events()]
 
     def choose_channel(self, program: StepProgram, busy: set[str]) -> str:
         """The first free configured channel of the right kind for ``program``."""
@@ -164,10 +182,11 @@ class Instruments:
         name = instrument.name
 
         def model(key: tuple[int, int, int]):
-            placement = self._placements.get((name, f"{key[0]}-{key[1]}-{key[2]}"))
+            chan_id = f"{key[0]}-{key[1]}-{key[2]}"
+            placement = self._placements.get((name, chan_id))
             if placement is None:
                 placement = CellPlacement(instrument.cell_model or "ncm622-li", {}, 1.131e-4, None, None, 0)
-            return placement.build()
+            return self._built(f"{name}/{chan_id}", placement)
 
         simulator = BtsSimulator(host="127.0.0.1", port=0, devices=max(i[0] for i in ids) - FIRST_DEVID + 1,
                                  subdevices=max(i[1] for i in ids), channels=max(i[2] for i in ids),
@@ -225,9 +244,10 @@ class Instruments:
 
         def cell(number: int):
             chan = configured.get(number)
-            placement = placements.get((name, chan.id if chan else str(number + 1))) or CellPlacement(
+            chan_id = chan.id if chan else str(number + 1)
+            placement = placements.get((name, chan_id)) or CellPlacement(
                 instrument.cell_model or "li-host", {}, 1.131e-4, None, 45e-6, 0)
-            return placement.build()
+            return self._built(f"{name}/{chan_id}", placement)
 
         try:
             # the driver allocates the 84-byte TChannelInfos; a channel may read STOP once right after a start

@@ -144,6 +144,9 @@ class RunManager:
         self.page = page
         self.active: dict[str, ActiveRun] = {}
         self.leases: dict[str, Lease] = {}
+        self.cell_events: Callable[[ChannelDriver], list[tuple[str, str]]] = lambda driver: []
+        """What a simulated channel's cell model reports (kind, message) that no instrument can: Li grown beyond
+        the host's pores. The station's instruments fill it in; each is stored as a warning."""
 
     def close(self) -> None:
         for lease in self.leases.values():
@@ -431,6 +434,8 @@ class RunManager:
             self._poll_failed(run, exc)
             return
         run.last_status = status
+        for kind, message in self.cell_events(run.driver):
+            self._event(run.run_id, "warning", f"simulated cell: {kind}: {message}", test_time=status.test_time)
         if not run.safety_hits and status.state in (ChannelState.RUNNING, ChannelState.PAUSED):
             reading = _invalid_reading(status)
             if reading:

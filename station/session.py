@@ -49,7 +49,9 @@ class Station:
         clock: Clock = VirtualClock() if dry_run else RealClock()
         store = Store(Path(data_dir or config.data_dir))
         instruments = Instruments(config, clock, store.data_dir, simulate_all=dry_run)
-        return cls(config, clock, store, instruments, RunManager(store, clock), dry_run)
+        manager = RunManager(store, clock)
+        manager.cell_events = instruments.cell_events
+        return cls(config, clock, store, instruments, manager, dry_run)
 
     def close(self) -> None:
         self.manager.close()
