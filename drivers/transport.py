@@ -230,7 +230,10 @@ class SocketTransport(Transport):
         connect_timeout_s: float = 5.0,
         backoff: Backoff = Backoff(),
         clock: Clock | None = None,
+        connect_hint: str = "check that the instrument's software is running and listens on that port",
     ):
+        self.connect_hint = connect_hint
+        """What to check when nobody answers: the driver knows what listens there, the transport does not."""
         self.host = host
         self.port = port
         self.address = f"{host}:{port}"
@@ -268,8 +271,7 @@ class SocketTransport(Transport):
             self._connected_before = True
             return sock
         raise ConnectionLost(
-            f"cannot connect to {self.address} after {len(delays) + 1} attempts ({last}); check that the BTS "
-            "Client runs in API mode and listens on that port"
+            f"cannot connect to {self.address} after {len(delays) + 1} attempts ({last}); {self.connect_hint}"
         )
 
     def _drop(self) -> None:

@@ -72,6 +72,19 @@ class CellPlacement:
             raise InstrumentError(f"simulated cell: {exc}") from None
 
 
+#: a 12 mm coin-cell disk (m^2), the reference workload's electrode
+COIN_CELL_AREA = 1.131e-4
+#: the cell on a simulated channel nobody placed one on: what each kind of instrument usually holds in the lab
+_DEFAULT_CELLS = {"neware": ("ncm622-li", None), "biologic": ("li-host", 45e-6)}
+
+
+def default_placement(instrument: InstrumentConfig) -> CellPlacement:
+    """The cell of an empty simulated channel (a status or attach before any run placed one): the instrument's
+    configured ``cell_model``, or the kind's usual cell, on a 12 mm disk."""
+    model, thickness = _DEFAULT_CELLS[instrument.kind]
+    return CellPlacement(instrument.cell_model or model, {}, COIN_CELL_AREA, None, thickness, 0)
+
+
 class Instruments:
     """Owns connections and in-process simulators for one station process; close() releases them."""
 
@@ -185,7 +198,7 @@ class Instruments:
             chan_id = f"{key[0]}-{key[1]}-{key[2]}"
             placement = self._placements.get((name, chan_id))
             if placement is None:
-                placement = CellPlacement(instrument.cell_model or "ncm622-li", {}, 1.131e-4, None, None, 0)
+                placement = default_placement(instrument)
             return self._built(f"{name}/{chan_id}", placement)
 
         simulator = BtsSimulator(host="127.0.0.1", port=0, devices=max(i[0] for i in ids) - FIRST_DEVID + 1,
@@ -199,6 +212,7 @@ class Instruments:
 
     def _biologic(self, instrument: InstrumentConfig, chan: ChannelConfig) -> ChannelDriver:
         from drivers.biologic.channel import BiologicChannel, BiologicConfig
+        from drivers.biologic.errors import EClibLoadError
 
         number = int(chan.id) - 1 if chan.id.isdigit() else None
         if number is None or number < 0:
@@ -221,6 +235,9 @@ class Instruments:
                 raise ConfigError(f"instrument {instrument.name}: give 'dll:' (the path to EClib64.dll)")
             try:
                 driver = BiologicChannel.from_dll(instrument.dll, config)
+            except EClibLoadError as exc:  # the driver names the file; the station names its own key
+                raise ConfigError(f"instrument {instrument.name}: dll: {exc}; correct 'dll:' of instrument "
+                                  f"{instrument.name} in station.yaml") from None
             except (OSError, DriverError) as exc:
                 raise InstrumentError(f"instrument {instrument.name}: {exc}") from None
         try:
@@ -245,8 +262,7 @@ class Instruments:
         def cell(number: int):
             chan = configured.get(number)
             chan_id = chan.id if chan else str(number + 1)
-            placement = placements.get((name, chan_id)) or CellPlacement(
-                instrument.cell_model or "li-host", {}, 1.131e-4, None, 45e-6, 0)
+            placement = placements.get((name, chan_id)) or default_placement(instrument)
             return self._built(f"{name}/{chan_id}", placement)
 
         try:

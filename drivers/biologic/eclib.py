@@ -84,8 +84,8 @@ def load_eclib(path: str | os.PathLike[str]) -> Any:
         dll_path = dll_path / DEFAULT_DLL_NAME
     if not dll_path.is_file():
         raise EClibLoadError(
-            f"EClib not found at {dll_path}; set the Biologic instrument's 'dll:' in station.yaml to the "
-            f"{DEFAULT_DLL_NAME} of the EC-Lab Development Package (default folder C:\\EC-Lab Development Package\\lib)"
+            f"EClib not found at {dll_path}; give the path of the {DEFAULT_DLL_NAME} of the EC-Lab Development "
+            f"Package (default folder C:\\EC-Lab Development Package\\lib)"
         )
     loader = getattr(ctypes, "WinDLL", ctypes.CDLL)  # stdcall exports on Windows; CDLL elsewhere (Wine builds)
     try:

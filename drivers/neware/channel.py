@@ -75,7 +75,8 @@ def open_client(
 ) -> BtsClient:
     """A BTS client over one TCP connection; share it between the channels of one BTS Client."""
     transport = SocketTransport(
-        host, port, REPLY_FRAMING, timeout_s=timeout_s, backoff=backoff or Backoff(), clock=clock
+        host, port, REPLY_FRAMING, timeout_s=timeout_s, backoff=backoff or Backoff(), clock=clock,
+        connect_hint="check that the BTS Client runs in API mode and listens on that port",
     )
     return BtsClient(transport)
 

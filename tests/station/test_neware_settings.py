@@ -145,3 +145,20 @@ def test_plan_for_a_biologic_channel_has_no_neware_notes(tmp_path):
     doc = json.loads(runner.invoke(app, ["plan", str(protocol), "--cell", "host-cu-li", "--json", "--channel",
                                          "sim-biologic/1"]).stdout)
     assert doc["notes"] == [] and len(doc["branches"]) == 2
+
+
+def test_a_missing_eclib_is_a_config_error_naming_the_instruments_dll_key(tmp_path):
+    path = tmp_path / "station.yaml"
+    path.write_text(textwrap.dedent(f"""
+        data_dir: {tmp_path / "data"}
+        instruments:
+          - name: vmp3
+            kind: biologic
+            address: 192.0.2.1
+            dll: {tmp_path / "nowhere" / "EClib64.dll"}
+            channels: [{{id: "1", voltage: [-1 V, 5 V], current: 10 mA}}]
+        """))
+    config, _ = load_config(str(path))
+    with pytest.raises(ConfigError, match=r"instrument vmp3: dll: EClib not found at .*nowhere.*correct 'dll:' of "
+                                          r"instrument vmp3 in station.yaml"):
+        Instruments(config, VirtualClock(), tmp_path / "data").driver("vmp3/1")

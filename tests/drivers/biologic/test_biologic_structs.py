@@ -153,9 +153,11 @@ def test_error_message_names_call_place_meaning_and_fix():
     assert "ERR_UNKNOWN(-999)" in str(EClibError(-999, "BL_Connect"))
 
 
-def test_loading_a_missing_dll_names_the_path_and_the_setting(tmp_path):
-    with pytest.raises(EClibLoadError, match=r"EClib not found at .*nowhere.*'dll:'"):
+def test_loading_a_missing_dll_names_the_path_and_what_to_give(tmp_path):
+    # the driver names the file and the package; the station.yaml key is the station's to name
+    with pytest.raises(EClibLoadError, match=r"EClib not found at .*nowhere.*EClib(64)?\.dll of the EC-Lab") as info:
         load_eclib(tmp_path / "nowhere" / "EClib64.dll")
+    assert "station.yaml" not in str(info.value)
 
 
 def test_a_directory_is_searched_for_the_default_dll_name(tmp_path):

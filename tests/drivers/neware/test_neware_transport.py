@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from drivers.base import InstrumentTimeout
 from drivers.neware.address import ChannelAddress
+from drivers.neware.channel import open_client
 from drivers.neware.client import BtsClient, download_reply_cap
 from drivers.neware.codec import REPLY_FRAMING
 from drivers.neware.errors import NewareProtocolError
@@ -205,10 +206,20 @@ def test_connect_failures_back_off_on_the_injected_clock() -> None:
     listener.close()  # nothing listens there now
     clock = VirtualClock()
     link = SocketTransport("127.0.0.1", port, REPLY_FRAMING, clock=clock, backoff=Backoff(attempts=3, first_s=0.5))
-    with pytest.raises(ConnectionLost, match=r"cannot connect to 127\.0\.0\.1:\d+ after 3 attempts .* API mode"):
+    with pytest.raises(ConnectionLost, match=r"cannot connect to 127\.0\.0\.1:\d+ after 3 attempts .* the "
+                                             r"instrument's software is running"):
         link.exchange(b"<bts><cmd>x</cmd></bts>")
     # three connect attempts with 0.5 s and 1 s between them, timed by the injected clock (no wall sleep)
     assert clock.now() == pytest.approx(1.5)
+
+
+def test_the_neware_client_says_what_must_listen_there() -> None:
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    listener.close()
+    client = open_client("127.0.0.1", port, clock=VirtualClock(), backoff=Backoff(attempts=1))
+    with pytest.raises(ConnectionLost, match=r"cannot connect .*; check that the BTS Client runs in API mode"):
+        client.transport.exchange(b"<bts><cmd>x</cmd></bts>")
 
 
 class Peer:
