@@ -8,7 +8,6 @@ import itertools
 import json
 import math
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -21,6 +20,7 @@ from typer.testing import CliRunner
 
 from station.cli import app
 from station.store import Store
+from tests.processes import interrupt, popen
 
 from .fakes import assert_test_times
 
@@ -169,9 +169,9 @@ def _free_port() -> int:
 def bts(tmp_path):
     """A simulated BTS in its own process at 7200x real time, as another program would use it."""
     port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "station", "sim", "neware", "--port", str(port), "--channels",
-                             "2", "--cell", "predeposited-ncm622", "--speed", "7200"],
-                            stderr=subprocess.PIPE, text=True)
+    proc = popen([sys.executable, "-m", "station", "sim", "neware", "--port", str(port), "--channels",
+                  "2", "--cell", "predeposited-ncm622", "--speed", "7200"],
+                 stderr=subprocess.PIPE, text=True)
     proc.stderr.readline()  # "simulated BTS on ..." once it is about to serve
     cfg = tmp_path / "station.yaml"
     cfg.write_text(textwrap.dedent(f"""
@@ -185,8 +185,7 @@ def bts(tmp_path):
                        {{id: 21-1-2, voltage: [0 V, 5 V], current: 10 mA}}]
         """))
     yield cfg
-    proc.send_signal(signal.SIGINT)
-    proc.wait(timeout=10)
+    interrupt(proc)
 
 
 PROTOCOL = """

@@ -29,6 +29,7 @@ from station.cli import app
 from station.config import load_config
 from station.session import Station
 from station.store import Store
+from tests.processes import popen
 
 from .fakes import assert_test_times
 
@@ -172,8 +173,8 @@ def _cli(cfg: Path, *args: str):
 def _station_process(cfg: Path, *args: str, patch: str = "") -> subprocess.Popen:
     """`station ARGS` as a real process; ``patch`` is Python run before the CLI (to place a kill point)."""
     code = f"import os, signal, sys\n{patch}\nfrom station.cli import app\nsys.argv = ['station', *sys.argv[1:]]\napp()"
-    return subprocess.Popen([sys.executable, "-c", code, *args, "--config", str(cfg)], stderr=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True, env=ENV)
+    return popen([sys.executable, "-c", code, *args, "--config", str(cfg)], stderr=subprocess.PIPE,
+                 stdout=subprocess.PIPE, text=True, env=ENV)
 
 
 KILL_AFTER_START = """

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import signal
 import socket
 import subprocess
 import sys
@@ -12,6 +11,7 @@ from pathlib import Path
 import defusedxml.ElementTree as SafeET
 
 from simulators.neware import BtsSimulator, serve
+from tests.processes import interrupt, popen
 
 REQUEST = b'<?xml version="1.0" encoding="UTF-8" ?><bts version="1.0"><cmd>getdevinfo</cmd></bts>\n\n#\r\n'
 INQUIRE = (
@@ -76,7 +76,7 @@ def test_serve_in_a_thread_with_the_library_cells() -> None:
 
 def test_serve_as_its_own_process_until_interrupted() -> None:
     root = Path(__file__).parents[3]
-    proc = subprocess.Popen(
+    proc = popen(
         [sys.executable, "-m", "simulators.neware", "--port", "0", "--channels", "2", "--speed", "3600"],
         cwd=root,
         stdout=subprocess.PIPE,
@@ -89,5 +89,4 @@ def test_serve_as_its_own_process_until_interrupted() -> None:
         port = int(line.split(":")[1].split()[0])
         assert len(ask(port, REQUEST).findall("middle/channel")) == 2
     finally:
-        proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=20) == 0
+        assert interrupt(proc) == 0
