@@ -230,14 +230,22 @@ def test_killed_station_reattaches_with_no_gap_and_no_duplicate(tmp_path, bts):
     assert Store(tmp_path / "data").run(run_id).state == "finished"
 
 
-def _subprocess_dry_run(tmp_path: Path, protocol: str, cell: str, *sets: str) -> tuple[dict, np.ndarray]:
-    args = [sys.executable, "-m", "station", "run", protocol, "--cell", cell, "--dry-run", "--json",
-            "--data-dir", str(tmp_path)]
+def _finished_dry_run(tmp_path: Path, protocol: str, cell: str, *sets: str, subprocess_run: bool) -> tuple[
+        dict, np.ndarray]:
+    """A whole dry run, as its own process (what a user waits for) or in this one through typer's runner (the same
+    CLI code, without the interpreter start-up and imports that cost a second or two per run)."""
+    args = ["run", protocol, "--cell", cell, "--dry-run", "--json", "--data-dir", str(tmp_path)]
     for s in sets:
         args += ["--set", s]
-    result = subprocess.run(args, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr
-    doc = json.loads(result.stdout)
+    if subprocess_run:
+        result = subprocess.run([sys.executable, "-m", "station", *args], capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr
+        stdout = result.stdout
+    else:
+        invoked = runner.invoke(app, args)
+        assert invoked.exit_code == 0, invoked.output
+        stdout = invoked.stdout
+    doc = json.loads(stdout)
     rec = Store(tmp_path).records(doc["run_id"])
     assert doc["state"] == "finished" and doc["records"] == len(rec) > 0
     assert list(rec["seq"]) == list(range(1, len(rec) + 1))
@@ -245,7 +253,7 @@ def _subprocess_dry_run(tmp_path: Path, protocol: str, cell: str, *sets: str) ->
     return doc, rec
 
 
-SUBPROCESS_RUNS = {
+DRY_RUNS = {
     "P1": ("p1-li-deposition", "host-cu-li", "plate_capacity=0.2mAh/cm^2"),
     "P2": ("p2-plating-stripping-ce", "host-cu-li", "cycles=3"),
     "P3": ("p3-full-cell-cycling", "predeposited-ncm622", "cycles=3"),
@@ -256,10 +264,11 @@ SUBPROCESS_RUNS = {
 }
 
 
-@pytest.mark.parametrize("name", list(SUBPROCESS_RUNS))
-def test_dry_runs_finish_as_real_subprocesses_with_their_physics(tmp_path, name):
-    protocol, cell, *sets = SUBPROCESS_RUNS[name]
-    doc, rec = _subprocess_dry_run(tmp_path, protocol, cell, *sets)
+@pytest.mark.parametrize("name", list(DRY_RUNS))
+def test_dry_runs_finish_with_their_physics(tmp_path, name):
+    """Every library protocol end to end; P3 as a real process, as a user runs it, the others in-process."""
+    protocol, cell, *sets = DRY_RUNS[name]
+    doc, rec = _finished_dry_run(tmp_path, protocol, cell, *sets, subprocess_run=name == "P3")
     discharges = [c["discharge_ah"] for c in doc["cycles"] if c["tag"]]
     if name == "P1":  # 0.2 mAh/cm^2 plated on the 12 mm disk after the lithiation
         assert -rec[rec["step_index"] == 3]["capacity"][-1] == pytest.approx(0.2e-3 * AREA, rel=1e-3)
