@@ -360,5 +360,5 @@ def test_a_load_the_firmware_refuses_in_its_messages_is_an_error(driver, sim, cl
 
 
 def test_from_dll_reports_a_dll_that_cannot_load(tmp_path):
-    with pytest.raises(EClibLoadError, match=r"EClib not found at .*EClib64.dll; set the Biologic instrument's"):
+    with pytest.raises(EClibLoadError, match=r"EClib not found at .*EClib64.dll; give the path of the EClib64.dll"):
         BiologicChannel.from_dll(tmp_path / "EClib64.dll", BiologicConfig("USB0", 0))
