@@ -39,6 +39,7 @@ from station.config import ConfigError, load_config
 from station.export import ExportError, cycle_summary, export_run
 from station.instruments import InstrumentError
 from station.plan import format_duration
+from station.run_policy import RunState
 from station.runs import Progress, RunEnded, RunError
 from station.session import Station
 from station.store import ChannelBusy, Store, StoreError
@@ -213,7 +214,7 @@ def _supervise(station: Station, run_id: str, json_: bool) -> int:
         sys.stdout.write(json.dumps(doc, indent=2) + "\n")
     else:
         _print_summary(doc)
-    return 0 if doc["state"] == "finished" else EXIT_RUN_ENDED
+    return 0 if doc["state"] == RunState.FINISHED else EXIT_RUN_ENDED
 
 
 @app.command()
@@ -253,7 +254,7 @@ def attach(run_id: RunArg, config: ConfigOpt = None, data_dir: DataDirOpt = None
             if row.unconfirmed and not row.dry_run:
                 err.print(f"run {run_id} was never confirmed as started; asking channel {row.channel} for barcode "
                           f"{run_id}", markup=False)
-                if station.manager.reconcile(run_id, station.instruments.driver(row.channel)) == "failed":
+                if station.manager.reconcile(run_id, station.instruments.driver(row.channel)) is RunState.FAILED:
                     err.print(f"run {run_id}: never started on the instrument; marked failed (start a new run)",
                               markup=False)
                     raise typer.Exit(EXIT_RUN_ENDED)
@@ -314,7 +315,8 @@ def stop(run_id: RunArg, force: Annotated[bool, typer.Option(
 def _run_doc(row, now: float) -> dict:
     return {"run_id": row.id, "state": row.state, "channel": row.channel, "protocol": row.protocol_name,
             "cell": row.cell.get("name"), "records": row.last_seq, "dry_run": row.dry_run,
-            "created_at": row.created_at, "updated_at": row.updated_at, "message": row.message,
+            "created_at": row.created_at, "started_at": row.started_at, "updated_at": row.updated_at,
+            "message": row.message,
             "stop_pending": row.stop_requested is not None, "contact_lost_s":
                 None if row.contact_lost_at is None else max(0.0, now - row.contact_lost_at)}
 

@@ -155,11 +155,10 @@ def cycle_summary(records: np.ndarray, program: StepProgram) -> CycleSummary:
     return CycleSummary(cycles, tags, charge_ah, discharge_ah, ce, charge_wh, discharge_wh, mean_c, mean_d)
 
 
-def started_at(store: Store, run: RunRow) -> float:
-    for event in store.events(run.id):
-        if event.kind == "state" and event.message.startswith("running"):
-            return event.at
-    return run.created_at
+def started_at(run: RunRow) -> float:
+    """The unix time the instrument's test time counts from: when the station sent start (stored with the run);
+    a run that never got that far has no records, and its creation time stands in."""
+    return run.started_at if run.started_at is not None else run.created_at
 
 
 def metadata(store: Store, run: RunRow) -> dict[str, Any]:
@@ -176,7 +175,7 @@ def metadata(store: Store, run: RunRow) -> dict[str, Any]:
         "test": run.handle,
         "dry_run": run.dry_run,
         "created_at_unix": run.created_at,
-        "started_at_unix": started_at(store, run),
+        "started_at_unix": started_at(run),
         "cycle_rule": program.cycle_rule,
         "step_program": json.loads(run.program),
         "events": [{"at": e.at, "kind": e.kind, "message": e.message} for e in store.events(run.id)],
@@ -241,7 +240,7 @@ def export_run(store: Store, run_id: str, out: Path | None, fmt: str = "csv", su
                        table.mean_discharge_v]
             write_table(path, SUMMARY_COLUMNS, columns, fmt)
         else:
-            cols = derived_columns(records, program, started_at(store, run))
+            cols = derived_columns(records, program, started_at(run))
             write_table(path, [label for label, _ in BDF_COLUMNS], [cols[key] for _, key in BDF_COLUMNS], fmt)
         sidecar = path.with_name(path.name.removesuffix(suffix) + ".metadata.json")
         sidecar.write_text(json.dumps(metadata(store, run), indent=2))

@@ -1,4 +1,4 @@
-"""Runs: the persisted state machine and the supervisor that drives channels through it.
+"""Runs: the engine that drives channels through the persisted state machine of :mod:`station.run_policy`.
 
 A run goes created -> validated -> starting -> started -> running <-> paused -> finished | stopped | failed, and
 every transition is written to the store before anything else happens, so a crash at any point leaves a run that
@@ -10,16 +10,18 @@ The station believes the instrument, never itself: a stop is only *requested* un
 channel stopped; a channel that reports idle or finished under another test id, or with fewer records than are
 stored, has lost this run's test rather than finished it. The instrument runs the program on its own; the
 supervisor polls, downloads records, checks each page's record numbers and the protocol's safety limits, and
-reacts. Like bluesky's engine, it knows nothing about what a step means beyond what the driver reports.
+reacts. What it does about each status is decided by :func:`station.run_policy.decide`, a pure function; this
+module observes (status, downloads, the safety check), carries out the actions it returns, and keeps the counts
+and once-only alarms the next decision needs. Like bluesky's engine, it knows nothing about what a step means beyond
+what the driver reports.
 """
 
 from __future__ import annotations
 
 import contextlib
-import math
 import secrets
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -41,18 +43,33 @@ from protocols.estimate import estimate_program
 from protocols.loader import LoadedProtocol
 from protocols.program import StepProgram
 from station.leases import Lease, LeaseError
-from station.store import TERMINAL_STATES, RunRow, Store, StoreError, to_block
+from station.run_policy import (
+    ENDED,
+    MAX_BAD_PAGES,
+    MAX_FAILED_POLLS,
+    TERMINAL_STATES,
+    TRANSITIONS,
+    Action,
+    BadPage,
+    CatchUp,
+    ContactLost,
+    ContactRestored,
+    Event,
+    NoAnswer,
+    RequestStop,
+    RunState,
+    RunView,
+    SafeStop,
+    Seen,
+    Stop,
+    Transition,
+    decide,
+    lost_test,
+    stop_pending,
+)
+from station.store import RunRow, Store, StoreError, to_block
 
-TRANSITIONS: dict[str, tuple[str, ...]] = {
-    "created": ("validated", "failed"),
-    "validated": ("starting", "failed"),
-    "starting": ("started", "failed"),
-    "started": ("running", "finished", "stopped", "failed"),
-    "running": ("paused", "finished", "stopped", "failed"),
-    "paused": ("running", "finished", "stopped", "failed"),
-}
-#: channel states in which no current flows and the test no longer runs
-ENDED = (ChannelState.STOPPED, ChannelState.FINISHED, ChannelState.IDLE, ChannelState.PROTECTED)
+S = RunState
 INT64_MAX = 2**63 - 1
 
 
@@ -95,7 +112,7 @@ class Progress:
     """What the CLI shows while a run is supervised."""
 
     run_id: str
-    state: str
+    state: RunState
     status: ChannelStatus | None
     records: int
     tag: str | None = None
@@ -115,15 +132,18 @@ class ActiveRun:
     records: int = 0
     done: bool = False
     failures: int = 0
+    """Consecutive polls the instrument did not answer."""
     data_failures: int = 0
+    """Consecutive download pages that could not be trusted."""
     last_status: ChannelStatus | None = None
-    safety_hits: list[str] = field(default_factory=list)
-    state: str = "validated"
+    breach: str | None = None
+    """The first record that broke a safety limit; it stays the run's breach until the run ends."""
+    state: RunState = RunState.VALIDATED
     """The run's state as this process last wrote or saw it: polls read it here, not from the store."""
     handle: TestHandle | None = None
     stop_requested: str | None = None
-    ends_as: str = "stopped"
-    """The state a confirmed stop ends the run in: "failed" when the stop cleans up after a failed start."""
+    ends_as: RunState = RunState.STOPPED
+    """The state a confirmed stop ends the run in: failed when the stop cleans up after a failed start."""
     stop_alarmed: bool = False
     breach_alarmed: bool = False
     contact_lost_at: float | None = None
@@ -132,11 +152,10 @@ class ActiveRun:
 class RunManager:
     """Starts, supervises, pauses, stops and re-attaches runs on channels, one process for many channels."""
 
-    #: consecutive failed polls of one channel before the outage is raised to an alarm
-    MAX_POLL_FAILURES = 5
-    #: consecutive pages of impossible records before the channel is stopped: data nobody can check is a cell
-    #: nobody watches
-    MAX_DATA_FAILURES = 5
+    #: consecutive failed polls of one channel before the outage is raised to an alarm (the policy's)
+    MAX_POLL_FAILURES = MAX_FAILED_POLLS
+    #: consecutive pages of impossible records before the channel is stopped (the policy's)
+    MAX_DATA_FAILURES = MAX_BAD_PAGES
 
     def __init__(self, store: Store, clock: Clock, *, page: int = 1000):
         self.store = store
@@ -188,7 +207,7 @@ class RunManager:
 
     # -- state machine -----------------------------------------------------------------------------------------
 
-    def _transition(self, run_id: str, state: str, message: str = "", **kwargs: Any) -> None:
+    def _transition(self, run_id: str, state: RunState, message: str = "", **kwargs: Any) -> None:
         current = self.store.run(run_id).state
         run = self.active.get(run_id)
         if run is not None and run.state != current and (current == state or current in TERMINAL_STATES):
@@ -231,9 +250,9 @@ class RunManager:
             estimate = estimate_program(program, cell)
         except Exception as exc:  # whatever failed, nothing was sent: the run ends here and frees the channel
             why = str(exc) if isinstance(exc, DriverError | RunError) else f"{type(exc).__name__}: {exc}"
-            self._transition(run_id, "failed", f"the channel cannot run this program: {why}")
+            self._transition(run_id, S.FAILED, f"the channel cannot run this program: {why}")
             raise RunError(f"channel {channel} cannot run this program: {why}") from None
-        self._transition(run_id, "validated", f"checked against channel {channel}")
+        self._transition(run_id, S.VALIDATED, f"checked against channel {channel}")
         self.active[run_id] = ActiveRun(run_id, driver, program, 0, estimate.total_s if estimate.complete else None)
         return run_id
 
@@ -241,11 +260,11 @@ class RunManager:
         """Write the intent, send start, store the handle. A refusal leaves the channel untouched; any other
         failure is settled by asking the instrument whether our barcode runs (never by stopping blindly)."""
         run = self.active[run_id]
-        self._transition(run_id, "starting", f"sending start to {run.driver.channel} with barcode {run_id}")
+        self._transition(run_id, S.STARTING, f"sending start to {run.driver.channel} with barcode {run_id}")
         try:
             handle = run.driver.start(run.program, barcode=run_id)
         except Refused as exc:  # nothing reached the channel; it may be running someone else's test
-            self._transition(run_id, "failed", f"start refused: {exc}")
+            self._transition(run_id, S.FAILED, f"start refused: {exc}")
             raise RunError(f"run {run_id} could not start: {exc}", instrument=exc.unreachable) from None
         except Exception as exc:
             why = str(exc) if isinstance(exc, DriverError) else f"{type(exc).__name__}: {exc}"
@@ -259,12 +278,12 @@ class RunManager:
 
     def _record_started(self, run: ActiveRun, handle: TestHandle, message: str) -> None:
         run.handle = handle
-        self._transition(run.run_id, "started", message, handle=handle_doc(handle))
+        self._transition(run.run_id, S.STARTED, message, handle=handle_doc(handle))
         polled = handle.extra.get("polled_limits")
         if polled:
             self._event(run.run_id, "info", f"safety limits the instrument cannot enforce itself, checked on every "
                         f"downloaded record instead: {polled}")
-        self._transition(run.run_id, "running")
+        self._transition(run.run_id, S.RUNNING)
 
     def _start_failed(self, run: ActiveRun, why: str) -> bool:
         """Start failed after something may have reached the instrument: find out before deciding anything.
@@ -278,51 +297,52 @@ class RunManager:
             run.done = True
             return False
         if handle is None:
-            self._transition(run.run_id, "failed", f"start failed: {why}; the instrument did not start the test")
+            self._transition(run.run_id, S.FAILED, f"start failed: {why}; the instrument did not start the test")
             return True
         run.handle = handle
-        self._transition(run.run_id, "started", f"test {handle.test_id} started although start failed ({why})",
+        self._transition(run.run_id, S.STARTED, f"test {handle.test_id} started although start failed ({why})",
                          handle=handle_doc(handle))
-        run.ends_as = "failed"
+        run.ends_as = S.FAILED
         run.stop_requested = f"start failed: {why}; the instrument had started the test, so it was stopped"
         self.store.request_stop(run.run_id, run.stop_requested, self.clock.unix())
         try:
             run.driver.attach(handle)
         except DriverError as exc:
-            self._stop_unconfirmed(run, f"could not attach to channel {run.driver.channel} to stop it ({exc})")
+            self._carry_out(run, stop_pending(self._view(run), f"could not attach to channel {run.driver.channel} "
+                                                                f"to stop it ({exc})"))
             return True
         self._try_stop(run)
         return True
 
-    def reconcile(self, run_id: str, driver: ChannelDriver) -> str:
+    def reconcile(self, run_id: str, driver: ChannelDriver) -> RunState:
         """Settle a run whose start was intended but never confirmed, by the instrument's word; returns the
         run's state afterwards. Needs the run's lease, so a run another process is starting is left alone."""
         row = self.store.run(run_id)
         if not row.unconfirmed:
             return row.state
         self._lease(run_id)
-        if row.state == "created":
-            self._transition(run_id, "failed", "the station stopped before it checked this run against the channel; "
+        if row.state is S.CREATED:
+            self._transition(run_id, S.FAILED, "the station stopped before it checked this run against the channel; "
                              "nothing was sent to the instrument")
-            return "failed"
+            return S.FAILED
         program = StepProgram.from_json(row.program)
         try:
             handle = driver.find_test(program, row.id)
         except DriverError:
             self._release(run_id)
             raise
-        if row.state == "validated":
-            self._transition(run_id, "starting", "reconciling with the instrument")
+        if row.state is S.VALIDATED:
+            self._transition(run_id, S.STARTING, "reconciling with the instrument")
         if handle is None:
-            self._transition(run_id, "failed", f"never started: channel {row.channel} holds no test with barcode "
+            self._transition(run_id, S.FAILED, f"never started: channel {row.channel} holds no test with barcode "
                              f"{row.id}; start a new run")
-            return "failed"
+            return S.FAILED
         self._event(run_id, "operator", f"reconciled: the instrument runs test {handle.test_id} with barcode "
                     f"{row.id}; adopting it")
-        self._transition(run_id, "started", f"adopted test {handle.test_id} on {handle.channel}",
+        self._transition(run_id, S.STARTED, f"adopted test {handle.test_id} on {handle.channel}",
                          handle=handle_doc(handle))
         self._release(run_id)
-        return "started"
+        return S.STARTED
 
     def attach(self, run_id: str, driver: ChannelDriver, *, supervise: bool = True) -> None:
         """Resume supervising a run whose program kept running on the instrument (after a crash or a detach).
@@ -333,7 +353,7 @@ class RunManager:
         if not row.active:
             raise RunError(f"run {run_id} is {row.state}; only an active run can be attached")
         if row.unconfirmed:
-            if self.reconcile(run_id, driver) == "failed":
+            if self.reconcile(run_id, driver) is S.FAILED:
                 raise RunEnded(f"run {run_id} never started on the instrument (checked by its barcode); it is "
                                f"marked failed, start a new run")
             row = self.store.run(run_id)
@@ -346,7 +366,7 @@ class RunManager:
         except TestGone as exc:  # the instrument was reset or the channel reused: the run did not finish
             self._event(run_id, "alarm", f"{exc}; every record stored so far ({row.last_seq}) is kept; check the "
                         "instrument (was it reset, or the channel reused?)")
-            self._transition(run_id, "failed", str(exc))
+            self._transition(run_id, S.FAILED, str(exc))
             raise RunEnded(f"run {run_id}: {exc}; marked failed, every stored record is kept") from None
         except DriverError:
             if supervise:
@@ -361,8 +381,8 @@ class RunManager:
                                         stop_requested=row.stop_requested, contact_lost_at=row.contact_lost_at)
         if supervise:
             self._event(run_id, "operator", f"attached; catching up from record {row.last_seq + 1}")
-        if row.state == "started":
-            self._transition(run_id, "running")
+        if row.state is S.STARTED:
+            self._transition(run_id, S.RUNNING)
 
     # -- supervision ---------------------------------------------------------------------------------------------
 
@@ -395,107 +415,78 @@ class RunManager:
         return [self.progress(run_id) for run_id in run_ids]
 
     def _poll_failed(self, run: ActiveRun, exc: DriverError) -> None:
-        """One event when an outage starts, one alarm when it lasts, one when it ends: not one per poll."""
         run.failures += 1
-        now = self.clock.unix()
-        if run.failures == 1:
-            run.contact_lost_at = now
-            self.store.set_contact(run.run_id, now)
-            self._event(run.run_id, "warning", f"lost contact with the instrument: {exc}; the program keeps running "
-                        "on it; retrying every poll")
-        if run.failures == self.MAX_POLL_FAILURES:
-            self._event(run.run_id, "alarm", f"no contact with the instrument for {run.failures} polls: {exc}; "
-                        "the program keeps running on it unwatched; check the instrument and its link")
-
-    def _contact_ok(self, run: ActiveRun) -> None:
-        if run.contact_lost_at is not None:
-            outage = self.clock.unix() - run.contact_lost_at
-            self.store.set_contact(run.run_id, None)
-            self._event(run.run_id, "info", f"contact restored after {max(run.failures, 1)} failed polls "
-                        f"({outage:.0f} s)")
-        run.failures = 0
-        run.contact_lost_at = None
+        self._decide(run, NoAnswer(str(exc)))
 
     def _after_status(self, run: ActiveRun, status: ChannelStatus) -> None:
-        gone = self._test_gone(run, status)
-        if gone:
-            self._lost_test(run, gone)
-            return
-        try:  # everything the status reports, up to the end of a finished or stopped program, is stored first
-            if status.last_seq is None or status.last_seq > run.last_seq:
-                self._download(run, status)
-            self._contact_ok(run)
+        """Observe (download and check what the status announces), then carry out what the policy decides."""
+        view = self._view(run)  # as of the status: records downloaded after it are newer than what it counted
+        if lost_test(view, status) is None:  # never download another test's records under this run
+            try:  # everything the status reports, up to the end of a finished or stopped program, is stored first
+                if status.last_seq is None or status.last_seq > run.last_seq:
+                    self._download(run, status)
+            except InstrumentDataError as exc:
+                run.data_failures += 1
+                self._decide(run, BadPage(str(exc)))
+                return
+            except DriverError as exc:
+                self._poll_failed(run, exc)
+                return
             run.data_failures = 0
-        except InstrumentDataError as exc:
-            self._contact_ok(run)
-            self._data_failed(run, exc)
-            return
-        except DriverError as exc:
-            self._poll_failed(run, exc)
-            return
-        run.last_status = status
-        for kind, message in self.cell_events(run.driver):
-            self._event(run.run_id, "warning", f"simulated cell: {kind}: {message}", test_time=status.test_time)
-        if not run.safety_hits and status.state in (ChannelState.RUNNING, ChannelState.PAUSED):
-            reading = _invalid_reading(status)
-            if reading:
-                run.safety_hits.append(reading)
-        if run.done:
-            return  # a full disk paused it while downloading
-        if run.safety_hits:
-            self._breach(run, run.safety_hits[0])
-        elif run.stop_requested is not None:
-            self._settle_stop(run, status)
-        elif status.state in (ChannelState.FINISHED, ChannelState.IDLE):
-            self._transition(run.run_id, "finished", status.message or "program completed",
-                             test_time=status.test_time)
-        elif status.state is ChannelState.PROTECTED:
-            self._event(run.run_id, "alarm", f"the instrument tripped its protection: {status.message}",
-                        test_time=status.test_time)
-            self._safe_stop(run, "protection")
-            self._transition(run.run_id, "stopped", f"instrument protection: {status.message}",
-                             test_time=status.test_time)
-        elif status.state is ChannelState.STOPPED:
-            self._transition(run.run_id, "stopped", status.message or "stopped at the instrument",
-                             test_time=status.test_time)
-        elif status.state is ChannelState.ERROR:
-            self._safe_stop(run, "instrument error")
-            self._transition(run.run_id, "failed", f"instrument error: {status.message}")
-        elif status.state is ChannelState.PAUSED and run.state == "running":
-            self._transition(run.run_id, "paused", "paused at the instrument")
-        elif status.state is ChannelState.RUNNING and run.state == "paused":
-            self._transition(run.run_id, "running", "continued at the instrument")
+            run.last_status = status
+            for kind, message in self.cell_events(run.driver):
+                self._event(run.run_id, "warning", f"simulated cell: {kind}: {message}", test_time=status.test_time)
+            if run.done:
+                return  # a full disk paused it while downloading
+        self._carry_out(run, decide(view, status, run.breach))
 
-    @staticmethod
-    def _test_gone(run: ActiveRun, status: ChannelStatus) -> str | None:
-        """Why the channel no longer holds this run's test, or ``None``: another test id, or fewer records than
-        already stored. Either way the run did not finish, whatever the channel's state says."""
-        ours = run.handle.test_id if run.handle is not None else None
-        if ours and status.test_id is not None and status.test_id != ours:
-            now = "no test" if status.test_id in ("", "0") else f"test {status.test_id}"
-            return f"the instrument no longer holds test {ours}: channel {run.driver.channel} now holds {now}"
-        if status.last_seq is not None and status.last_seq < run.last_seq:
-            return (f"the instrument no longer holds test {ours or run.run_id}: it reports {status.last_seq} "
-                    f"records, {run.last_seq} are already stored")
-        return None
+    # -- carrying out the policy ------------------------------------------------------------------------------------
 
-    def _lost_test(self, run: ActiveRun, why: str) -> None:
-        """Not ours to stop (it may be someone else's test now); keep every stored record and say so loudly."""
-        self._contact_ok(run)
-        self._event(run.run_id, "alarm", f"{why}; every record stored so far ({run.last_seq}) is kept; check the "
-                    "instrument (was it reset, or the channel reused?)")
-        self._transition(run.run_id, "failed", why)
+    def _view(self, run: ActiveRun, *, stop_sent: bool = False) -> RunView:
+        return RunView(
+            run_id=run.run_id, channel=run.driver.channel, state=run.state,
+            test_id=run.handle.test_id if run.handle is not None else None, stored_seq=run.last_seq,
+            stop_requested=run.stop_requested, ends_as=run.ends_as, stop_sent=stop_sent,
+            breach_alarmed=run.breach_alarmed, stop_alarmed=run.stop_alarmed, failed_polls=run.failures,
+            outage_s=None if run.contact_lost_at is None else self.clock.unix() - run.contact_lost_at,
+            bad_pages=run.data_failures)
 
-    def _data_failed(self, run: ActiveRun, exc: DriverError) -> None:
-        run.data_failures += 1
-        if run.data_failures == 1:
-            self._event(run.run_id, "warning", f"instrument error: {exc}; nothing of that page was stored; "
-                        "retrying")
-        if run.data_failures >= self.MAX_DATA_FAILURES:
-            message = f"instrument error: {run.data_failures} pages in a row could not be trusted ({exc})"
-            self._event(run.run_id, "alarm", f"{message}; stopping the channel, since its data cannot be checked")
-            self._safe_stop(run, "untrustworthy data")
-            self._transition(run.run_id, "failed", message)
+    def _decide(self, run: ActiveRun, seen: Seen, *, stop_sent: bool = False) -> None:
+        self._carry_out(run, decide(self._view(run, stop_sent=stop_sent), seen, run.breach))
+
+    def _carry_out(self, run: ActiveRun, actions: list[Action]) -> None:
+        for action in actions:
+            match action:
+                case Transition(state, message, test_time):
+                    self._transition(run.run_id, state, message, test_time=test_time)
+                case Event(kind, message, test_time, latch):
+                    self._event(run.run_id, kind, message, test_time=test_time)
+                    if latch == "breach":
+                        run.breach_alarmed = True
+                    elif latch == "stop":
+                        run.stop_alarmed = True
+                case RequestStop(why, replace):
+                    run.stop_requested = why if replace else (run.stop_requested or why)
+                    self.store.request_stop(run.run_id, why, self.clock.unix())
+                case Stop():
+                    self._try_stop(run)
+                case SafeStop(why):
+                    self._safe_stop(run, why)
+                case CatchUp():
+                    with contextlib.suppress(DriverError):
+                        self._download(run)
+                case ContactLost():
+                    run.contact_lost_at = self.clock.unix()
+                    self.store.set_contact(run.run_id, run.contact_lost_at)
+                case ContactRestored():
+                    if run.contact_lost_at is not None:
+                        self.store.set_contact(run.run_id, None)
+                    run.failures = 0
+                    run.contact_lost_at = None
+                case _:
+                    raise AssertionError(f"unknown action {action!r}")
+
+    # -- downloads -----------------------------------------------------------------------------------------------
 
     def _download(self, run: ActiveRun, status: ChannelStatus | None = None) -> None:
         final = status.last_seq if status is not None and status.state in ENDED else None
@@ -514,8 +505,8 @@ class RunManager:
                                  + ("" if recorded else " (the store could not record the pause: `station attach "
                                     f"{run.run_id}` records it once there is space)")) from None
             run.records += len(block)
-            if breach and not run.safety_hits:
-                run.safety_hits.append(breach)
+            if breach and run.breach is None:
+                run.breach = breach
             if len(records) < self.page:
                 return
 
@@ -563,14 +554,6 @@ class RunManager:
                 return f"record {int(block['seq'][k])}: " + text.format(*values(k))
         return None
 
-    def _breach(self, run: ActiveRun, message: str) -> None:
-        if not run.breach_alarmed:
-            self._event(run.run_id, "alarm", f"safety limit broken, stopping the channel: {message}")
-            run.breach_alarmed = True
-            run.stop_requested = f"safety: {message}"  # the reason the run ends with, whoever asked first
-            self.store.request_stop(run.run_id, run.stop_requested, self.clock.unix())
-        self._try_stop(run)
-
     # -- stopping ---------------------------------------------------------------------------------------------
 
     def _try_stop(self, run: ActiveRun) -> bool:
@@ -582,31 +565,10 @@ class RunManager:
             run.driver.stop()
             status = run.driver.status()
         except DriverError as exc:
-            self._stop_unconfirmed(run, f"could not reach channel {run.driver.channel} to stop it ({exc})")
+            self._decide(run, NoAnswer(str(exc)), stop_sent=True)
             return False
-        return self._settle_stop(run, status, sent=True)
-
-    def _settle_stop(self, run: ActiveRun, status: ChannelStatus, *, sent: bool = False) -> bool:
-        if status.state not in ENDED:
-            if not sent:
-                return self._try_stop(run)
-            self._stop_unconfirmed(run, f"channel {run.driver.channel} still reports '{status.state}' after stop")
-            return False
-        self._download_quietly(run)
-        why = run.stop_requested or "stopped"
-        self._event(run.run_id, "safe-state", f"channel stopped ({why}); no current flows")
-        self._transition(run.run_id, run.ends_as, why, test_time=status.test_time)
-        return True
-
-    def _stop_unconfirmed(self, run: ActiveRun, what: str) -> None:
-        if not run.stop_alarmed:  # once, not once per poll
-            run.stop_alarmed = True
-            self._event(run.run_id, "alarm", f"{what}: the cell may still be running; the stop stays pending and "
-                        "is sent again whenever the station reaches the instrument")
-
-    def _download_quietly(self, run: ActiveRun) -> None:
-        with contextlib.suppress(DriverError):
-            self._download(run)
+        self._decide(run, status, stop_sent=True)
+        return run.state in TERMINAL_STATES
 
     def _safe_stop(self, run: ActiveRun, why: str) -> None:
         """Stop for a reason the run ends with anyway (protection, an instrument error); an alarm if unconfirmed."""
@@ -629,11 +591,11 @@ class RunManager:
             with contextlib.suppress(DriverError):
                 run.driver.stop()
         message = f"storage failed: {why}"
-        run.state = "paused"
+        run.state = S.PAUSED
         run.done = True
         for attempt in range(2):
             try:
-                self.store.set_state(run.run_id, "paused", self.clock.unix(), message)
+                self.store.set_state(run.run_id, S.PAUSED, self.clock.unix(), message)
                 return True
             except StoreError:
                 if attempt == 0 and not self.store.release_reserve():
@@ -677,13 +639,13 @@ class RunManager:
         run = self.active[run_id]
         run.driver.pause()
         self._event(run_id, "operator", "pause")
-        self._transition(run_id, "paused", "paused by the operator")
+        self._transition(run_id, S.PAUSED, "paused by the operator")
 
     def resume(self, run_id: str) -> None:
         run = self.active[run_id]
         run.driver.resume()
         self._event(run_id, "operator", "continue")
-        self._transition(run_id, "running", "continued by the operator")
+        self._transition(run_id, S.RUNNING, "continued by the operator")
 
     def stop(self, run_id: str, why: str = "stopped by the operator") -> bool:
         """Request a stop and try it now; True once the instrument confirmed it (the run is then stopped)."""
@@ -721,11 +683,5 @@ class RunManager:
                     raise RunError(f"the instrument still runs test {handle.test_id} of run {run_id} ({state}); "
                                    f"`station stop {run_id}` stops it")
         self._event(run_id, "operator", f"abandoned by the operator (stop --force): {why}")
-        self._transition(run_id, "failed", f"abandoned by the operator: {why}")
+        self._transition(run_id, S.FAILED, f"abandoned by the operator: {why}")
 
-
-def _invalid_reading(status: ChannelStatus) -> str | None:
-    for name, value in (("voltage", status.voltage), ("current", status.current)):
-        if value is not None and not math.isfinite(value):
-            return f"live {name} {value} is not a number: the channel cannot measure its cell"
-    return None

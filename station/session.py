@@ -18,6 +18,7 @@ from protocols.loader import LoadedProtocol
 from protocols.program import StepProgram
 from station.config import ConfigError, StationConfig
 from station.instruments import InstrumentError, Instruments
+from station.run_policy import RunState
 from station.runs import RunEnded, RunError, RunManager
 from station.store import RunRow, Store
 
@@ -94,8 +95,8 @@ class Station:
     def _end_orphaned_dry_run(self, row: RunRow) -> None:
         """A dry run nobody supervises cannot be running: its simulated instrument lived in the dead process."""
         self.store.add_event(row.id, "warning", "the dry run's process ended without finishing it", self.clock.unix())
-        self.store.set_state(row.id, "failed", self.clock.unix(), "dry run interrupted: its simulated instrument "
-                             "ended with its process")
+        self.store.set_state(row.id, RunState.FAILED, self.clock.unix(), "dry run interrupted: its simulated "
+                             "instrument ended with its process")
 
     def attach(self, run_id: str, *, supervise: bool = True) -> None:
         run = self.store.run(run_id)
@@ -124,7 +125,7 @@ class Station:
                 if row.unconfirmed:
                     state = self.manager.reconcile(row.id, driver)
                     notes.append(f"run {row.id}: " + ("never started on the instrument; marked failed" if
-                                                      state == "failed" else "the instrument runs it; adopted"))
+                                                      state is RunState.FAILED else "the instrument runs it; adopted"))
                 row = self.store.run(row.id)
                 if row.active and row.stop_requested:
                     self.manager.attach(row.id, driver, supervise=False)
@@ -152,7 +153,8 @@ class Station:
         why = "stopped by the operator"
         self.store.request_stop(row.id, why, self.clock.unix())  # durable first: any supervisor carries it out
         try:
-            if row.unconfirmed and self.manager.reconcile(row.id, self.instruments.driver(row.channel)) == "failed":
+            if (row.unconfirmed and self.manager.reconcile(row.id, self.instruments.driver(row.channel))
+                    is RunState.FAILED):
                 return True, f"run {row.id}: never started on the instrument; marked failed, nothing to stop"
             self.attach(row.id, supervise=False)
             confirmed = self.manager.stop(row.id, why)

@@ -21,8 +21,9 @@ from typing import Any, ParamSpec, TypeVar
 import numpy as np
 
 from drivers.base import Record
+from station.run_policy import TERMINAL_STATES, UNCONFIRMED_STATES, RunState
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 DB_NAME = "station.sqlite"
 RESERVE_NAME = "station.sqlite.reserve"
 #: Ballast kept beside the database. When the disk fills up, deleting it frees room for the few pages that record
@@ -84,12 +85,26 @@ _MIGRATIONS: dict[int, str] = {
     ALTER TABLE runs ADD COLUMN stop_requested TEXT;
     ALTER TABLE runs ADD COLUMN contact_lost_at REAL;
     """,
+    # started_at: when the station sent start to the instrument (written with the "starting" intent), the time
+    # the instrument's test time counts from, for the unix time of exported records. Runs stored before it get
+    # the time of their first "starting" state event, or for runs older than that state, of their first "running".
+    3: """
+    ALTER TABLE runs ADD COLUMN started_at REAL;
+    UPDATE runs SET started_at = COALESCE(
+        (SELECT e.at FROM events e WHERE e.run_id = runs.id AND e.kind = 'state'
+            AND (e.message = 'starting' OR e.message LIKE 'starting: %') ORDER BY e.id LIMIT 1),
+        (SELECT e.at FROM events e WHERE e.run_id = runs.id AND e.kind = 'state'
+            AND (e.message = 'running' OR e.message LIKE 'running: %') ORDER BY e.id LIMIT 1));
+    """,
 }
 
-TERMINAL_STATES = ("finished", "stopped", "failed")
-#: States without a stored test handle: if no process looks after such a run, only the instrument can say whether
-#: it started ("created" never got as far as sending anything, but still claims its channel until settled).
-UNCONFIRMED_STATES = ("created", "validated", "starting")
+#: The columns of a run row, named rather than ``SELECT *``: a process opened before a later schema added a
+#: column keeps reading the rows it knows.
+RUN_COLUMNS = ("id", "created_at", "updated_at", "state", "channel", "instrument", "protocol_name", "protocol_file",
+               "protocol_source", "parameters", "program", "cell", "handle", "dry_run", "last_seq", "message",
+               "stop_requested", "contact_lost_at", "started_at")
+_SELECT_RUNS = f"SELECT {', '.join(RUN_COLUMNS)} FROM runs"
+_ACTIVE = f"state NOT IN ({', '.join(repr(s.value) for s in TERMINAL_STATES)})"
 
 
 class StoreError(Exception):
@@ -101,7 +116,7 @@ class RunRow:
     id: str
     created_at: float
     updated_at: float
-    state: str
+    state: RunState
     channel: str
     instrument: dict[str, Any]
     protocol_name: str
@@ -116,6 +131,8 @@ class RunRow:
     message: str
     stop_requested: str | None = None
     contact_lost_at: float | None = None
+    started_at: float | None = None
+    """When the station sent start to the instrument; ``None`` for a run that never got that far."""
 
     @property
     def active(self) -> bool:
@@ -286,7 +303,6 @@ class Store:
                         self.db.execute(statement)
                 self.db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)",
                                 (str(target),))
-        self._columns = [d[0] for d in self.db.execute("SELECT * FROM runs LIMIT 0").description]
 
     @property
     @_guarded
@@ -330,31 +346,34 @@ class Store:
                    cell: dict[str, Any], dry_run: bool) -> None:
         """Insert a run in state ``created``, refusing when the channel already has an active run."""
         with self.transaction() as db:
-            busy = db.execute(
-                f"SELECT id, state FROM runs WHERE channel=? AND state NOT IN {TERMINAL_STATES!r}", (channel,)
-            ).fetchone()
+            busy = db.execute(f"SELECT id, state FROM runs WHERE channel=? AND {_ACTIVE}", (channel,)).fetchone()
             if busy:
                 raise ChannelBusy(channel, busy[0], busy[1])
             db.execute(
                 "INSERT INTO runs(id, created_at, updated_at, state, channel, instrument, protocol_name, "
                 "protocol_file, protocol_source, parameters, program, cell, dry_run) "
                 "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (run_id, at, at, "created", channel, json.dumps(instrument), protocol_name, protocol_file,
+                (run_id, at, at, RunState.CREATED.value, channel, json.dumps(instrument), protocol_name, protocol_file,
                  protocol_source, json.dumps(parameters), program, json.dumps(cell), int(dry_run)))
             db.execute("INSERT INTO events(run_id, at, kind, message) VALUES (?,?,?,?)",
-                       (run_id, at, "state", "created"))
+                       (run_id, at, "state", RunState.CREATED.value))
 
     @_guarded
-    def set_state(self, run_id: str, state: str, at: float, message: str = "", *, test_time: float | None = None,
-                  handle: dict[str, Any] | None = None) -> None:
+    def set_state(self, run_id: str, state: RunState | str, at: float, message: str = "", *,
+                  test_time: float | None = None, handle: dict[str, Any] | None = None) -> None:
+        """Write a state with its event; entering ``starting`` stores the start time (the first attempt's)."""
+        state = RunState(state)
         with self.transaction() as db:
             if handle is not None:
                 db.execute("UPDATE runs SET handle=? WHERE id=?", (json.dumps(handle), run_id))
-            db.execute("UPDATE runs SET state=?, updated_at=?, message=? WHERE id=?", (state, at, message, run_id))
+            db.execute("UPDATE runs SET state=?, updated_at=?, message=? WHERE id=?",
+                       (state.value, at, message, run_id))
+            if state is RunState.STARTING:
+                db.execute("UPDATE runs SET started_at=COALESCE(started_at, ?) WHERE id=?", (at, run_id))
             if state in TERMINAL_STATES:
                 db.execute("UPDATE runs SET stop_requested=NULL, contact_lost_at=NULL WHERE id=?", (run_id,))
             db.execute("INSERT INTO events(run_id, at, test_time, kind, message) VALUES (?,?,?,?,?)",
-                       (run_id, at, test_time, "state", f"{state}: {message}" if message else state))
+                       (run_id, at, test_time, "state", f"{state}: {message}" if message else state.value))
 
     @_guarded
     def add_event(self, run_id: str, kind: str, message: str, at: float, *, test_time: float | None = None,
@@ -393,9 +412,9 @@ class Store:
 
     @_guarded
     def run(self, run_id: str) -> RunRow:
-        row = self.db.execute("SELECT * FROM runs WHERE id=?", (run_id,)).fetchone()
+        row = self.db.execute(f"{_SELECT_RUNS} WHERE id=?", (run_id,)).fetchone()
         if row is None:
-            row = self.db.execute("SELECT * FROM runs WHERE id LIKE ? ORDER BY created_at DESC",
+            row = self.db.execute(f"{_SELECT_RUNS} WHERE id LIKE ? ORDER BY created_at DESC",
                                   (f"{run_id}%",)).fetchall()
             if len(row) != 1:
                 raise StoreError(f"no run '{run_id}' in {self.path}" if not row else
@@ -405,13 +424,13 @@ class Store:
 
     @_guarded
     def runs(self, *, active_only: bool = False) -> list[RunRow]:
-        sql = "SELECT * FROM runs"
+        sql = _SELECT_RUNS
         if active_only:
-            sql += f" WHERE state NOT IN {TERMINAL_STATES!r}"
+            sql += f" WHERE {_ACTIVE}"
         return [self._run_row(r) for r in self.db.execute(sql + " ORDER BY created_at, id").fetchall()]
 
     def _run_row(self, row: Sequence[Any]) -> RunRow:
-        data = dict(zip(self._columns, row, strict=True))
+        data = dict(zip(RUN_COLUMNS, row, strict=True))
         try:
             return self._decode_run(data)
         except (ValueError, TypeError, KeyError) as exc:  # json or type damage inside a row
@@ -420,13 +439,14 @@ class Store:
     @staticmethod
     def _decode_run(data: dict[str, Any]) -> RunRow:
         return RunRow(
-            id=data["id"], created_at=data["created_at"], updated_at=data["updated_at"], state=data["state"],
+            id=data["id"], created_at=data["created_at"], updated_at=data["updated_at"],
+            state=RunState(data["state"]),
             channel=data["channel"], instrument=json.loads(data["instrument"]), protocol_name=data["protocol_name"],
             protocol_file=data["protocol_file"], protocol_source=data["protocol_source"],
             parameters=json.loads(data["parameters"]), program=data["program"], cell=json.loads(data["cell"]),
             handle=json.loads(data["handle"]) if data["handle"] else None, dry_run=bool(data["dry_run"]),
             last_seq=int(data["last_seq"]), message=data["message"], stop_requested=data["stop_requested"],
-            contact_lost_at=data["contact_lost_at"])
+            contact_lost_at=data["contact_lost_at"], started_at=data["started_at"])
 
     @_guarded
     def events(self, run_id: str) -> list[EventRow]:

@@ -128,3 +128,15 @@ def test_exports_and_summaries_are_right_with_test_times_repeated_at_step_bounda
     assert list(summary.cycle) == [1, 2]
     assert summary.charge_ah == pytest.approx([1e-3, 1e-3]) and summary.discharge_ah == pytest.approx([0.9e-3] * 2)
     assert summary.ce == pytest.approx([0.9, 0.9])
+
+
+def test_unix_time_counts_from_the_stored_start_not_from_event_messages(finished_run, tmp_path):
+    store, run_id = finished_run
+    run = store.run(run_id)
+    starting = [e.at for e in store.events(run_id) if e.kind == "state" and e.message.startswith("starting")]
+    assert run.started_at is not None and run.started_at == starting[0]
+    store.db.execute("UPDATE events SET message='reworded' WHERE run_id=?", (run_id,))  # no message to match
+    path, sidecar = export_run(store, run_id, tmp_path / "out.csv")
+    rows = list(csv.DictReader(path.open()))
+    assert float(rows[5]["Unix Time / s"]) == pytest.approx(run.started_at + float(rows[5]["Test Time / s"]))
+    assert json.loads(sidecar.read_text())["started_at_unix"] == run.started_at
