@@ -42,6 +42,7 @@ from protocols.clock import Clock
 from protocols.estimate import estimate_program
 from protocols.loader import LoadedProtocol
 from protocols.program import StepProgram
+from protocols.safety import first_breach
 from station.leases import Lease, LeaseError
 from station.run_policy import (
     ENDED,
@@ -526,33 +527,9 @@ class RunManager:
 
     @staticmethod
     def _check_safety(program: StepProgram, block: np.ndarray) -> str | None:
-        """The first record that breaks a limit. A reading that is not a number (NaN, inf) breaks every limit:
-        a channel that cannot measure its cell cannot be kept safe."""
-        s = program.safety
-        v, i, t = block["voltage"], block["current"], block["test_time"]
-        q, ts = block["capacity"], block["step_time"]
-        checks = [
-            (True, ~(np.isfinite(v) & np.isfinite(i) & np.isfinite(t) & np.isfinite(q) & np.isfinite(ts)),
-             "the instrument reported an invalid reading (V {}, I {}, t {}, Q {}); {}",
-             lambda k: (v[k], i[k], t[k], q[k], "treated as a safety breach")),
-            (s.voltage_max, v > (s.voltage_max or 0) + 1e-9, "voltage {:.4f} V above the safety limit {} V",
-             lambda k: (v[k], s.voltage_max)),
-            (s.voltage_min, v < (s.voltage_min or 0) - 1e-9, "voltage {:.4f} V below the safety limit {} V",
-             lambda k: (v[k], s.voltage_min)),
-            (s.current_max, np.abs(i) > (s.current_max or 0) * (1 + 1e-6) + 1e-12,
-             "current {:.6g} A above the safety limit {} A", lambda k: (i[k], s.current_max)),
-            (s.capacity_max, np.abs(q) > (s.capacity_max or 0) * (1 + 1e-6) + 1e-12,
-             "step capacity {:.6g} Ah above the safety limit {} Ah", lambda k: (abs(q[k]), s.capacity_max)),
-            (s.step_duration_max, ts > (s.step_duration_max or 0), "step time {:.0f} s beyond the step limit {} s",
-             lambda k: (ts[k], s.step_duration_max)),
-            (s.run_duration_max, t > (s.run_duration_max or 0), "test time {:.0f} s beyond the run limit {} s",
-             lambda k: (t[k], s.run_duration_max)),
-        ]
-        for limit, mask, text, values in checks:
-            if limit is not None and limit is not False and mask.any():
-                k = int(np.argmax(mask))
-                return f"record {int(block['seq'][k])}: " + text.format(*values(k))
-        return None
+        """The program's safety rule (:func:`protocols.safety.first_breach`) on a block, named by record number."""
+        breach = first_breach(block, program.safety)
+        return None if breach is None else f"record {int(block['seq'][breach.index])}: {breach.message}"
 
     # -- stopping ---------------------------------------------------------------------------------------------
 

@@ -9,8 +9,9 @@ It also finds safety breaches, two ways. Where a step's technique carries safety
 (:func:`drivers.biologic.limits.plan_safety`, derived from the program alone, so a re-attached builder knows them
 too), a record that breaks one is the point at which the instrument stopped the channel; it is compared exactly
 as the instrument compares, single against single, so a stop right at the limit is recognised and not mistaken
-for a finished run. Every record is also checked against the program's limits with a small tolerance: the
-fallback for what only polling watches (OCV, EIS and CV steps, limits a step had no room for).
+for a finished run. Every point is also checked with the station's own safety rule
+(:func:`protocols.safety.first_breach`): the fallback for what only polling watches (OCV, EIS and CV steps, limits
+a step had no room for).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from drivers.biologic.decode import DataChunk
 from drivers.biologic.limits import LimitTest, plan_safety
 from drivers.nominal_path import NominalPath
 from protocols.program import SafetyLimits, StepProgram
+from protocols.safety import first_breach
 
 
 @dataclass
@@ -84,7 +86,6 @@ class RecordBuilder:
         step_index = self.step_map[chunk.technique_index]
         eis = chunk.frequency is not None
         tests = () if eis else self.instrument_tests.get(step_index, ())
-        broken = ""
         for n in range(len(chunk)):
             t, v, i = float(chunk.t[n]), float(chunk.voltage[n]), float(chunk.current[n])
             if occ.last is None and occ.from_start and not eis:
@@ -104,8 +105,19 @@ class RecordBuilder:
                     z_imag=float(chunk.z_imag[n]) if eis else None,  # type: ignore[index]
                 )
             )  # fmt: skip
-            broken = broken or instrument_stop(tests, v, i) or safety_problem(self.safety, v, i)
-        return broken
+        return self._first_broken(chunk, tests)
+
+    def _first_broken(self, chunk: DataChunk, tests: tuple[LimitTest, ...]) -> str:
+        """The earliest point of the chunk at which the instrument's own limit test stopped the channel, or which
+        breaks the program's safety rule (the station's, applied to what EClib returned); the instrument's test
+        names the point when both hold there."""
+        stop = next(((n, why) for n in range(len(chunk))
+                     if (why := instrument_stop(tests, float(chunk.voltage[n]), float(chunk.current[n])))),
+                    None)
+        breach = first_breach({"voltage": chunk.voltage, "current": chunk.current}, self.safety)
+        if breach is not None and (stop is None or breach.index < stop[0]):
+            return breach.message
+        return stop[1] if stop is not None else ""
 
 
 def instrument_stop(tests: tuple[LimitTest, ...], voltage: float, current: float) -> str:
@@ -118,13 +130,3 @@ def instrument_stop(tests: tuple[LimitTest, ...], voltage: float, current: float
     if test is None:
         return ""
     return f"the instrument's own limit test {test.describe()} stopped the channel at {voltage:.9g} V, {current:.9g} A"
-
-
-def safety_problem(safety: SafetyLimits, voltage: float, current: float) -> str:
-    if safety.voltage_min is not None and voltage < safety.voltage_min:
-        return f"{voltage:.4g} V below {safety.voltage_min:g} V"
-    if safety.voltage_max is not None and voltage > safety.voltage_max:
-        return f"{voltage:.4g} V above {safety.voltage_max:g} V"
-    if safety.current_max is not None and abs(current) > safety.current_max * (1 + 1e-6):
-        return f"|I| = {abs(current):.4g} A above {safety.current_max:g} A"
-    return ""

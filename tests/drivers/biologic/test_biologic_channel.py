@@ -244,7 +244,7 @@ def test_a_breach_only_polling_watches_stops_the_channel_as_protected(driver, si
     driver.read_records(0)
     status = driver.status()
     assert status.state is ChannelState.PROTECTED
-    assert "safety limit: 1.1 V above 1.05 V" in status.message
+    assert "safety limit: voltage 1.1000 V above the safety limit 1.05 V" in status.message
     assert not sim.devices["10.0.0.5"].channels[0].running(clock.now())
 
 

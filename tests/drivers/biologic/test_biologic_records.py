@@ -7,9 +7,9 @@ import pytest
 
 from drivers.base import DriverError
 from drivers.biologic.decode import DataChunk
-from drivers.biologic.records import RecordBuilder, safety_problem
+from drivers.biologic.records import RecordBuilder
 from drivers.nominal_path import NominalPath
-from protocols.program import CurrentStep, LoopStep, RestStep, SafetyLimits, StepProgram, Termination, walk
+from protocols.program import CurrentStep, LoopStep, RestStep, StepProgram, Termination, walk
 
 TIME = (Termination(quantity="time", op=">=", value=10.0),)
 NESTED = StepProgram(
@@ -70,11 +70,3 @@ def test_reattached_builder_continues_the_stations_numbering():
     (record,) = builder.records
     assert record.seq == 42 and record.step_index == 3
     assert record.cycle == [e.cycle for e in walk(NESTED) if e.step.index == 3][1]
-
-
-def test_safety_problems_name_the_value_and_the_limit():
-    limits = SafetyLimits(voltage_min=0.0, voltage_max=4.3, current_max=0.01)
-    assert safety_problem(limits, -0.01, 0.0) == "-0.01 V below 0 V"
-    assert safety_problem(limits, 4.4, 0.0) == "4.4 V above 4.3 V"
-    assert safety_problem(limits, 4.0, -0.02) == "|I| = 0.02 A above 0.01 A"
-    assert safety_problem(limits, 4.0, 0.01) == ""
