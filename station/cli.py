@@ -1,102 +1,57 @@
 """The ``station`` command line: a thin layer over library functions.
 
-Exit codes (stable, scripts rely on them):
-  0    success (a valid protocol; a plan printed; a run finished)
-  1    invalid input: the protocol, cell or station.yaml has problems (listed on stderr, one per line)
-  2    usage error: unknown option, missing or unreadable file, malformed --set, unknown run or channel, a busy
-       channel or one that cannot run the protocol
-  3    the run ended without finishing: stopped by a safety limit, the instrument's protection or an operator,
-       failed at the instrument, or the instrument no longer holds (or never started) its test
-  4    the instrument or the data store could not be used (no answer, refused command, full disk, damaged
-       store, a stop the instrument has not confirmed)
-  130  interrupted: the run was detached (it keeps running on the instrument) or stopped on request
-"""
+The protocol commands (validate, plan, schema, library) are here and the run commands in station/cli_runs.py;
+what both share (the app, consoles, option types and the exit codes scripts rely on) is in station/cli_common.py,
+which imports neither."""
 
 from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from protocols.cells import Cell, load_cell
+from protocols.cells import CellDoc
 from protocols.errors import ProtocolError
-from protocols.library import resolve_cell_path, resolve_protocol_path
-from protocols.loader import LoadedProtocol, load_protocol
-from protocols.parameters import parse_overrides
+from protocols.library import PAIRS, cell_names, protocol_names
+from protocols.model import ProtocolDoc
 from protocols.program import LoopStep
-
-EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_RUN_ENDED, EXIT_INSTRUMENT, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
-
-app = typer.Typer(
-    name="station",
-    help="Battery test station: check, plan and run YAML protocols on Neware and Biologic channels.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
+from station.cli_common import (
+    EXIT_INVALID,
+    EXIT_USAGE,
+    CellOpt,
+    JsonOpt,
+    ProtocolArg,
+    SetOpt,
+    app,
+    err,
+    fail,
+    load_inputs,
+    out,
 )
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-out = Console(highlight=False, soft_wrap=True)
-
-ProtocolArg = Annotated[str, typer.Argument(help="protocol YAML file, or a library name such as p1-li-deposition")]
-CellOpt = Annotated[str | None, typer.Option("--cell", "-c", help="cell YAML file, or a library cell name")]
-SetOpt = Annotated[list[str] | None, typer.Option("--set", "-s", help="override a parameter: NAME=VALUE")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output on stdout")]
-
-
-def _fail(code: int, message: str) -> typer.Exit:
-    for line in message.splitlines():
-        err.print(line, markup=False)
-    return typer.Exit(code)
-
-
-def _existing(path: str, resolve, what: str) -> str:
-    resolved = resolve(path)
-    if not Path(resolved).is_file():
-        raise _fail(EXIT_USAGE, f"error: {what} '{path}' not found (give a path to a YAML file or a library name; "
-                                f"'station library' lists them)")
-    return resolved
-
-
-def _load(protocol: str, cell: str | None, sets: list[str] | None) -> tuple[LoadedProtocol, Cell | None]:
-    try:
-        overrides = parse_overrides(sets or [])
-    except ValueError as exc:
-        raise _fail(EXIT_USAGE, f"error: {exc}") from None
-    protocol_path = _existing(protocol, resolve_protocol_path, "protocol")
-    cell_path = _existing(cell, resolve_cell_path, "cell") if cell else None
-    problems: list[str] = []
-    loaded = None
-    cell_record = None
-    try:
-        loaded = load_protocol(protocol_path, overrides)
-    except ProtocolError as exc:
-        problems.append(str(exc))
-    if cell_path:
-        try:
-            cell_record = load_cell(cell_path)
-        except ProtocolError as exc:
-            problems.append(str(exc))
-    if problems:
-        raise _fail(EXIT_INVALID, "\n".join(problems))
-    assert loaded is not None
-    return loaded, cell_record
+from station.config import ConfigError, load_config
+from station.plan import (
+    describe_hold,
+    describe_setpoint,
+    format_duration,
+    plan_document,
+    scan_rate_lines,
+    scan_rate_setting_for,
+)
 
 
 @app.command()
 def validate(protocol: ProtocolArg, cell: CellOpt = None, set_: SetOpt = None, json_: JsonOpt = False) -> None:
     """Check a protocol (and its binding to a cell): exit 0 if valid, 1 with every problem listed if not."""
-    loaded, cell_record = _load(protocol, cell, set_)
+    loaded, cell_record = load_inputs(protocol, cell, set_)
     try:
         loaded.bind(cell_record)
     except ProtocolError as exc:
         if json_:
             out.print(json.dumps({"valid": False, "problems": [_problem_dict(p) for p in exc.problems]}))
-        raise _fail(EXIT_INVALID, str(exc)) from None
+        raise fail(EXIT_INVALID, str(exc)) from None
     if json_:
         out.print(json.dumps({"valid": True, "protocol": loaded.name, "cell": cell_record.name if cell_record
                               else None, "problems": []}))
@@ -112,19 +67,16 @@ def _problem_dict(problem) -> dict:
 def _scan_rate_setting(channel: str | None, config: str | None):
     """The channel's Biologic scan-rate setting from station.yaml (the default with no channel), and the kind of
     its instrument (``None`` with no channel)."""
-    from station.config import ConfigError, load_config
-    from station.plan import scan_rate_setting_for
-
     if channel is None:
         return scan_rate_setting_for(None, None), None
     try:
         cfg, _ = load_config(config)
     except ConfigError as exc:
-        raise _fail(EXIT_INVALID, f"station config: {exc}") from None
+        raise fail(EXIT_INVALID, f"station config: {exc}") from None
     try:
         return scan_rate_setting_for(cfg, channel), cfg.find(channel)[0].kind
     except ConfigError as exc:
-        raise _fail(EXIT_USAGE, f"error: {exc}") from None
+        raise fail(EXIT_USAGE, f"error: {exc}") from None
 
 
 @app.command()
@@ -138,14 +90,12 @@ def plan(protocol: ProtocolArg, cell: Annotated[str, typer.Option("--cell", "-c"
                                                     "./station.yaml, $STATION_CONFIG, or the simulated "
                                                     "default)")] = None) -> None:
     """Print the resolved step program with estimated durations and record counts."""
-    from station.plan import describe_hold, describe_setpoint, format_duration, plan_document, scan_rate_lines
-
-    loaded, cell_record = _load(protocol, cell, set_)
+    loaded, cell_record = load_inputs(protocol, cell, set_)
     assert cell_record is not None
     try:
         program = loaded.bind(cell_record)
     except ProtocolError as exc:
-        raise _fail(EXIT_INVALID, str(exc)) from None
+        raise fail(EXIT_INVALID, str(exc)) from None
     assert program is not None
     scan_rate, kind = _scan_rate_setting(channel, config)
     document = plan_document(program, cell_record, scan_rate=scan_rate, channel_given=channel is not None,
@@ -176,6 +126,8 @@ def plan(protocol: ProtocolArg, cell: Annotated[str, typer.Option("--cell", "-c"
         out.print(f"  {document['estimate_assumes']}", markup=False)
     for note in document["notes"]:
         out.print(f"note: {note}", markup=False)
+    for warning in document.get("warnings", []):
+        out.print(f"warning: {warning}", markup=False)
     total = format_duration(document["estimated_duration_s"])
     qualifier = ""
     if not document["estimate_exact"]:
@@ -191,12 +143,9 @@ def plan(protocol: ProtocolArg, cell: Annotated[str, typer.Option("--cell", "-c"
 @app.command()
 def schema(kind: Annotated[str, typer.Argument(help="'protocol', 'cell' or 'all'")] = "all") -> None:
     """Print JSON Schema for protocol and cell files, for editor completion and checking."""
-    from protocols.cells import CellDoc
-    from protocols.model import ProtocolDoc
-
     schemas = {"protocol": ProtocolDoc.model_json_schema(), "cell": CellDoc.model_json_schema()}
     if kind not in (*schemas, "all"):
-        raise _fail(EXIT_USAGE, f"error: unknown schema '{kind}'; expected protocol, cell or all")
+        raise fail(EXIT_USAGE, f"error: unknown schema '{kind}'; expected protocol, cell or all")
     document = schemas if kind == "all" else schemas[kind]
     sys.stdout.write(json.dumps(document, indent=2) + "\n")
 
@@ -204,8 +153,6 @@ def schema(kind: Annotated[str, typer.Argument(help="'protocol', 'cell' or 'all'
 @app.command()
 def library(json_: JsonOpt = False) -> None:
     """List the shipped protocols and cells."""
-    from protocols.library import PAIRS, cell_names, protocol_names
-
     if json_:
         sys.stdout.write(json.dumps({"protocols": protocol_names(), "cells": cell_names(), "pairs": PAIRS}) + "\n")
         return
@@ -217,6 +164,6 @@ def library(json_: JsonOpt = False) -> None:
         out.print(f"  {name}", markup=False)
 
 
-from station import cli_runs  # noqa: E402  (registers the run commands on ``app``)
+from station import cli_runs  # noqa: E402  (registers the run commands on ``app``; it does not import this module)
 
 __all__ = ["app", "cli_runs"]

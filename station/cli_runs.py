@@ -17,9 +17,11 @@ from rich.live import Live
 from rich.table import Table
 
 from drivers.base import DriverError
+from protocols.cells import load_cell
 from protocols.clock import RealClock
 from protocols.errors import ProtocolError
-from station.cli import (
+from protocols.program import StepProgram
+from station.cli_common import (
     EXIT_INSTRUMENT,
     EXIT_INTERRUPTED,
     EXIT_INVALID,
@@ -29,10 +31,10 @@ from station.cli import (
     JsonOpt,
     ProtocolArg,
     SetOpt,
-    _fail,
-    _load,
     app,
     err,
+    fail,
+    load_inputs,
     out,
 )
 from station.config import ConfigError, load_config
@@ -56,23 +58,23 @@ def _errors():
     try:
         yield
     except ProtocolError as exc:
-        raise _fail(EXIT_INVALID, str(exc)) from None
+        raise fail(EXIT_INVALID, str(exc)) from None
     except ConfigError as exc:
-        raise _fail(EXIT_INVALID, f"station config: {exc}") from None
+        raise fail(EXIT_INVALID, f"station config: {exc}") from None
     except ChannelBusy as exc:
-        raise _fail(EXIT_USAGE, f"error: {exc}") from None
+        raise fail(EXIT_USAGE, f"error: {exc}") from None
     except RunEnded as exc:
-        raise _fail(EXIT_RUN_ENDED, str(exc)) from None
+        raise fail(EXIT_RUN_ENDED, str(exc)) from None
     except RunError as exc:
-        raise _fail(EXIT_INSTRUMENT if exc.instrument else EXIT_USAGE, f"error: {exc}") from None
+        raise fail(EXIT_INSTRUMENT if exc.instrument else EXIT_USAGE, f"error: {exc}") from None
     except KeyError as exc:
-        raise _fail(EXIT_USAGE, f"error: {exc}") from None
+        raise fail(EXIT_USAGE, f"error: {exc}") from None
     except StoreError as exc:
-        raise _fail(EXIT_INSTRUMENT, f"storage error: {exc}") from None
+        raise fail(EXIT_INSTRUMENT, f"storage error: {exc}") from None
     except (DriverError, InstrumentError) as exc:
-        raise _fail(EXIT_INSTRUMENT, f"instrument error: {exc}") from None
+        raise fail(EXIT_INSTRUMENT, f"instrument error: {exc}") from None
     except ExportError as exc:
-        raise _fail(EXIT_INSTRUMENT, f"export error: {exc}") from None
+        raise fail(EXIT_INSTRUMENT, f"export error: {exc}") from None
 
 
 def _open(config: str | None, data_dir: str | None, *, dry_run: bool = False) -> Station:
@@ -135,8 +137,6 @@ def _progress_line(p: Progress) -> str:
 
 def _summary(station: Station, run_id: str) -> dict:
     run = station.store.run(run_id)
-    from protocols.program import StepProgram
-
     records = station.store.records(run.id)
     summary = cycle_summary(records, StepProgram.from_json(run.program))
     cycles = [{"cycle": int(c), "tag": t, "charge_ah": q_c, "discharge_ah": q_d, "ce": None if e != e else e}
@@ -225,8 +225,8 @@ def run(protocol: ProtocolArg, cell: CellOpt = None, channel: Annotated[str | No
         data_dir: DataDirOpt = None, config: ConfigOpt = None, json_: JsonOpt = False) -> None:
     """Start a protocol on a channel and watch it to the end (Ctrl-C: stop or detach)."""
     if cell is None:
-        raise _fail(EXIT_USAGE, "error: give the cell on the channel with --cell (a YAML file or a library name)")
-    loaded, cell_record = _load(protocol, cell, set_)
+        raise fail(EXIT_USAGE, "error: give the cell on the channel with --cell (a YAML file or a library name)")
+    loaded, cell_record = load_inputs(protocol, cell, set_)
     with _errors():
         loaded.bind(cell_record)
         station = _open(config, data_dir, dry_run=dry_run)
@@ -410,7 +410,7 @@ def export(run_id: RunArg, format_: Annotated[str, typer.Option("--format", help
            config: ConfigOpt = None, data_dir: DataDirOpt = None, json_: JsonOpt = False) -> None:
     """Write a run's records (BDF columns) or cycle summary, plus a JSON metadata sidecar."""
     if format_ not in ("csv", "parquet"):
-        raise _fail(EXIT_USAGE, f"error: --format must be csv or parquet, found '{format_}'")
+        raise fail(EXIT_USAGE, f"error: --format must be csv or parquet, found '{format_}'")
     with _errors():
         store = _store(config, data_dir)
         files = export_run(store, run_id, Path(out_path) if out_path else None, format_, summary)
@@ -436,8 +436,7 @@ def sim_neware(host: Annotated[str, typer.Option(help="address to bind (loopback
                "predeposited-ncm622",
                speed: Annotated[float, typer.Option(help="simulated seconds per real second")] = 1.0) -> None:
     """Serve a simulated Neware BTS Client API on HOST:PORT until interrupted."""
-    from protocols.cells import load_cell
-    from simulators.neware import serve
+    from simulators.neware import serve  # only this command runs a simulator server in the CLI's process
 
     with _errors():
         cell_record = load_cell(cell)
@@ -448,12 +447,12 @@ def sim_neware(host: Annotated[str, typer.Option(help="address to bind (loopback
         if getattr(cell_record, key) is not None:
             options[key] = getattr(cell_record, key)
     if speed <= 0:
-        raise _fail(EXIT_USAGE, "error: --speed must be positive")
+        raise fail(EXIT_USAGE, "error: --speed must be positive")
     err.print(f"simulated BTS on {host}:{port}: {devices} device(s) x {subdevices} x {channels} channels, cell "
               f"{cell_record.name}, speed x{speed:g}; Ctrl-C to stop", markup=False)
     try:
         serve(host, port, devices=devices, channels=channels, subdevices=subdevices, cell=cell_record.model_type,
               cell_options=options, speed=speed)
     except OSError as exc:
-        raise _fail(EXIT_USAGE, f"error: cannot serve on {host}:{port}: {exc.strerror}; choose another --port") \
+        raise fail(EXIT_USAGE, f"error: cannot serve on {host}:{port}: {exc.strerror}; choose another --port") \
             from None
