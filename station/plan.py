@@ -12,6 +12,9 @@ whether the estimate's path takes it), ``"estimate_assumes"`` (the path the esti
 else ``null``) and ``"notes"`` (what an instrument's native program writes differently, e.g. a 0 V limit written
 to a Neware step file as 0.1 mV).
 
+``"warnings"`` lists what will make the run's numbers wrong although it runs: today, a DC polarisation between
+blocking electrodes held too short for the chemical diffusion to settle (:func:`dc_polarisation_warnings`).
+
 CV and LSV steps also carry ``"biologic_scan_rate"``: the ``Scan_Rate`` number a Biologic channel will receive,
 in the unit its firmware is set to read (``scan_rate_unit`` in station.yaml; the driver's default when the plan
 names no channel), because that unit is disputed and a lab checks it once on hardware by comparing a sweep with
@@ -20,6 +23,7 @@ the plan.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +32,7 @@ from protocols.estimate import PlanEstimate, estimate_program
 from protocols.paths import arrivals, hold_direction, start_voltage
 from protocols.program import (
     CaStep,
+    Comparison,
     CurrentStep,
     CvStep,
     EisStep,
@@ -35,6 +40,7 @@ from protocols.program import (
     LoopStep,
     LsvStep,
     ProgramStep,
+    Quantity,
     StepProgram,
 )
 from protocols.units import format_si
@@ -166,7 +172,73 @@ def plan_document(
                      for b in estimate.branches],
         "estimate_assumes": estimate.assumption,
         "notes": instrument_notes(program, instrument_kind),
+        "warnings": dc_polarisation_warnings(program, cell),
     }
+
+
+def has_blocking_electrodes(cell: Cell) -> bool:
+    """Whether the cell is a film between ion-blocking electrodes (a P7-style conductivity cell).
+
+    The rule: its simulation model is ``blocking``, or its ``metadata.electrodes`` text calls them blocking
+    ("stainless steel (Li-ion blocking)"; "non-blocking" does not count). Nothing else in a cell record says it.
+    """
+    if cell.model_type == "blocking":
+        return True
+    text = str(cell.metadata.get("electrodes", "")).lower()
+    return re.search(r"(?<!non-)(?<!non )\bblocking\b", text) is not None
+
+
+def dc_polarisation_warnings(program: StepProgram, cell: Cell) -> list[str]:
+    """A warning for each DC polarisation (``ca`` or ``hold``) on a blocking-electrode cell held too short.
+
+    Between ion-blocking electrodes the ionic part of the current decays by chemical diffusion across the film,
+    the slowest mode with tau = L^2/(pi^2 D~) (L the cell's thickness, D~ the chemical diffusivity of the cell
+    record's ``blocking`` model parameters, or the model's default); the electronic conductivity read from the
+    current at the end of a hold t is (1 + eps(t)) times the true one, eps from the exact series of
+    ``simulators.cells.blocking.dc_polarisation_error``. A hold whose eps exceeds 1 % is flagged with eps and the
+    hold needed. Only holds ended by time are judged (another ending says nothing about how long they last).
+    """
+    if not has_blocking_electrodes(cell) or cell.thickness is None:
+        return []
+    relaxation = _blocking_relaxation(cell)
+    if relaxation is None:
+        return []
+    from simulators.cells.blocking import DC_TOLERANCE
+
+    warnings = []
+    for step in program.steps:
+        if not isinstance(step, CaStep | HoldStep) or (isinstance(step, CaStep) and step.vs_ocv and step.voltage == 0):
+            continue
+        held = [t.value for t in step.until if t.quantity is Quantity.TIME and t.op is Comparison.GE]
+        if not held:
+            continue
+        hold = min(held)
+        error = float(relaxation.error(hold)[0])
+        if error <= DC_TOLERANCE:
+            continue
+        needed = relaxation.hold_needed()
+        warnings.append(
+            f"step {step.index} ({step.kind}, {format_duration(hold)}): DC polarisation between blocking electrodes "
+            f"relaxes by chemical diffusion, tau = L^2/(pi^2 D~) = {format_duration(relaxation.tau)}; after "
+            f"{format_duration(hold)} part of the current is still ionic, so the electronic conductivity will read "
+            f"{100 * error:.3g} % too high; hold at least {format_duration(needed)} for {100 * DC_TOLERANCE:g} % "
+            f"(5 tau = {format_duration(5 * relaxation.tau)})"
+        )
+    return warnings
+
+
+def _blocking_relaxation(cell: Cell) -> Any:
+    """tau and shape of the cell's film from the ``blocking`` model at the cell's geometry and temperature (the
+    record's model parameters when its model is ``blocking``); ``None`` when those parameters are refused."""
+    from simulators.cells import ParameterError, build_model
+
+    params = dict(cell.model_params) if cell.model_type == "blocking" else {}
+    kelvin = None if cell.temperature is None else cell.temperature + 273.15  # cell records are in degC
+    try:
+        model = build_model("blocking", params, area=cell.area, thickness=cell.thickness, temperature=kelvin)
+    except ParameterError:
+        return None  # the run's own check reports a bad model parameter; a plan has nothing to add
+    return model.dc_relaxation()  # type: ignore[attr-defined]
 
 
 def _details(step: ProgramStep) -> dict[str, Any]:

@@ -679,9 +679,17 @@ class SimulatedCell(CellModel):
 
     # ---- impedance --------------------------------------------------------------------------------------
 
+    def measured_impedance(self, frequencies: np.ndarray, amplitude: float, mode: str = "potentio") -> np.ndarray:
+        """The impedance an analyser reads at a finite sine ``amplitude`` (V for "potentio", A for "galvano"):
+        V_1/I_1 of the fundamental. A model with nonlinear interfaces overrides this (large amplitudes distort the
+        spectrum); a linear model's measured impedance is its small-signal one at any amplitude."""
+        return self.impedance(frequencies)
+
     def _run_eis(self, step: EisStep, terms: tuple[Termination, ...], t_cap: float) -> StepResult:
+        """An EIS step: the DC control it is measured around, and at each frequency the first-harmonic impedance
+        for the step's amplitude and mode (so that a large amplitude shows the distortion a real analyser sees)."""
         freqs = np.asarray(step.frequencies())
-        z = self.impedance(freqs)
+        z = self.measured_impedance(freqs, step.amplitude, step.mode)
         per_point = step.measures_per_point * np.maximum(self.p.eis_periods / freqs, self.p.eis_min_measure_time)
         row_t = np.cumsum(per_point)
         total = float(row_t[-1])

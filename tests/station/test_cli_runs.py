@@ -64,12 +64,12 @@ def test_p2_reports_coulombic_efficiency_per_cycle(tmp_path):
     assert len(cycles) == 5
     for c in cycles:
         assert c["discharge_ah"] == pytest.approx(2e-3 * AREA, rel=1e-3)  # plated 2 mAh/cm^2
-    # The first strip also returns the Li stored in the host before the loop; from then on the host cycles
-    # reversibly and CE settles at CE_Li + (1 - CE_Li) * host_share, CE_Li = 0.99 for the li-host model.
-    host_share = cycles[0]["ce"] - 0.99
-    assert 0.0 < host_share < 0.25
-    for c in cycles[1:]:
-        assert c["ce"] == pytest.approx(0.99 + 0.01 * host_share, rel=1e-4)
+    # The first pass pays the first cycle's losses: the SEI on the fresh host surface and the Li the host keeps
+    # (its surface empties before its bulk at 2 mA/cm^2); from then on the host cycles, and the Li CE on the MIEC
+    # host sits near its 99 % with almost no dead-Li drift (issue 12's Fig. S7 contrast with bare Cu).
+    ce = [c["ce"] for c in cycles]
+    assert 0.70 < ce[0] < 0.92 and ce[0] < ce[1]
+    assert all(0.985 < x < 0.995 for x in ce[1:]) and max(ce[1:]) - min(ce[1:]) < 1e-3
     export = station("export", doc["run_id"], "--summary", "--out", str(tmp_path / "s.csv"), data_dir=tmp_path)
     assert export.exit_code == 0
     rows = list(csv.DictReader((tmp_path / "s.csv").open()))

@@ -55,7 +55,12 @@ def test_p5_spectrum_equals_the_cells_circuit(board, phase_unit):
     assert np.allclose(f, eis_step.frequencies(), rtol=1e-6)
     assert f[0] == pytest.approx(20e3) and f[-1] == pytest.approx(0.1)
     z = np.array([complex(r.z_real, r.z_imag) for r in points])
-    expected = model.impedance(f)  # the cell rested at OCV, so its state is the one measured
+    # the cell rested at OCV, so its state is the one measured; the analyser reads the fundamental at the step's
+    # amplitude: at 10 mV the Butler-Volmer interfaces read about 0.5 % below their small-signal R_ct (1 - a^2/8,
+    # a = dV/2V_T), which moves |Z| by at most 0.11 %
+    expected = model.measured_impedance(f, eis_step.amplitude, "potentio")
+    assert np.allclose(expected, model.impedance(f), rtol=2e-3)
+    assert not np.allclose(expected, model.impedance(f), rtol=1e-4)
     assert np.allclose(z, expected, rtol=2e-6 if phase_unit == "rad" else 2e-5)
     rest = [r for r in records if r.step_index == 1]
     assert rest[-1].step_time == pytest.approx(600.0, abs=1e-3)
@@ -75,15 +80,27 @@ def test_p6_cv_peaks_sit_where_the_host_model_puts_them(board):
     turn = int(np.argmin(v))
     assert v[turn] == pytest.approx(0.01, abs=2e-3)
     assert np.all(np.diff(v[1:turn]) < 0) and np.all(np.diff(v[turn + 1 :]) >= 0)
-    for u in peaks:
+    # the same program on the model itself: the driver and the simulated EClib must not move any peak
+    reference = build_model("li-host", area=cell.area, thickness=cell.thickness)
+    for step in program.steps:  # the rest, then the CV
+        direct = reference.run_step(step)
+    v_ref, i_ref = direct.voltage, direct.current
+    turn_ref = int(np.argmin(v_ref))
+
+    def peak_pair(v, i, turn, u):
         cathodic = (np.abs(v[:turn] - u) < 0.3).nonzero()[0]
         anodic = turn + (np.abs(v[turn:] - u) < 0.3).nonzero()[0]
-        v_red = v[cathodic[np.argmin(i[cathodic])]]
-        v_ox = v[anodic[np.argmax(i[anodic])]]
-        # peak current ~0.15 mA through a few ohms and the interface kinetics: peaks shift by ~10 mV, oppositely
-        assert v_red == pytest.approx(u, abs=0.02) and v_ox == pytest.approx(u, abs=0.02)
-        assert v_red < u < v_ox
-        assert i[cathodic].min() < -5e-5 and i[anodic].max() > 5e-5
+        return v[cathodic[np.argmin(i[cathodic])]], v[anodic[np.argmax(i[anodic])]], i[cathodic].min(), i[anodic].max()
+
+    for u in peaks:
+        v_red, v_ox, i_red, i_ox = peak_pair(v, i, turn, u)
+        ref_red, ref_ox, _, _ = peak_pair(v_ref, i_ref, turn_ref, u)
+        assert v_red == pytest.approx(ref_red, abs=2e-3) and v_ox == pytest.approx(ref_ox, abs=2e-3)
+        assert i_red < -3e-5 and i_ox > 3e-5
+    # at 0.1 mV/s solid-state diffusion into the host (and a little iR) pull the 1.25 V feature's peaks apart by
+    # ~0.15 V; the 0.55 V feature's first cathodic peak merges with the SEI reduction near 0.7 V (test_host_cv.py)
+    v_red, v_ox, _, _ = peak_pair(v, i, turn, peaks[0])
+    assert v_red < peaks[0] < v_ox and 0.08 < v_ox - v_red < 0.25
 
 
 # Documented test conductivities of the LLTO@CNT host between blocking electrodes (S/m): the source gives none.

@@ -123,14 +123,16 @@ def test_p2_plates_2_mah_per_cm2_and_strips_at_the_li_ce_once_the_host_is_cyclin
     stripped = [s[-1].capacity for s in run.steps if s[0].step_index == 4]
     assert plated == pytest.approx([-0.0022619467] * 5, rel=1e-6)  # 2 mAh/cm^2 on 1.131 cm^2
     ce = [s / -p for s, p in zip(stripped, plated, strict=True)]
-    # The first strip also empties the host lithiated before the loop (host_rev between 0 V and the 1 V cut-off),
-    # so CE_1 = CE_Li + host_rev/Q. Every later plate refills host_rev first and plates Q - host_rev, so
-    # CE_n = CE_Li + (1 - CE_Li) host_rev/Q: steady, just above the Li CE of the model (0.99).
-    ce_li = 0.99
-    host_share = ce[0] - ce_li
-    assert 0.0 < host_share < 0.25
-    # (rel 1e-4: the lithiation before the loop stops at 0 V under current, a hair short of the full host)
-    assert ce[1:] == pytest.approx([ce_li + (1 - ce_li) * host_share] * 4, rel=1e-4)
+    lithiation = -next(s[-1].capacity for s in run.steps if s[0].step_index == 2)
+    # The first cycle's CE counts the whole first discharge (host lithiation, its first-cycle SEI, plating): the
+    # SEI, the host's Li below the 1 V cut-off and the dead Li never come back, so it is well below 100 %. The
+    # first plate step also finishes the host the lithiation left short (its surface reached 0 V first), so its
+    # strip/plate CE is low too. From then on the host cycles and the Li CE on the mixed conducting host stays
+    # high and flat (seed Fig. S7): 99 % at 1 mA/cm^2 and 1 mAh/cm^2, a little under it at 2 and 2.
+    assert 0.70 < stripped[0] / (lithiation - plated[0]) < 0.92
+    assert ce[0] < ce[1]
+    assert all(0.985 <= c <= 0.995 for c in ce[1:])
+    assert np.ptp(ce[1:]) < 1e-3
     assert all(s[-1].voltage == pytest.approx(1.0, abs=2e-3) for s in run.steps if s[0].step_index == 4)
 
 
@@ -139,9 +141,14 @@ def test_p3_and_p4_ce_per_cycle_and_fade(runs: dict[str, Run]) -> None:
     ce3 = [d / c for c, d in p3.values() if c and d]
     ce4 = [d / c for c, d in p4.values() if c and d]
     assert len(ce3) == 7 and len(ce4) == 10
-    # the pre-deposited Li reservoir keeps the full cell cathode-limited: CE at most 1, first cycle lowest
-    assert all(0.9 < x <= 1.0 + 1e-9 for x in ce3), ce3
-    assert ce3[0] == min(ce3[:2])
-    assert all(0.9 < x < 1.0 for x in ce4), ce4  # anode-free: every cycle loses Li inventory
+    # NCM622's first delithiation is partly irreversible: first-cycle CE 85-90 % on both cells (issue 12)
+    assert 0.85 <= ce3[0] <= 0.90 and 0.85 <= ce4[0] <= 0.90, (ce3[0], ce4[0])
+    # then the pre-deposited Li reservoir keeps the full cell cathode-limited: CE just below 1 (electrolyte
+    # oxidation at the cathode) at a constant rate; the first 0.2C/0.5C cycle also pays the rate change
+    assert all(0.99 < x < 1.0 for x in ce3[1:2] + ce3[3:]), ce3
+    assert 0.9 < ce3[2] < 1.0, ce3
+    # anode-free: the Li the cathode could not take back stays on the anode as a small reservoir (10 cycles
+    # at 0.1C do not use it up); every cycle loses a little Li inventory and cathode capacity
+    assert all(0.99 < x < 1.0 for x in ce4[1:]), ce4
     discharges = [d for c, d in p4.values() if c and d]
     assert discharges == sorted(discharges, reverse=True)  # capacity fades cycle over cycle

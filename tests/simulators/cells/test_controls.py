@@ -91,7 +91,9 @@ def test_ca_relative_to_ocv_applies_the_offset_from_the_rest_voltage() -> None:
     cell = build_model("li-host", area=AREA)
     v0 = cell.open_circuit_voltage()
     r = cell.run_step(
-        CaStep(index=1, voltage=-0.1, vs_ocv=True, until=(until("time", ">=", 600.0),), record=RecordRule(every_s=10))
+        # 2 h: Li diffuses into the host's LLTO with slowest time constant 4 L^2/(pi^2 D) ~ 15 min at a fixed
+        # surface potential, so the host needs about 5 of them to fill up to the held potential
+        CaStep(index=1, voltage=-0.1, vs_ocv=True, until=(until("time", ">=", 7200.0),), record=RecordRule(every_s=10))
     )
     np.testing.assert_allclose(r.voltage, v0 - 0.1, atol=1e-9)
     assert r.current[0] < -1e-3 and np.all(r.current <= 1e-9)  # below its OCV the host lithiates
@@ -115,17 +117,20 @@ def _cv(rate: float, **params: float):
 
 
 def test_cv_peaks_sit_on_the_host_ocv_feature_and_separate_with_scan_rate() -> None:
-    _, cat_slow, an_slow = _cv(1e-4)
+    # 0.01 mV/s: slow against the host's solid-state diffusion (tau = L^2/D = 2250 s), the thin-layer limit where
+    # the peaks nearly meet; at 1 mV/s diffusion and iR drop pull them apart (tests/simulators/cells/test_host_cv.py)
+    _, cat_slow, an_slow = _cv(1e-5)
     _, cat_fast, an_fast = _cv(1e-3)
-    for cat, an in ((cat_slow, an_slow), (cat_fast, an_fast)):
+    # the host's 1.25 V lithiation feature; at 1 mV/s the delithiation lags more (D falls as the host fills)
+    for cat, an, tol in ((cat_slow, an_slow, 0.02), (cat_fast, an_fast, 0.03)):
         assert cat < an
-        assert 0.5 * (cat + an) == pytest.approx(1.25, abs=0.02)  # the host's 1.25 V lithiation feature
+        assert 0.5 * (cat + an) == pytest.approx(1.25, abs=tol)
     assert an_fast - cat_fast > 3 * (an_slow - cat_slow)
     assert an_slow - cat_slow < 0.05
 
 
 def test_cv_peaks_follow_the_ocv_curve_when_it_moves() -> None:
-    _, cat, an = _cv(1e-4, host_peak1_potential=1.6)
+    _, cat, an = _cv(1e-5, host_peak1_potential=1.6)
     assert 0.5 * (cat + an) == pytest.approx(1.6, abs=0.02)
 
 
