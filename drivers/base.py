@@ -9,10 +9,25 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
-from protocols.program import StepProgram
+from protocols.program import (
+    Action,
+    CaStep,
+    CurrentStep,
+    CvStep,
+    EisStep,
+    HoldStep,
+    LoopStep,
+    LsvStep,
+    ProgramStep,
+    Quantity,
+    RestStep,
+    SafetyLimits,
+    StepProgram,
+    Termination,
+)
 
 
 class DriverError(Exception):
@@ -72,6 +87,151 @@ class ChannelRanges:
     current_min_resolution: float = 0.0
 
 
+#: optional forms of a step kind that not every instrument can run, as :func:`step_features` finds them
+STEP_FEATURES = {
+    "cccv": "a constant current that holds its voltage at the end (CCCV)",
+    "vs_ocv": "a set-point relative to the open-circuit voltage at the step's start",
+}
+
+
+def step_features(step: ProgramStep) -> frozenset[str]:
+    """The optional forms (:data:`STEP_FEATURES`) ``step`` uses."""
+    features = set()
+    if isinstance(step, CurrentStep) and step.hold_voltage is not None:
+        features.add("cccv")
+    if (
+        (isinstance(step, CaStep) and step.vs_ocv)
+        or (isinstance(step, LsvStep) and step.start is None)
+        or (isinstance(step, CvStep) and (step.start is None or step.end is None))
+        or (isinstance(step, EisStep) and step.mode == "potentio" and step.bias_vs_ocv)
+    ):
+        features.add("vs_ocv")
+    return frozenset(features)
+
+
+@dataclass(frozen=True, slots=True)
+class StepSupport:
+    """What a channel can do with one kind of program step (``rest``, ``charge``, ``eis``, ...)."""
+
+    kind: str
+    ends: frozenset[Quantity] = frozenset()
+    """Quantities a step of this kind can end on and go on to the next step."""
+    branches: frozenset[Quantity] = frozenset()
+    """Quantities on which its end can instead end the run, or go to another step where the channel can jump."""
+    features: frozenset[str] = frozenset()
+    """The optional forms of the kind it runs (:data:`STEP_FEATURES`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a channel can run, as data (DESIGN section 5): building or reading it does no I/O.
+
+    A driver declares one per instrument kind (``ChannelDriver.declared_capabilities``, read from the station's
+    config alone, before anything is connected) and one per channel (``ChannelDriver.capabilities``: the kind's,
+    with the channel's ranges and whatever the driver already knows of the instrument). :meth:`problems` is the
+    kind-level test the station's channel choice uses; a driver's ``check`` goes further (step directions, current
+    ranges of a board, values a native program cannot hold), so a channel whose capabilities cover a program may
+    still refuse it, never the other way round.
+    """
+
+    instrument: str
+    steps: tuple[StepSupport, ...]
+    jumps: bool = False
+    """An end can go to any step of the program (not only on to the next, or end the run)."""
+    pause: bool = False
+    ranges: ChannelRanges | None = None
+    max_steps: int | None = None
+    """Program steps a native program holds (``None``: no limit of the instrument's own)."""
+    max_passes: int | None = None
+    """Passes of one loop (``None``: the step program's own bound)."""
+    safety: frozenset[str] = frozenset(SafetyLimits.model_fields)
+    """The whole-run limits (:class:`protocols.program.SafetyLimits` fields) a program may set on this channel."""
+
+    def support(self, kind: str) -> StepSupport | None:
+        return next((s for s in self.steps if s.kind == kind), None)
+
+    @property
+    def kinds(self) -> frozenset[str]:
+        return frozenset(s.kind for s in self.steps)
+
+    def with_ranges(self, ranges: ChannelRanges | None) -> Capabilities:
+        return replace(self, ranges=ranges)
+
+    def covers(self, program: StepProgram) -> bool:
+        return not self.problems(program)
+
+    def problems(self, program: StepProgram) -> list[str]:
+        """What in ``program`` this channel cannot run, one line per problem (empty: it may run it)."""
+        out: list[str] = []
+        a = f"a {self.instrument} channel"
+        if self.max_steps is not None and len(program.steps) > self.max_steps:
+            out.append(f"the program has {len(program.steps)} steps; {a} runs at most {self.max_steps}")
+        for name in sorted(n for n in SafetyLimits.model_fields if getattr(program.safety, n) is not None):
+            if name not in self.safety:
+                out.append(f"safety.{name}: {a} cannot enforce it")
+        last = program.steps[-1].index if program.steps else 0
+        for step in program.steps:
+            where = f"step {step.index} ({step.kind})"
+            support = self.support(step.kind)
+            if support is None:
+                out.append(f"{where}: {a} cannot run {step.kind} steps")
+                continue
+            if isinstance(step, LoopStep):
+                if self.max_passes is not None and step.count > self.max_passes:
+                    out.append(f"{where}: {step.count} passes; {a} runs a loop at most {self.max_passes} times")
+                continue
+            for feature in sorted(step_features(step) - support.features):
+                out.append(f"{where}: {a} cannot run {STEP_FEATURES[feature]}")
+            for term in step.until:
+                out += self._end_problems(step, term, support, last_step=step.index == last)
+            out += self._range_problems(step, where)
+        return out
+
+    def _end_problems(
+        self, step: ProgramStep, term: Termination, support: StepSupport, *, last_step: bool
+    ) -> list[str]:
+        where, a, quantity = f"step {step.index} ({step.kind})", f"a {self.instrument} channel", term.quantity
+        if term.then is Action.END and last_step:  # ending the run after the last step is going on: either serves
+            if quantity in support.ends | support.branches:
+                return []
+            return [f"{where}: {a} cannot end a {step.kind} step on {quantity.value}"]
+        if term.then is Action.NEXT or (term.then is Action.JUMP and term.target == step.index + 1):
+            if quantity in support.ends:
+                return []
+            return [f"{where}: {a} cannot end a {step.kind} step on {quantity.value}"]
+        if quantity not in support.branches:
+            return [f"{where}: {a} cannot branch on {quantity.value} from a {step.kind} step ('{term.describe()}')"]
+        if term.then is Action.JUMP and not self.jumps:
+            return [f"{where}: {a} can only go on or end the run, not jump ('{term.describe()}')"]
+        return []
+
+    def _range_problems(self, step: ProgramStep, where: str) -> list[str]:
+        """Set-points and cut-offs outside the channel's ranges (those every driver refuses)."""
+        ranges = self.ranges
+        if ranges is None:
+            return []
+        out = []
+        volts: list[float] = []
+        if isinstance(step, CurrentStep):
+            if abs(step.current) > ranges.current_max:
+                out.append(f"{where}: {abs(step.current):g} A is above the channel's {ranges.current_max:g} A")
+            if step.hold_voltage is not None:
+                volts.append(step.hold_voltage)
+        if isinstance(step, HoldStep) or (isinstance(step, CaStep) and not step.vs_ocv):
+            volts.append(step.voltage)
+        elif isinstance(step, LsvStep):
+            volts += [v for v in (step.start, step.end) if v is not None]
+        elif isinstance(step, CvStep):
+            volts += [step.vertex_1, step.vertex_2]
+        elif isinstance(step, RestStep | CurrentStep):
+            volts += [t.value for t in step.until if t.quantity is Quantity.VOLTAGE]
+        for v in volts:
+            if not ranges.voltage_min <= v <= ranges.voltage_max:
+                window = f"{ranges.voltage_min:g}..{ranges.voltage_max:g} V"
+                out.append(f"{where}: {v:g} V is outside the channel's {window}")
+        return out
+
+
 @dataclass(frozen=True, slots=True)
 class Record:
     """One data point in the station's convention: SI units, positive current charges, 1-based ``seq``.
@@ -126,9 +286,21 @@ class ChannelDriver(abc.ABC):
 
     channel: str
 
+    @classmethod
+    def declared_capabilities(cls, ranges: ChannelRanges | None = None) -> Capabilities:
+        """What any channel of this driver's instrument kind with ``ranges`` can run, known without an instrument
+        (no I/O): what the station's channel choice reads from its config. The base class declares nothing."""
+        return Capabilities(instrument=cls.__name__, steps=(), ranges=ranges)
+
+    def capabilities(self) -> Capabilities:
+        """What this channel can run: its kind's declaration with its ranges, refined by what the driver already
+        knows of the instrument. No side effects: it never connects or asks the instrument."""
+        return type(self).declared_capabilities()
+
     @abc.abstractmethod
     def check(self, program: StepProgram) -> None:
-        """Raise :class:`CapabilityError` naming every step this channel cannot run, and why."""
+        """Raise :class:`CapabilityError` naming every step this channel cannot run, and why; no side effects
+        (nothing is connected, loaded or sent)."""
 
     @abc.abstractmethod
     def start(self, program: StepProgram, barcode: str) -> TestHandle:

@@ -13,11 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from drivers.base import ChannelDriver, ChannelRanges, DriverError
+from drivers.base import Capabilities, ChannelDriver, ChannelRanges, DriverError
+from drivers.biologic.channel import BiologicChannel
+from drivers.neware.channel import NewareChannel
 from protocols.cells import Cell
 from protocols.clock import Clock
-from protocols.program import CvStep, EisStep, LsvStep, StepProgram
-from protocols.units import parse_current, parse_plain
+from protocols.program import StepProgram
 from station.config import ChannelConfig, ConfigError, InstrumentConfig, StationConfig
 
 
@@ -26,16 +27,21 @@ class InstrumentError(Exception):
 
 
 def channel_ranges(channel: ChannelConfig) -> ChannelRanges:
-    low, high = (parse_plain(v, "voltage") for v in channel.voltage)
-    current = parse_current(channel.current)
+    low, high = (v.value for v in channel.voltage)
+    current = channel.current
     if current.basis != "absolute":
         raise ConfigError(f"channel {channel.id}: current range must be absolute (e.g. '10 mA'), found "
-                          f"'{channel.current}'")
+                          f"'{current.text}'")
     return ChannelRanges(voltage_min=low, voltage_max=high, current_max=current.value)
 
 
-def needs_potentiostat(program: StepProgram) -> bool:
-    return any(isinstance(s, EisStep | CvStep | LsvStep) for s in program.steps)
+#: the driver of each instrument kind: what its channels can run is declared by the class, without an instrument
+DRIVERS: dict[str, type[ChannelDriver]] = {"neware": NewareChannel, "biologic": BiologicChannel}
+
+
+def kind_capabilities(kind: str, ranges: ChannelRanges | None = None) -> Capabilities:
+    """What a channel of an instrument of ``kind`` with ``ranges`` can run (no instrument is asked)."""
+    return DRIVERS[kind].declared_capabilities(ranges)
 
 
 @dataclass
@@ -131,17 +137,24 @@ class Instruments:
         return [(e.kind, f"{e.message} (step time {e.step_time:.0f} s)") for e in model.drain_events()]
 
     def choose_channel(self, program: StepProgram, busy: set[str]) -> str:
-        """The first free configured channel of the right kind for ``program``."""
-        kind = "biologic" if needs_potentiostat(program) else None
+        """The first free configured channel whose instrument kind's capabilities, with the channel's configured
+        ranges, cover ``program`` (nothing is connected: the driver then checks the program on the channel)."""
+        free, refusals = 0, []
         for instrument in self.config.instruments:
-            if kind and instrument.kind != kind:
-                continue
             for chan in instrument.channels:
                 channel_id = f"{instrument.name}/{chan.id}"
-                if channel_id not in busy:
+                if channel_id in busy:
+                    continue
+                free += 1
+                problems = kind_capabilities(instrument.kind, channel_ranges(chan)).problems(program)
+                if not problems:
                     return channel_id
-        raise ConfigError("no free channel " + (f"on a {kind} instrument " if kind else "") +
-                          "is configured; give --channel or add channels to station.yaml")
+                refusals.append(f"{channel_id}: {problems[0]}")
+        if not free:
+            raise ConfigError("no free channel is configured; give --channel or add channels to station.yaml")
+        shown = "; ".join(refusals[:3]) + (f"; and {len(refusals) - 3} more" if len(refusals) > 3 else "")
+        raise ConfigError(f"no free channel can run this program ({shown}); give --channel or add channels to "
+                          "station.yaml")
 
     def driver(self, channel: str) -> ChannelDriver:
         instrument, chan = self.config.find(channel)
@@ -155,7 +168,7 @@ class Instruments:
 
     def _neware(self, instrument: InstrumentConfig, chan: ChannelConfig) -> ChannelDriver:
         from drivers.neware.address import ChannelAddress
-        from drivers.neware.channel import NewareChannel, open_client
+        from drivers.neware.channel import open_client
         from drivers.neware.client import BACKUP_FILE_NAMES, BACKUP_FILE_TYPES, BackupSettings
         from drivers.transport import Backoff
 
@@ -166,7 +179,7 @@ class Instruments:
             host, port = _host_port(instrument.address or "127.0.0.1:502")
         if instrument.name not in self._bts_clients:
             self._bts_clients[instrument.name] = open_client(
-                host, port, clock=self.clock, timeout_s=parse_plain(instrument.timeout, "time"),
+                host, port, clock=self.clock, timeout_s=instrument.timeout.value,
                 backoff=Backoff(attempts=instrument.reconnect_attempts))
         # a simulated BTS runs on this PC and reads the data directory; a real one reads the configured share
         real = not self.simulated(instrument)
@@ -211,7 +224,7 @@ class Instruments:
     # -- Biologic -----------------------------------------------------------------------------------------------
 
     def _biologic(self, instrument: InstrumentConfig, chan: ChannelConfig) -> ChannelDriver:
-        from drivers.biologic.channel import BiologicChannel, BiologicConfig
+        from drivers.biologic.channel import BiologicConfig
         from drivers.biologic.errors import EClibLoadError
 
         number = int(chan.id) - 1 if chan.id.isdigit() else None

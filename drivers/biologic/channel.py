@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from drivers.base import (
+    Capabilities,
     CapabilityError,
     ChannelDriver,
     ChannelRanges,
@@ -43,7 +44,7 @@ from drivers.biologic.codes import (
     FloatFormat,
     IRange,
 )
-from drivers.biologic.compiler import ChannelCapabilities, CompiledProgram, compile_program
+from drivers.biologic.compiler import ChannelCapabilities, CompiledProgram, capabilities, compile_program
 from drivers.biologic.decode import PhaseUnit, decode
 from drivers.biologic.eclib import EClib, load_eclib
 from drivers.biologic.errors import EClibError
@@ -177,11 +178,29 @@ class BiologicChannel(ChannelDriver):
         self._device, self._caps = None, None
 
     # -- ChannelDriver --------------------------------------------------------------------------------------------
+    @classmethod
+    def declared_capabilities(cls, ranges: ChannelRanges | None = None) -> Capabilities:
+        return capabilities(ChannelCapabilities(ranges=ranges))
+
+    def _known_capabilities(self) -> ChannelCapabilities:
+        """What ``connect`` read from the channel, or, before it ran, the nominal channel of this configuration
+        (every current range, bandwidth 7, an EIS board): nothing is asked of the instrument here."""
+        if self._caps is not None:
+            return self._caps
+        return ChannelCapabilities(ranges=self.config.ranges, scan_rate_unit=self.config.scan_rate_unit)
+
+    def capabilities(self) -> Capabilities:
+        return capabilities(self._known_capabilities())
+
     def compile(self, program: StepProgram) -> CompiledProgram:
+        """The technique list for what the channel really is: connects (and loads the kernel) first if needed."""
         return compile_program(program, self.connect())
 
     def check(self, program: StepProgram) -> None:
-        self.compile(program)
+        """Every problem of ``program`` on this channel, side-effect free: compiled against what is known of the
+        channel (:meth:`_known_capabilities`) without connecting. ``start`` compiles again against what the channel
+        reports (its board's EIS, current ranges, bandwidth) before it loads anything."""
+        compile_program(program, self._known_capabilities())
 
     def _ecc_path(self, stem: str) -> str:
         assert self._board is not None

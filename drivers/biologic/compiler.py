@@ -40,7 +40,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from drivers.base import CapabilityError, ChannelRanges
+from drivers.base import Capabilities, CapabilityError, ChannelRanges, StepSupport
 from drivers.biologic.codes import ERange, ExitCond, IRange
 from drivers.biologic.limits import MAX_LIMIT_TESTS, LimitTest, StepSafety, plan_safety, termination_tests
 from drivers.biologic.params import (
@@ -84,6 +84,46 @@ DEFAULT_CV_RECORD_DE = 0.001
 OPEN_DURATION_S = 1_000_000.0
 """Duration given to a step that ends only on a limit: the instrument needs a finite ``Duration_step``."""
 DC_BANDWIDTH = 5
+
+
+#: the ends each technique takes, by the name messages give it; any other end of a step is refused by name. Time
+#: and capacity ends are compiled into the technique's duration (they go on); voltage and current ends are limit
+#: tests, which can also stop the experiment (Exit_Cond 2)
+TECHNIQUE_ENDS: dict[str, frozenset[Quantity]] = {
+    "rest (OCV)": frozenset({Quantity.TIME}),
+    "rest with a voltage end": frozenset({Quantity.TIME, Quantity.VOLTAGE}),
+    "constant-current": frozenset({Quantity.TIME, Quantity.VOLTAGE, Quantity.CAPACITY}),
+    "potentiostatic": frozenset({Quantity.TIME, Quantity.CURRENT}),
+    "impedance": frozenset(),
+    "cyclic voltammetry": frozenset(),
+    "linear sweep": frozenset({Quantity.VOLTAGE, Quantity.CURRENT}),
+}
+#: ends that are limit tests: the only ones that can end the run before the last step (EClib has no goto)
+LIMIT_TEST_ENDS = frozenset({Quantity.VOLTAGE, Quantity.CURRENT})
+#: program step kind -> the techniques it compiles to (one technique per step)
+KIND_TECHNIQUES: dict[str, tuple[str, ...]] = {
+    "rest": ("rest (OCV)", "rest with a voltage end"),
+    "charge": ("constant-current",), "discharge": ("constant-current",),
+    "hold": ("potentiostatic",), "ca": ("potentiostatic",),
+    "eis": ("impedance",), "cv": ("cyclic voltammetry",), "lsv": ("linear sweep",),
+}
+#: optional step forms (``drivers.base.STEP_FEATURES``) the techniques run: a set-point relative to the OCV is the
+#: techniques' ``vs_initial``
+KIND_FEATURES: dict[str, frozenset[str]] = dict.fromkeys(("ca", "eis", "cv", "lsv"), frozenset({"vs_ocv"}))
+#: optional step forms no technique runs, and what to do instead
+REFUSED_FEATURES = {"cccv": "a CCCV step has no Biologic technique; write it as a charge step then a hold"}
+
+
+def capabilities(caps: ChannelCapabilities) -> Capabilities:
+    """What a Biologic channel with ``caps`` can run, from the tables above (no I/O); without an EIS board, no
+    impedance. Pause: EClib has none; jumps: a limit test only goes on or stops the experiment."""
+    steps = [StepSupport("loop")]
+    for kind, techniques in KIND_TECHNIQUES.items():
+        if kind == "eis" and not caps.has_eis:
+            continue
+        ends = frozenset().union(*(TECHNIQUE_ENDS[t] for t in techniques))
+        steps.append(StepSupport(kind, ends, ends & LIMIT_TEST_ENDS, KIND_FEATURES.get(kind, frozenset())))
+    return Capabilities(instrument="biologic", steps=tuple(steps), jumps=False, pause=False, ranges=caps.ranges)
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,7 +293,9 @@ class _StepCompiler:
             candidates = [self.program.safety.step_duration_max or OPEN_DURATION_S]
         return min(candidates)
 
-    def _refuse(self, step: ProgramStep, allowed: set[Quantity], technique: str) -> None:
+    def _refuse(self, step: ProgramStep, technique: str) -> None:
+        """Refuse every end the technique cannot take (:data:`TECHNIQUE_ENDS`)."""
+        allowed = TECHNIQUE_ENDS[technique]
         for t in step.until:
             if t.quantity not in allowed:
                 self.problems.add(step, f"'{t.describe()}' cannot end a {technique} step on Biologic")
@@ -296,7 +338,7 @@ class _StepCompiler:
         limits = [t for t in step.until if t.quantity is Quantity.VOLTAGE]
         if limits:
             return self._rest_with_limits(step, limits, rule)
-        self._refuse(step, {Quantity.TIME}, "rest (OCV)")
+        self._refuse(step, "rest (OCV)")
         if step.limit(Quantity.TIME) is None:
             self.problems.add(step, "a rest on Biologic (OCV) needs a time end")
         return OCV, {
@@ -310,7 +352,7 @@ class _StepCompiler:
         self, step: RestStep, limits: list[Termination], rule: RecordRule
     ) -> tuple[TechniqueSpec, dict[str, object]]:
         """OCV has no limit tests, so a rest that ends on a voltage is a 0 A galvanostatic step with limits."""
-        self._refuse(step, {Quantity.TIME, Quantity.VOLTAGE}, "rest with a voltage end")
+        self._refuse(step, "rest with a voltage end")
         i_range = IRange(max(min(IRange.I_10UA, self.caps.max_i_range), self.caps.min_i_range))
         return self._galvanostatic(step, 0.0, self._duration(step), i_range, limits, rule)
 
@@ -339,13 +381,17 @@ class _StepCompiler:
 
     def current(self, step: CurrentStep) -> tuple[TechniqueSpec, dict[str, object]]:
         if step.hold_voltage is not None:
-            self.problems.add(step, "a CCCV step has no Biologic technique; write it as a charge step then a hold")
-        self._refuse(step, {Quantity.TIME, Quantity.VOLTAGE, Quantity.CAPACITY}, "constant-current")
+            self.problems.add(step, REFUSED_FEATURES["cccv"])
+        self._refuse(step, "constant-current")
         rule = _record(step, self.program)
         capacity_times = []
         for t in step.until:
             if t.quantity is Quantity.CAPACITY:
-                if t.then is not Action.NEXT and step.index != self.last_index:
+                if t.op is not Comparison.GE:
+                    self.problems.add(step, f"'{t.describe()}': a capacity end must be '>='")
+                # it is compiled into the step's duration, which goes on (on the last step: ends the run)
+                elsewhere = t.then is Action.JUMP and t.target != step.index + 1
+                if elsewhere or (t.then is Action.END and step.index != self.last_index):
                     self.problems.add(step, f"'{t.describe()}': a capacity end can only go on to the next step")
                 capacity_times.append(t.value * 3600.0 / abs(step.current))
         limits = [t for t in step.until if t.quantity is Quantity.VOLTAGE]
@@ -353,7 +399,7 @@ class _StepCompiler:
         return self._galvanostatic(step, step.current, self._duration(step, capacity_times), i_range, limits, rule)
 
     def potentiostatic(self, step: HoldStep | CaStep) -> tuple[TechniqueSpec, dict[str, object]]:
-        self._refuse(step, {Quantity.TIME, Quantity.CURRENT}, "potentiostatic")
+        self._refuse(step, "potentiostatic")
         rule = _record(step, self.program)
         vs_ocv = isinstance(step, CaStep) and step.vs_ocv
         bound = step.current_limit if isinstance(step, HoldStep) else None
@@ -377,7 +423,7 @@ class _StepCompiler:
         return CALIMIT, values
 
     def eis(self, step: EisStep) -> tuple[TechniqueSpec, dict[str, object]]:
-        self._refuse(step, set(), "impedance")
+        self._refuse(step, "impedance")
         if not self.caps.has_eis:
             self.problems.add(step, "impedance needs a channel with an EIS (Z) board; this channel has none")
         rule = _record(step, self.program)
@@ -423,7 +469,7 @@ class _StepCompiler:
         return scan_rate_parameter(rate, self.caps.scan_rate_unit)
 
     def cv(self, step: CvStep) -> tuple[TechniqueSpec, dict[str, object]]:
-        self._refuse(step, set(), "cyclic voltammetry")
+        self._refuse(step, "cyclic voltammetry")
         rule = _record(step, self.program)
         points = [step.start, step.vertex_1, step.vertex_2, step.start, step.end]
         return CV, {
@@ -442,7 +488,7 @@ class _StepCompiler:
         }
 
     def lsv(self, step: LsvStep) -> tuple[TechniqueSpec, dict[str, object]]:
-        self._refuse(step, {Quantity.VOLTAGE, Quantity.CURRENT}, "linear sweep")
+        self._refuse(step, "linear sweep")
         rule = _record(step, self.program)
         limits = list(step.until)
         values: dict[str, object] = {

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from drivers.base import (
+    Capabilities,
     ChannelDriver,
     ChannelRanges,
     ChannelState,
@@ -49,7 +50,7 @@ from drivers.neware.client import MAX_DOWNLOAD_COUNT, BackupSettings, BtsClient,
 from drivers.neware.codec import REPLY_FRAMING
 from drivers.neware.errors import CommandRefused
 from drivers.neware.replies import DataRecord, InquireDf, InquireReply
-from drivers.neware.stepfile import CompileOptions, check_program, compile_program, parse_step_map
+from drivers.neware.stepfile import CompileOptions, capabilities, check_program, compile_program, parse_step_map
 from drivers.transport import Backoff, SocketTransport
 from protocols.clock import Clock
 from protocols.program import Execution, StepProgram, nominal_end
@@ -139,7 +140,16 @@ class NewareChannel(ChannelDriver):
 
     # -- program --------------------------------------------------------------------------------------------
 
+    @classmethod
+    def declared_capabilities(cls, ranges: ChannelRanges | None = None) -> Capabilities:
+        return capabilities(ranges)
+
+    def capabilities(self) -> Capabilities:
+        return capabilities(self.ranges, self.options)
+
     def check(self, program: StepProgram) -> None:
+        """The step-file compiler's check against this channel's ranges (the tables of :mod:`.stepfile` that
+        :meth:`capabilities` declares); nothing is sent."""
         check_program(program, self.ranges, self.options)
 
     def _step_file_name(self, xml: bytes, barcode: str) -> str:

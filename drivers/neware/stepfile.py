@@ -41,7 +41,10 @@ parser follows):
   still returned explicitly so that a later merge (CC + CV into CCCV) cannot silently break data mapping.
 
 Anything a Neware channel cannot run, or that this file format cannot express safely, is refused before any
-byte is sent, with one problem per offending step.
+byte is sent, with one problem per offending step. What can run is written down once, as the module-level tables
+below (:data:`REFUSED_KINDS`, :data:`REFUSED_FORMS`, :data:`MAIN_ENDS`, :data:`MAIN_RULES`,
+:data:`CONDITION_RULES`, :data:`REQUIRED_ENDS`, :data:`REFUSED_SAFETY`): :func:`check_program` reads them, and
+:func:`capabilities` declares them to the station as :class:`drivers.base.Capabilities`.
 """
 
 from __future__ import annotations
@@ -49,8 +52,9 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
-from drivers.base import CapabilityError, ChannelRanges
+from drivers.base import Capabilities, CapabilityError, ChannelRanges, StepSupport
 from drivers.neware.codec import quote_attribute
 from protocols.paths import Arrival, HoldDirection, arrivals, hold_direction
 from protocols.program import (
@@ -58,16 +62,14 @@ from protocols.program import (
     CaStep,
     Comparison,
     CurrentStep,
-    CvStep,
-    EisStep,
     HoldStep,
     LoopStep,
     LsvStep,
-    PowerStep,
     ProgramStep,
     Quantity,
     RecordRule,
     RestStep,
+    SafetyLimits,
     StepProgram,
     Termination,
 )
@@ -225,7 +227,7 @@ def _where(step: ProgramStep) -> str:
 
 def _is_condition(step: ProgramStep, term: Termination) -> bool:
     """Whether ``term`` is written as a ``Cnd`` (a jump, an end, or a rest's voltage end) rather than in Main."""
-    if isinstance(step, RestStep) and term.quantity is Quantity.VOLTAGE:
+    if term.quantity in ALWAYS_CONDITIONS.get(step.kind, ()):
         return True
     if term.then is Action.JUMP and term.target == step.index + 1:
         return False  # a jump to the next step is going on
@@ -255,62 +257,147 @@ def _cv_type(step: HoldStep | CaStep, ctx: _Context) -> int | None:
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# capability check
+# what a Neware channel can run: the tables the check reads, and that capabilities() declares to the station
+
+_GE, _LE = Comparison.GE, Comparison.LE
+_TIME, _VOLTAGE, _CURRENT, _CAPACITY, _ENERGY = (
+    Quantity.TIME, Quantity.VOLTAGE, Quantity.CURRENT, Quantity.CAPACITY, Quantity.ENERGY,
+)
+
+#: step kinds no BTS step file can express, and why (the step's one refusal)
+REFUSED_KINDS: dict[str, str] = {
+    "eis": "a Neware channel cannot measure impedance; run EIS on a potentiostat",
+    "cv": "cyclic voltammetry is not supported on Neware (Step_Type 30 is undocumented); run it on a potentiostat",
+    "power": "constant-power steps are refused: the BTS step-file element for a power set-point is not documented; "
+             "use current steps",
+}
+
+#: forms of a kind that cannot run: kind -> ((has the step that form?, why; ``{step.*}`` is filled in), ...)
+REFUSED_FORMS: dict[str, tuple[tuple[Callable[[Any], bool], str], ...]] = {
+    "ca": ((lambda step: step.vs_ocv, "a hold relative to the OCV is impossible on Neware; give an absolute voltage"),),
+    "lsv": ((lambda step: step.start is None, "a Neware ramp needs an explicit start voltage, not the OCV"),),
+    "loop": ((lambda step: step.count > MAX_CYCLE_COUNT,
+              "{step.count} passes; a Neware loop (Cycle_Count) runs at most " + str(MAX_CYCLE_COUNT)
+              + "; split the protocol into several runs"),),
+}
+
+#: the native form of each runnable step (:func:`_form`): the Limit/Main ends it takes, quantity -> the one comparison
+#: the BTS applies there (a CC step stops at a voltage in its own direction; a CV or CCCV step when |I| falls)
+_COMMON = {_TIME: _GE, _CAPACITY: _GE, _ENERGY: _GE}
+MAIN_ENDS: dict[str, dict[Quantity, Comparison]] = {
+    "rest": {_TIME: _GE},
+    "cc_charge": {**_COMMON, _VOLTAGE: _GE},
+    "cc_discharge": {**_COMMON, _VOLTAGE: _LE},
+    "cccv": {**_COMMON, _CURRENT: _LE},
+    "cv": {**_COMMON, _CURRENT: _LE},
+    "ramp": dict(_COMMON),
+}
+#: step kind -> ends written as a condition (``Cnd``) even when they go on: a rest's voltage end (Jump_Line 65526,
+#: "next line")
+ALWAYS_CONDITIONS: dict[str, frozenset[Quantity]] = {"rest": frozenset({_VOLTAGE})}
+#: Limit/Main values that must be positive
+POSITIVE_ENDS = frozenset({_TIME, _CAPACITY, _ENERGY, _CURRENT})
+#: a form that must end on one of these quantities (``None``: on anything), and what to say when it does not
+REQUIRED_ENDS: dict[str, tuple[frozenset[Quantity] | None, str]] = {
+    "rest": (frozenset({_TIME, _VOLTAGE}), "a Neware rest step ends on time or voltage only; give a duration"),
+    **dict.fromkeys(("cc_charge", "cc_discharge", "cccv", "cv"),
+                    (None, "the step has no termination and would never end")),
+}
+#: voltage ends checked against the channel's range, and what the message calls them
+RANGED_VOLTAGE_ENDS: dict[str, str] = {
+    "rest": "voltage condition", **dict.fromkeys(("cc_charge", "cc_discharge", "cccv"), "cut-off voltage"),
+}
+#: the program step kinds each form serves (a charge or discharge with ``hold_voltage`` is CCCV)
+KIND_FORMS: dict[str, tuple[str, ...]] = {
+    "rest": ("rest",), "charge": ("cc_charge", "cccv"), "discharge": ("cc_discharge", "cccv"),
+    "hold": ("cv",), "ca": ("cv",), "lsv": ("ramp",),
+}
+#: whole-run limits a BTS step file cannot protect, and why
+REFUSED_SAFETY: dict[str, str] = {
+    "temperature_max": "the Neware driver has no auxiliary temperature channel configured",
+    "step_duration_max": "a BTS step file has no per-step duration protection; remove it",
+    "run_duration_max": "a BTS step file has no whole-test duration protection; remove it",
+}
 
 
-def _check_condition(step: ProgramStep, term: Termination, code: int | None, problems: list[str]) -> None:
-    if term.quantity not in CONDITION_TYPES:
-        names = ", ".join(q.value for q in CONDITION_TYPES)
-        problems.append(
-            f"{_where(step)}: the termination '{term.describe()}' jumps or ends the test on {term.quantity.value}; a "
-            f"BTS step-file condition (Cnd) has a documented type only for {names}"
-        )
-    elif term.quantity is Quantity.CURRENT and code in DISCHARGE_TYPES:
-        problems.append(
-            f"{_where(step)}: the condition '{term.describe()}' is on the current of a discharge step; whether a BTS "
-            "condition compares the signed or the absolute current there is undocumented; end the step on current "
-            "with 'next' (Stop_Curr) instead"
-        )
-    elif term.quantity is Quantity.CURRENT and term.op is not Comparison.LE:
-        problems.append(f"{_where(step)}: a current condition is '|I| <=' only, not '{term.describe()}'")
-    elif term.value <= 0 and term.quantity is not Quantity.VOLTAGE:
-        problems.append(f"{_where(step)}: the {term.quantity.value} condition must be positive, found {term.value:g}")
+class _End(NamedTuple):
+    """One termination as the rules below see it: the step's allowed Main ends, the quantities already ended on,
+    and the step's Step_Type code (``None`` when a hold's direction is unknown)."""
+
+    term: Termination
+    allowed: dict[Quantity, Comparison]
+    seen: frozenset[Quantity]
+    code: int | None
 
 
-def _check_terminations(
-    step: ProgramStep, allowed: dict[Quantity, Comparison], problems: list[str], code: int | None = None
-) -> None:
-    seen: set[Quantity] = set()
-    conditions = 0
-    for term in step.until:
-        if _is_condition(step, term):
-            conditions += 1
-            _check_condition(step, term, code, problems)
-            continue
-        if term.quantity not in allowed:
-            names = ", ".join(q.value for q in allowed) or "none"
-            problems.append(
-                f"{_where(step)}: a Neware {step.kind} step cannot end on {term.quantity.value}; it can end on: {names}"
-            )
-            continue
-        if term.op is not allowed[term.quantity]:
-            problems.append(
-                f"{_where(step)}: a Neware {step.kind} step ends on {term.quantity.value} "
-                f"{allowed[term.quantity].value} only, not '{term.describe()}'"
-            )
-            continue
-        if term.quantity in seen:
-            problems.append(f"{_where(step)}: two {term.quantity.value} terminations; Neware keeps one per step")
-            continue
-        seen.add(term.quantity)
-        if term.quantity in (Quantity.TIME, Quantity.CAPACITY, Quantity.ENERGY, Quantity.CURRENT) and term.value <= 0:
-            problems.append(f"{_where(step)}: the {term.quantity.value} limit must be positive, found {term.value:g}")
-    if conditions > MAX_CONDITIONS:
-        problems.append(f"{_where(step)}: {conditions} conditions that jump or end; a BTS step has at most "
-                        f"{MAX_CONDITIONS} (BTS 9 manual)")
+class _Rule(NamedTuple):
+    """A refusal of a termination: when ``refuses`` holds, ``message`` (``{where}``, ``{kind}``, ``{q}``, ``{op}``
+    (the allowed comparison), ``{names}``, ``{text}`` and ``{value}`` are filled in). ``still_counts``: an end
+    refused by this rule is still the step's end on its quantity (a second one is then "two ... terminations")."""
+
+    refuses: Callable[[_End], bool]
+    message: str
+    still_counts: bool = False
 
 
-_COMMON = {Quantity.TIME: Comparison.GE, Quantity.CAPACITY: Comparison.GE, Quantity.ENERGY: Comparison.GE}
+#: a termination written in Limit/Main is held to these in order; the first that refuses it is its one refusal
+MAIN_RULES: tuple[_Rule, ...] = (
+    _Rule(lambda e: e.term.quantity not in e.allowed,
+          "{where}: a Neware {kind} step cannot end on {q}; it can end on: {names}"),
+    _Rule(lambda e: e.term.op is not e.allowed[e.term.quantity],
+          "{where}: a Neware {kind} step ends on {q} {op} only, not '{text}'"),
+    _Rule(lambda e: e.term.quantity in e.seen, "{where}: two {q} terminations; Neware keeps one per step"),
+    _Rule(lambda e: e.term.quantity in POSITIVE_ENDS and e.term.value <= 0,
+          "{where}: the {q} limit must be positive, found {value:g}", still_counts=True),
+)
+#: a termination written as a condition (``Cnd``: it jumps, ends the run, or is always one) is held to these
+CONDITION_RULES: tuple[_Rule, ...] = (
+    _Rule(lambda e: e.term.quantity not in CONDITION_TYPES,
+          "{where}: the termination '{text}' jumps or ends the test on {q}; a BTS step-file condition (Cnd) has a "
+          "documented type only for " + ", ".join(q.value for q in CONDITION_TYPES)),
+    _Rule(lambda e: e.term.quantity is _CURRENT and e.code in DISCHARGE_TYPES,
+          "{where}: the condition '{text}' is on the current of a discharge step; whether a BTS condition compares "
+          "the signed or the absolute current there is undocumented; end the step on current with 'next' "
+          "(Stop_Curr) instead"),
+    _Rule(lambda e: e.term.quantity is _CURRENT and e.term.op is not _LE,
+          "{where}: a current condition is '|I| <=' only, not '{text}'"),
+    _Rule(lambda e: e.term.value <= 0 and e.term.quantity is not _VOLTAGE,
+          "{where}: the {q} condition must be positive, found {value:g}"),
+)
+
+
+def capabilities(ranges: ChannelRanges | None = None, options: CompileOptions = CompileOptions()) -> Capabilities:
+    """What a Neware channel can run, from the tables above (no I/O): ends per kind from its forms' Main ends and
+    always-conditions, branches from the documented condition types (no current condition on a discharge)."""
+    steps = [StepSupport("loop")]
+    for kind, forms in KIND_FORMS.items():
+        ends = frozenset().union(*(MAIN_ENDS[f] for f in forms), ALWAYS_CONDITIONS.get(kind, ()))
+        branches = frozenset(CONDITION_TYPES) - ({_CURRENT} if kind == "discharge" else set())
+        steps.append(StepSupport(kind, ends, branches, frozenset({"cccv"} & set(forms))))
+    return Capabilities(
+        instrument="neware", steps=tuple(steps), jumps=True, pause=True, ranges=ranges,
+        max_steps=options.max_steps, max_passes=MAX_CYCLE_COUNT,
+        safety=frozenset(SafetyLimits.model_fields) - frozenset(REFUSED_SAFETY),
+    )
+
+
+def _form(step: ProgramStep) -> str:
+    """The native form a runnable step compiles to (a key of :data:`MAIN_ENDS`)."""
+    if isinstance(step, CurrentStep):
+        if step.hold_voltage is not None:
+            return "cccv"
+        return "cc_charge" if step.current > 0 else "cc_discharge"
+    return {"rest": "rest", "hold": "cv", "ca": "cv", "lsv": "ramp"}[step.kind]
+
+
+def _refusal(step: ProgramStep) -> str | None:
+    """Why ``step`` cannot run at all (:data:`REFUSED_KINDS`, :data:`REFUSED_FORMS`), or ``None``."""
+    if step.kind in REFUSED_KINDS:
+        return REFUSED_KINDS[step.kind]
+    for has_form, why in REFUSED_FORMS.get(step.kind, ()):
+        if has_form(step):
+            return why.format(step=step)
+    return None
 
 
 def _check_range(step: ProgramStep, what: str, volts: float, ranges: ChannelRanges, problems: list[str]) -> None:
@@ -334,12 +421,38 @@ def _check_current(step: ProgramStep, amps: float, ranges: ChannelRanges, proble
         )
 
 
-def _check_hold(step: HoldStep | CaStep, ctx: _Context, problems: list[str]) -> None:
-    """A CV step needs a direction (its type) and a current limit (its ``Curr``)."""
+def _check_terminations(step: ProgramStep, form: str, code: int | None, problems: list[str]) -> bool:
+    """Hold each termination to :data:`MAIN_RULES` or :data:`CONDITION_RULES`; True when none was refused."""
+    allowed = MAIN_ENDS[form]
+    seen: set[Quantity] = set()
+    conditions = 0
+    clean = True
+    for term in step.until:
+        condition = _is_condition(step, term)
+        conditions += condition
+        end = _End(term, allowed, frozenset(seen), code)
+        failed = next((rule for rule in (CONDITION_RULES if condition else MAIN_RULES) if rule.refuses(end)), None)
+        if not condition and (failed is None or failed.still_counts):
+            seen.add(term.quantity)
+        if failed is not None:
+            clean = False
+            op = allowed.get(term.quantity)
+            problems.append(failed.message.format(
+                where=_where(step), kind=step.kind, q=term.quantity.value, op=op.value if op else "",
+                names=", ".join(q.value for q in allowed) or "none", text=term.describe(), value=term.value,
+            ))
+    if conditions > MAX_CONDITIONS:
+        clean = False
+        problems.append(f"{_where(step)}: {conditions} conditions that jump or end; a BTS step has at most "
+                        f"{MAX_CONDITIONS} (BTS 9 manual)")
+    return clean
+
+
+def _check_hold(step: HoldStep | CaStep, ctx: _Context, problems: list[str]) -> int | None:
+    """A CV step needs a direction (its type) and a current limit (its ``Curr``); returns its type if known."""
     ranges = ctx.ranges
     _check_range(step, "hold voltage", step.voltage, ranges, problems)
     found = ctx.direction(step)
-    code = None
     if found.direction is None:
         fix = ("add 'direction: charge' (the hold only sources current) or 'direction: discharge' (it only sinks "
                "it) to the hold") if isinstance(step, HoldStep) else "write it as a 'hold' with 'direction: charge' " \
@@ -348,8 +461,6 @@ def _check_hold(step: HoldStep | CaStep, ctx: _Context, problems: list[str]) -> 
             f"{_where(step)}: cannot tell which way the hold at {step.voltage:g} V drives current ({found.reason}); "
             f"a Neware CV step either only charges (CV_Chg, type 3) or only discharges (CV_DChg, type 19): {fix}"
         )
-    else:
-        code = CV_CHG if found.direction == "charge" else CV_DCHG
     limit = _hold_current(step, ctx, found.direction)
     if limit is None:
         if found.direction is not None:
@@ -359,67 +470,46 @@ def _check_hold(step: HoldStep | CaStep, ctx: _Context, problems: list[str]) -> 
             )
     else:
         _check_current(step, limit, ranges, problems)
-    _check_terminations(step, {**_COMMON, Quantity.CURRENT: Comparison.LE}, problems, code)
-    if not step.until:
-        problems.append(f"{_where(step)}: the step has no termination and would never end")
+    return _cv_type(step, ctx)
+
+
+def _check_setpoints(step: ProgramStep, ctx: _Context, problems: list[str]) -> int | None:
+    """The checks of what a step holds (current, hold or ramp voltages); returns its Step_Type if known."""
+    ranges = ctx.ranges
+    if isinstance(step, CurrentStep):
+        _check_current(step, step.current, ranges, problems)
+        if step.hold_voltage is not None:
+            _check_range(step, "hold voltage", step.hold_voltage, ranges, problems)
+        return _step_type(step, ctx)
+    if isinstance(step, HoldStep | CaStep):
+        return _check_hold(step, ctx, problems)
+    if isinstance(step, LsvStep):
+        assert step.start is not None  # refused by REFUSED_FORMS otherwise
+        _check_range(step, "ramp start", step.start, ranges, problems)
+        _check_range(step, "ramp end", step.end, ranges, problems)
+    return _step_type(step, ctx)
 
 
 def _check_step(step: ProgramStep, ctx: _Context, problems: list[str]) -> None:
-    ranges = ctx.ranges
-    if isinstance(step, EisStep):
-        problems.append(f"{_where(step)}: a Neware channel cannot measure impedance; run EIS on a potentiostat")
-    elif isinstance(step, CvStep):
-        problems.append(
-            f"{_where(step)}: cyclic voltammetry is not supported on Neware (Step_Type 30 is undocumented); "
-            "run it on a potentiostat"
-        )
-    elif isinstance(step, PowerStep):
-        problems.append(
-            f"{_where(step)}: constant-power steps are refused: the BTS step-file element for a power set-point "
-            "is not documented; use current steps"
-        )
-    elif isinstance(step, CaStep) and step.vs_ocv:
-        problems.append(f"{_where(step)}: a hold relative to the OCV is impossible on Neware; give an absolute voltage")
-    elif isinstance(step, LsvStep) and step.start is None:
-        problems.append(f"{_where(step)}: a Neware ramp needs an explicit start voltage, not the OCV")
-    elif isinstance(step, LoopStep):
-        if step.count > MAX_CYCLE_COUNT:
-            problems.append(
-                f"{_where(step)}: {step.count} passes; a Neware loop (Cycle_Count) runs at most {MAX_CYCLE_COUNT}; "
-                "split the protocol into several runs"
-            )
+    refusal = _refusal(step)
+    if refusal is not None:
+        problems.append(f"{_where(step)}: {refusal}")
         return
-    if problems and problems[-1].startswith(_where(step)):
+    if isinstance(step, LoopStep):
         return
-    if isinstance(step, RestStep):
-        before = len(problems)
-        _check_terminations(step, {Quantity.TIME: Comparison.GE}, problems, REST)
-        if len(problems) == before and not any(t.quantity in (Quantity.TIME, Quantity.VOLTAGE) for t in step.until):
-            problems.append(f"{_where(step)}: a Neware rest step ends on time or voltage only; give a duration")
+    form = _form(step)
+    code = _check_setpoints(step, ctx, problems)
+    clean = _check_terminations(step, form, code, problems)
+    required = REQUIRED_ENDS.get(form)
+    if required is not None and clean:
+        quantities, why = required
+        if not any(quantities is None or t.quantity in quantities for t in step.until):
+            problems.append(f"{_where(step)}: {why}")
+    what = RANGED_VOLTAGE_ENDS.get(form)
+    if what is not None:
         for term in step.until:
             if term.quantity is Quantity.VOLTAGE:
-                _check_range(step, "voltage condition", term.value, ranges, problems)
-    elif isinstance(step, CurrentStep):
-        _check_current(step, step.current, ranges, problems)
-        allowed = dict(_COMMON)
-        if step.hold_voltage is None:
-            allowed[Quantity.VOLTAGE] = Comparison.GE if step.current > 0 else Comparison.LE
-        else:
-            allowed[Quantity.CURRENT] = Comparison.LE
-            _check_range(step, "hold voltage", step.hold_voltage, ranges, problems)
-        _check_terminations(step, allowed, problems, _step_type(step, ctx))
-        for term in step.until:
-            if term.quantity is Quantity.VOLTAGE:
-                _check_range(step, "cut-off voltage", term.value, ranges, problems)
-        if not step.until:
-            problems.append(f"{_where(step)}: the step has no termination and would never end")
-    elif isinstance(step, HoldStep | CaStep):
-        _check_hold(step, ctx, problems)
-    elif isinstance(step, LsvStep):
-        assert step.start is not None
-        _check_range(step, "ramp start", step.start, ranges, problems)
-        _check_range(step, "ramp end", step.end, ranges, problems)
-        _check_terminations(step, dict(_COMMON), problems, RAMP)
+                _check_range(step, what, term.value, ctx.ranges, problems)
 
 
 def _check_encodable(step: ProgramStep | None, emit: Callable[[], object], problems: list[str]) -> None:
@@ -443,18 +533,16 @@ def check_program(program: StepProgram, ranges: ChannelRanges, options: CompileO
         )
     ctx = _Context.of(program, ranges)
     for step in program.steps:
-        before = len(problems)
-        _check_step(step, ctx, problems)
-        if len(problems) == before:
-            _check_encodable(step, lambda s=step: _step_lines(s, ctx), problems)
+        found: list[str] = []
+        _check_step(step, ctx, found)
+        if not found:  # only a step that passed can be emitted
+            _check_encodable(step, lambda s=step: _step_lines(s, ctx), found)
+        problems += found
     _check_encodable(None, lambda: _header_lines(program, options), problems)
     safety = program.safety
-    if safety.temperature_max is not None:
-        problems.append("safety.temperature_max: the Neware driver has no auxiliary temperature channel configured")
-    if safety.step_duration_max is not None:
-        problems.append("safety.step_duration_max: a BTS step file has no per-step duration protection; remove it")
-    if safety.run_duration_max is not None:
-        problems.append("safety.run_duration_max: a BTS step file has no whole-test duration protection; remove it")
+    for name, why in REFUSED_SAFETY.items():
+        if getattr(safety, name) is not None:
+            problems.append(f"safety.{name}: {why}")
     for name in ("voltage_min", "voltage_max"):
         value = getattr(safety, name)
         if value is not None and not ranges.voltage_min <= value <= ranges.voltage_max:

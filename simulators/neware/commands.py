@@ -1,8 +1,10 @@
-"""The simulated BTS's command handlers: one method per API command, each returning the reply's body lines.
+"""The simulated BTS's command table: one handler per API command, each returning the reply's body lines.
 
-Kept apart from the server's transport and lifecycle (``server.py``). Every handler takes the request's clock time
-``now`` and its :class:`~simulators.neware.engine.Budget`: a channel named in the request is advanced within that
-budget under its own lock, and answers with its state as far as it has been computed (the catch-up worker does the
+Kept apart from the API's state and dispatch (``api.py``) and from the server's transport and lifecycle
+(``server.py``), and written from the reference independently of the driver's table (``drivers/neware/commands.py``):
+the two meet only at the wire. Every handler takes the request's clock time ``now`` and its
+:class:`~simulators.neware.engine.Budget`: a channel named in the request is advanced within that budget under its
+own lock, and answers with its state as far as it has been computed (the catch-up worker does the
 rest). Replies follow the real captures (neware-bts-api.md sections 2 and 8); the choices the reference leaves open
 are documented where they are made:
 
@@ -63,7 +65,7 @@ def _int(element: Element, name: str, default: int) -> int:
 
 
 class BtsCommands:
-    """The handlers; :class:`~simulators.neware.server.BtsSimulator` supplies the state they work on."""
+    """The handlers; :class:`~simulators.neware.api.BtsApi` supplies the state they work on."""
 
     channels: dict[Key, ChannelEngine]
     faults: FaultPlan
@@ -223,7 +225,7 @@ class BtsCommands:
     def _start_items(self, root: Element) -> list[tuple[Element, str]]:
         return [(element, (element.text or "").strip()) for element in self._list(root, "start")]
 
-    def _load_all(self, paths: list[str]) -> Loads:
+    def load_all(self, paths: list[str]) -> Loads:
         """Load each distinct path once (blocking file I/O and parsing; the server runs it in its reader threads)."""
         raise NotImplementedError
 
@@ -237,7 +239,7 @@ class BtsCommands:
             log.info("start refused on channel %s: the channel is %s (step file %r)", key, engine.status, shown)
             return None
         if path not in loads:  # handle() called synchronously: read here
-            loads.update(self._load_all([path]))
+            loads.update(self.load_all([path]))
         loaded = loads[path]
         if isinstance(loaded, StepFileError):
             with self._lock:

@@ -1,12 +1,14 @@
-"""A simulated BTS Client in API mode: an asyncio TCP server that speaks the real wire format.
+"""A simulated BTS Client in API mode: an asyncio TCP server in front of the I/O-free API.
 
 Usable two ways: ``BtsSimulator(...).start()`` runs it in a background thread of the caller's process (tests,
 dry runs sharing a VirtualClock with the station), and :func:`serve` runs it in the foreground until
 interrupted (``station sim neware``). It binds to loopback unless told otherwise.
 
-Channel tree (checklist item 6): server ip 127.0.0.1 port 3306 -> devid 21, 22, ... (one per device) ->
-subdevid 1..S -> chlid 1..C, devtype 27. Station channel ids are ``devid-subdevid-chlid``. The command handlers
-are in :mod:`simulators.neware.commands`.
+What the BTS does with a request is :class:`simulators.neware.api.BtsApi` (request bytes in, reply bytes out, on
+injected clocks; its handlers in :mod:`simulators.neware.commands`). This module is only what happens on the wire
+and around it: connections and request framing, the faults injected on the wire (:mod:`simulators.neware.faults`:
+delays, drops, garbled, cut and split replies), the threads that read step files, the catch-up worker, and the
+server's lifecycle.
 
 Concurrency and scale. Requests are answered one at a time on the event loop, but no lock of the server is held
 while cell models run: each channel has its own lock, under which its engine and model run, whoever advances it.
@@ -37,27 +39,22 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
-from xml.etree.ElementTree import Element
 
 from protocols.clock import Clock, RealClock, ScaledClock
 from simulators.cells.base import CellModel
 from simulators.neware import wire
+from simulators.neware.api import DEFAULT_EPOCH, FIRST_DEVID, BtsApi, default_model_factory
 from simulators.neware.catchup import CatchUp
-from simulators.neware.commands import DEVTYPE, BtsCommands, Key, Loads
-from simulators.neware.engine import Budget, ChannelEngine
+from simulators.neware.commands import DEVTYPE, Key
+from simulators.neware.engine import ChannelEngine
 from simulators.neware.faults import Fault, FaultPlan
-from simulators.neware.stepfile import DeviceRanges, StepFileError, load_step_file
+from simulators.neware.stepfile import DeviceRanges, NativePlan, load_step_file
 from simulators.neware.stepping import Measurement
 
 log = logging.getLogger(__name__)
 
 __all__ = ["DEVTYPE", "FIRST_DEVID", "BtsSimulator", "Key", "make_clock", "serve"]
 
-FIRST_DEVID = 21
-#: a fixed, documented wall-clock origin for ``atime`` (the simulator never reads the wall clock itself)
-DEFAULT_EPOCH = dt.datetime(2025, 1, 1, 0, 0, 0)
-#: the 12 mm disk of the reference workload, in m^2
-DEFAULT_AREA = 1.131e-4
 #: threads that read step files: a file on a hung network share holds one, never the event loop
 STEP_FILE_READERS = 2
 #: the wall time one request may spend computing channels when the clock runs in real or scaled time: small
@@ -66,33 +63,19 @@ DEFAULT_REQUEST_BUDGET_S = 0.1
 _AUTO: Any = object()
 
 
-def default_model_factory(cell: str, options: dict[str, Any]) -> Callable[[Key], CellModel]:
-    """Build ``cell`` models from the simulated-cells registry, one per channel, seeded by channel."""
-
-    def factory(key: Key) -> CellModel:
-        from simulators.cells import build_model  # imported late: the registry is optional for wire-only use
-
-        seed = options.get("seed", 0) + key[0] * 10_000 + key[1] * 100 + key[2]
-        kwargs = {k: v for k, v in options.items() if k != "seed"}
-        return build_model(cell, seed=seed, **kwargs)
-
-    return factory
-
-
 def _runs_in_real_time(clock: Clock) -> bool:
     """True for clocks whose time passes on its own (real, scaled); False for as-fast-as-possible ones."""
     return clock.real_seconds(1.0) > 0.0
 
 
-class BtsSimulator(BtsCommands):
-    """A simulated BTS Client (module notes).
+class BtsSimulator:
+    """A simulated BTS Client: the API (:attr:`api`) served over TCP (module notes).
 
-    ``download_cycle_base``: the number ``download`` gives the first cycle (0: the field capture of BTS Client
-    2025.11.24, the default; 1: the same numbering as ``downloadStepLayer`` and ``inquire``). ``measurement``:
-    noise and start transient of the records (none by default; ``Measurement.realistic()`` for the real data's).
-    ``request_budget_s``: wall seconds a request may spend computing channels (None: no limit; default: none
-    under an as-fast-as-possible clock, :data:`DEFAULT_REQUEST_BUDGET_S` otherwise). ``catch_up``: run the
-    catch-up worker (default: when the clock passes in real time).
+    The keywords configure the API (:class:`~simulators.neware.api.BtsApi`) and the server. ``request_budget_s``:
+    wall seconds a request may spend computing channels (None: no limit; default: none under an as-fast-as-possible
+    clock, :data:`DEFAULT_REQUEST_BUDGET_S` otherwise). ``catch_up``: run the catch-up worker (default: when the
+    clock passes in real time). ``wire_clock``: the clock of link faults (a delayed reply) and request budgets,
+    the wall by default, whatever clock the cells run on: the client's socket timeouts count in it.
     """
 
     def __init__(
@@ -118,40 +101,22 @@ class BtsSimulator(BtsCommands):
         catch_up: bool | None = None,
     ):
         self.host = host
-        self.ranges = ranges or DeviceRanges()
         self.port = port
         self.clock = clock or RealClock()
-        # link faults (a delayed reply) happen on the wire, in the time the client's socket timeouts count in:
-        # the wall, whatever clock the cells run on; so does the budget of a request
         self.wire_clock = wire_clock or RealClock()
-        self.server_ip = server_ip
-        self.faults = FaultPlan()
-        self.last_start_errors: dict[str, str] = {}
-        if download_cycle_base not in (0, 1):
-            raise ValueError(f"download_cycle_base must be 0 or 1, found {download_cycle_base!r}")
-        self.download_cycle_base = download_cycle_base
         real_time = _runs_in_real_time(self.clock)
-        self.request_budget_s = (
-            (DEFAULT_REQUEST_BUDGET_S if real_time else None) if request_budget_s is _AUTO else request_budget_s
-        )
+        budget = (DEFAULT_REQUEST_BUDGET_S if real_time else None) if request_budget_s is _AUTO else request_budget_s
+        self.api = BtsApi(
+            devices=devices, subdevices=subdevices, channels=channels,
+            model_factory=model_factory or default_model_factory(cell, cell_options or {}),
+            clock=self.clock, budget_clock=self.wire_clock, epoch=epoch, live_refresh_s=live_refresh_s,
+            server_ip=server_ip, ranges=ranges, download_cycle_base=download_cycle_base, measurement=measurement,
+            request_budget_s=budget, read_step_file=self._read_step_file,
+        )  # fmt: skip
+        self.api.serving = self._serving
+        self.api.on_change = self._woken
         self._catch_up_enabled = real_time if catch_up is None else catch_up
         self._prebuild_cells = model_factory is None
-        factory = model_factory or default_model_factory(cell, cell_options or {})
-        self.channels: dict[Key, ChannelEngine] = {}
-        for d in range(devices):
-            for sub in range(1, subdevices + 1):
-                for chl in range(1, channels + 1):
-                    key = (FIRST_DEVID + d, sub, chl)
-                    self.channels[key] = ChannelEngine(
-                        lambda key=key: factory(key),
-                        live_refresh_s=live_refresh_s,
-                        measurement=measurement,
-                        noise_key=key,
-                    )
-        self._testid = 0
-        self._lock = threading.RLock()
-        self._origin = self.clock.now()
-        self._atime = wire.AtimeFormatter(epoch)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.base_events.Server | None = None
         self._thread: threading.Thread | None = None
@@ -162,7 +127,67 @@ class BtsSimulator(BtsCommands):
         self._tasks: set[asyncio.Task[None]] = set()
         self._readers: ThreadPoolExecutor | None = None
         self._worker: CatchUp | None = None
-        self._commands = self.command_table()
+
+    # -- the API, as callers of the simulator knew it -------------------------------------------------------
+
+    @property
+    def channels(self) -> dict[Key, ChannelEngine]:
+        return self.api.channels
+
+    @property
+    def faults(self) -> FaultPlan:
+        return self.api.faults
+
+    @property
+    def last_start_errors(self) -> dict[str, str]:
+        return self.api.last_start_errors
+
+    @property
+    def ranges(self) -> DeviceRanges:
+        return self.api.ranges
+
+    @property
+    def server_ip(self) -> str:
+        return self.api.server_ip
+
+    @property
+    def download_cycle_base(self) -> int:
+        return self.api.download_cycle_base
+
+    @property
+    def request_budget_s(self) -> float | None:
+        return self.api.request_budget_s
+
+    def channel(self, channel_id: str) -> ChannelEngine:
+        return self.api.channel(channel_id)
+
+    def step_file(self, channel_id: str) -> bytes:
+        """The step file the channel's test runs, as read at its ``start`` (the file on disk may differ now)."""
+        return self.api.step_file(channel_id)
+
+    def insert_cell(self, channel_id: str, model: CellModel) -> None:
+        self.api.insert_cell(channel_id, model)
+
+    def trip(self, channel_id: str, reason: str = "injected protection") -> bool:
+        return self.api.trip(channel_id, reason)
+
+    def build_cells(self) -> None:
+        """Build every channel's cell now (~0.3 ms each), so that no request builds thousands of them.
+
+        ``run_async`` does it before it listens when the cells come from the registry (``cell=``): the first
+        ``inquire`` of 2048 idle channels then reads their voltages without building 2048 models inline. A custom
+        ``model_factory`` may depend on what its owner sets later (the station places each run's cell when the run
+        starts), so its cells are built when first needed, as before.
+        """
+        self.api.build_cells()
+
+    def handle(self, request: bytes) -> tuple[str, bytes]:
+        """Answer one framed request synchronously, without the wire (a start reads its files inline)."""
+        return self.api.handle(request)
+
+    def inject(self, fault: Fault) -> Fault:
+        """Arm a fault on the wire (:mod:`simulators.neware.faults`)."""
+        return self.faults.add(fault)
 
     # -- lifecycle ------------------------------------------------------------------------------------------
 
@@ -177,34 +202,35 @@ class BtsSimulator(BtsCommands):
 
     def _thread_main(self) -> None:
         try:
-            asyncio.run(self.run_async())
+            asyncio.run(self.run_async(on_listening=self._ready.set))
         except BaseException as exc:  # reported to start(); the thread must not die silently
             self._startup_error = exc
             self._ready.set()
 
-    async def run_async(self) -> None:
-        """Serve until :meth:`stop` is called."""
+    async def run_async(self, on_listening: Callable[[], None] | None = None) -> None:
+        """Serve until :meth:`stop` is called; ``on_listening`` is called once the port is bound."""
         self._loop = asyncio.get_running_loop()
         self._stopping = asyncio.Event()
         self._readers = ThreadPoolExecutor(STEP_FILE_READERS, thread_name_prefix="bts-step-files")
         if self._prebuild_cells:
-            await self._loop.run_in_executor(self._readers, self.build_cells)
+            await self._loop.run_in_executor(self._readers, self.api.build_cells)
         if self._catch_up_enabled:
-            self._worker = CatchUp(self.channels.values(), self.clock).start()
+            self._worker = CatchUp(self.api.channels.values(), self.clock).start()
         try:
-            await self._serve()
+            await self._serve(on_listening)
         finally:
             self._readers.shutdown(wait=False, cancel_futures=True)
             if self._worker is not None:
                 self._worker.stop()
                 self._worker = None
 
-    async def _serve(self) -> None:
+    async def _serve(self, on_listening: Callable[[], None] | None) -> None:
         assert self._stopping is not None
         self._server = await asyncio.start_server(self._client, self.host, self.port)
         self.port = self._server.sockets[0].getsockname()[1]
         log.info("simulated BTS listening on %s:%d", self.host, self.port)
-        self._ready.set()
+        if on_listening is not None:
+            on_listening()
         async with self._server:
             await self._stopping.wait()
             for writer in list(self._writers):
@@ -227,49 +253,7 @@ class BtsSimulator(BtsCommands):
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    # -- test and operator hooks ----------------------------------------------------------------------------
-
-    def channel(self, channel_id: str) -> ChannelEngine:
-        devid, sub, chl = (int(x) for x in channel_id.split("-"))
-        return self.channels[(devid, sub, chl)]
-
-    def step_file(self, channel_id: str) -> bytes:
-        """The step file the channel's test runs, as read at its ``start`` (the file on disk may differ now)."""
-        engine = self.channel(channel_id)
-        with engine.lock:
-            return engine.step_file
-
-    def insert_cell(self, channel_id: str, model: CellModel) -> None:
-        """Put a specific cell into a channel (a dry run of one cell record), as a lab puts a coin cell in a clip."""
-        engine = self.channel(channel_id)
-        with engine.lock:
-            if engine.status in ("working", "pause"):
-                raise RuntimeError(f"channel {channel_id} is {engine.status}; stop it before changing its cell")
-            engine.model = model
-
-    def trip(self, channel_id: str, reason: str = "injected protection") -> bool:
-        """Trip a channel's protection now, as an exceeded limit would."""
-        engine = self.channel(channel_id)
-        with engine.lock:
-            return engine.trip(self.clock.now(), reason)
-
-    def inject(self, fault: Fault) -> Fault:
-        return self.faults.add(fault)
-
-    def build_cells(self) -> None:
-        """Build every channel's cell now (~0.3 ms each), so that no request builds thousands of them.
-
-        ``run_async`` does it before it listens when the cells come from the registry (``cell=``): the first
-        ``inquire`` of 2048 idle channels then reads their voltages without building 2048 models inline. A custom
-        ``model_factory`` may depend on what its owner sets later (the station places each run's cell when the run
-        starts), so its cells are built when first needed, as before.
-        """
-        for engine in self.channels.values():
-            with engine.lock:
-                try:
-                    engine.ensure_cell()
-                except Exception as exc:  # a cell that cannot be built is reported by the channel that needs it
-                    log.debug("cell model not built ahead: %s", exc)
+    # -- the catch-up worker, as the API's hooks ------------------------------------------------------------
 
     def _serving(self) -> contextlib.AbstractContextManager[None]:
         worker = self._worker
@@ -279,16 +263,9 @@ class BtsSimulator(BtsCommands):
         if self._worker is not None:
             self._worker.wake()
 
-    def _load_all(self, paths: list[str]) -> Loads:
-        """Load each distinct path once (blocking file I/O and parsing: runs in the reader threads)."""
-        loads: Loads = {}
-        for path in paths:
-            if path not in loads:
-                try:
-                    loads[path] = load_step_file(path, self.ranges)
-                except StepFileError as exc:
-                    loads[path] = exc
-        return loads
+    def _read_step_file(self, path: str) -> NativePlan:
+        """Blocking file I/O and parsing, run in the reader threads (``load_step_file``, looked up when called)."""
+        return load_step_file(path, self.api.ranges)
 
     # -- connection handling --------------------------------------------------------------------------------
 
@@ -308,7 +285,7 @@ class BtsSimulator(BtsCommands):
                 while (request := framer.next_request()) is not None:
                     # the worker computes between requests, not while one is being read, answered or sent
                     with self._serving():
-                        command, answer = await self.handle_async(request)
+                        command, answer = await self._answer(request)
                         fault = self.faults.take(command)
                         sent = await self._send(writer, answer, fault)
                     if not sent:
@@ -320,6 +297,17 @@ class BtsSimulator(BtsCommands):
         finally:
             self._writers.discard(writer)
             writer.close()
+
+    async def _answer(self, request: bytes) -> tuple[str, bytes]:
+        """The API's reply to one request; a start's step files are read in the reader threads, off the loop."""
+        parsed = self.api.parse(request)
+        if isinstance(parsed, bytes):
+            return "", parsed
+        loads = None
+        paths = self.api.step_files_to_read(parsed)
+        if paths and self._loop is not None and self._readers is not None:
+            loads = await self._loop.run_in_executor(self._readers, self.api.load_all, paths)
+        return parsed.command, self.api.answer(parsed, loads)
 
     async def _send(self, writer: asyncio.StreamWriter, answer: bytes, fault: Fault | None) -> bool:
         """Write one reply, applying a fault; False when the connection must close."""
@@ -344,50 +332,6 @@ class BtsSimulator(BtsCommands):
         writer.write(answer)
         await writer.drain()
         return True
-
-    def handle(self, request: bytes) -> tuple[str, bytes]:
-        """Answer one framed request synchronously (usable directly in tests; a start reads its files inline)."""
-        parsed = self._parse(request)
-        if isinstance(parsed, bytes):
-            return "", parsed
-        return parsed[0], self._dispatch(*parsed, None)
-
-    async def handle_async(self, request: bytes) -> tuple[str, bytes]:
-        """Answer one framed request from the event loop: a start's step files are loaded off the loop first."""
-        parsed = self._parse(request)
-        if isinstance(parsed, bytes):
-            return "", parsed
-        command, root = parsed
-        loads = None
-        if command == "start" and self._loop is not None and self._readers is not None:
-            paths = [path for element, path in self._start_items(root) if self._key(element) in self.channels]
-            loads = await self._loop.run_in_executor(self._readers, self._load_all, paths)
-        return command, self._dispatch(command, root, loads)
-
-    def _parse(self, request: bytes) -> tuple[str, Element] | bytes:
-        end = request.rfind(wire.REQUEST_END)
-        if end >= 0:
-            request = request[: end + len(wire.REQUEST_END)]
-        try:
-            return wire.parse_request(request)
-        except wire.RequestError as exc:
-            log.info("unparseable request: %s", exc)
-            return wire.reply("error", ["<result>false</result>"])
-
-    def _dispatch(self, command: str, root: Element, loads: Loads | None) -> bytes:
-        handler = self._commands.get(command)
-        if handler is None:
-            return wire.reply(command, ["<result>false</result>"])
-        with self._serving():
-            now = self.clock.now()
-            budget = Budget(self.wire_clock, self.request_budget_s)
-            try:
-                if command == "start":
-                    return wire.reply(command, self._start(root, now, budget, loads))
-                return wire.reply(command, handler(root, now, budget))
-            except Exception:  # a simulator bug must not take the server down; the client sees a failed command
-                log.exception("simulated BTS failed on %s", command)
-                return wire.reply(command, ["<result>false</result>"])
 
 
 def _quiet_collector() -> None:
@@ -443,17 +387,13 @@ def serve(
         download_cycle_base=download_cycle_base,
     )
 
-    async def main() -> None:
-        task = asyncio.create_task(simulator.run_async())
-        while not simulator._ready.is_set() and not task.done():
-            await asyncio.sleep(0)
+    def listening() -> None:
         if threading.current_thread() is threading.main_thread():  # the process is the server's own
             _quiet_collector()
         if on_ready is not None:
             on_ready(simulator)
-        await task
 
     try:
-        asyncio.run(main())
+        asyncio.run(simulator.run_async(on_listening=listening))
     except KeyboardInterrupt:
         log.info("simulated BTS stopped")

@@ -13,7 +13,6 @@ import ctypes
 import numpy as np
 import pytest
 from biologic_words import float_words
-from ordered_eclib import OrderedEClib, as_c_library, contents, ecc_params, ok
 
 from drivers.base import DriverError
 from drivers.biologic.channel import BiologicChannel, BiologicConfig
@@ -23,6 +22,7 @@ from drivers.biologic.errors import EClibError
 from drivers.biologic.structs import TChannelInfos
 from protocols.clock import VirtualClock
 from protocols.program import CurrentStep, RestStep, StepProgram, Termination
+from tests.fakes.ordered_eclib import OrderedEClib, as_c_library, contents, ecc_params, ok
 
 CH = 2
 FIRMWARE = {
@@ -90,26 +90,23 @@ def driver_for(lib, **config):
 
 @pytest.mark.parametrize("board", list(BoardType))
 def test_connect_loads_the_boards_kernel_through_a_16_entry_mask(board, wrap):
-    fake = OrderedEClib(connect_calls(board))
-    driver, _ = driver_for(wrap(fake))
-    caps = driver.connect()
-    fake.assert_done()
+    with OrderedEClib(connect_calls(board)) as fake:
+        driver, _ = driver_for(wrap(fake))
+        caps = driver.connect()
     assert caps.has_eis and caps.max_bandwidth == 7
 
 
 def test_a_negative_code_for_the_selected_channel_names_it(wrap):
-    fake = OrderedEClib(connect_calls(BoardType.ESSENTIAL, results={CH: -300, 5: -3})[:4])
-    driver, _ = driver_for(wrap(fake))
-    with pytest.raises(EClibError, match=r"BL_LoadFirmware on channel 2 failed with ERR_FIRM_FIRMFILENOTEXISTS"):
-        driver.connect()
-    fake.assert_done()
+    with OrderedEClib(connect_calls(BoardType.ESSENTIAL, results={CH: -300, 5: -3})[:4]) as fake:
+        driver, _ = driver_for(wrap(fake))
+        with pytest.raises(EClibError, match=r"BL_LoadFirmware on channel 2 failed with ERR_FIRM_FIRMFILENOTEXISTS"):
+            driver.connect()
 
 
 def test_codes_of_channels_that_were_not_selected_are_not_ours(wrap):
-    fake = OrderedEClib(connect_calls(BoardType.ESSENTIAL, results={5: -3}))
-    driver, _ = driver_for(wrap(fake))
-    driver.connect()  # entry 5 says "not plugged": channel 5 was never asked for
-    fake.assert_done()
+    with OrderedEClib(connect_calls(BoardType.ESSENTIAL, results={5: -3})) as fake:
+        driver, _ = driver_for(wrap(fake))
+        driver.connect()  # entry 5 says "not plugged": channel 5 was never asked for
 
 
 def test_load_firmware_returns_the_selected_channels_codes(wrap):
@@ -118,40 +115,38 @@ def test_load_firmware_returns_the_selected_channels_codes(wrap):
         codes[0], codes[7], codes[8] = 0, 1, -3
         return 0
 
-    fake = OrderedEClib([("BL_LoadFirmware", load)])
-    assert EClib(wrap(fake)).load_firmware(1, [7, 0], None, None, force=True) == {0: 0, 7: 1}
+    with OrderedEClib([("BL_LoadFirmware", load)]) as fake:
+        assert EClib(wrap(fake)).load_firmware(1, [7, 0], None, None, force=True) == {0: 0, 7: 1}
 
 
 def test_file_overrides_and_an_empty_fpga_file_is_null(wrap):
-    fake = OrderedEClib(connect_calls(BoardType.PREMIUM, kernel=b"/fw/my-kernel.bin", fpga=None))
-    driver, _ = driver_for(wrap(fake), firmware_dir="/fw", kernel_file="my-kernel.bin", fpga_file="")
-    driver.connect()
-    fake.assert_done()
+    with OrderedEClib(connect_calls(BoardType.PREMIUM, kernel=b"/fw/my-kernel.bin", fpga=None)) as fake:
+        driver, _ = driver_for(wrap(fake), firmware_dir="/fw", kernel_file="my-kernel.bin", fpga_file="")
+        driver.connect()
 
 
 def test_without_the_board_type_export_the_device_family_decides(wrap):
     """Packages 5.35, 6.01 and 6.04 have no BL_GetChannelBoardType: a VSP-300 is then a PREMIUM board."""
     calls = [c for c in connect_calls(BoardType.PREMIUM) if c[0] != "BL_GetChannelBoardType"]
-    fake = OrderedEClib(calls, absent=["BL_GetChannelBoardType"])
-    driver, _ = driver_for(wrap(fake))
-    driver.connect()
-    fake.assert_done()
+    with OrderedEClib(calls, absent=["BL_GetChannelBoardType"]) as fake:
+        driver, _ = driver_for(wrap(fake))
+        driver.connect()
 
 
 @pytest.mark.parametrize("board", list(BoardType))
 def test_a_float_format_that_contradicts_the_board_type_is_refused_at_connect(board, wrap):
     wrong = 0 if board is BoardType.DIGICORE else 1
-    fake = OrderedEClib(connect_calls(board, float_format=wrong))
-    driver, _ = driver_for(wrap(fake))
-    with pytest.raises(DriverError, match=rf"channel 2: the channel reports FloatFormat {wrong}"):
-        driver.connect()
+    with OrderedEClib(connect_calls(board, float_format=wrong)) as fake:
+        driver, _ = driver_for(wrap(fake))
+        with pytest.raises(DriverError, match=rf"channel 2: the channel reports FloatFormat {wrong}"):
+            driver.connect()
 
 
 @pytest.mark.parametrize("board", list(BoardType))
 def test_a_dll_that_fills_only_76_bytes_leaves_the_format_to_the_board(board, wrap):
-    fake = OrderedEClib(connect_calls(board, float_format=1 - (board is BoardType.DIGICORE), short_infos=True))
-    driver, _ = driver_for(wrap(fake))
-    driver.connect()  # the contradicting FloatFormat was never written: no refusal
+    with OrderedEClib(connect_calls(board, float_format=1 - (board is BoardType.DIGICORE), short_infos=True)) as fake:
+        driver, _ = driver_for(wrap(fake))
+        driver.connect()  # the contradicting FloatFormat was never written: no refusal
 
 
 def test_the_mask_is_indexed_by_channel_number():
@@ -206,7 +201,7 @@ def test_start_read_and_stop_follow_the_documented_call_sequence(board, wrap):
         return 0
 
     ocv, cp = f"/opt/eclib/ocv{suffix}.ecc".encode(), f"/opt/eclib/cp{suffix}.ecc".encode()
-    fake = OrderedEClib([
+    with OrderedEClib([
         *connect_calls(board),
         ("BL_GetCurrentValues", values_stop),  # a busy channel is refused before anything is loaded
         ("BL_LoadTechnique", load_technique(ocv, True, False)),
@@ -217,15 +212,14 @@ def test_start_read_and_stop_follow_the_documented_call_sequence(board, wrap):
         ("BL_GetData", data),
         ("BL_GetData", empty),
         ("BL_StopChannel", ok),
-    ])  # fmt: skip
-    driver, _ = driver_for(wrap(fake))
-    t = (Termination(quantity="time", op=">=", value=60.0),)
-    program = StepProgram(protocol="p", cell="c", steps=(
-        RestStep(index=1, until=t), CurrentStep(index=2, kind="charge", current=1e-3, until=t)))  # fmt: skip
-    driver.start(program, "b")
-    records = driver.read_records(0)
-    driver.stop()
-    fake.assert_done()
+    ]) as fake:  # fmt: skip
+        driver, _ = driver_for(wrap(fake))
+        t = (Termination(quantity="time", op=">=", value=60.0),)
+        program = StepProgram(protocol="p", cell="c", steps=(
+            RestStep(index=1, until=t), CurrentStep(index=2, kind="charge", current=1e-3, until=t)))  # fmt: skip
+        driver.start(program, "b")
+        records = driver.read_records(0)
+        driver.stop()
     assert loaded[0][:3] == ["Rest_time_T", "Record_every_dE", "Record_every_dT"]
     assert "Current_step" in loaded[1] and "I_Range" in loaded[1]
     defines = [name for name in fake.log if name.startswith("BL_Define")]

@@ -6,7 +6,6 @@ import hashlib
 from pathlib import Path
 
 import pytest
-from ordered_transport import OrderedTransport
 
 from drivers.base import ChannelRanges, ChannelState, DriverError, Refused
 from drivers.base import TestHandle as Handle  # aliased: pytest would try to collect a Test* class
@@ -25,6 +24,7 @@ from protocols.program import (
     StepProgram,
     Termination,
 )
+from tests.fakes.ordered_transport import OrderedTransport
 
 ADDR = 'ip="127.0.0.1" devtype="27" devid="21" subdevid="1" chlid="2"'
 NOIP = 'devtype="27" devid="21" subdevid="1" chlid="2"'
@@ -63,7 +63,7 @@ def test_start_status_read_and_stop_in_order(tmp_path: Path) -> None:
         '  <data seqid="2" stepid="1" cycleid="1" steptype="dc" testtime="10000" atime="2025-01-01 00:00:10" '
         'volt="3.59" curr="-0.001" cap="2.77777777777778E-06" eng="1.0E-05" />\n</list>'
     )
-    transport = OrderedTransport(
+    with OrderedTransport(
         [
             (
                 f'<cmd>inquire</cmd><list count="1"><inquire {ADDR} aux="0" barcode="1">true</inquire></list>',
@@ -92,44 +92,42 @@ def test_start_status_read_and_stop_in_order(tmp_path: Path) -> None:
                 f'<cmd>stop_resp</cmd>\n<list count="1">\n  <stop {ADDR}>ok</stop>\n</list>',
             ),
         ]
-    )
-    channel = NewareChannel(BtsClient(transport), ChannelAddress.parse("21-1-2"), RANGES, step_dir=tmp_path)
-    handle = channel.start(PROGRAM, "cell#1")
-    assert (handle.channel, handle.test_id, handle.barcode, handle.extra["step_map"]) == (
-        "21-1-2",
-        "5",
-        "cell#1",
-        "1:1",
-    )
-    assert path.read_bytes() == xml
-    status = channel.status()
-    assert (status.state, status.step_index, status.cycle, status.last_seq) == (ChannelState.RUNNING, 1, 1, 2)
-    assert (status.voltage, status.current, status.step_capacity, status.test_time) == (3.5, -0.001, -0.0001, 360.0)
-    first, second = channel.read_records(0)
-    assert (first.seq, first.test_time, first.step_index, first.cycle, first.capacity) == (1, 0.0, 1, 1, 0.0)
-    assert (second.seq, second.test_time, second.step_time) == (2, 10.0, 10.0)
-    assert (second.capacity, second.energy) == (-2.77777777777778e-06, -1e-05)  # discharge: signed negative
-    channel.stop()
-    transport.assert_done()
+    ) as transport:
+        channel = NewareChannel(BtsClient(transport), ChannelAddress.parse("21-1-2"), RANGES, step_dir=tmp_path)
+        handle = channel.start(PROGRAM, "cell#1")
+        assert (handle.channel, handle.test_id, handle.barcode, handle.extra["step_map"]) == (
+            "21-1-2",
+            "5",
+            "cell#1",
+            "1:1",
+        )
+        assert path.read_bytes() == xml
+        status = channel.status()
+        assert (status.state, status.step_index, status.cycle, status.last_seq) == (ChannelState.RUNNING, 1, 1, 2)
+        assert (status.voltage, status.current, status.step_capacity, status.test_time) == (3.5, -0.001, -0.0001, 360.0)
+        first, second = channel.read_records(0)
+        assert (first.seq, first.test_time, first.step_index, first.cycle, first.capacity) == (1, 0.0, 1, 1, 0.0)
+        assert (second.seq, second.test_time, second.step_time) == (2, 10.0, 10.0)
+        assert (second.capacity, second.energy) == (-2.77777777777778e-06, -1e-05)  # discharge: signed negative
+        channel.stop()
 
 
 def test_a_busy_channel_is_refused_before_start_is_sent(tmp_path: Path) -> None:
-    transport = OrderedTransport(
+    with OrderedTransport(
         [
             (
                 f'<cmd>inquire</cmd><list count="1"><inquire {ADDR} aux="0" barcode="1">true</inquire></list>',
                 inquire_reply("working", 'step_id="3" step_type="cc" barcode="other" '),
             )
         ]
-    )
-    channel = NewareChannel(BtsClient(transport), ChannelAddress.parse("21-1-2"), RANGES, step_dir=tmp_path)
-    with pytest.raises(DriverError, match=r"channel 21-1-2 is 'working'; .* stop the running test first"):
-        channel.start(PROGRAM, "cell#2")
-    transport.assert_done()
+    ) as transport:
+        channel = NewareChannel(BtsClient(transport), ChannelAddress.parse("21-1-2"), RANGES, step_dir=tmp_path)
+        with pytest.raises(DriverError, match=r"channel 21-1-2 is 'working'; .* stop the running test first"):
+            channel.start(PROGRAM, "cell#2")
 
 
 def test_a_refused_start_names_the_file(tmp_path: Path) -> None:
-    transport = OrderedTransport(
+    with OrderedTransport(
         [
             (
                 f'<cmd>inquire</cmd><list count="1"><inquire {ADDR} aux="0" barcode="1">true</inquire></list>',
@@ -137,11 +135,10 @@ def test_a_refused_start_names_the_file(tmp_path: Path) -> None:
             ),
             (None, f'<cmd>start_resp</cmd>\n<list count="1">\n  <start {ADDR}>false</start>\n</list>'),
         ]
-    )
-    channel = NewareChannel(BtsClient(transport), ChannelAddress.parse("21-1-2"), RANGES, step_dir=tmp_path)
-    with pytest.raises(Refused, match=r"refused to start channel 21-1-2 with .*\.xml; check that the BTS"):
-        channel.start(PROGRAM, "cell#3")
-    transport.assert_done()
+    ) as transport:
+        channel = NewareChannel(BtsClient(transport), ChannelAddress.parse("21-1-2"), RANGES, step_dir=tmp_path)
+        with pytest.raises(Refused, match=r"refused to start channel 21-1-2 with .*\.xml; check that the BTS"):
+            channel.start(PROGRAM, "cell#3")
 
 
 # -- step files on another PC, and the <backup> element --------------------------------------------------------
@@ -178,11 +175,10 @@ def test_start_sends_the_step_file_path_as_the_bts_pc_sees_it(tmp_path: Path, bt
     share = tmp_path / "mounted-share"  # where this PC writes: the same folder, mounted here
     name = f"21-1-2_cell_1_{hashlib.sha1(compile_program(PROGRAM, RANGES).xml).hexdigest()[:10]}.xml"
     expected = bts_dir.rstrip("\\/") + separator + name
-    transport = OrderedTransport(_start_dialogue(expected))
-    channel = NewareChannel(BtsClient(transport), ChannelAddress.parse("21-1-2"), RANGES, step_dir=share,
-                            remote_step_dir=bts_dir)
-    handle = channel.start(PROGRAM, "cell#1")
-    transport.assert_done()
+    with OrderedTransport(_start_dialogue(expected)) as transport:
+        channel = NewareChannel(BtsClient(transport), ChannelAddress.parse("21-1-2"), RANGES, step_dir=share,
+                                remote_step_dir=bts_dir)
+        handle = channel.start(PROGRAM, "cell#1")
     assert handle.extra["step_file"] == expected
     assert (share / name).read_bytes() == compile_program(PROGRAM, RANGES).xml
 
@@ -193,11 +189,10 @@ def test_start_sends_the_backup_element_exactly(tmp_path: Path) -> None:
     element = ('<backup backupdir="D:\\Neware data" remotedir="" filenametype="1" customfilename="" '
                'addtimewhenrepeat="0" createdirbydate="1" filetype="0" backupontime="1" backupontimeinterval="60" '
                'backupfree="1" />')
-    transport = OrderedTransport(_start_dialogue(path, element))
-    channel = NewareChannel(BtsClient(transport), ChannelAddress.parse("21-1-2"), RANGES, step_dir=tmp_path,
-                            remote_step_dir="C:\\steps", backup=backup)
-    channel.start(PROGRAM, "cell#1")
-    transport.assert_done()
+    with OrderedTransport(_start_dialogue(path, element)) as transport:
+        channel = NewareChannel(BtsClient(transport), ChannelAddress.parse("21-1-2"), RANGES, step_dir=tmp_path,
+                                remote_step_dir="C:\\steps", backup=backup)
+        channel.start(PROGRAM, "cell#1")
 
 
 # -- test time on the real BTS's record grid (reference section 9), from hand-written pages ---------------------
@@ -262,11 +257,10 @@ ATTACH = [
 
 def test_test_time_repeats_at_step_boundaries_across_pages_as_the_real_bts_records(tmp_path: Path) -> None:
     # pages that end on a step's last record and start on the next step's first, or cut a step in two
-    transport = OrderedTransport([*ATTACH, (_download(1, 3), _page(1, 3, 3)), (_download(4, 5), _page(4, 8, 5)),
-                                  (_download(9), _page(9, 12))])
-    channel = _attached(transport, LOOPED, tmp_path)
-    records = channel.read_records(0, 3) + channel.read_records(3, 5) + channel.read_records(8)
-    transport.assert_done()
+    with OrderedTransport([*ATTACH, (_download(1, 3), _page(1, 3, 3)), (_download(4, 5), _page(4, 8, 5)),
+                                  (_download(9), _page(9, 12))]) as transport:
+        channel = _attached(transport, LOOPED, tmp_path)
+        records = channel.read_records(0, 3) + channel.read_records(3, 5) + channel.read_records(8)
     assert [r.seq for r in records] == list(range(1, 13))
     assert [r.test_time for r in records] == GRID_TEST_TIMES
     assert [r.step_time for r in records] == [ms / 1000 for _, _, _, _, ms, _, _ in GRID]
@@ -286,12 +280,11 @@ def test_a_read_that_does_not_continue_the_last_one_seeds_time_and_cycles_from_t
         'endatime="2025-01-01 00:00:45" startvolt="3.65" endvolt="4.1" startcurr="0.001" endcurr="0.001" cap="0" '
         'eng="0" dcir="0" />\n</list>'
     )
-    transport = OrderedTransport([
+    with OrderedTransport([
         *ATTACH, (_download(8), _page(8, 12)),
         (f'<cmd>downloadStepLayer</cmd><downloadStepLayer {NOIP} testid="5" />', layer),
-    ])
-    records = _attached(transport, LOOPED, tmp_path).read_records(7)
-    transport.assert_done()
+    ]) as transport:
+        records = _attached(transport, LOOPED, tmp_path).read_records(7)
     assert [r.test_time for r in records] == GRID_TEST_TIMES[7:]  # the same numbers as a read from the start
     assert [(r.step_index, r.cycle) for r in records] == [(2, 3)] * 3 + [(4, 4)] * 2
 
@@ -312,7 +305,7 @@ def test_cycles_follow_a_conditional_jump_out_of_a_loop(tmp_path: Path) -> None:
         f'volt="{v}" curr="{i}" cap="0" eng="0" />\n' for q, s, c, t, ms, v, i in rows)
     reply = (f'<cmd>donwload_resp</cmd>\n<download {NOIP} testid="5" startpos="1" count="1000" auxid="0" />\n'
              f'<list count="9">\n{page}</list>')
-    transport = OrderedTransport([*ATTACH, (_download(1), reply)])
-    records = _attached(transport, jumping, tmp_path).read_records(0)
-    assert [(r.step_index, r.cycle) for r in records] == [(1, 1)] * 3 + [(2, 2)] * 4 + [(4, 3)] * 2
-    assert [r.test_time for r in records] == [0.0, 10.0, 20.0, 20.0, 30.0, 40.0, 45.5, 45.5, 55.5]
+    with OrderedTransport([*ATTACH, (_download(1), reply)]) as transport:
+        records = _attached(transport, jumping, tmp_path).read_records(0)
+        assert [(r.step_index, r.cycle) for r in records] == [(1, 1)] * 3 + [(2, 2)] * 4 + [(4, 3)] * 2
+        assert [r.test_time for r in records] == [0.0, 10.0, 20.0, 20.0, 30.0, 40.0, 45.5, 45.5, 55.5]

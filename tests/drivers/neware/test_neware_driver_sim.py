@@ -6,7 +6,6 @@ stop, protection) and robustness (re-attach, dropped connections, garbled replie
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -33,9 +32,7 @@ from protocols.program import (
     walk,
 )
 from simulators.neware import BtsSimulator, Fault
-
-sys.path.insert(0, str(Path(__file__).parents[2] / "simulators" / "neware"))
-from standin_cell import LinearCell
+from tests.fakes.standin_cell import LinearCell
 
 
 def _t(quantity: str, op: str, value: float) -> Termination:

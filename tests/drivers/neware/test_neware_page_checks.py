@@ -5,17 +5,19 @@ from __future__ import annotations
 
 import math
 import tracemalloc
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from ordered_transport import OrderedTransport, real_reply
 
 from drivers.neware.address import ChannelAddress
 from drivers.neware.client import MAX_DOWNLOAD_COUNT, BtsClient, download_reply_cap
 from drivers.neware.codec import as_int, parse_int
 from drivers.neware.errors import NewareProtocolError
 from drivers.neware.pages import PageRequest, parse_download_frame
+from tests.fakes.ordered_transport import OrderedTransport, real_reply
 
 CH = ChannelAddress(devid=21, subdevid=1, chlid=2)
 ADDR = 'ip="127.0.0.1" devtype="27" devid="21" subdevid="1"'
@@ -104,9 +106,11 @@ FAULTS = [
 ]
 
 
-def client(pairs: list[tuple[str | None, str | bytes]]) -> tuple[BtsClient, OrderedTransport]:
-    transport = OrderedTransport(pairs)
-    return BtsClient(transport), transport
+@contextmanager
+def client(pairs: list[tuple[str | None, str | bytes]]) -> Iterator[tuple[BtsClient, OrderedTransport]]:
+    """A client on an ordered fake transport; leaving the block checks that every expected request came."""
+    with OrderedTransport(pairs) as transport:
+        yield BtsClient(transport), transport
 
 
 @pytest.mark.parametrize(("fault", "records", "expected"), FAULTS, ids=[f[0] for f in FAULTS])
@@ -114,15 +118,15 @@ def test_a_wrong_page_is_an_instrument_error_naming_address_channel_startpos_and
     fault: str, records: list[dict[str, object]], expected: str
 ) -> None:
     bad = page_body(records, START, 1000)
-    bts, transport = client([(download_request(START, 1000), bad)] * 3)
-    with pytest.raises(NewareProtocolError) as caught:
-        bts.download(CH, testid=143, startpos=START, count=1000)
-    message = str(caught.value)
-    assert message.startswith("fake:502: download of channel 21-1-2 from startpos 1: "), message
-    assert message.endswith("(after 3 attempts)"), message
-    assert "\n" not in message
-    assert caught.match(expected)
-    transport.assert_done()  # a read: re-sent after each refusal, like a garbled reply
+    # a read: re-sent after each refusal, like a garbled reply (all three exchanges happen)
+    with client([(download_request(START, 1000), bad)] * 3) as (bts, _):
+        with pytest.raises(NewareProtocolError) as caught:
+            bts.download(CH, testid=143, startpos=START, count=1000)
+        message = str(caught.value)
+        assert message.startswith("fake:502: download of channel 21-1-2 from startpos 1: "), message
+        assert message.endswith("(after 3 attempts)"), message
+        assert "\n" not in message
+        assert caught.match(expected)
 
 
 @pytest.mark.parametrize(("fault", "records", "expected"), FAULTS, ids=[f[0] for f in FAULTS])
@@ -130,50 +134,52 @@ def test_a_wrong_page_seen_once_is_retried_and_the_retry_returns_the_right_page(
     fault: str, records: list[dict[str, object]], expected: str
 ) -> None:
     request = download_request(START, 1000)
-    bts, transport = client([(request, page_body(records, START, 1000)), (request, page_body(GOOD, START, 1000))])
-    page = bts.download(CH, testid=143, startpos=START, count=1000)
-    assert [r.seqid for r in page.records] == list(range(1, 1001))
-    assert page.testid == 143
-    assert transport.resyncs == 1
-    transport.assert_done()
+    pairs = [(request, page_body(records, START, 1000)), (request, page_body(GOOD, START, 1000))]
+    with client(pairs) as (bts, transport):
+        page = bts.download(CH, testid=143, startpos=START, count=1000)
+        assert [r.seqid for r in page.records] == list(range(1, 1001))
+        assert page.testid == 143
+        assert transport.resyncs == 1
 
 
 def test_a_page_from_the_middle_of_a_test_and_a_short_last_page_pass() -> None:
     request = download_request(219576, 1000)
-    bts, transport = client([(request, page_body(rows(219576, 10), 219576, 1000))])
-    page = bts.download(CH, testid=143, startpos=219576, count=1000)
-    assert [r.seqid for r in page.records] == list(range(219576, 219586))
-    assert transport.resyncs == 0
-    transport.assert_done()
+    with client([(request, page_body(rows(219576, 10), 219576, 1000))]) as (bts, transport):
+        page = bts.download(CH, testid=143, startpos=219576, count=1000)
+        assert [r.seqid for r in page.records] == list(range(219576, 219586))
+        assert transport.resyncs == 0
 
 
 def test_cycleid_zero_is_accepted_as_field_data_has_it() -> None:
-    bts, _ = client([(download_request(1, 2), page_body([row(1, cycleid=0), row(2, cycleid=0)], 1, 2))])
-    assert [r.cycleid for r in bts.download(CH, testid=143, startpos=1, count=2).records] == [0, 0]
+    with client([(download_request(1, 2), page_body([row(1, cycleid=0), row(2, cycleid=0)], 1, 2))]) as (bts, _):
+        assert [r.cycleid for r in bts.download(CH, testid=143, startpos=1, count=2).records] == [0, 0]
 
 
 def test_non_finite_electrical_values_are_left_for_the_station_to_judge() -> None:
     odd = [row(1, volt="NaN"), row(2, curr="Infinity"), row(3, cap="-inf", eng="nan"), row(4, volt="1e400")]
-    bts, transport = client([(download_request(1, 4), page_body(odd, 1, 4))])
-    records = bts.download(CH, testid=143, startpos=1, count=4).records
-    assert math.isnan(records[0].volt)  # a safety breach for the station, not a garbled reply
-    assert records[1].curr == math.inf
-    assert records[2].cap == -math.inf and math.isnan(records[2].eng)
-    assert records[3].volt == math.inf
-    assert transport.resyncs == 0
+    with client([(download_request(1, 4), page_body(odd, 1, 4))]) as (bts, transport):
+        records = bts.download(CH, testid=143, startpos=1, count=4).records
+        assert math.isnan(records[0].volt)  # a safety breach for the station, not a garbled reply
+        assert records[1].curr == math.inf
+        assert records[2].cap == -math.inf and math.isnan(records[2].eng)
+        assert records[3].volt == math.inf
+        assert transport.resyncs == 0
 
 
 def test_a_testid_query_that_brings_records_is_refused() -> None:
-    bts, _ = client([(download_request(0, 0).replace('testid="143"', 'testid="0"'), page_body(rows(1, 1), 0, 0))] * 3)
-    with pytest.raises(NewareProtocolError, match=r"from startpos 0: the page holds more than the 0 records"):
+    request = download_request(0, 0).replace('testid="143"', 'testid="0"')
+    with (
+        client([(request, page_body(rows(1, 1), 0, 0))] * 3) as (bts, _),
+        pytest.raises(NewareProtocolError, match=r"from startpos 0: the page holds more than the 0 records"),
+    ):
         bts.testid(CH)
 
 
 def test_startpos_must_leave_room_for_a_page_of_64_bit_seqids() -> None:
-    bts, _ = client([])
-    for startpos in (-1, 2**63 - MAX_DOWNLOAD_COUNT + 1):
-        with pytest.raises(ValueError, match="download startpos must be 0"):
-            bts.download(CH, startpos=startpos, count=1)
+    with client([]) as (bts, _):
+        for startpos in (-1, 2**63 - MAX_DOWNLOAD_COUNT + 1):
+            with pytest.raises(ValueError, match="download startpos must be 0"):
+                bts.download(CH, startpos=startpos, count=1)
 
 
 def full_frame(records: list[dict[str, object]], startpos: int, count: int) -> bytes:
@@ -269,16 +275,17 @@ INQUIRE = f'<cmd>inquire</cmd><list count="1"><inquire {ADDR} chlid="2" aux="0" 
 @pytest.mark.parametrize("text", BAD_INTEGERS)
 @pytest.mark.parametrize("field", ["cycle_id", "step_id", "log_code"])
 def test_inquire_refuses_unrepresentable_integers(field: str, text: str) -> None:
-    bts, transport = client([(INQUIRE, inquire_reply(**{field: text}))] * 3)
-    with pytest.raises(NewareProtocolError, match=rf"fake:502: expected an integer .*found '{text}'.*3 attempts"):
+    with (
+        client([(INQUIRE, inquire_reply(**{field: text}))] * 3) as (bts, _),
+        pytest.raises(NewareProtocolError, match=rf"fake:502: expected an integer .*found '{text}'.*3 attempts"),
+    ):
         bts.inquire([CH])
-    transport.assert_done()
 
 
 def test_inquire_passes_non_finite_live_values_to_the_station() -> None:
-    bts, _ = client([(INQUIRE, inquire_reply(voltage="NaN", current="inf"))])
-    (live,) = bts.inquire([CH])
-    assert math.isnan(live.voltage) and live.current == math.inf
+    with client([(INQUIRE, inquire_reply(voltage="NaN", current="inf"))]) as (bts, _):
+        (live,) = bts.inquire([CH])
+        assert math.isnan(live.voltage) and live.current == math.inf
 
 
 @pytest.mark.parametrize("text", BAD_INTEGERS)
@@ -310,10 +317,11 @@ def test_other_replies_refuse_unrepresentable_integers(text: str) -> None:
         ),
     ]
     for call, reply in cases:
-        bts, transport = client([(None, reply)] * 3)
-        with pytest.raises(NewareProtocolError, match=rf"found '{text}'|expected a finite"):
+        with (
+            client([(None, reply)] * 3) as (bts, _),
+            pytest.raises(NewareProtocolError, match=rf"found '{text}'|expected a finite"),
+        ):
             call(bts)
-        transport.assert_done()
 
 
 def test_a_step_layer_with_a_non_finite_step_time_is_refused() -> None:
@@ -321,6 +329,8 @@ def test_a_step_layer_with_a_non_finite_step_time_is_refused() -> None:
         '<cmd>downloadStepLayer_resp</cmd>\n<list count="1">\n  <data startseqid="1" endseqid="5" stepindex="1" '
         'stepid="1" cycleid="1" steptype="rest" steptime="nan" />\n</list>'
     )
-    bts, _ = client([(None, reply)] * 3)
-    with pytest.raises(NewareProtocolError, match="expected a finite step-layer steptime, found 'nan'"):
+    with (
+        client([(None, reply)] * 3) as (bts, _),
+        pytest.raises(NewareProtocolError, match="expected a finite step-layer steptime, found 'nan'"),
+    ):
         bts.download_step_layer(CH, testid=143)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
@@ -15,21 +14,19 @@ from drivers.neware.stepfile import compile_program
 from drivers.transport import Transport
 from protocols.clock import VirtualClock
 from protocols.program import Comparison, Quantity, RestStep, StepProgram, Termination
-from simulators.neware import BtsSimulator
-
-sys.path.insert(0, str(Path(__file__).parents[2] / "simulators" / "neware"))
-from standin_cell import LinearCell
+from simulators.neware.api import BtsApi
+from tests.fakes.standin_cell import LinearCell
 
 
 class InProcess(Transport):
-    """Hands requests straight to the simulator's request handler (no socket: the codecs alone meet)."""
+    """Hands requests straight to the simulator's I/O-free API (no socket, no server: the codecs alone meet)."""
 
-    def __init__(self, sim: BtsSimulator):
-        self.sim = sim
+    def __init__(self, api: BtsApi):
+        self.api = api
         self.address = "in-process"
 
     def exchange(self, request: bytes, *, idempotent: bool = True) -> bytes:
-        return self.sim.handle(request)[1]
+        return self.api.handle(request)[1]
 
 
 XML_TEXT = st.text(
@@ -49,13 +46,13 @@ PROGRAM = StepProgram(
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(barcode=XML_TEXT)
 def test_any_barcode_goes_out_and_comes_back_unchanged(tmp_path: Path, barcode: str) -> None:
-    sim = BtsSimulator(devices=1, channels=1, clock=VirtualClock(), model_factory=lambda key: LinearCell())
-    client = BtsClient(InProcess(sim))
+    api = BtsApi(devices=1, channels=1, clock=VirtualClock(), model_factory=lambda key: LinearCell())
+    client = BtsClient(InProcess(api))
     address = ChannelAddress(21, 1, 1)
     path = tmp_path / "odd & <named> 'file'.xml"
     path.write_bytes(compile_program(PROGRAM, ChannelRanges(0, 5, 0.01)).xml)
     (ack,) = client.start([StartItem(address, str(path), barcode)])
-    assert ack.ok, sim.last_start_errors
+    assert ack.ok, api.last_start_errors
     (live,) = client.inquire([address])
     assert live.barcode == barcode
     assert live.workstatus == "working"

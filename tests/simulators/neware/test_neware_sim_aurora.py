@@ -15,11 +15,11 @@ from typing import Any
 import numpy as np
 import pytest
 from bts_files import end, step, step_file, values
-from standin_cell import LinearCell
 
 from protocols.clock import VirtualClock
 from simulators.neware import BtsSimulator
 from simulators.neware.engine import LOG_START, LOG_STOP
+from tests.fakes.standin_cell import LinearCell
 
 neware = pytest.importorskip(
     "aurora_neware", reason="aurora-neware is not installed (pip install -e '.[test]' installs aurora-neware==0.2.3)"

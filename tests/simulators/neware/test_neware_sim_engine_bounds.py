@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from standin_cell import LinearCell
 
 import simulators.neware.engine as engine_module
 from protocols.clock import VirtualClock
 from simulators.neware import BtsSimulator
 from simulators.neware.engine import MAX_MOVES_PER_ADVANCE, ChannelEngine
 from simulators.neware.stepfile import check_plan, parse_step_file
+from tests.fakes.standin_cell import LinearCell
 
 FILE = (
     '<?xml version="1.0" encoding="UTF-8"?><root><config type="Step File"><Head_Info><Start_Step Value="1" />'

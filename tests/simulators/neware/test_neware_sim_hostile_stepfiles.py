@@ -20,7 +20,6 @@ from xml.etree.ElementTree import Element
 
 import defusedxml.ElementTree as SafeET
 import pytest
-from standin_cell import LinearCell
 
 import simulators.neware.server as server_module
 from protocols.clock import VirtualClock
@@ -36,6 +35,7 @@ from simulators.neware.stepfile import (
     parse_step_file,
     read_step_file,
 )
+from tests.fakes.standin_cell import LinearCell
 
 HEAD = '<?xml version="1.0" encoding="UTF-8" ?><bts version="1.0">'
 TRAILER = b"\n\n#\r\n"

@@ -29,11 +29,11 @@ from bts_files import (
     values,
     write,
 )
-from standin_cell import LinearCell
 
 from protocols.clock import VirtualClock
 from simulators.neware import BtsSimulator
 from simulators.neware.engine import LOG_FINISH, LOG_PROTECT, LOG_START, LOG_STOP, MAX_IDLE_ENTRIES
+from tests.fakes.standin_cell import LinearCell
 
 V_PER_MAH, R = 0.6, 10.0
 

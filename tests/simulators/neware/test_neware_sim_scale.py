@@ -10,11 +10,11 @@ from pathlib import Path
 
 import numpy as np
 from bts_files import CH, ask, download, end, inquire, start, status, step, step_file, values, write
-from standin_cell import LinearCell
 
 from protocols.clock import Clock, ScaledClock, VirtualClock
 from simulators.neware import BtsSimulator
 from simulators.neware.catchup import CatchUp
+from tests.fakes.standin_cell import LinearCell
 
 #: 8 channels, a rest and a charge that all of them change between at the same instants
 STEPS = step(1, 4, values(Time=60000)) + step(2, 1, values(Curr=1, Time=120000)) + end(3)
@@ -103,7 +103,7 @@ class GuardedCell(LinearCell):
     runs = 0
 
     def run_step(self, step, **kwargs):  # type: ignore[no-untyped-def, override]
-        assert self.server is not None and not self.server._lock._is_owned()  # type: ignore[attr-defined]
+        assert self.server is not None and not self.server.api._lock._is_owned()  # type: ignore[attr-defined]
         GuardedCell.runs += 1
         return super().run_step(step, **kwargs)
 

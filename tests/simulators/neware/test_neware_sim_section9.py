@@ -27,12 +27,12 @@ from bts_files import (
     values,
     write,
 )
-from standin_cell import LinearCell
 
 from protocols.clock import VirtualClock
 from simulators.neware import BtsSimulator, Measurement
 from simulators.neware.engine import LOG_FINISH, LOG_PROTECT, LOG_START, LOG_STOP, Budget, ChannelEngine
 from simulators.neware.stepfile import check_plan, parse_step_file
+from tests.fakes.standin_cell import LinearCell
 
 
 def simulator(q0_mah: float = 1.0, **options: object) -> BtsSimulator:

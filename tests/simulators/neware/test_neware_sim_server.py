@@ -11,11 +11,11 @@ from pathlib import Path
 
 import defusedxml.ElementTree as SafeET
 import pytest
-from standin_cell import LinearCell
 
 from protocols.clock import VirtualClock
 from simulators.neware import BtsSimulator, Fault
 from simulators.neware.wire import dotnet, rounded
+from tests.fakes.standin_cell import LinearCell
 
 HEAD = '<?xml version="1.0" encoding="UTF-8" ?><bts version="1.0">'
 CH = 'ip="127.0.0.1" devtype="27" devid="21" subdevid="1" chlid="{}"'

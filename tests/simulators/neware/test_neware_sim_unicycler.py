@@ -15,10 +15,10 @@ from typing import Any
 import numpy as np
 import pytest
 from bts_files import start, status, step_layer
-from standin_cell import LinearCell
 
 from protocols.clock import VirtualClock
 from simulators.neware import BtsSimulator
+from tests.fakes.standin_cell import LinearCell
 
 unicycler = pytest.importorskip(
     "aurora_unicycler", reason="aurora-unicycler is not installed (pip install -e '.[test]' installs 0.4.6)"

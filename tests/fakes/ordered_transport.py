@@ -1,8 +1,11 @@
 """An ordered fake transport (PyMeasure's expected_protocol idea) for the BTS client.
 
 Each pair is (request body, reply body) without the envelope; the fake checks that the request carries the
-exact envelope and terminator, that bodies arrive in the listed order, and the test checks at the end that
-every pair was consumed.
+exact envelope and terminator and that bodies arrive in the listed order. Used as a context manager, it checks
+when the block ends (without an exception) that every pair was consumed::
+
+    with OrderedTransport([(request, reply), ...]) as transport:
+        BtsClient(transport).getdevinfo()
 """
 
 from __future__ import annotations
@@ -46,5 +49,12 @@ class OrderedTransport(Transport):
     def resync(self) -> None:
         self.resyncs += 1
 
-    def assert_done(self) -> None:
-        assert self.position == len(self.pairs), f"{len(self.pairs) - self.position} expected requests never came"
+    def __enter__(self) -> OrderedTransport:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        if exc_type is None:  # a failure inside the block is the one to report
+            assert self.position == len(self.pairs), (
+                f"{len(self.pairs) - self.position} expected requests never came: "
+                f"{[body for body, _ in self.pairs[self.position :]]}"
+            )

@@ -2,9 +2,10 @@
 
 Each expected call is ``(export name, handler)``; the handler receives the arguments exactly as the export would
 (after ctypes conversion when the fake is exposed as C function pointers), asserts on them, fills the
-out-parameters and returns the int code. Calls must arrive in the listed order; ``assert_done`` checks that every
-expected call came. The ``BL_Define*Parameter`` setters are answered by a built-in implementation (filling the
-``TEccParam`` as the DLL does) and only logged, since their order is the parameter table's.
+out-parameters and returns the int code. Calls must arrive in the listed order; used as a context manager, the
+fake checks when the block ends (without an exception) that every expected call came. The ``BL_Define*Parameter``
+setters are answered by a built-in implementation (filling the ``TEccParam`` as the DLL does) and only logged,
+since their order is the parameter table's.
 
 :func:`as_c_library` wraps the fake in real C function pointers (``CFUNCTYPE`` with the header's signatures), so
 the driver's calls cross a genuine ctypes foreign-function boundary: ``None`` becomes NULL, arrays decay to
@@ -60,9 +61,13 @@ class OrderedEClib:
         param.ParamStr, param.ParamType, param.ParamVal, param.ParamIndex = label, kind, raw, index
         return 0
 
-    def assert_done(self) -> None:
-        missing = [name for name, _ in self.expected[self.position :]]
-        assert not missing, f"expected calls never came: {missing}"
+    def __enter__(self) -> OrderedEClib:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        if exc_type is None:  # a failure inside the block is the one to report
+            missing = [name for name, _ in self.expected[self.position :]]
+            assert not missing, f"expected calls never came: {missing}"
 
 
 def as_c_library(fake: OrderedEClib) -> SimpleNamespace:
