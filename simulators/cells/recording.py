@@ -18,7 +18,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-from scipy.optimize import brentq
 
 from protocols.program import RecordRule
 
@@ -151,10 +150,21 @@ def _crossing_time(
 def _exact_crossing(
     voltage_at: Callable[[np.ndarray], np.ndarray], t_a: float, t_b: float, level: float, guess: float
 ) -> float:
-    def f(x: float) -> float:
-        return float(voltage_at(np.array([x]))[0]) - level
-
-    fa, fb = f(t_a), f(t_b)
-    if fa * fb > 0.0:
-        return guess
-    return float(brentq(f, t_a, t_b, xtol=1e-9))
+    """Where the exact voltage crosses ``level`` in [t_a, t_b]: two rounds of 65 points, each evaluated in one
+    vectorised call (a model's closed form costs about as much for 65 points as for one), narrow the bracket
+    4096-fold; a linear interpolation inside it is then exact to far below any record threshold."""
+    lo, hi = t_a, t_b
+    f_lo = f_hi = 0.0
+    for round_ in range(2):
+        ts = np.linspace(lo, hi, 65)
+        f = np.asarray(voltage_at(ts), dtype=float) - level
+        if round_ == 0 and f[0] * f[-1] > 0.0:
+            return guess
+        crossed = np.flatnonzero(np.sign(f[1:]) != np.sign(f[0]))
+        if not crossed.size:
+            return guess
+        k = int(crossed[0]) + 1
+        lo, hi, f_lo, f_hi = float(ts[k - 1]), float(ts[k]), float(f[k - 1]), float(f[k])
+        if f_hi == 0.0:
+            return hi
+    return lo if f_hi == f_lo else lo + (hi - lo) * (-f_lo) / (f_hi - f_lo)
