@@ -6,6 +6,10 @@ limits, safety versus steps) happens when the protocol is bound (:mod:`protocols
 
 Each step is a one-key mapping naming its kind (``- discharge: {...}``), a ``repeat`` block, or a shorthand
 string (``- Charge at 0.1C until 4.3 V``); the shorthand is parsed into the same models.
+
+Every quantity is parsed here, once, by the field types of :mod:`protocols.fields`: a model holds the value objects
+of :mod:`protocols.units` (``CurrentBody.current`` is a :class:`~protocols.units.Current`, ``0.1C`` as
+``Current(value=0.1, basis='c_rate', text='0.1C')``), and binding uses them as they are.
 """
 
 from __future__ import annotations
@@ -17,104 +21,62 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     AfterValidator,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Discriminator,
     Field,
     Tag,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
 
 from protocols.errors import did_you_mean
+from protocols.fields import (
+    CapacityField,
+    CurrentField,
+    DvdtLimitField,
+    EnergyField,
+    FrequencyField,
+    Parsed,
+    PowerField,
+    ScanRateField,
+    TemperatureField,
+    Threshold,
+    TimeField,
+    VoltageField,
+    VoltageLimitField,
+    VoltageOrOcvField,
+    refusal,
+)
 from protocols.program import MAX_PASSES
-from protocols.units import QuantityError, check_quantity_text
-
-
-def _quantity(kind: str):
-    def check(value: Any) -> str:
-        try:
-            check_quantity_text(value, kind)
-        except QuantityError as exc:
-            raise PydanticCustomError("quantity", "{message}",
-                                      {"message": str(exc), "expected": exc.expected, "found": exc.found}) from None
-        return str(value)
-
-    return BeforeValidator(check)
-
-
-VoltageText = Annotated[str, _quantity("voltage")]
-TimeText = Annotated[str, _quantity("time")]
-CurrentText = Annotated[str, _quantity("current")]
-CapacityText = Annotated[str, _quantity("capacity")]
-FrequencyText = Annotated[str, _quantity("frequency")]
-PowerText = Annotated[str, _quantity("power")]
-EnergyText = Annotated[str, _quantity("energy")]
-ScanRateText = Annotated[str, _quantity("scan_rate")]
-TemperatureText = Annotated[str, _quantity("temperature")]
-
-_OPERATOR = re.compile(r"^\s*(<=|>=|<|>)\s*(.*)$")
-
-
-def split_operator(text: str) -> tuple[str | None, str]:
-    """``"< 3.0 V"`` -> ``("<=", "3.0 V")``; strict and non-strict comparisons mean the same for measured data."""
-    match = _OPERATOR.match(text)
-    if not match:
-        return None, text
-    return ("<=" if match[1].startswith("<") else ">="), match[2]
-
-
-def _check_voltage_limit(value: Any) -> str:
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        raise PydanticCustomError("quantity", "a voltage limit needs a unit",
-                                  {"expected": "a voltage such as '4.2 V' or '< 3.0 V'", "found": repr(value)})
-    if not isinstance(value, str):
-        raise PydanticCustomError("quantity", "expected a voltage limit",
-                                  {"expected": "a voltage such as '4.2 V' or '< 3.0 V'", "found": repr(value)})
-    _, rest = split_operator(value)
-    try:
-        check_quantity_text(rest, "voltage")
-    except QuantityError as exc:
-        raise PydanticCustomError("quantity", "{message}",
-                                  {"message": str(exc), "expected": "a voltage such as '4.2 V' or '< 3.0 V'",
-                                   "found": exc.found}) from None
-    return value
-
-
-VoltageLimitText = Annotated[str, BeforeValidator(_check_voltage_limit)]
-DvdtText = Annotated[str, BeforeValidator(lambda v: _check_dvdt(v))]
-
-
-def _check_dvdt(value: Any) -> str:
-    text = value if isinstance(value, str) else repr(value)
-    _, rest = split_operator(text)
-    try:
-        check_quantity_text(rest, "scan_rate")
-    except QuantityError as exc:
-        raise PydanticCustomError("quantity", "{message}", {"message": str(exc).replace("scan rate", "dV/dt"),
-                                                            "expected": "a voltage rate such as '1 mV/h'",
-                                                            "found": exc.found}) from None
-    return text
+from protocols.units import Capacity, Current, Duration, Energy, QuantityError, ScanRate, Voltage, parse_current
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
+#: what one entry of an ``until`` holds: a voltage or dV/dt threshold, a current, capacity, energy or duration
+LimitValue = Threshold[Voltage] | Threshold[ScanRate] | Current | Capacity | Energy | Duration
+#: the quantities a step can end on, in the order an ``until`` lists them
+LIMIT_NAMES = ("voltage", "current", "capacity", "energy", "time", "dvdt")
+
+
 class Limits(_Strict):
     """Terminations: the step ends at the first of these (OR). Keys absent are not limits; ``0 V`` is a limit."""
 
-    voltage: VoltageLimitText | None = Field(None, description="e.g. '4.3 V'; direction from the step, or '< 3.0 V'")
-    current: CurrentText | None = Field(None, description="|I| falls to this (holds, CCCV, CA): e.g. 'C/20'")
-    capacity: CapacityText | None = Field(None, description="charge passed in the step: '4 mAh/cm^2', '1 mAh'")
-    energy: EnergyText | None = None
-    time: TimeText | None = Field(None, description="step duration, e.g. '8 h'")
-    dvdt: DvdtText | None = Field(None, description="|dV/dt| falls below, e.g. '1 mV/h' (rests)")
+    voltage: VoltageLimitField | None = Field(None, description="e.g. '4.3 V'; direction from the step, or "
+                                              "'< 3.0 V'")
+    current: CurrentField | None = Field(None, description="|I| falls to this (holds, CCCV, CA): e.g. 'C/20'")
+    capacity: CapacityField | None = Field(None, description="charge passed in the step: '4 mAh/cm^2', '1 mAh'")
+    energy: EnergyField | None = None
+    time: TimeField | None = Field(None, description="step duration, e.g. '8 h'")
+    dvdt: DvdtLimitField | None = Field(None, description="|dV/dt| falls below, e.g. '1 mV/h' (rests)")
 
-    def given(self) -> dict[str, str]:
-        """The limits present, in declaration order."""
-        return {k: v for k, v in self.model_dump(exclude={"then"}).items() if v is not None}
+    def given(self) -> dict[str, LimitValue]:
+        """The limits present, by quantity name, in declaration order."""
+        return {name: value for name in LIMIT_NAMES if (value := getattr(self, name)) is not None}
 
 
 class LimitEntry(Limits):
@@ -124,6 +86,8 @@ class LimitEntry(Limits):
                       "when this limit is met (a conditional jump)")
 
 
+#: the tags pydantic puts into error locations for the ``until`` union (:mod:`protocols.validation` drops them)
+UNTIL_TAGS = ("map", "list")
 Until = Annotated[
     Annotated[Limits, Tag("map")] | Annotated[list[LimitEntry], Tag("list")],
     Discriminator(lambda v: "list" if isinstance(v, list) else "map"),
@@ -131,9 +95,9 @@ Until = Annotated[
 
 
 class RecordSpec(_Strict):
-    every: TimeText | None = Field(None, description="record at least this often, e.g. '10 s'")
-    voltage_change: VoltageText | None = Field(None, description="and whenever V moved this much, e.g. '5 mV'")
-    current_change: CurrentText | None = Field(None, description="and whenever I moved this much")
+    every: TimeField | None = Field(None, description="record at least this often, e.g. '10 s'")
+    voltage_change: VoltageField | None = Field(None, description="and whenever V moved this much, e.g. '5 mV'")
+    current_change: CurrentField | None = Field(None, description="and whenever I moved this much")
 
 
 class _Body(_Strict):
@@ -154,19 +118,19 @@ class RestBody(_Body):
 class HoldAfter(_Strict):
     """The CV phase of a CCCV step, at the CC phase's voltage limit unless ``voltage`` says otherwise."""
 
-    voltage: VoltageText | None = None
+    voltage: VoltageField | None = None
     until: Limits
 
 
 class CurrentBody(_Body):
-    current: CurrentText = Field(description="magnitude: '0.5 mA', '0.1C', 'C/10', '2 mA/cm^2', '20 mA/g'")
+    current: CurrentField = Field(description="magnitude: '0.5 mA', '0.1C', 'C/10', '2 mA/cm^2', '20 mA/g'")
     then_hold: HoldAfter | None = Field(None, description="hold at the voltage limit afterwards (CCCV as one step)")
 
 
 class HoldBody(_Body):
-    voltage: VoltageText
-    current_limit: CurrentText | None = Field(None, description="largest |I| the hold may draw, e.g. '1 mA' or "
-                                              "'0.5C'; a Neware CV step needs one unless it follows a CC step")
+    voltage: VoltageField
+    current_limit: CurrentField | None = Field(None, description="largest |I| the hold may draw, e.g. '1 mA' or "
+                                               "'0.5C'; a Neware CV step needs one unless it follows a CC step")
     direction: Literal["charge", "discharge"] | None = Field(
         None, description="which way the hold drives current: 'charge' (it only sources current into the cell) or "
         "'discharge' (it only sinks it). Needed on Neware when the plan cannot tell from the voltage the cell is at "
@@ -174,66 +138,60 @@ class HoldBody(_Body):
 
 
 class PowerBody(_Body):
-    power: PowerText = Field(description="magnitude, e.g. '5 mW'")
+    power: PowerField = Field(description="magnitude, e.g. '5 mW'")
     direction: Literal["charge", "discharge"]
 
 
 class CaBody(_Body):
-    voltage: VoltageText = Field(description="absolute, or relative to the OCV when vs: ocv (e.g. '10 mV')")
+    voltage: VoltageField = Field(description="absolute, or relative to the OCV when vs: ocv (e.g. '10 mV')")
     vs: Literal["reference", "ocv"] = "reference"
+
+
+def _eis_setpoint(value: Any, info: ValidationInfo) -> Voltage | Current | Literal["ocv"]:
+    """An EIS amplitude or bias: a voltage in potentio mode, a current in galvano mode (a bias may be ``ocv``)."""
+    mode = info.data.get("mode")
+    if mode is None or isinstance(value, Voltage | Current) or (value == "ocv" and info.field_name == "bias"):
+        return value  # without a valid mode the step is refused for its mode; nothing to say about this value yet
+    kind = "voltage" if mode == "potentio" else "current"
+    try:
+        return Voltage.parse(value) if kind == "voltage" else parse_current(value)
+    except QuantityError as exc:
+        raise refusal(exc, message=f"{exc} ({mode} EIS controls the {kind})") from None
+
+
+#: an EIS amplitude: a voltage (potentio) or a current (galvano), by the step's mode; a bias may also be ``ocv``
+EisAmplitude = Annotated[Voltage | Current, Parsed(_eis_setpoint, with_info=True)]
+EisBias = Annotated[Voltage | Current | Literal["ocv"], Parsed(_eis_setpoint, with_info=True)]
 
 
 class EisBody(_Strict):
     mode: Literal["potentio", "galvano"] = "potentio"
-    from_: FrequencyText = Field(alias="from", description="first frequency, e.g. '20 kHz'")
-    to: FrequencyText = Field(description="last frequency, e.g. '100 mHz'")
+    from_: FrequencyField = Field(alias="from", description="first frequency, e.g. '20 kHz'")
+    to: FrequencyField = Field(description="last frequency, e.g. '100 mHz'")
     points_per_decade: int = Field(10, ge=1, le=100)
-    amplitude: str = Field(description="sine amplitude: a voltage (potentio, e.g. '10 mV') or a current (galvano)")
-    bias: str = Field("ocv", description="'ocv' or a DC set-point (voltage or current)")
+    amplitude: EisAmplitude = Field(description="sine amplitude: a voltage (potentio, e.g. '10 mV') or a current "
+                                    "(galvano)")
+    bias: EisBias = Field("ocv", description="'ocv' or a DC set-point (voltage or current)")
     vs: Literal["reference", "ocv"] = "reference"
     measures_per_point: int = Field(1, ge=1, le=100)
     record: RecordSpec | None = None
     id: str | None = None
 
-    @model_validator(mode="after")
-    def _amplitude_matches_mode(self) -> EisBody:
-        kind = "voltage" if self.mode == "potentio" else "current"
-        for name in ("amplitude", "bias"):
-            value = getattr(self, name)
-            if name == "bias" and value == "ocv":
-                continue
-            try:
-                check_quantity_text(value, kind)
-            except QuantityError as exc:
-                raise PydanticCustomError("quantity", "{message} ({mode} EIS controls the {kind})",
-                                          {"message": str(exc), "mode": self.mode, "kind": kind,
-                                           "expected": exc.expected, "found": exc.found}) from None
-        return self
-
-
-def _voltage_or_ocv(value: Any) -> Any:
-    if value == "ocv":
-        return value
-    return _quantity("voltage").func(value)
-
-
-VoltageOrOcv = Annotated[str, BeforeValidator(_voltage_or_ocv)]
-
 
 class CvBody(_Strict):
-    scan_rate: ScanRateText
-    start: VoltageOrOcv = "ocv"
-    vertices: list[VoltageText] = Field(min_length=2, max_length=2, description="[first vertex, second vertex]")
-    end: VoltageOrOcv = "ocv"
+    scan_rate: ScanRateField
+    start: VoltageOrOcvField = "ocv"
+    vertices: list[VoltageField] = Field(min_length=2, max_length=2, description="[first vertex, second vertex]")
+    end: VoltageOrOcvField = "ocv"
     cycles: int = Field(1, ge=1, le=MAX_PASSES)
     record: RecordSpec | None = None
     id: str | None = None
 
 
 class LsvBody(_Strict):
-    scan_rate: ScanRateText
-    from_: VoltageOrOcv = Field("ocv", alias="from")
-    to: VoltageText
+    scan_rate: ScanRateField
+    from_: VoltageOrOcvField = Field("ocv", alias="from")
+    to: VoltageField
     record: RecordSpec | None = None
     id: str | None = None
 
@@ -389,6 +347,7 @@ Step = Annotated[
     | Annotated[Annotated[Any, AfterValidator(_invalid_step)], Tag("invalid")],
     Discriminator(step_kind_of),
 ]
+#: the tags pydantic puts into error locations for the step union (:mod:`protocols.validation` drops them)
 STEP_TAGS = (*STEP_KINDS, "shorthand", "invalid")
 
 
@@ -396,20 +355,17 @@ STEP_TAGS = (*STEP_KINDS, "shorthand", "invalid")
 
 
 class SafetyDoc(_Strict):
-    voltage: list[VoltageText] | None = Field(None, min_length=2, max_length=2, description="[min, max]")
-    current: CurrentText | None = Field(None, description="largest |I| allowed")
-    temperature: TemperatureText | None = Field(None, description="highest cell temperature, e.g. '45 degC'")
-    capacity: CapacityText | None = Field(None, description="largest charge in any one step")
-    step_duration: TimeText | None = None
-    duration: TimeText | None = Field(None, description="longest whole run")
+    voltage: list[VoltageField] | None = Field(None, min_length=2, max_length=2, description="[min, max]")
+    current: CurrentField | None = Field(None, description="largest |I| allowed")
+    temperature: TemperatureField | None = Field(None, description="highest cell temperature, e.g. '45 degC'")
+    capacity: CapacityField | None = Field(None, description="largest charge in any one step")
+    step_duration: TimeField | None = None
+    duration: TimeField | None = Field(None, description="longest whole run")
 
 
 class ParameterSpec(_Strict):
     default: str | int | float = Field(description="value with a unit ('0.5 mA/cm^2'), or a plain number/count")
     description: str | None = None
-
-
-CELL_PROPERTIES = ("area", "capacity", "active_mass", "thickness")
 
 
 class ProtocolDoc(_Strict):

@@ -1,8 +1,14 @@
-"""Quantities with units, parsed once at the boundary into plain SI floats.
+"""Quantities with units, parsed once at the boundary into value objects that hold SI floats and their text.
 
 pint does the unit algebra. Two things it cannot do for us are handled first: C-rates (``0.1C``, ``C/10``) would
 otherwise be read as coulombs, and ``cm2`` is common lab shorthand pint does not know. Relative quantities (C-rate,
-per area, per mass) stay relative here and are resolved against a cell when a protocol is bound.
+per area, per mass) stay relative here (:class:`Current`, :class:`Capacity`) and are resolved against a cell when a
+protocol is bound; :meth:`Current.resolve` answers ``None`` when the cell lacks the property, so a caller reports
+that as a problem of the file instead of catching an exception.
+
+Every value object keeps the ``text`` it was read from, because every message about a value quotes what the user
+wrote (``'0.5C' = 875 uA``), not our float. The pydantic field types of :mod:`protocols.fields` build these objects
+when a model reads a file; nothing downstream parses the text again.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from tokenize import TokenError
-from typing import Any, Literal, TypeVar
+from typing import Any, ClassVar, Literal, Self, TypeVar
 
 import pint
 
@@ -198,14 +204,14 @@ def _remembered(function: Callable[..., T]) -> Callable[..., T]:
     broken one the same bad value), and pint's parsing and conversions take ~0.2 ms each. Texts too long to be a
     quantity are refused before pint sees them and are not kept."""
     @functools.lru_cache(maxsize=8192)
-    def outcome(*args: str) -> tuple[bool, Any]:
+    def outcome(*args: Any) -> tuple[bool, Any]:
         try:
             return True, function(*args)
         except QuantityError as exc:
             return False, (str(exc), exc.expected, exc.found)
 
     @functools.wraps(function)
-    def wrapper(*args: str) -> T:
+    def wrapper(*args: Any) -> T:
         if len(args[0]) > MAX_QUANTITY_TEXT:
             return function(*args)
         ok, value = outcome(*args)
@@ -249,6 +255,111 @@ def parse_temperature(value: object) -> float:
     return celsius
 
 
+@dataclass(frozen=True, slots=True)
+class Scalar:
+    """A quantity that needs no cell: its value in SI units (a temperature in degC) and the text it was read from.
+
+    One subclass per kind, so that a model field says what it holds (``Voltage``, not a float whose unit is a
+    comment) and a value of one kind cannot be passed where another is expected.
+    """
+
+    value: float
+    text: str
+    kind: ClassVar[str] = ""
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Self:
+        return self  # immutable: a copied model (a cached shorthand step) may share it
+
+    @classmethod
+    def parse(cls, value: object) -> Self:
+        """``value`` (text with a unit) read as this kind; raises :class:`QuantityError` naming what was found."""
+        return _read_scalar(_require_text(value, cls.kind), cls)
+
+
+@dataclass(frozen=True, slots=True)
+class Voltage(Scalar):
+    """V."""
+
+    kind: ClassVar[str] = "voltage"
+
+
+@dataclass(frozen=True, slots=True)
+class Duration(Scalar):
+    """s."""
+
+    kind: ClassVar[str] = "time"
+
+
+@dataclass(frozen=True, slots=True)
+class Frequency(Scalar):
+    """Hz."""
+
+    kind: ClassVar[str] = "frequency"
+
+
+@dataclass(frozen=True, slots=True)
+class Power(Scalar):
+    """W, a magnitude (a step's direction says which way it flows)."""
+
+    kind: ClassVar[str] = "power"
+
+
+@dataclass(frozen=True, slots=True)
+class Energy(Scalar):
+    """Wh."""
+
+    kind: ClassVar[str] = "energy"
+
+
+@dataclass(frozen=True, slots=True)
+class ScanRate(Scalar):
+    """V/s: a sweep's scan rate, or a dV/dt end."""
+
+    kind: ClassVar[str] = "scan_rate"
+
+
+@dataclass(frozen=True, slots=True)
+class Temperature(Scalar):
+    """degC (the unit labs and BDF use), not K."""
+
+    kind: ClassVar[str] = "temperature"
+
+
+@dataclass(frozen=True, slots=True)
+class Length(Scalar):
+    """m."""
+
+    kind: ClassVar[str] = "length"
+
+
+@dataclass(frozen=True, slots=True)
+class Area(Scalar):
+    """m^2."""
+
+    kind: ClassVar[str] = "area"
+
+
+@dataclass(frozen=True, slots=True)
+class Mass(Scalar):
+    """kg."""
+
+    kind: ClassVar[str] = "mass"
+
+
+@dataclass(frozen=True, slots=True)
+class SpecificCapacity(Scalar):
+    """Ah/kg."""
+
+    kind: ClassVar[str] = "specific_capacity"
+
+
+@_remembered
+def _read_scalar(text: str, cls: type[Scalar]) -> Scalar:
+    """One object per distinct text and kind: a protocol repeats its values, and the objects are immutable."""
+    value = parse_temperature(text) if cls.kind == "temperature" else _parse_plain_text(text, cls.kind)
+    return cls(value, text)
+
+
 CurrentBasis = Literal["absolute", "c_rate", "per_area", "per_mass"]
 CapacityBasis = Literal["absolute", "per_area", "per_mass"]
 
@@ -261,15 +372,18 @@ class Current:
     basis: CurrentBasis
     text: str
 
-    def resolve(self, *, capacity: float | None, area: float | None, mass: float | None) -> float:
-        """The current in A given the cell's capacity (Ah), area (m^2) and active mass (kg)."""
+    def __deepcopy__(self, memo: dict[int, Any]) -> Self:
+        return self  # immutable, see Scalar
+
+    def resolve(self, *, capacity: float | None, area: float | None, mass: float | None) -> float | None:
+        """The current in A given the cell's capacity (Ah), area (m^2) and active mass (kg); ``None`` when the cell
+        property it is relative to (:attr:`needs`) is not known."""
         factor = {"absolute": 1.0, "c_rate": capacity, "per_area": area, "per_mass": mass}[self.basis]
-        if factor is None:
-            raise KeyError(self.needs)
-        return self.value * factor
+        return None if factor is None else self.value * factor
 
     @property
     def needs(self) -> str | None:
+        """The cell property a relative current is a multiple of (``None``: it is absolute)."""
         return {"absolute": None, "c_rate": "capacity", "per_area": "area", "per_mass": "active_mass"}[self.basis]
 
 
@@ -281,14 +395,18 @@ class Capacity:
     basis: CapacityBasis
     text: str
 
-    def resolve(self, *, area: float | None, mass: float | None) -> float:
+    def __deepcopy__(self, memo: dict[int, Any]) -> Self:
+        return self  # immutable, see Scalar
+
+    def resolve(self, *, area: float | None, mass: float | None) -> float | None:
+        """The capacity in Ah given the cell's area (m^2) and active mass (kg); ``None`` when the cell property it
+        is relative to (:attr:`needs`) is not known."""
         factor = {"absolute": 1.0, "per_area": area, "per_mass": mass}[self.basis]
-        if factor is None:
-            raise KeyError(self.needs)
-        return self.value * factor
+        return None if factor is None else self.value * factor
 
     @property
     def needs(self) -> str | None:
+        """The cell property a relative capacity is a multiple of (``None``: it is absolute)."""
         return {"absolute": None, "per_area": "area", "per_mass": "active_mass"}[self.basis]
 
 
@@ -305,6 +423,7 @@ def parse_c_rate(text: str) -> float | None:
 
 
 def parse_current(value: object) -> Current:
+    """``value`` (text: ``'0.5 mA'``, ``'0.1C'``, ``'2 mA/cm^2'``, ``'20 mA/g'``) as a :class:`Current`."""
     return _parse_current_text(_require_text(value, "current"))
 
 
@@ -322,6 +441,7 @@ def _parse_current_text(text: str) -> Current:
 
 
 def parse_capacity(value: object) -> Capacity:
+    """``value`` (text: ``'1.2 mAh'``, ``'4 mAh/cm^2'``, ``'175 mAh/g'``) as a :class:`Capacity`."""
     return _parse_capacity_text(_require_text(value, "capacity"))
 
 
@@ -333,16 +453,6 @@ def _parse_capacity_text(text: str) -> Capacity:
             return Capacity(_magnitude(q, unit, text, "capacity"), basis, text)  # type: ignore[arg-type]
     raise QuantityError(f"'{_short(text)}' is {describe_dimension(q)}, not a capacity", _EXAMPLES["capacity"],
                         repr(_short(text)))
-
-
-def check_quantity_text(value: object, kind: str) -> None:
-    """Validate ``value`` as ``kind`` (any kind above, or current/capacity), raising :class:`QuantityError`."""
-    if kind == "current":
-        parse_current(value)
-    elif kind == "capacity":
-        parse_capacity(value)
-    else:
-        parse_plain(value, kind)
 
 
 def format_si(value: float, unit: str) -> str:

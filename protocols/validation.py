@@ -12,13 +12,12 @@ import types
 import typing
 from typing import Any
 
+import annotated_types
 from pydantic import BaseModel, ValidationError
 
-from protocols.errors import Path, Problem, did_you_mean, name_list
+from protocols.errors import Path, Problem, did_you_mean, format_path, name_list
+from protocols.model import STEP_TAGS, UNTIL_TAGS
 from protocols.yamlsource import SourceDoc
-
-_TAGS = {"rest", "charge", "discharge", "hold", "power", "ca", "eis", "cv", "lsv", "repeat", "shorthand", "invalid",
-         "map", "list"}
 
 
 def clean_location(loc: tuple[Any, ...]) -> Path:
@@ -30,9 +29,9 @@ def clean_location(loc: tuple[Any, ...]) -> Path:
     out: list[str | int] = []
     for i, part in enumerate(loc):
         prev = loc[i - 1] if i else None
-        if isinstance(part, str) and isinstance(prev, int) and part in _TAGS and part not in ("map", "list"):
+        if isinstance(part, str) and isinstance(prev, int) and part in STEP_TAGS:
             continue
-        if prev == "until" and part in ("map", "list"):
+        if prev == "until" and part in UNTIL_TAGS:
             continue
         if isinstance(part, str) and part.startswith("function-"):
             continue
@@ -85,6 +84,43 @@ def _allowed_keys_at(root: type[BaseModel], parent: tuple[str, ...]) -> tuple[st
     return tuple(sorted(set(keys)))
 
 
+def _field_at(root: type[BaseModel], path: Path) -> Any:
+    """The pydantic field a location names (``None`` when it is not a model field, e.g. a list item)."""
+    if not path or isinstance(path[-1], int):
+        return None
+    for model in _model_at(root, tuple(p for p in path[:-1] if not isinstance(p, int))):
+        field = model.model_fields.get(path[-1]) or next(
+            (f for f in model.model_fields.values() if f.alias == path[-1]), None)
+        if field is not None:
+            return field
+    return None
+
+
+def _length_expected(root: type[BaseModel], path: Path, ctx: dict[str, Any]) -> str:
+    """What a list of the wrong length should have been: the bounds of the field (pydantic's error names only the
+    one that was broken) and, where the field says, what its items are (``exactly 2 items: [min, max]``)."""
+    low, high = ctx.get("min_length"), ctx.get("max_length")
+    field = _field_at(root, path)
+    if field is not None:
+        for constraint in field.metadata:
+            if isinstance(constraint, annotated_types.MinLen):
+                low = constraint.min_length
+            elif isinstance(constraint, annotated_types.MaxLen):
+                high = constraint.max_length
+    if low is not None and low == high:
+        expected = f"exactly {low} item{'s' if low != 1 else ''}"
+    elif low is not None and high is not None:
+        expected = f"from {low} to {high} items"
+    elif low is not None:
+        expected = f"at least {low} item{'s' if low != 1 else ''}"
+    else:
+        expected = f"at most {high} item{'s' if high != 1 else ''}"
+    description = field.description if field is not None else None
+    if description and description.startswith("[") and "]" in description:
+        expected += f": {description[:description.index(']') + 1]}"  # what the items are: '[min, max]'
+    return expected
+
+
 def _describe(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
@@ -132,11 +168,10 @@ def pydantic_problems(exc: ValidationError, source: SourceDoc, root: type[BaseMo
             message = f"must be {sign} {bound}"
             expected, found = f"a number {sign} {bound}", _describe(error.get("input"))
         elif kind in ("too_short", "too_long"):
-            message = "wrong number of items"
-            expected = f"{ctx.get('min_length', ctx.get('max_length'))} or so items"
-            if "field_type" in ctx and ctx.get("min_length") == ctx.get("max_length"):
-                expected = f"exactly {ctx.get('min_length')} items"
-            found = f"{ctx.get('actual_length')} items"
+            message = "too few items" if kind == "too_short" else "too many items"
+            expected = _length_expected(root, path[len(prefix):], ctx)
+            count = ctx.get("actual_length")
+            found = f"{count} item{'s' if count != 1 else ''}" if count is not None else _describe(error.get("input"))
             if kind == "too_short" and ctx.get("min_length") == 1:
                 message, expected = "must not be empty", "at least one item"
         elif kind in ("int_type", "int_parsing", "int_from_float"):
@@ -154,8 +189,6 @@ def pydantic_problems(exc: ValidationError, source: SourceDoc, root: type[BaseMo
             if origin:
                 found = f"{found or '-'} (from parameter '{origin}')"
         line, column = source.locate(path, key=key)
-        from protocols.errors import format_path
-
         problems.append(Problem(source.file, line, column, format_path(path), message,
                                 str(expected) if expected is not None else None,
                                 str(found) if found is not None else None))

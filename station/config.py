@@ -9,18 +9,15 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from protocols.errors import ProtocolError
-from protocols.model import _quantity
-from protocols.units import parse_plain
+from protocols.fields import CurrentField, TimeField, VoltageField
 from protocols.validation import pydantic_problems
 from protocols.yamlsource import load_yaml, load_yaml_file
 
-VoltageText = Annotated[str, _quantity("voltage")]
-TimeText = Annotated[str, _quantity("time")]
 ScanRateUnit = Literal["V/s", "mV/s"]
 """The units a Biologic firmware may read ``Scan_Rate`` in (drivers.biologic.scan_rate.SCAN_RATE_UNITS)."""
 _SCAN_RATE_HELP = ("Biologic: the unit the instrument's firmware reads the CV/LSV Scan_Rate in. The sources "
@@ -35,8 +32,9 @@ class ChannelConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     id: str = Field(min_length=1, description="the instrument's channel id: Neware 'devid-subdevid-chlid' "
                     "as the BTS Client shows it (e.g. '21-1-1'), Biologic the channel number from 1")
-    voltage: list[VoltageText] = Field(["-10 V", "10 V"], min_length=2, max_length=2, description="[min, max]")
-    current: Annotated[str, _quantity("current")] = Field("100 mA", description="largest |I| the channel can drive")
+    voltage: list[VoltageField] = Field(["-10 V", "10 V"], min_length=2, max_length=2, validate_default=True,
+                                        description="[min, max]")
+    current: CurrentField = Field("100 mA", validate_default=True, description="largest |I| the channel can drive")
     scan_rate_unit: ScanRateUnit | None = Field(None, description=_SCAN_RATE_HELP + " (overrides the instrument's)")
 
     @field_validator("id", mode="before")
@@ -84,7 +82,7 @@ class InstrumentConfig(BaseModel):
     devtype: int = Field(27, description="Neware: model code (27 = BTS85)")
     cell_model: str | None = Field(None, description="simulated instruments: cell used when a run gives none")
     channels: list[ChannelConfig] = Field(min_length=1)
-    timeout: TimeText = "30 s"
+    timeout: TimeField = Field("30 s", validate_default=True)
     reconnect_attempts: int = Field(5, ge=1, le=20, description="connection attempts (with back-off) before a "
                                     "command counts as failed; 1 on a link that should never drop")
     scan_rate_unit: ScanRateUnit | None = Field(None, description=_SCAN_RATE_HELP)
@@ -138,7 +136,8 @@ _NEWARE_ADDRESS = re.compile(r"^([\w.-]+:\d+|TCPIP\d*::[\w.-]+::\d+::SOCKET)$")
 class StationConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     data_dir: str = Field("station-data", description="where the run database and exports go")
-    poll_interval: TimeText = Field("10 s", description="how often running channels are polled (real time)")
+    poll_interval: TimeField = Field("10 s", validate_default=True,
+                                     description="how often running channels are polled (real time)")
     instruments: list[InstrumentConfig] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -151,7 +150,7 @@ class StationConfig(BaseModel):
 
     @property
     def poll_seconds(self) -> float:
-        return parse_plain(self.poll_interval, "time")
+        return self.poll_interval.value
 
     def channel_ids(self) -> list[str]:
         return [f"{i.name}/{c.id}" for i in self.instruments for c in i.channels]
