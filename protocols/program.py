@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Literal
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 PROGRAM_FORMAT_VERSION = 1
@@ -291,6 +292,19 @@ class CvStep(_StepBase):
     def control(self) -> Control:
         return Control(quantity="voltage_sweep", value=self.scan_rate)
 
+    def corners(self, ocv: float) -> tuple[np.ndarray, np.ndarray]:
+        """The waveform as (times s, voltages V) of its corners, from the OCV at the step's start: every
+        simulator that sweeps follows the step's own definition of it."""
+        volts = [self.start if self.start is not None else ocv, self.vertex_1, self.vertex_2]
+        volts += [self.vertex_1, self.vertex_2] * (self.cycles - 1)
+        volts.append(self.end if self.end is not None else ocv)
+        return _timed(volts, self.scan_rate)
+
+
+def _timed(volts: list[float], scan_rate: float) -> tuple[np.ndarray, np.ndarray]:
+    v = np.asarray(volts, dtype=float)
+    return np.concatenate([[0.0], np.cumsum(np.abs(np.diff(v)) / scan_rate)]), v
+
 
 class LsvStep(_StepBase):
     """Linear sweep from ``start`` (``None`` = OCV) to ``end`` at ``scan_rate``."""
@@ -303,6 +317,10 @@ class LsvStep(_StepBase):
     @property
     def control(self) -> Control:
         return Control(quantity="voltage_sweep", value=self.scan_rate)
+
+    def corners(self, ocv: float) -> tuple[np.ndarray, np.ndarray]:
+        """(times s, voltages V) of the sweep's two ends, from the OCV when it has no ``start``."""
+        return _timed([self.start if self.start is not None else ocv, self.end], self.scan_rate)
 
 
 class LoopStep(_StepBase):

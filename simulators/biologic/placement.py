@@ -11,8 +11,8 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
-from simulators.biologic.dummy_cell import DummyCell
 from simulators.cells.base import CellModel
+from simulators.cells.dummy import DummyCell
 
 CellSource = str | os.PathLike[str] | CellModel | None
 CellSpec = CellSource | Callable[[int], CellSource]

@@ -464,17 +464,7 @@ class SimulatedCell(CellModel):
         )  # fmt: skip
 
     def _sweep(self, step: CvStep | LsvStep, terms: Sequence[Termination], t_cap: float) -> _Segment:
-        ocv = self.rest_voltage()
-        start = ocv if step.start is None else step.start
-        if isinstance(step, LsvStep):
-            corners = [start, step.end]
-        else:
-            corners = [start, step.vertex_1, step.vertex_2]
-            for _ in range(step.cycles - 1):
-                corners += [step.vertex_1, step.vertex_2]
-            corners.append(ocv if step.end is None else step.end)
-        volts = np.asarray(corners, dtype=float)
-        times = np.concatenate([[0.0], np.cumsum(np.abs(np.diff(volts)) / step.scan_rate)])
+        times, volts = step.corners(self.rest_voltage())
         slopes = np.sign(np.diff(volts)) * step.scan_rate
 
         def target(t: float) -> float:

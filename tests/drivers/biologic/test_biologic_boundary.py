@@ -23,8 +23,8 @@ from protocols.program import (
     Termination,
 )
 from simulators.biologic import firmware as fw
-from simulators.biologic.dummy_cell import DummyCell
 from simulators.biologic.eclib import SimChannel, SimDevice, SimulatedEClib
+from simulators.cells.dummy import DummyCell
 
 
 def T(quantity, op, value):

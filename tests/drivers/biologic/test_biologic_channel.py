@@ -26,8 +26,8 @@ from protocols.program import (
     walk,
 )
 from simulators.biologic import firmware as fw
-from simulators.biologic.dummy_cell import DummyCell, DummyCellParams
 from simulators.biologic.eclib import SimChannel, SimDevice, SimulatedEClib
+from simulators.cells.dummy import DummyCell, DummyCellParams
 
 
 def T(quantity, op, value, then="next"):

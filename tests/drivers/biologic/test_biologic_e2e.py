@@ -15,8 +15,8 @@ from protocols.clock import VirtualClock
 from protocols.loader import build_program
 from protocols.program import CaStep, EisStep
 from simulators.biologic import firmware as fw
-from simulators.biologic.dummy_cell import DummyCell, DummyCellParams
 from simulators.biologic.eclib import SimChannel, SimDevice, SimulatedEClib
+from simulators.cells.dummy import DummyCell, DummyCellParams
 from simulators.cells.registry import MODEL_TYPES, build_model
 
 LIBRARY = "protocols/library/"

@@ -23,7 +23,7 @@ from protocols.program import (
     walk,
 )
 from simulators.biologic import simulated_eclib
-from simulators.biologic.dummy_cell import DummyCell, DummyCellParams
+from simulators.cells.dummy import DummyCell, DummyCellParams
 
 
 def _time(seconds):

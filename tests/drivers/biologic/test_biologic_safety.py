@@ -19,9 +19,9 @@ from protocols.cells import load_cell_text
 from protocols.loader import build_program
 from protocols.program import CurrentStep, SafetyLimits, StepProgram, Termination
 from simulators.biologic import firmware as fw
-from simulators.biologic.dummy_cell import DummyCell, DummyCellParams
 from simulators.biologic.eclib import SimChannel, SimDevice, SimulatedEClib
 from simulators.biologic.runner import RunConfig
+from simulators.cells.dummy import DummyCell, DummyCellParams
 
 CELL = load_cell_text("name: test-cell\ndiameter: 12 mm\n")
 WINDOW = """\

@@ -18,8 +18,8 @@ import pytest
 from protocols.cells import load_cell
 from protocols.clock import VirtualClock
 from simulators.biologic import load_library
-from simulators.biologic.dummy_cell import DummyCell, DummyCellParams
 from simulators.cells import build_model
+from simulators.cells.dummy import DummyCell, DummyCellParams
 
 
 def rc_cell() -> DummyCell:

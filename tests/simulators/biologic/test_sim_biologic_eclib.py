@@ -10,7 +10,6 @@ from reference_words import row_ticks, singles
 
 from protocols.clock import VirtualClock
 from simulators.biologic import firmware as fw
-from simulators.biologic.dummy_cell import DummyCell, DummyCellParams
 from simulators.biologic.eclib import SimChannel, SimDevice, SimulatedEClib
 from simulators.biologic.structs import (
     ChannelInfos,
@@ -21,6 +20,7 @@ from simulators.biologic.structs import (
     EccParam,
     EccParams,
 )
+from simulators.cells.dummy import DummyCell, DummyCellParams
 
 P = ctypes.pointer
 

@@ -15,9 +15,9 @@ import pytest
 from protocols.clock import VirtualClock
 from simulators.biologic import load_library
 from simulators.biologic import structs as s
-from simulators.biologic.dummy_cell import DummyCell, DummyCellParams
 from simulators.biologic.eclib import SimulatedEClib
 from simulators.biologic.prototypes import PROTOTYPES
+from simulators.cells.dummy import DummyCell, DummyCellParams
 
 P = ctypes.POINTER
 i32, u32, u8, c_bool = ctypes.c_int32, ctypes.c_uint32, ctypes.c_uint8, ctypes.c_bool

@@ -7,10 +7,10 @@ import pytest
 from reference_words import row_ticks, singles
 
 from simulators.biologic import firmware as fw
-from simulators.biologic.dummy_cell import DummyCell, DummyCellParams
 from simulators.biologic.encode import columns
 from simulators.biologic.limits import LimitTest, cuts_for, holds
 from simulators.biologic.runner import RunConfig, TechniqueRun
+from simulators.cells.dummy import DummyCell, DummyCellParams
 
 TB = 24e-6
 SAMPLE = RunConfig(fw.PREMIUM, TB).sample_period

@@ -19,7 +19,7 @@ from reference_words import DIGICORE, ESSENTIAL, MEASURED, PREMIUM, row_ticks, s
 from protocols.clock import VirtualClock
 from simulators.biologic import load_library
 from simulators.biologic.dspfloat import float_words, ti_words
-from simulators.biologic.dummy_cell import DummyCell, DummyCellParams
+from simulators.cells.dummy import DummyCell, DummyCellParams
 
 BOARD_TYPES = {"vmp3": ESSENTIAL, "sp300": PREMIUM, "digicore": DIGICORE}
 

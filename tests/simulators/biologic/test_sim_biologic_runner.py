@@ -10,10 +10,10 @@ from reference_words import row_ticks, singles
 
 from protocols.program import CaStep, CurrentStep, RecordRule, Termination
 from simulators.biologic import firmware as fw
-from simulators.biologic.dummy_cell import DummyCell, DummyCellParams
 from simulators.biologic.encode import columns
 from simulators.biologic.limits import holds, read_tests
 from simulators.biologic.runner import EIS_POINT_OVERHEAD_S, RunConfig, TechniqueRun
+from simulators.cells.dummy import DummyCell, DummyCellParams
 
 TB = 24e-6
 

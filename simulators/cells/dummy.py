@@ -1,5 +1,8 @@
 """A dummy cell: the fixed R/C test box potentiostats ship with, as a cell model for channel self-tests.
 
+It lives with the cell models (any simulated instrument may hold one) but is not in the registry: it is a test
+fixture of known answers, not a battery a protocol is written for.
+
 The network is a source ``e0`` in series with ``r0`` and the parallel pair ``r1 || (r2 + c2)``. With ``r0 = 0``,
 ``r1`` electronic and ``r2`` ionic resistance and ``c2`` the blocking interface, it is the mixed conductor between
 ion-blocking electrodes; with ``r2 = 0`` it is the classic ``Rs + R||C`` test box. It is linear, so every step has
@@ -124,14 +127,7 @@ class DummyCell(CellModel):
             level = step.voltage + (self.open_circuit_voltage() if step.vs_ocv else 0.0)
             return False, lambda t: np.full_like(t, level), None
         if isinstance(step, CvStep | LsvStep):
-            start = self.open_circuit_voltage() if step.start is None else step.start
-            if isinstance(step, LsvStep):
-                points = [start, step.end]
-            else:
-                points = [start, step.vertex_1, step.vertex_2]
-                points += [step.vertex_1, step.vertex_2] * (step.cycles - 1)
-                points.append(self.open_circuit_voltage() if step.end is None else step.end)
-            times = np.concatenate([[0.0], np.cumsum(np.abs(np.diff(points)) / step.scan_rate)])
+            times, points = step.corners(self.open_circuit_voltage())  # the waveform as every model sweeps it
             return False, lambda t: np.interp(t, times, points), float(times[-1])
         raise TypeError(f"the dummy cell cannot run a {step.kind} step")
 
