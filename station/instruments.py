@@ -105,6 +105,8 @@ class Instruments:
         self._eclibs: dict[str, Any] = {}
         self._drivers: dict[str, ChannelDriver] = {}
         self._models: dict[str, Any] = {}
+        self._driver_keys: dict[int, str] = {}
+        """``instrument/channel`` of each driver this process made, by the driver's identity (drivers are kept)."""
         """The cell model each simulated channel built, by ``instrument/channel``: what cell_events drains."""
 
     def simulated(self, instrument: InstrumentConfig) -> bool:
@@ -130,7 +132,9 @@ class Instruments:
     def cell_events(self, driver: ChannelDriver) -> list[tuple[str, str]]:
         """(kind, message) of what the cell model on ``driver``'s simulated channel raised since the last call;
         nothing for a real channel."""
-        key = next((k for k, d in self._drivers.items() if d is driver), None)
+        if not self._models:  # no simulated channel has built a cell: nothing to ask (every real station)
+            return []
+        key = self._driver_keys.get(id(driver))
         model = self._models.get(key) if key is not None else None
         if model is None:
             return []
@@ -162,6 +166,7 @@ class Instruments:
         if key not in self._drivers:
             builder = self._neware if instrument.kind == "neware" else self._biologic
             self._drivers[key] = builder(instrument, chan)
+            self._driver_keys[id(self._drivers[key])] = key
         return self._drivers[key]
 
     # -- Neware -------------------------------------------------------------------------------------------------

@@ -66,3 +66,30 @@ def test_missing_columns_are_not_checked_and_a_structured_block_works():
     block["voltage"] = [3.9, 4.0, 4.35]
     assert first_breach(block, LIMITS).index == 2
     assert first_breach({}, LIMITS) is None
+
+
+def _breaks(point: dict[str, float]) -> bool:
+    """The rule, point by point, written out plainly: the reference the vectorised search must agree with."""
+    if any(not math.isfinite(x) for x in point.values()):
+        return True
+    return (point["voltage"] > 4.3 + 1e-6 or point["voltage"] < 0.0 - 1e-6
+            or abs(point["current"]) > 0.01 * (1 + 1e-6) + 1e-12
+            or abs(point["capacity"]) > 0.002 * (1 + 1e-6) + 1e-12
+            or point["step_time"] > 3600.0 or point["test_time"] > 86400.0)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_the_first_breach_is_the_first_point_that_breaks_the_rule(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 50))
+    columns = {
+        "voltage": rng.choice([4.0, 4.3, 4.3000005, 4.31, -0.001, 0.0, math.nan], n,
+                              p=[.9, .02, .02, .02, .02, .01, .01]),
+        "current": rng.choice([0.005, -0.01, 0.0100001, -0.02, math.inf], n, p=[.93, .02, .02, .02, .01]),
+        "capacity": rng.choice([0.001, -0.002, 0.003], n, p=[.96, .02, .02]),
+        "step_time": rng.choice([10.0, 3600.0, 3600.5], n, p=[.96, .02, .02]),
+        "test_time": rng.choice([10.0, 86400.5], n, p=[.98, .02]),
+    }
+    expected = next((k for k in range(n) if _breaks({c: float(v[k]) for c, v in columns.items()})), None)
+    breach = first_breach(columns, LIMITS)
+    assert (breach.index if breach else None) == expected
