@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -15,7 +16,7 @@ from rich.table import Table
 
 from protocols.cells import CellDoc
 from protocols.errors import ProtocolError
-from protocols.library import PAIRS, cell_names, protocol_names
+from protocols.library import CELLS, LIBRARY, PAIRS, cell_names, description, entry_path, protocol_names
 from protocols.model import ProtocolDoc
 from protocols.program import LoopStep
 from station.cli_common import (
@@ -150,18 +151,56 @@ def schema(kind: Annotated[str, typer.Argument(help="'protocol', 'cell' or 'all'
     sys.stdout.write(json.dumps(document, indent=2) + "\n")
 
 
-@app.command()
-def library(json_: JsonOpt = False) -> None:
-    """List the shipped protocols and cells."""
+library_app = typer.Typer(help="The shipped protocols and cells: list them, or copy one to edit it.",
+                            no_args_is_help=False, add_completion=False)
+app.add_typer(library_app, name="library")
+
+
+@library_app.callback(invoke_without_command=True)
+def library(ctx: typer.Context, json_: JsonOpt = False) -> None:
+    """List the shipped protocols (with the cell each was written for) and cells: name, description, file."""
+    if ctx.invoked_subcommand is not None:
+        return
+    protocols = [{"name": n, "cell": PAIRS.get(n), "description": description(LIBRARY / f"{n}.yaml"),
+                  "path": str(LIBRARY / f"{n}.yaml")} for n in protocol_names()]
+    cells = [{"name": n, "description": description(CELLS / f"{n}.yaml"), "path": str(CELLS / f"{n}.yaml")}
+             for n in cell_names()]
     if json_:
-        sys.stdout.write(json.dumps({"protocols": protocol_names(), "cells": cell_names(), "pairs": PAIRS}) + "\n")
+        sys.stdout.write(json.dumps({"protocols": protocols, "cells": cells, "pairs": PAIRS}) + "\n")
         return
     out.print("protocols (with the cell they were written for):")
-    for name in protocol_names():
-        out.print(f"  {name:28} {PAIRS.get(name, '')}", markup=False)
+    for p in protocols:
+        out.print(f"  {p['name']:28} {p['cell'] or '':22} {p['description']}", markup=False)
+        out.print(f"  {'':28} {p['path']}", markup=False, style="dim")
     out.print("cells:")
-    for name in cell_names():
-        out.print(f"  {name}", markup=False)
+    for c in cells:
+        out.print(f"  {c['name']:28} {c['description']}", markup=False)
+        out.print(f"  {'':28} {c['path']}", markup=False, style="dim")
+    out.print("copy one to edit it: station library copy NAME [--to FOLDER]", markup=False)
+
+
+@library_app.command("copy")
+def library_copy(name: Annotated[str, typer.Argument(help="a library protocol or cell name")],
+                 to: Annotated[Path, typer.Option("--to", help="folder to write NAME.yaml into")] = Path("."),
+                 force: Annotated[bool, typer.Option("--force", help="overwrite an existing file")] = False,
+                 json_: JsonOpt = False) -> None:
+    """Write an editable copy of a library protocol or cell; run it by its path afterwards."""
+    source = entry_path(name)
+    if source is None:
+        raise fail(EXIT_USAGE, f"error: '{name}' is not a library protocol or cell; 'station library' lists them")
+    target = to / source.name
+    if target.exists() and not force:
+        raise fail(EXIT_USAGE, f"error: {target} exists; give --force to overwrite it or --to another folder")
+    try:
+        to.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(source.read_bytes())
+    except OSError as exc:
+        raise fail(EXIT_USAGE, f"error: cannot write {target}: {exc.strerror or exc}; give --to a writable "
+                               f"folder") from None
+    if json_:
+        sys.stdout.write(json.dumps({"copied": name, "from": str(source), "path": str(target)}) + "\n")
+    else:
+        err.print(f"copied {name} to {target}; edit it and give its path to validate, plan or run", markup=False)
 
 
 from station import cli_runs  # noqa: E402  (registers the run commands on ``app``; it does not import this module)

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import yaml
+
 LIBRARY = Path(__file__).parent
 CELLS = LIBRARY / "cells"
 
@@ -44,3 +46,22 @@ def resolve_protocol_path(name: str) -> str:
 
 def resolve_cell_path(name: str) -> str:
     return _resolve(name, CELLS)
+
+
+def entry_path(name: str) -> Path | None:
+    """The library file of a protocol or a cell called ``name`` (protocols first), or None."""
+    for folder in (LIBRARY, CELLS):
+        candidate = folder / f"{name}.yaml"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def description(path: Path) -> str:
+    """The ``description:`` a library file gives itself ("" when it has none): what ``station library`` shows."""
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return ""
+    text = doc.get("description") if isinstance(doc, dict) else None
+    return str(text) if text else ""
