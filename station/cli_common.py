@@ -7,7 +7,7 @@ Exit codes (stable, scripts rely on them):
   0    success (a valid protocol; a plan printed; a run finished)
   1    invalid input: the protocol, cell or station.yaml has problems (listed on stderr, one per line)
   2    usage error: unknown option, missing or unreadable file, malformed --set, unknown run or channel, a busy
-       channel or one that cannot run the protocol
+       channel or one that cannot run the protocol, a format whose optional package is not installed
   3    the run ended without finishing: stopped by a safety limit, the instrument's protection or an operator,
        failed at the instrument, or the instrument no longer holds (or never started) its test
   4    the instrument or the data store could not be used (no answer, refused command, full disk, damaged

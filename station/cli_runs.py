@@ -37,14 +37,14 @@ from station.cli_common import (
     load_inputs,
     out,
 )
-from station.config import ConfigError, load_config
-from station.export import ExportError, cycle_summary, export_run
+from station.config import ConfigError, UnknownChannel, load_config
+from station.export import ExportError, MissingDependency, cycle_summary, export_run
 from station.instruments import InstrumentError
 from station.plan import format_duration
 from station.run_policy import RunState
 from station.runs import Progress, RunEnded, RunError
 from station.session import Station
-from station.store import ChannelBusy, Store, StoreError
+from station.store import ChannelBusy, Store, StoreError, UnknownRun
 
 ConfigOpt = Annotated[str | None, typer.Option("--config", help="station.yaml (default: ./station.yaml, "
                                                                 "$STATION_CONFIG, or the simulated default)")]
@@ -59,6 +59,8 @@ def _errors():
         yield
     except ProtocolError as exc:
         raise fail(EXIT_INVALID, str(exc)) from None
+    except (UnknownChannel, UnknownRun, MissingDependency) as exc:  # named wrong, or an install missing
+        raise fail(EXIT_USAGE, f"error: {exc}") from None
     except ConfigError as exc:
         raise fail(EXIT_INVALID, f"station config: {exc}") from None
     except ChannelBusy as exc:

@@ -163,7 +163,7 @@ class StationConfig(BaseModel):
         if len(matches) != 1:
             known = ", ".join(self.channel_ids())
             reason = "is ambiguous" if matches else "is not configured"
-            raise ConfigError(f"channel '{channel}' {reason}; configured channels: {known}")
+            raise UnknownChannel(f"channel '{channel}' {reason}; configured channels: {known}")
         return matches[0]
 
 
@@ -218,3 +218,8 @@ def load_config(path: str | None = None) -> tuple[StationConfig, str]:
     if os.environ.get(DATA_DIR_ENV):
         config = config.model_copy(update={"data_dir": os.environ[DATA_DIR_ENV]})
     return config, origin
+
+
+class UnknownChannel(ConfigError):
+    """A channel named on the command line that station.yaml does not configure (or names twice): a usage error,
+    not a broken config."""

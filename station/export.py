@@ -50,6 +50,10 @@ class ExportError(Exception):
     pass
 
 
+class MissingDependency(ExportError):
+    """The asked-for format needs an optional package that is not installed; the message says how to install it."""
+
+
 def step_type(step: Any) -> str:
     if isinstance(step, CurrentStep):
         base = "CCCV" if step.hold_voltage is not None else "CC"
@@ -204,7 +208,7 @@ def write_table(path: Path, labels: list[str], columns: list[np.ndarray], fmt: s
     pa = _pyarrow()
     if fmt == "parquet":
         if pa is None:
-            raise ExportError('Parquet export needs pyarrow: pip install "battery-test-station[parquet]"')
+            raise MissingDependency('Parquet export needs pyarrow: pip install "battery-test-station[parquet]"')
         import pyarrow.parquet as pq
 
         pq.write_table(_table(labels, columns), path)

@@ -107,6 +107,10 @@ _SELECT_RUNS = f"SELECT {', '.join(RUN_COLUMNS)} FROM runs"
 _ACTIVE = f"state NOT IN ({', '.join(repr(s.value) for s in TERMINAL_STATES)})"
 
 
+class UnknownRun(Exception):
+    """No run has this id (or more than one starts with it): the caller named it wrong, the store is fine."""
+
+
 class StoreError(Exception):
     """The data directory or database cannot be used; the message says where and what to do."""
 
@@ -417,7 +421,7 @@ class Store:
             row = self.db.execute(f"{_SELECT_RUNS} WHERE id LIKE ? ORDER BY created_at DESC",
                                   (f"{run_id}%",)).fetchall()
             if len(row) != 1:
-                raise StoreError(f"no run '{run_id}' in {self.path}" if not row else
+                raise UnknownRun(f"no run '{run_id}' in {self.path}; 'station runs' lists them" if not row else
                                  f"run id '{run_id}' is ambiguous ({len(row)} runs start with it); give more of it")
             row = row[0]
         return self._run_row(row)
