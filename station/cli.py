@@ -29,10 +29,12 @@ from station.cli_common import (
     app,
     err,
     fail,
+    json_mode,
     load_inputs,
     out,
 )
 from station.config import ConfigError, load_config
+from station.instruments import validate_binding
 from station.plan import (
     describe_hold,
     describe_setpoint,
@@ -46,12 +48,14 @@ from station.plan import (
 @app.command()
 def validate(protocol: ProtocolArg, cell: CellOpt = None, set_: SetOpt = None, json_: JsonOpt = False) -> None:
     """Check a protocol (and its binding to a cell): exit 0 if valid, 1 with every problem listed if not."""
+    json_mode(json_)
     loaded, cell_record = load_inputs(protocol, cell, set_)
     try:
-        loaded.bind(cell_record)
+        validate_binding(loaded, cell_record)  # the cell's model: too, against the simulated models
     except ProtocolError as exc:
         if json_:
             out.print(json.dumps({"valid": False, "problems": [_problem_dict(p) for p in exc.problems]}))
+            json_mode(False)  # stdout already holds this command's one JSON answer
         raise fail(EXIT_INVALID, str(exc)) from None
     if json_:
         out.print(json.dumps({"valid": True, "protocol": loaded.name, "cell": cell_record.name if cell_record
@@ -91,6 +95,7 @@ def plan(protocol: ProtocolArg, cell: Annotated[str, typer.Option("--cell", "-c"
                                                     "./station.yaml, $STATION_CONFIG, or the simulated "
                                                     "default)")] = None) -> None:
     """Print the resolved step program with estimated durations and record counts."""
+    json_mode(json_)
     loaded, cell_record = load_inputs(protocol, cell, set_)
     assert cell_record is not None
     try:
@@ -142,8 +147,10 @@ def plan(protocol: ProtocolArg, cell: Annotated[str, typer.Option("--cell", "-c"
 
 
 @app.command()
-def schema(kind: Annotated[str, typer.Argument(help="'protocol', 'cell' or 'all'")] = "all") -> None:
-    """Print JSON Schema for protocol and cell files, for editor completion and checking."""
+def schema(kind: Annotated[str, typer.Argument(help="'protocol', 'cell' or 'all'")] = "all",
+           json_: JsonOpt = False) -> None:
+    """Print JSON Schema for protocol and cell files, for editor completion and checking (always JSON)."""
+    json_mode(json_)
     schemas = {"protocol": ProtocolDoc.model_json_schema(), "cell": CellDoc.model_json_schema()}
     if kind not in (*schemas, "all"):
         raise fail(EXIT_USAGE, f"error: unknown schema '{kind}'; expected protocol, cell or all")
@@ -161,6 +168,7 @@ def library(ctx: typer.Context, json_: JsonOpt = False) -> None:
     """List the shipped protocols (with the cell each was written for) and cells: name, description, file."""
     if ctx.invoked_subcommand is not None:
         return
+    json_mode(json_)
     protocols = [{"name": n, "cell": PAIRS.get(n), "description": description(LIBRARY / f"{n}.yaml"),
                   "path": str(LIBRARY / f"{n}.yaml")} for n in protocol_names()]
     cells = [{"name": n, "description": description(CELLS / f"{n}.yaml"), "path": str(CELLS / f"{n}.yaml")}
@@ -185,6 +193,7 @@ def library_copy(name: Annotated[str, typer.Argument(help="a library protocol or
                  force: Annotated[bool, typer.Option("--force", help="overwrite an existing file")] = False,
                  json_: JsonOpt = False) -> None:
     """Write an editable copy of a library protocol or cell; run it by its path afterwards."""
+    json_mode(json_)
     source = entry_path(name)
     if source is None:
         raise fail(EXIT_USAGE, f"error: '{name}' is not a library protocol or cell; 'station library' lists them")

@@ -17,6 +17,10 @@ Exit codes (stable, scripts rely on them):
 
 from __future__ import annotations
 
+import json
+import sys
+from contextvars import ContextVar
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -47,10 +51,30 @@ SetOpt = Annotated[list[str] | None, typer.Option("--set", "-s", help="override 
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output on stdout")]
 
 
+_JSON_ERRORS: ContextVar[bool] = ContextVar("json_errors", default=False)
+
+
+def json_mode(on: bool) -> None:
+    """Called first by every command with ``--json``: its errors then also go to stdout as one JSON object, so a
+    script reading stdout always gets JSON, whatever happened."""
+    _JSON_ERRORS.set(on)
+
+
 def fail(code: int, message: str) -> typer.Exit:
+    """The one-line message on stderr (and, under ``--json``, ``{"error": {"exit_code", "message"}}`` on stdout)
+    and the exit code to leave with."""
     for line in message.splitlines():
         err.print(line, markup=False)
+    if _JSON_ERRORS.get():
+        sys.stdout.write(json.dumps({"error": {"exit_code": code, "message": message}}) + "\n")
     return typer.Exit(code)
+
+
+def iso_utc(unix: float | None) -> str | None:
+    """A stored Unix time as ISO 8601 UTC, the form every JSON output gives times in."""
+    if unix is None:
+        return None
+    return datetime.fromtimestamp(unix, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def existing(path: str, resolve, what: str) -> str:

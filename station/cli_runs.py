@@ -34,6 +34,8 @@ from station.cli_common import (
     app,
     err,
     fail,
+    iso_utc,
+    json_mode,
     load_inputs,
     out,
 )
@@ -226,6 +228,7 @@ def run(protocol: ProtocolArg, cell: CellOpt = None, channel: Annotated[str | No
                                                                    "as fast as possible")] = False,
         data_dir: DataDirOpt = None, config: ConfigOpt = None, json_: JsonOpt = False) -> None:
     """Start a protocol on a channel and watch it to the end (Ctrl-C: stop or detach)."""
+    json_mode(json_)
     if cell is None:
         raise fail(EXIT_USAGE, "error: give the cell on the channel with --cell (a YAML file or a library name)")
     loaded, cell_record = load_inputs(protocol, cell, set_)
@@ -247,6 +250,7 @@ def run(protocol: ProtocolArg, cell: CellOpt = None, channel: Annotated[str | No
 @app.command()
 def attach(run_id: RunArg, config: ConfigOpt = None, data_dir: DataDirOpt = None, json_: JsonOpt = False) -> None:
     """Re-attach to a run still going on its instrument (after a crash or a detach) and catch up its data."""
+    json_mode(json_)
     with _errors():
         station = _open(config, data_dir)
     try:
@@ -269,7 +273,7 @@ def attach(run_id: RunArg, config: ConfigOpt = None, data_dir: DataDirOpt = None
     raise typer.Exit(code)
 
 
-def _operator(action: str, run_id: str, config: str | None, data_dir: str | None) -> None:
+def _operator(action: str, run_id: str, config: str | None, data_dir: str | None, json_: bool = False) -> None:
     with _errors():
         station = _open(config, data_dir)
     try:
@@ -281,28 +285,35 @@ def _operator(action: str, run_id: str, config: str | None, data_dir: str | None
                 raise RunError(f"run {row.id} is a dry run inside another process; press Ctrl-C there")
             station.attach(row.id, supervise=False)
             {"pause": station.manager.pause, "continue": station.manager.resume}[action](row.id)
-            err.print(f"run {row.id}: {station.store.run(row.id).state}", markup=False)
+            state = station.store.run(row.id).state
+            err.print(f"run {row.id}: {state}", markup=False)
+            if json_:
+                sys.stdout.write(json.dumps({"run_id": row.id, "action": action, "state": str(state)}) + "\n")
     finally:
         station.close()
 
 
 @app.command()
-def pause(run_id: RunArg, config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
+def pause(run_id: RunArg, config: ConfigOpt = None, data_dir: DataDirOpt = None, json_: JsonOpt = False) -> None:
     """Pause a running run at the instrument."""
-    _operator("pause", run_id, config, data_dir)
+    json_mode(json_)
+    _operator("pause", run_id, config, data_dir, json_)
 
 
 @app.command(name="continue")
-def continue_(run_id: RunArg, config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
+def continue_(run_id: RunArg, config: ConfigOpt = None, data_dir: DataDirOpt = None,
+              json_: JsonOpt = False) -> None:
     """Continue a paused run."""
-    _operator("continue", run_id, config, data_dir)
+    json_mode(json_)
+    _operator("continue", run_id, config, data_dir, json_)
 
 
 @app.command()
 def stop(run_id: RunArg, force: Annotated[bool, typer.Option(
         "--force", help="abandon a run whose test is gone from the instrument (refused while it still runs)")] = False,
-         config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
+         config: ConfigOpt = None, data_dir: DataDirOpt = None, json_: JsonOpt = False) -> None:
     """Stop a run; it counts as stopped only when the instrument confirms the channel is in a safe state."""
+    json_mode(json_)
     with _errors():
         station = _open(config, data_dir)
     try:
@@ -311,13 +322,17 @@ def stop(run_id: RunArg, force: Annotated[bool, typer.Option(
     finally:
         station.close()
     err.print(message, markup=False)
+    if json_:
+        sys.stdout.write(json.dumps({"run_id": run_id, "action": "stop", "confirmed": confirmed,
+                                     "message": message}) + "\n")
     raise typer.Exit(0 if confirmed else EXIT_INSTRUMENT)
 
 
 def _run_doc(row, now: float) -> dict:
     return {"run_id": row.id, "state": row.state, "channel": row.channel, "protocol": row.protocol_name,
             "cell": row.cell.get("name"), "records": row.last_seq, "dry_run": row.dry_run,
-            "created_at": row.created_at, "started_at": row.started_at, "updated_at": row.updated_at,
+            "created_at": iso_utc(row.created_at), "started_at": iso_utc(row.started_at),
+            "updated_at": iso_utc(row.updated_at),
             "message": row.message,
             "stop_pending": row.stop_requested is not None, "contact_lost_s":
                 None if row.contact_lost_at is None else max(0.0, now - row.contact_lost_at)}
@@ -348,6 +363,7 @@ def _settle(config: str | None, data_dir: str | None, store: Store) -> None:
 @app.command()
 def runs(config: ConfigOpt = None, data_dir: DataDirOpt = None, json_: JsonOpt = False) -> None:
     """List every run in the data directory."""
+    json_mode(json_)
     with _errors():
         store = _store(config, data_dir)
         rows = [_run_doc(r, RealClock().unix()) for r in store.runs()]
@@ -369,6 +385,7 @@ def runs(config: ConfigOpt = None, data_dir: DataDirOpt = None, json_: JsonOpt =
 def status(run_id: Annotated[str | None, typer.Argument(help="one run; default: every channel")] = None,
            config: ConfigOpt = None, data_dir: DataDirOpt = None, json_: JsonOpt = False) -> None:
     """Channels and their runs; with a run id, that run's state and events."""
+    json_mode(json_)
     with _errors():
         cfg, origin = load_config(config)
         store = Store(data_dir or cfg.data_dir)
@@ -411,6 +428,7 @@ def export(run_id: RunArg, format_: Annotated[str, typer.Option("--format", help
            summary: Annotated[bool, typer.Option("--summary", help="one row per cycle instead of records")] = False,
            config: ConfigOpt = None, data_dir: DataDirOpt = None, json_: JsonOpt = False) -> None:
     """Write a run's records (BDF columns) or cycle summary, plus a JSON metadata sidecar."""
+    json_mode(json_)
     if format_ not in ("csv", "parquet"):
         raise fail(EXIT_USAGE, f"error: --format must be csv or parquet, found '{format_}'")
     with _errors():
@@ -436,8 +454,11 @@ def sim_neware(host: Annotated[str, typer.Option(help="address to bind (loopback
                subdevices: Annotated[int, typer.Option(help="sub-devices per device")] = 1,
                cell: Annotated[str, typer.Option(help="library cell or cell file placed on every channel")] =
                "predeposited-ncm622",
-               speed: Annotated[float, typer.Option(help="simulated seconds per real second")] = 1.0) -> None:
-    """Serve a simulated Neware BTS Client API on HOST:PORT until interrupted."""
+               speed: Annotated[float, typer.Option(help="simulated seconds per real second")] = 1.0,
+               json_: JsonOpt = False) -> None:
+    """Serve a simulated Neware BTS Client API on HOST:PORT until interrupted (--json: one line with the address
+    once it listens, useful with --port 0)."""
+    json_mode(json_)
     from simulators.neware import serve  # only this command runs a simulator server in the CLI's process
 
     with _errors():
@@ -445,16 +466,24 @@ def sim_neware(host: Annotated[str, typer.Option(help="address to bind (loopback
         if not cell_record.model_type:
             raise ConfigError(f"cell '{cell_record.name}' names no simulated model ('model:')")
     options: dict = {"params": dict(cell_record.model_params)}
-    for key in ("area", "capacity", "thickness"):
+    for key in ("area", "capacity", "thickness", "ocv"):
         if getattr(cell_record, key) is not None:
             options[key] = getattr(cell_record, key)
+    if cell_record.temperature is not None:
+        options["temperature"] = cell_record.temperature + 273.15  # cell records are in degC, models in K
     if speed <= 0:
         raise fail(EXIT_USAGE, "error: --speed must be positive")
     err.print(f"simulated BTS on {host}:{port}: {devices} device(s) x {subdevices} x {channels} channels, cell "
               f"{cell_record.name}, speed x{speed:g}; Ctrl-C to stop", markup=False)
+
+    def listening(sim) -> None:
+        sys.stdout.write(json.dumps({"host": sim.host, "port": sim.port, "channels": len(sim.channels),
+                                     "cell": cell_record.name, "speed": speed}) + "\n")
+        sys.stdout.flush()
+
     try:
         serve(host, port, devices=devices, channels=channels, subdevices=subdevices, cell=cell_record.model_type,
-              cell_options=options, speed=speed)
+              cell_options=options, speed=speed, on_ready=listening if json_ else None)
     except OSError as exc:
         raise fail(EXIT_USAGE, f"error: cannot serve on {host}:{port}: {exc.strerror}; choose another --port") \
             from None
