@@ -83,14 +83,24 @@ def _errors():
 
 def _open(config: str | None, data_dir: str | None, *, dry_run: bool = False) -> Station:
     cfg, _ = load_config(config)
-    return Station.open(cfg, dry_run=dry_run, data_dir=data_dir)
+    station = Station.open(cfg, dry_run=dry_run, data_dir=data_dir)
+    _say_where(station.store)
+    return station
+
+
+def _say_where(store: Store) -> None:
+    """Every command that reads the data directory says which one: with a per-user default and --data-dir and
+    $STATION_DATA to move it, a user must never wonder where the runs went."""
+    err.print(f"data: {store.data_dir}", markup=False, style="dim")
 
 
 def _store(config: str | None, data_dir: str | None) -> Store:
-    if data_dir:
-        return Store(data_dir)
-    cfg, _ = load_config(config)
-    return Store(cfg.data_dir)
+    if not data_dir:
+        cfg, _ = load_config(config)
+        data_dir = cfg.data_dir
+    store = Store(data_dir)
+    _say_where(store)
+    return store
 
 
 def _state_text(state: str, contact_lost_s: float | None, stop_requested: str | None) -> str:
@@ -389,6 +399,7 @@ def status(run_id: Annotated[str | None, typer.Argument(help="one run; default: 
     with _errors():
         cfg, origin = load_config(config)
         store = Store(data_dir or cfg.data_dir)
+        _say_where(store)
         _settle(config, data_dir, store)
         now = RealClock().unix()
         if run_id:

@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 from typing import Literal
 
+import platformdirs
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from protocols.errors import ProtocolError
@@ -18,6 +19,7 @@ from protocols.fields import CurrentField, TimeField, VoltageField
 from protocols.validation import pydantic_problems
 from protocols.yamlsource import load_yaml, load_yaml_file
 
+APP_NAME = "battery-test-station"
 ScanRateUnit = Literal["V/s", "mV/s"]
 """The units a Biologic firmware may read ``Scan_Rate`` in (drivers.biologic.scan_rate.SCAN_RATE_UNITS)."""
 _SCAN_RATE_HELP = ("Biologic: the unit the instrument's firmware reads the CV/LSV Scan_Rate in. The sources "
@@ -135,7 +137,9 @@ _NEWARE_ADDRESS = re.compile(r"^([\w.-]+:\d+|TCPIP\d*::[\w.-]+::\d+::SOCKET)$")
 
 class StationConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    data_dir: str = Field("station-data", description="where the run database and exports go")
+    data_dir: str = Field(default_factory=lambda: default_data_dir(), description="where the run database and "
+                          "exports go (default: the per-user data folder, e.g. ~/.local/share/battery-test-station "
+                          "or %LOCALAPPDATA%\\battery-test-station)")
     poll_interval: TimeField = Field("10 s", validate_default=True,
                                      description="how often running channels are polled (real time)")
     instruments: list[InstrumentConfig] = Field(min_length=1)
@@ -167,12 +171,17 @@ class StationConfig(BaseModel):
         return matches[0]
 
 
+def default_data_dir() -> str:
+    """The per-user data folder (platformdirs): one place whatever the working directory, so that a command run
+    from another folder finds the runs instead of silently starting an empty database there."""
+    return str(platformdirs.user_data_path(APP_NAME, appauthor=False))
+
+
 class ConfigError(Exception):
     """station.yaml is missing, unreadable or invalid; the message names the file, line and fix."""
 
 
 DEFAULT_CONFIG = """
-data_dir: station-data
 poll_interval: 10 s
 instruments:
   - name: sim-neware

@@ -391,7 +391,7 @@ def test_a_killed_dry_run_is_marked_failed_and_frees_its_simulated_channel(tmp_p
                             stderr=subprocess.PIPE, text=True, env=ENV)
     processes.append(proc)
     assert proc.stderr is not None
-    run_id = proc.stderr.readline().split()[1]  # "run ID started on ..."
+    run_id = next(line for line in proc.stderr if line.startswith("run ")).split()[1]  # "run ID started on ..."
     proc.kill()
     proc.wait(timeout=30)
     assert Store(tmp_path).run(run_id).state == "running"  # what the dead process left behind
