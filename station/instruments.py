@@ -18,7 +18,10 @@ from drivers.biologic.channel import BiologicChannel
 from drivers.neware.channel import NewareChannel
 from protocols.cells import Cell
 from protocols.clock import Clock
+from protocols.errors import Problem, ProtocolError, did_you_mean, one_line
+from protocols.loader import LoadedProtocol
 from protocols.program import StepProgram
+from protocols.yamlsource import load_yaml_file
 from station.config import ChannelConfig, ConfigError, InstrumentConfig, StationConfig
 
 
@@ -44,6 +47,46 @@ def kind_capabilities(kind: str, ranges: ChannelRanges | None = None) -> Capabil
     return DRIVERS[kind].declared_capabilities(ranges)
 
 
+def cell_model_problems(cell: Cell) -> list[Problem]:
+    """The cell record's ``model:`` checked against the simulated model registry: one positioned problem naming the
+    valid models when it names none of them (nothing when the cell gives no model; a real run needs none)."""
+    from simulators.cells import MODEL_TYPES
+
+    if not cell.model_type or cell.model_type in MODEL_TYPES:
+        return []
+    valid = ", ".join(sorted(MODEL_TYPES))
+    message = f"unknown cell model '{one_line(cell.model_type)}'{did_you_mean(cell.model_type, MODEL_TYPES)}"
+    found = one_line(repr(cell.model_type))
+    source = None
+    if cell.source:
+        with contextlib.suppress(Exception):  # the file may have changed or gone since it was read: no position then
+            source = load_yaml_file(cell.source)
+    if source is not None and isinstance(source.data, dict):
+        model = source.data.get("model")
+        path: tuple[str, ...] = ("model", "type") if isinstance(model, dict) else ("model",)
+        return [source.problem(path, message, expected=f"one of {valid}", found=found)]
+    return [Problem(cell.source or "<cell>", 1, 1, "model", message, f"one of {valid}", found)]
+
+
+def check_cell_model(cell: Cell | None) -> None:
+    """Raise :class:`ProtocolError` when the cell's ``model:`` is not a simulated model (see above)."""
+    problems = cell_model_problems(cell) if cell is not None else []
+    if problems:
+        raise ProtocolError(problems)
+
+
+def validate_binding(loaded: LoadedProtocol, cell: Cell | None) -> None:
+    """What ``station validate`` checks: the protocol bound to the cell, and the cell's ``model:`` against the
+    simulated models (the protocols package cannot know them); every problem at once in one :class:`ProtocolError`."""
+    problems = cell_model_problems(cell) if cell is not None else []
+    try:
+        loaded.bind(cell)
+    except ProtocolError as exc:
+        problems = [*exc.problems, *problems]
+    if problems:
+        raise ProtocolError(problems)
+
+
 @dataclass
 class CellPlacement:
     """The cell a simulated channel holds: what the simulator builds its model from."""
@@ -64,6 +107,7 @@ class CellPlacement:
         if not cell.model_type:
             raise InstrumentError(f"cell '{cell.name}' names no simulated model; add 'model: <type>' to the cell "
                                   f"file to dry-run it")
+        check_cell_model(cell)
         kelvin = None if cell.temperature is None else cell.temperature + 273.15  # cell records are in degC
         return cls(cell.model_type, dict(cell.model_params), cell.area, cell.capacity, cell.thickness, seed,
                    kelvin, cell.ocv)

@@ -91,6 +91,15 @@ class InstrumentDataError(DriverError):
     """The instrument sent records that cannot be true (wrong or out-of-order numbers); never stored as data."""
 
 
+def _why(exc: BaseException) -> str:
+    """An exception as the one-line reason a run failed: our own errors by their message, others with their type."""
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted (Ctrl-C) before start was sent"
+    text = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+    ours = type(exc).__module__.split(".")[0] in ("station", "protocols", "drivers", "simulators")
+    return text if ours and text else f"{type(exc).__name__}: {text}"
+
+
 def new_run_id(clock: Clock) -> str:
     """A sortable, readable id: UTC start second plus 24 random bits (many runs start in the same second)."""
     stamp = datetime.fromtimestamp(clock.unix(), UTC).strftime("%Y%m%d-%H%M%S")
@@ -164,6 +173,8 @@ class RunManager:
         self.page = page
         self.active: dict[str, ActiveRun] = {}
         self.leases: dict[str, Lease] = {}
+        self._claimed: dict[str, tuple[StepProgram, Cell]] = {}
+        """Runs claimed (``created``) and not yet checked against their channel: their bound program and cell."""
         self.cell_events: Callable[[ChannelDriver], list[tuple[str, str]]] = lambda driver: []
         """What a simulated channel's cell model reports (kind, message) that no instrument can: Li grown beyond
         the host's pores. The station's instruments fill it in; each is stored as a warning."""
@@ -235,27 +246,64 @@ class RunManager:
     def create(self, loaded: LoadedProtocol, cell: Cell, channel: str, driver: ChannelDriver, *,
                instrument: dict[str, Any], dry_run: bool) -> str:
         """Bind, check against the channel and persist a run (created -> validated). Nothing is sent yet."""
+        run_id = self.claim(loaded, cell, channel, instrument=instrument, dry_run=dry_run)
+        self.validate(run_id, driver)
+        return run_id
+
+    def claim(self, loaded: LoadedProtocol, cell: Cell, channel: str, *, instrument: dict[str, Any],
+              dry_run: bool) -> str:
+        """Bind and persist a run in ``created``: the atomic claim of ``channel`` (:class:`~station.store.ChannelBusy`
+        when an active run holds it, and then no run is stored). The run's lease is taken before the row exists, so
+        no other process can mistake the new run for an abandoned one. Until :meth:`start` sends anything, every
+        failure must end the run with :meth:`fail_before_start`, which frees the channel again."""
         program = loaded.bind(cell)
         assert program is not None
         run_id = new_run_id(self.clock)
         while self.store.has_run(run_id):
             run_id = new_run_id(self.clock)
-        self.store.create_run(
-            run_id=run_id, at=self.clock.unix(), channel=channel, instrument=instrument,
-            protocol_name=loaded.name, protocol_file=loaded.source.file, protocol_source=loaded.source.text,
-            parameters=loaded.resolved_parameters(), program=program.to_json(), cell=cell.model_dump(mode="json"),
-            dry_run=dry_run)
+        self._lease(run_id)
         try:
-            self._lease(run_id)
+            self.store.create_run(
+                run_id=run_id, at=self.clock.unix(), channel=channel, instrument=instrument,
+                protocol_name=loaded.name, protocol_file=loaded.source.file, protocol_source=loaded.source.text,
+                parameters=loaded.resolved_parameters(), program=program.to_json(),
+                cell=cell.model_dump(mode="json"), dry_run=dry_run)
+        except BaseException:
+            self._release(run_id)
+            raise
+        self._claimed[run_id] = (program, cell)
+        return run_id
+
+    def validate(self, run_id: str, driver: ChannelDriver) -> None:
+        """Check a claimed run's program against its channel's driver (created -> validated); a program the
+        channel cannot run ends the run as failed, which frees the channel."""
+        program, cell = self._claimed.pop(run_id)
+        channel = self.store.run(run_id).channel
+        try:
             driver.check(program)
             estimate = estimate_program(program, cell)
         except Exception as exc:  # whatever failed, nothing was sent: the run ends here and frees the channel
             why = str(exc) if isinstance(exc, DriverError | RunError) else f"{type(exc).__name__}: {exc}"
-            self._transition(run_id, S.FAILED, f"the channel cannot run this program: {why}")
+            self.fail_before_start(run_id, f"the channel cannot run this program: {why}")
             raise RunError(f"channel {channel} cannot run this program: {why}") from None
+        except KeyboardInterrupt as exc:
+            self.fail_before_start(run_id, exc)
+            raise
         self._transition(run_id, S.VALIDATED, f"checked against channel {channel}")
         self.active[run_id] = ActiveRun(run_id, driver, program, 0, estimate.total_s if estimate.complete else None)
-        return run_id
+
+    def fail_before_start(self, run_id: str, exc: BaseException | str) -> None:
+        """End a run that failed before start was sent (created or validated): ``failed``, with the reason as an
+        event and as the run's message, and its channel free again. A run already ``starting`` or beyond is left
+        alone: start may have reached the instrument, and only the instrument can settle it (:meth:`reconcile`)."""
+        self._claimed.pop(run_id, None)
+        row = self.store.run(run_id)
+        if row.state not in (S.CREATED, S.VALIDATED):
+            return
+        why = exc if isinstance(exc, str) else _why(exc)
+        self._event(run_id, "warning", f"the run could not start: {why}; nothing was sent to the instrument")
+        self._transition(run_id, S.FAILED, f"failed before start: {why}")
+        self.active.pop(run_id, None)
 
     def start(self, run_id: str) -> TestHandle:
         """Write the intent, send start, store the handle. A refusal leaves the channel untouched; any other

@@ -20,7 +20,7 @@ from station.config import ConfigError, StationConfig
 from station.instruments import InstrumentError, Instruments
 from station.run_policy import RunState
 from station.runs import RunEnded, RunError, RunManager
-from station.store import RunRow, Store
+from station.store import ChannelBusy, RunRow, Store, StoreError
 
 #: records per poll a dry run aims for: large jumps of simulated time, one download page each
 DRY_RUN_RECORDS_PER_POLL = 1000
@@ -60,22 +60,52 @@ class Station:
         self.store.close()
 
     def launch(self, loaded: LoadedProtocol, cell: Cell, channel: str | None = None) -> str:
-        """Bind, choose and check the channel, start the program; returns the run id (state: running)."""
+        """Bind, claim and check the channel, start the program; returns the run id (state: running).
+
+        The run is stored (``created``) before anything else touches the channel: that row is the atomic claim of
+        the channel, and a failure from then until start is sent (the cell cannot be placed, the driver cannot be
+        built, the channel cannot run the program, Ctrl-C) ends the run as ``failed`` and frees the channel."""
         program = loaded.bind(cell)
         assert program is not None
         if channel is not None:
             instrument, chan = self.config.find(channel)
             channel = f"{instrument.name}/{chan.id}"
         self._free_abandoned(channel)
-        if channel is None:
-            busy = {r.channel for r in self.store.runs(active_only=True)}
-            channel = self.instruments.choose_channel(program, busy)
-        self.instruments.place(channel, cell)
-        driver = self.instruments.driver(channel)
-        run_id = self.manager.create(loaded, cell, channel, driver, instrument=self.instruments.identity(channel),
-                                     dry_run=self.dry_run)
+        run_id = self._claim(loaded, cell, program, channel)
+        try:
+            channel = self.store.run(run_id).channel
+            self.instruments.place(channel, cell)
+            driver = self.instruments.driver(channel)
+            self.manager.validate(run_id, driver)
+        except (Exception, KeyboardInterrupt) as exc:  # not a kill: nothing runs after one, as after SIGKILL
+            with contextlib.suppress(StoreError, RunError):  # a store that cannot be written: the cause is told
+                self.manager.fail_before_start(run_id, exc)  # a no-op when validate already failed the run
+            raise
         self.manager.start(run_id)
         return run_id
+
+    def _claim(self, loaded: LoadedProtocol, cell: Cell, program: StepProgram, channel: str | None) -> str:
+        """Claim ``channel``, or the first free one that fits; a channel another client claimed since it looked
+        free is skipped for the next one, so clients starting at once get different channels (or, when none is
+        left, one clear refusal: :class:`ChannelBusy`)."""
+        if channel is not None:
+            return self.manager.claim(loaded, cell, channel, instrument=self.instruments.identity(channel),
+                                      dry_run=self.dry_run)
+        busy = {r.channel for r in self.store.runs(active_only=True)}
+        lost: ChannelBusy | None = None
+        while True:
+            try:
+                chosen = self.instruments.choose_channel(program, busy)
+            except ConfigError:
+                if lost is not None:  # every channel that fits was claimed by others meanwhile
+                    raise lost from None
+                raise
+            try:
+                return self.manager.claim(loaded, cell, chosen, instrument=self.instruments.identity(chosen),
+                                          dry_run=self.dry_run)
+            except ChannelBusy as exc:
+                lost = exc
+                busy.add(chosen)
 
     def _free_abandoned(self, channel: str | None) -> None:
         """Before claiming a channel, settle runs on it that no process looks after and that cannot be running:

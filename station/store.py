@@ -12,6 +12,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import os
+import secrets
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -211,6 +213,8 @@ class Store:
         except OSError as exc:
             raise StoreError(f"cannot create the data directory {self.data_dir}: {exc.strerror}; choose another "
                              f"--data-dir or fix its permissions") from None
+        if not self.path.exists():
+            self._create()
         self._check_file()
         try:
             self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
@@ -229,6 +233,28 @@ class Store:
             self.db.close()
             raise
         self._keep_reserve()
+
+    def _create(self) -> None:
+        """Make a new store whole, then link it into place: two processes opening the same new data directory at
+        once must not see each other's half-made (0-byte) file and take it for a truncated store. Where the file
+        system cannot link, or the directory is not writable, the store is made in place as before (and any error
+        is then reported by the normal open)."""
+        new = self.data_dir / f".{DB_NAME}.{os.getpid()}.{secrets.token_hex(4)}.new"
+        try:
+            self.db = sqlite3.connect(new, timeout=30, isolation_level=None)
+            try:
+                self.db.execute("PRAGMA journal_mode=WAL")
+                self._migrate()
+            finally:
+                self.db.close()
+            with contextlib.suppress(FileExistsError):  # another process made it first: theirs is the store
+                os.link(new, self.path)
+        except (sqlite3.Error, StoreError, OSError):
+            pass
+        finally:
+            for leftover in (new, new.with_name(new.name + "-wal"), new.with_name(new.name + "-shm")):
+                with contextlib.suppress(OSError):
+                    leftover.unlink()
 
     def _check_file(self) -> None:
         """Refuse a file that is not a station database before SQLite quietly makes an empty one out of it."""
@@ -300,13 +326,20 @@ class Store:
                              f"upgrade this program")
         if version == 0 and tables - {"meta"}:
             raise damaged(self.path, "it has tables but no schema version")
-        for target in range(version + 1, SCHEMA_VERSION + 1):
+        while version < SCHEMA_VERSION:
             with self.transaction():
+                # read again under the write lock: another process opening the same new store may have migrated it
+                row = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+                version = max(version, int(row[0]) if row else 0)
+                if version >= SCHEMA_VERSION:
+                    break
+                target = version + 1
                 for statement in _MIGRATIONS[target].split(";"):
                     if statement.strip():
                         self.db.execute(statement)
                 self.db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)",
                                 (str(target),))
+            version = target
 
     @property
     @_guarded
