@@ -34,7 +34,7 @@ from station.cli_common import (
     out,
 )
 from station.config import ConfigError, load_config
-from station.instruments import validate_binding
+from station.instruments import DRIVERS, channel_ranges, kind_capabilities, validate_binding
 from station.plan import (
     describe_hold,
     describe_setpoint,
@@ -46,8 +46,11 @@ from station.plan import (
 
 
 @app.command()
-def validate(protocol: ProtocolArg, cell: CellOpt = None, set_: SetOpt = None, json_: JsonOpt = False) -> None:
-    """Check a protocol (and its binding to a cell): exit 0 if valid, 1 with every problem listed if not."""
+def validate(protocol: ProtocolArg, cell: CellOpt = None, set_: SetOpt = None, json_: JsonOpt = False,
+             channel: ChannelCheckOpt = None, instrument: InstrumentCheckOpt = None,
+             config: ConfigCheckOpt = None) -> None:
+    """Check a protocol (and its binding to a cell): exit 0 if valid, 1 with every problem listed if not; with
+    --channel or --instrument also what that channel can run (2, each refusal named), before any run."""
     json_mode(json_)
     loaded, cell_record = load_inputs(protocol, cell, set_)
     try:
@@ -57,12 +60,48 @@ def validate(protocol: ProtocolArg, cell: CellOpt = None, set_: SetOpt = None, j
             out.print(json.dumps({"valid": False, "problems": [_problem_dict(p) for p in exc.problems]}))
             json_mode(False)  # stdout already holds this command's one JSON answer
         raise fail(EXIT_INVALID, str(exc)) from None
+    if channel or instrument:
+        if cell_record is None:
+            raise fail(EXIT_USAGE, "error: give --cell to check the protocol against a channel (currents and "
+                                   "capacities depend on the cell)")
+        _check_channel(loaded.bind(cell_record), channel, instrument, config)
     if json_:
         out.print(json.dumps({"valid": True, "protocol": loaded.name, "cell": cell_record.name if cell_record
-                              else None, "problems": []}))
+                              else None, "problems": [], "channel": channel, "instrument": instrument}))
     else:
         where = f" with cell '{cell_record.name}'" if cell_record else " (no cell given: cell-dependent checks skipped)"
         err.print(f"{loaded.source.file}: valid{where}", markup=False)
+
+
+ChannelCheckOpt = Annotated[str | None, typer.Option("--channel", help="NAME/ID of a configured channel: check "
+                                                    "what it can run")]
+InstrumentCheckOpt = Annotated[str | None, typer.Option("--instrument", help="neware or biologic: check what a "
+                                                        "channel of that kind can run")]
+ConfigCheckOpt = Annotated[str | None, typer.Option("--config", help="station.yaml for --channel (default: "
+                                                    "./station.yaml, $STATION_CONFIG, or the simulated default)")]
+
+
+def _check_channel(program, channel: str | None, instrument: str | None, config: str | None) -> None:
+    """What the channel (or any channel of the instrument kind) cannot run, from its declared capabilities: no
+    instrument is asked, so the refusals ``station run`` would give come first here (exit 2, each named)."""
+    if channel:
+        try:
+            cfg, _ = load_config(config)
+            inst, chan = cfg.find(channel)
+            capabilities = kind_capabilities(inst.kind, channel_ranges(chan))
+        except ConfigError as exc:
+            raise fail(EXIT_USAGE, f"error: {exc}") from None
+        label = f"channel {inst.name}/{chan.id}"
+    else:
+        assert instrument is not None
+        if instrument not in DRIVERS:
+            raise fail(EXIT_USAGE, f"error: --instrument {instrument!r} is not a known kind; expected one of "
+                                   f"{', '.join(sorted(DRIVERS))}")
+        capabilities = kind_capabilities(instrument)
+        label = f"a {instrument} channel"
+    problems = capabilities.problems(program)
+    if problems:
+        raise fail(EXIT_USAGE, f"error: {label} cannot run this program: " + "; ".join(problems))
 
 
 def _problem_dict(problem) -> dict:
@@ -93,8 +132,10 @@ def plan(protocol: ProtocolArg, cell: Annotated[str, typer.Option("--cell", "-c"
                                                      "Biologic Scan_Rate in its configured unit)")] = None,
          config: Annotated[str | None, typer.Option("--config", help="station.yaml for --channel (default: "
                                                     "./station.yaml, $STATION_CONFIG, or the simulated "
-                                                    "default)")] = None) -> None:
-    """Print the resolved step program with estimated durations and record counts."""
+                                                    "default)")] = None,
+         instrument: InstrumentCheckOpt = None) -> None:
+    """Print the resolved step program with estimated durations and record counts; with --channel or
+    --instrument, first refuse (exit 2) what that channel cannot run, as `station run` would."""
     json_mode(json_)
     loaded, cell_record = load_inputs(protocol, cell, set_)
     assert cell_record is not None
@@ -103,6 +144,8 @@ def plan(protocol: ProtocolArg, cell: Annotated[str, typer.Option("--cell", "-c"
     except ProtocolError as exc:
         raise fail(EXIT_INVALID, str(exc)) from None
     assert program is not None
+    if channel or instrument:
+        _check_channel(program, channel, instrument, config)
     scan_rate, kind = _scan_rate_setting(channel, config)
     document = plan_document(program, cell_record, scan_rate=scan_rate, channel_given=channel is not None,
                              instrument_kind=kind)

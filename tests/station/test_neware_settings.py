@@ -142,9 +142,16 @@ def test_plan_shows_branches_hold_directions_and_the_0_v_note(tmp_path):
 def test_plan_for_a_biologic_channel_has_no_neware_notes(tmp_path):
     protocol = tmp_path / "branchy.yaml"
     protocol.write_text(BRANCHY)
-    doc = json.loads(runner.invoke(app, ["plan", str(protocol), "--cell", "host-cu-li", "--json", "--channel",
+    # the jump to 'last' is Neware-only: a plan for a Biologic channel refuses it, as `station run` would
+    refused = runner.invoke(app, ["plan", str(protocol), "--cell", "host-cu-li", "--channel", "sim-biologic/1"])
+    assert refused.exit_code == 2 and "can only go on or end the run, not jump" in refused.stderr
+    # P1 ends a step at 0 V: a Neware plan notes how its step file writes that, a Biologic plan has nothing to note
+    neware = json.loads(runner.invoke(app, ["plan", "p1-li-deposition", "--cell", "host-cu-li", "--json",
+                                            "--channel", "sim-neware/21-1-1"]).stdout)
+    assert any("0.1 mV" in note for note in neware["notes"])
+    doc = json.loads(runner.invoke(app, ["plan", "p1-li-deposition", "--cell", "host-cu-li", "--json", "--channel",
                                          "sim-biologic/1"]).stdout)
-    assert doc["notes"] == [] and len(doc["branches"]) == 2
+    assert doc["notes"] == []
 
 
 def test_a_missing_eclib_is_a_config_error_naming_the_instruments_dll_key(tmp_path):

@@ -154,7 +154,8 @@ def test_station_plan_prints_the_scan_rate_per_channel(tmp_path):
     assert cv["biologic_scan_rate"]["unit"] == "V/s" and cv["biologic_scan_rate"]["channel"] == "vmp3/2"
     neware = runner.invoke(app, ["plan", "p6-cyclic-voltammetry", "--cell", "host-cu-li", "--channel",
                                  "bts/27-1-1", "--config", config])  # fmt: skip
-    assert neware.exit_code == 0 and "Scan_Rate" not in neware.output
+    # a Neware channel cannot run a CV at all: the plan refuses it as `station run` would, and shows no Scan_Rate
+    assert neware.exit_code == 2 and "cannot run this program" in neware.stderr and "Scan_Rate" not in neware.output
     unknown = runner.invoke(app, ["plan", "p6-cyclic-voltammetry", "--cell", "host-cu-li", "--channel", "nope",
                                   "--config", config])  # fmt: skip
     assert unknown.exit_code == 2 and "channel 'nope' is not configured" in unknown.stderr
