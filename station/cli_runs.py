@@ -42,6 +42,7 @@ from station.cli_common import (
 from station.config import ConfigError, UnknownChannel, load_config
 from station.export import ExportError, MissingDependency, cycle_summary, export_run
 from station.instruments import InstrumentError
+from station.live_view import DEFAULT_RESOLUTION, RESOLUTIONS, LiveView, state_text
 from station.plan import format_duration
 from station.run_policy import RunState
 from station.runs import Progress, RunEnded, RunError
@@ -103,37 +104,9 @@ def _store(config: str | None, data_dir: str | None) -> Store:
     return store
 
 
-def _state_text(state: str, contact_lost_s: float | None, stop_requested: str | None) -> str:
-    """The run's state with what qualifies it: an outage, a stop the instrument has not confirmed yet."""
-    notes = []
-    if contact_lost_s is not None:
-        notes.append(f"lost contact {format_duration(contact_lost_s)}")
-    if stop_requested:
-        notes.append("stop pending")
-    return state + (f" ({', '.join(notes)})" if notes else "")
-
-
-def _progress_table(p: Progress) -> Table:
-    table = Table(show_header=True, header_style="bold", title=f"run {p.run_id}", title_justify="left")
-    for column in ("state", "step", "tag", "cycle", "V", "I", "step Q", "test time", "records", "ETA"):
-        table.add_column(column, justify="right")
-    state = _state_text(p.state, p.contact_lost_s, p.stop_requested)
-    if p.contact_lost_s is not None:  # the last values are stale: showing them as live would be a lie
-        table.add_row(state, *["-"] * 7, str(p.records), "-")
-        return table
-    s = p.status
-    table.add_row(state, str(s.step_index or "-") if s else "-", p.tag or "-", str(s.cycle or "-") if s else "-",
-                  f"{s.voltage:.4f}" if s and s.voltage is not None else "-",
-                  f"{s.current * 1e3:.4f} mA" if s and s.current is not None else "-",
-                  f"{s.step_capacity * 1e3:.4f} mAh" if s and s.step_capacity is not None else "-",
-                  format_duration(s.test_time) if s and s.test_time is not None else "-", str(p.records),
-                  format_duration(p.eta_s) if p.eta_s is not None else "-")
-    return table
-
-
 def _progress_line(p: Progress) -> str:
     s = p.status
-    parts = [f"run {p.run_id}", _state_text(p.state, p.contact_lost_s, p.stop_requested), f"records {p.records}"]
+    parts = [f"run {p.run_id}", state_text(p.state, p.contact_lost_s, p.stop_requested), f"records {p.records}"]
     if s is not None and p.contact_lost_s is None:
         parts += [f"step {s.step_index or '-'}", f"tag {p.tag or '-'}", f"cycle {s.cycle or '-'}"]
         if s.voltage is not None:
@@ -219,8 +192,10 @@ def _supervise(station: Station, run_id: str, json_: bool) -> int:
             lines = None if station.dry_run else (lambda p: err.print(_progress_line(p), markup=False))
             station.manager.supervise([run_id], poll, on_progress=lines)
         else:
+            kind = station.store.run(run_id).instrument.get("kind")
+            view = LiveView(run_id, RESOLUTIONS.get(kind, DEFAULT_RESOLUTION), simulated=station.dry_run)
             with Live(console=err, refresh_per_second=4, transient=False) as live:
-                station.manager.supervise([run_id], poll, on_progress=lambda p: live.update(_progress_table(p)))
+                station.manager.supervise([run_id], poll, on_progress=lambda p: live.update(view.update(p)))
     except KeyboardInterrupt:
         return _interrupted(station, run_id)
     doc = _summary(station, run_id)
@@ -349,7 +324,7 @@ def _run_doc(row, now: float) -> dict:
 
 
 def _state_of(doc: dict) -> str:
-    return _state_text(doc["state"], doc["contact_lost_s"], "yes" if doc["stop_pending"] else None)
+    return state_text(doc["state"], doc["contact_lost_s"], "yes" if doc["stop_pending"] else None)
 
 
 def _asking(row) -> None:
