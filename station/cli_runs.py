@@ -7,7 +7,10 @@ codes are the ones documented in :mod:`station.cli`.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sys
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
@@ -46,6 +49,7 @@ from station.live_view import DEFAULT_RESOLUTION, RESOLUTIONS, LiveView, state_t
 from station.plan import format_duration
 from station.run_policy import RunState
 from station.runs import Progress, RunEnded, RunError
+from station.service import ServiceRunning, StationService
 from station.session import Station
 from station.store import ChannelBusy, Store, StoreError, UnknownRun
 
@@ -473,3 +477,44 @@ def sim_neware(host: Annotated[str, typer.Option(help="address to bind (loopback
     except OSError as exc:
         raise fail(EXIT_USAGE, f"error: cannot serve on {host}:{port}: {exc.strerror}; choose another --port") \
             from None
+
+
+@app.command()
+def serve(config: ConfigOpt = None, data_dir: DataDirOpt = None,
+          rescan: Annotated[float, typer.Option("--rescan", help="seconds between looks for runs to adopt")] = 10.0,
+          json_: JsonOpt = False) -> None:
+    """Watch every active run of the data directory until SIGTERM or Ctrl-C (one service per data directory);
+    programs keep running on their instruments when it stops."""
+    json_mode(json_)
+    if rescan <= 0:
+        raise fail(EXIT_USAGE, "error: --rescan must be positive")
+    stop = threading.Event()
+
+    def request_stop(signum, frame) -> None:
+        stop.set()
+
+    with _errors():
+        station = _open(config, data_dir)
+    service = StationService(station, rescan_s=rescan, say=lambda line: err.print(line, markup=False))
+    try:
+        service.claim()
+    except ServiceRunning as exc:
+        station.close()
+        raise fail(EXIT_USAGE, f"error: {exc}") from None
+    handled = [signal.SIGINT, signal.SIGTERM] + ([signal.SIGBREAK] if hasattr(signal, "SIGBREAK") else [])
+    previous = {s: signal.signal(s, request_stop) for s in handled}
+    if json_:
+        sys.stdout.write(json.dumps({"serving": str(station.store.data_dir), "pid": os.getpid()}) + "\n")
+        sys.stdout.flush()
+    err.print(f"serving {station.store.data_dir} (pid {os.getpid()}); SIGTERM or Ctrl-C stops watching, the "
+              f"instruments keep running", markup=False)
+    try:
+        with _errors():
+            service.serve(stop.is_set)
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        watched = service.watched()
+        service.close()
+        err.print(f"stopped serving; {len(watched)} run(s) keep running on their instruments unwatched until a "
+                  f"service or `station attach` watches them again", markup=False)

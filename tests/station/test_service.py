@@ -1,0 +1,132 @@
+"""`station serve` with real processes: it adopts a run whose terminal died and supervises it to the end with
+every record, refuses a second service on the same data directory, and leaves cleanly on SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+
+from station.store import Store
+from tests.processes import interrupt, popen
+
+ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
+PROTOCOL = """
+protocol: service-test
+record: {every: 10 s}
+steps:
+  - rest: 10 min
+  - Charge at 0.5C until 4.2 V
+  - Discharge at 0.5C until 3.0 V
+"""
+
+
+@pytest.fixture
+def processes():
+    started: list[subprocess.Popen] = []
+    yield started
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=30)
+
+
+@pytest.fixture
+def cfg(tmp_path, processes):
+    """A simulated BTS in its own process at 3600x real time, and a station.yaml for it."""
+    sim = popen([sys.executable, "-m", "station", "sim", "neware", "--port", "0", "--channels", "2", "--cell",
+                 "predeposited-ncm622", "--speed", "3600", "--json"], stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL, text=True, env=ENV)
+    processes.append(sim)
+    port = json.loads(sim.stdout.readline())["port"]  # type: ignore[union-attr]
+    path = tmp_path / "station.yaml"
+    path.write_text(textwrap.dedent(f"""
+        data_dir: {tmp_path / 'data'}
+        poll_interval: 0.05 s
+        instruments:
+          - name: bts
+            kind: neware
+            address: 127.0.0.1:{port}
+            channels: [{{id: 21-1-1, voltage: [0 V, 5 V], current: 10 mA}},
+                       {{id: 21-1-2, voltage: [0 V, 5 V], current: 10 mA}}]
+        """))
+    yield path
+    interrupt(sim)
+
+
+def station(*args: str, **kwargs) -> subprocess.Popen:
+    return popen([sys.executable, "-m", "station", *args], stderr=subprocess.PIPE, text=True, env=ENV, **kwargs)
+
+
+def wait_for(predicate, timeout_s: float = 120.0):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError("timed out")
+
+
+def serving(proc: subprocess.Popen) -> None:
+    for line in proc.stderr:  # type: ignore[union-attr]
+        if line.startswith("serving "):
+            return
+    raise AssertionError("the service never started")
+
+
+def test_the_service_adopts_a_run_whose_terminal_died_and_keeps_every_record(tmp_path, cfg, processes):
+    protocol = tmp_path / "p.yaml"
+    protocol.write_text(PROTOCOL)
+    terminal = station("run", str(protocol), "--cell", "predeposited-ncm622", "--config", str(cfg), "--channel",
+                       "bts/21-1-1")
+    processes.append(terminal)
+    run_id = None
+    for line in terminal.stderr:  # type: ignore[union-attr]
+        if line.startswith("run ") and " started on " in line:
+            run_id = line.split()[1]
+        if run_id and "records " in line and int(line.split("records ")[1].split()[0]) > 5:
+            break
+    terminal.kill()  # no cleanup: the program goes on on the BTS with nobody watching
+    terminal.wait(timeout=30)
+    assert run_id and Store(tmp_path / "data").run(run_id).state == "running"
+
+    service = station("serve", "--config", str(cfg), "--rescan", "0.5")
+    processes.append(service)
+    serving(service)
+    row = wait_for(lambda: (r := Store(tmp_path / "data").run(run_id)).state != "running" and r)
+    assert row.state == "finished", row.message
+    records = Store(tmp_path / "data").records(run_id)
+    assert list(records["seq"]) == list(range(1, len(records) + 1)) and len(records) == row.last_seq
+    assert np.all(np.diff(records["test_time"]) >= 0)
+    events = [e.message for e in Store(tmp_path / "data").events(run_id)]
+    assert any(m.startswith("attached; catching up from record") for m in events)
+
+    service.send_signal(signal.SIGTERM)
+    assert service.wait(timeout=30) == 0
+    assert not (tmp_path / "data" / "service.json").exists()
+
+
+def test_one_service_per_data_directory_and_sigterm_leaves_runs_running(tmp_path, cfg, processes):
+    first = station("serve", "--config", str(cfg))
+    processes.append(first)
+    serving(first)
+    info = json.loads((tmp_path / "data" / "service.json").read_text())
+    assert info["pid"] == first.pid
+    second = subprocess.run([sys.executable, "-m", "station", "serve", "--config", str(cfg)], capture_output=True,
+                            text=True, env=ENV, timeout=60)
+    assert second.returncode == 2
+    assert f"a station service (pid {first.pid}) already serves" in second.stderr
+    first.send_signal(signal.SIGTERM)
+    assert first.wait(timeout=30) == 0
+    again = station("serve", "--config", str(cfg))  # the lock went with the first service
+    processes.append(again)
+    serving(again)
+    assert interrupt(again) == 0
