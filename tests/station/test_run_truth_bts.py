@@ -263,17 +263,6 @@ def test_a_stop_that_did_not_reach_the_bts_stays_pending_until_the_bts_confirms(
     assert (row.state, row.message, row.stop_requested) == ("stopped", "stopped by the operator", None)
 
 
-@pytest.fixture
-def processes():
-    """Station processes a test starts; any still alive when it ends (a failed assertion) are killed."""
-    started: list[subprocess.Popen] = []
-    yield started
-    for proc in started:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=30)
-
-
 def test_ctrl_c_stop_keeps_retrying_until_the_bts_confirms(tmp_path, sim, link, protocol_file, processes):
     cfg = _config(tmp_path, link.port)
     proc = _station_process(cfg, "run", str(protocol_file), "--cell", CELL, "--channel", "bts/21-1-1")

@@ -29,16 +29,6 @@ steps:
 
 
 @pytest.fixture
-def processes():
-    started: list[subprocess.Popen] = []
-    yield started
-    for proc in started:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=30)
-
-
-@pytest.fixture
 def cfg(tmp_path, processes):
     """A simulated BTS in its own process at 3600x real time, and a station.yaml for it."""
     sim = popen([sys.executable, "-m", "station", "sim", "neware", "--port", "0", "--channels", "2", "--cell",
