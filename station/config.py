@@ -135,6 +135,39 @@ class InstrumentConfig(BaseModel):
 _NEWARE_ADDRESS = re.compile(r"^([\w.-]+:\d+|TCPIP\d*::[\w.-]+::\d+::SOCKET)$")
 
 
+AlertOn = Literal["safety", "protection", "instrument", "finished"]
+_ALL_ALERTS: list[AlertOn] = ["safety", "protection", "instrument", "finished"]
+
+
+class WebhookConfig(BaseModel):
+    """A JSON POST (Slack-compatible: its ``text`` is the one-line alert) to ``url`` for each alert of ``on``."""
+
+    model_config = ConfigDict(extra="forbid")
+    url: str = Field(pattern=r"^https?://", description="http(s) URL the alert is POSTed to")
+    on: list[AlertOn] = Field(default_factory=lambda: list(_ALL_ALERTS), description="which alerts it receives")
+
+
+class EmailConfig(BaseModel):
+    """An e-mail per alert of ``on``, over SMTP with STARTTLS and login when given."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    host: str = Field(min_length=1)
+    port: int = Field(587, ge=1, le=65535)
+    starttls: bool = True
+    username: str | None = None
+    password_env: str | None = Field(None, description="environment variable holding the SMTP password (never "
+                                     "the password itself in station.yaml)")
+    sender: str = Field(alias="from", min_length=3)
+    to: list[str] = Field(min_length=1)
+    on: list[AlertOn] = Field(default_factory=lambda: list(_ALL_ALERTS))
+
+
+class AlertsConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    webhooks: list[WebhookConfig] = Field(default_factory=list)
+    email: EmailConfig | None = None
+
+
 class StationConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     data_dir: str = Field(default_factory=lambda: default_data_dir(), description="where the run database and "
@@ -143,6 +176,8 @@ class StationConfig(BaseModel):
     poll_interval: TimeField = Field("10 s", validate_default=True,
                                      description="how often running channels are polled (real time)")
     instruments: list[InstrumentConfig] = Field(min_length=1)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig, description="who hears of safety stops, protection "
+                                 "trips, instrument failures and finished runs")
 
     @model_validator(mode="after")
     def _unique_names(self) -> StationConfig:

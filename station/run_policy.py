@@ -136,6 +136,10 @@ class Transition:
     test_time: float | None = None
 
 
+AlertKind = Literal["safety", "protection", "instrument", "finished"]
+"""What an alert is about; station.yaml's ``alerts`` choose which kinds each destination receives."""
+
+
 @dataclass(frozen=True)
 class Event:
     """Record an event. ``latch`` names a once-per-run alarm the engine remembers (``RunView.breach_alarmed`` or
@@ -145,6 +149,8 @@ class Event:
     message: str
     test_time: float | None = None
     latch: Literal["breach", "stop"] | None = None
+    alert: AlertKind | None = None
+    """Who else must hear of it now (station.alerts): a safety stop, a protection trip, an instrument failure."""
 
 
 @dataclass(frozen=True)
@@ -207,7 +213,7 @@ def decide(run: RunView, status: Seen, breach: str | None = None) -> list[Action
     if gone:  # not ours to stop: it may be someone else's test now
         return [*restored,
                 Event("alarm", f"{gone}; every record stored so far ({run.stored_seq}) is kept; check the "
-                               "instrument (was it reset, or the channel reused?)"),
+                               "instrument (was it reset, or the channel reused?)", alert="instrument"),
                 Transition(S.FAILED, gone)]
     if breach is None and status.state in (ChannelState.RUNNING, ChannelState.PAUSED):
         breach = live_breach(status)
@@ -219,14 +225,16 @@ def _after_status(run: RunView, status: ChannelStatus, breach: str | None) -> li
     if run.breach_alarmed:
         return [Stop()]
     if breach is not None:
-        return [Event("alarm", f"safety limit broken, stopping the channel: {breach}", latch="breach"),
+        return [Event("alarm", f"safety limit broken, stopping the channel: {breach}", latch="breach",
+                      alert="safety"),
                 RequestStop(f"safety: {breach}", replace=True), Stop()]
     if run.stop_requested is not None:
         return _settle_stop(run, status) if state in ENDED else [Stop()]
     if state in (ChannelState.FINISHED, ChannelState.IDLE):
         return [Transition(S.FINISHED, message or "program completed", t)]
     if state is ChannelState.PROTECTED:
-        return [Event("alarm", f"the instrument tripped its protection: {message}", t), SafeStop("protection"),
+        return [Event("alarm", f"the instrument tripped its protection: {message}", t, alert="protection"),
+                SafeStop("protection"),
                 Transition(S.STOPPED, f"instrument protection: {message}", t)]
     if state is ChannelState.STOPPED:
         return [Transition(S.STOPPED, message or "stopped at the instrument", t)]
@@ -253,7 +261,7 @@ def stop_pending(run: RunView, what: str) -> list[Action]:
     if run.stop_alarmed:
         return []
     return [Event("alarm", f"{what}: the cell may still be running; the stop stays pending and is sent again "
-                           "whenever the station reaches the instrument", latch="stop")]
+                           "whenever the station reaches the instrument", latch="stop", alert="instrument")]
 
 
 def _no_contact(run: RunView, why: str) -> list[Action]:
@@ -264,7 +272,8 @@ def _no_contact(run: RunView, why: str) -> list[Action]:
                                                     "running on it; retrying every poll")]
     if run.failed_polls == MAX_FAILED_POLLS:
         actions.append(Event("alarm", f"no contact with the instrument for {run.failed_polls} polls: {why}; the "
-                                      "program keeps running on it unwatched; check the instrument and its link"))
+                                      "program keeps running on it unwatched; check the instrument and its link",
+                             alert="instrument"))
     return actions
 
 
@@ -281,7 +290,8 @@ def _bad_page(run: RunView, why: str) -> list[Action]:
         actions.append(Event("warning", f"instrument error: {why}; nothing of that page was stored; retrying"))
     if run.bad_pages >= MAX_BAD_PAGES:
         message = f"instrument error: {run.bad_pages} pages in a row could not be trusted ({why})"
-        actions += [Event("alarm", f"{message}; stopping the channel, since its data cannot be checked"),
+        actions += [Event("alarm", f"{message}; stopping the channel, since its data cannot be checked",
+                          alert="instrument"),
                     SafeStop("untrustworthy data"), Transition(S.FAILED, message)]
     return actions
 

@@ -175,6 +175,9 @@ class RunManager:
         self.leases: dict[str, Lease] = {}
         self._claimed: dict[str, tuple[StepProgram, Cell]] = {}
         """Runs claimed (``created``) and not yet checked against their channel: their bound program and cell."""
+        self.on_alert: Callable[[str, str, str], None] = lambda kind, run_id, message: None
+        """Told (kind, run id, message) of every alarm someone must hear of now and of every finished run; the
+        station's alerts (station.alerts) send it on without ever holding up supervision."""
         self.cell_events: Callable[[ChannelDriver], list[tuple[str, str]]] = lambda driver: []
         """What a simulated channel's cell model reports (kind, message) that no instrument can: Li grown beyond
         the host's pores. The station's instruments fill it in; each is stored as a warning."""
@@ -508,8 +511,12 @@ class RunManager:
             match action:
                 case Transition(state, message, test_time):
                     self._transition(run.run_id, state, message, test_time=test_time)
-                case Event(kind, message, test_time, latch):
+                    if state is S.FINISHED:
+                        self.on_alert("finished", run.run_id, message)
+                case Event(kind, message, test_time, latch, alert):
                     self._event(run.run_id, kind, message, test_time=test_time)
+                    if alert is not None:
+                        self.on_alert(alert, run.run_id, message)
                     if latch == "breach":
                         run.breach_alarmed = True
                     elif latch == "stop":

@@ -16,6 +16,7 @@ from protocols.cells import Cell
 from protocols.clock import Clock, RealClock, VirtualClock
 from protocols.loader import LoadedProtocol
 from protocols.program import StepProgram
+from station.alerts import Alerts
 from station.config import ConfigError, StationConfig
 from station.instruments import InstrumentError, Instruments
 from station.run_policy import RunState
@@ -44,6 +45,7 @@ class Station:
     instruments: Instruments
     manager: RunManager
     dry_run: bool
+    alerts: Alerts | None = None
 
     @classmethod
     def open(cls, config: StationConfig, *, dry_run: bool = False, data_dir: str | None = None) -> Station:
@@ -52,9 +54,13 @@ class Station:
         instruments = Instruments(config, clock, store.data_dir, simulate_all=dry_run)
         manager = RunManager(store, clock)
         manager.cell_events = instruments.cell_events
-        return cls(config, clock, store, instruments, manager, dry_run)
+        alerts = Alerts(config.alerts, clock)
+        manager.on_alert = alerts.notify
+        return cls(config, clock, store, instruments, manager, dry_run, alerts)
 
     def close(self) -> None:
+        if self.alerts is not None:
+            self.alerts.close()  # what is queued still goes out, for a few seconds at most
         self.manager.close()
         self.instruments.close()
         self.store.close()

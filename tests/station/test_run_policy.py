@@ -90,7 +90,8 @@ def test_the_transition_table():
 # -- the channel's state, nothing asked for ---------------------------------------------------------------------------
 
 STOPPED_HERE = [Transition(S.STOPPED, "stopped at the instrument", T)]
-PROTECTION = [Event("alarm", "the instrument tripped its protection: over-voltage", T), SafeStop("protection"),
+PROTECTION = [Event("alarm", "the instrument tripped its protection: over-voltage", T, alert="protection"),
+              SafeStop("protection"),
               Transition(S.STOPPED, "instrument protection: over-voltage", T)]
 ERROR = [SafeStop("instrument error"), Transition(S.FAILED, "instrument error: board fault")]
 MESSAGES = {C.PROTECTED: "over-voltage", C.ERROR: "board fault"}
@@ -149,7 +150,7 @@ def test_a_run_that_is_not_supervised_is_left_alone(state, seen):
 # -- safety -----------------------------------------------------------------------------------------------------------
 
 def breach_actions(why: str) -> list:
-    return [Event("alarm", f"safety limit broken, stopping the channel: {why}", latch="breach"),
+    return [Event("alarm", f"safety limit broken, stopping the channel: {why}", latch="breach", alert="safety"),
             RequestStop(f"safety: {why}", replace=True), Stop()]
 
 
@@ -206,11 +207,11 @@ STOP_TABLE = [
     (C.IDLE, False, stopped(OPERATOR)),
     (C.PROTECTED, False, stopped(OPERATOR)),
     (C.RUNNING, True, [Event("alarm", f"channel bts/1-1 still reports 'running' after stop: {UNCONFIRMED_ALARM}",
-                             latch="stop")]),
+                             latch="stop", alert="instrument")]),
     (C.PAUSED, True, [Event("alarm", f"channel bts/1-1 still reports 'paused' after stop: {UNCONFIRMED_ALARM}",
-                            latch="stop")]),
+                            latch="stop", alert="instrument")]),
     (C.ERROR, True, [Event("alarm", f"channel bts/1-1 still reports 'error' after stop: {UNCONFIRMED_ALARM}",
-                           latch="stop")]),
+                           latch="stop", alert="instrument")]),
     (C.STOPPED, True, stopped(OPERATOR)),
     (C.FINISHED, True, stopped(OPERATOR)),
     (C.IDLE, True, stopped(OPERATOR)),
@@ -247,7 +248,7 @@ def test_a_stop_confirmed_without_a_stored_reason_ends_as_stopped():
 
 def test_the_channel_unreachable_for_a_stop():
     alarm = Event("alarm", f"could not reach channel bts/1-1 to stop it (no reply within 30 s): {UNCONFIRMED_ALARM}",
-                  latch="stop")
+                  latch="stop", alert="instrument")
     assert decide(view(stop_requested=OPERATOR, stop_sent=True), NoAnswer("no reply within 30 s")) == [alarm]
     assert decide(view(stop_requested=OPERATOR, stop_sent=True, stop_alarmed=True), NoAnswer("again")) == []
     # a stop that could not be sent is not a failed poll: it neither marks nor counts an outage
@@ -259,7 +260,7 @@ def test_the_channel_unreachable_for_a_stop():
 
 def lost(why: str, stored: int = 100) -> list:
     return [Event("alarm", f"{why}; every record stored so far ({stored}) is kept; check the instrument (was it "
-                           "reset, or the channel reused?)"),
+                           "reset, or the channel reused?)", alert="instrument"),
             Transition(S.FAILED, why)]
 
 
@@ -302,7 +303,8 @@ def test_after_our_own_stop_an_ended_channel_confirms_it():
 LOST_CONTACT = [ContactLost(), Event("warning", "lost contact with the instrument: timeout; the program keeps running "
                                                 "on it; retrying every poll")]
 NO_CONTACT_ALARM = Event("alarm", f"no contact with the instrument for {MAX_FAILED_POLLS} polls: timeout; the program "
-                                  "keeps running on it unwatched; check the instrument and its link")
+                                  "keeps running on it unwatched; check the instrument and its link",
+                         alert="instrument")
 
 
 @pytest.mark.parametrize(("polls", "actions"), [
@@ -355,7 +357,7 @@ BAD = "channel bts/1-1 sent record 100300 where record 300 belongs (page from re
     (MAX_BAD_PAGES - 1, []),
     (MAX_BAD_PAGES, [
         Event("alarm", f"instrument error: {MAX_BAD_PAGES} pages in a row could not be trusted ({BAD}); stopping "
-                       "the channel, since its data cannot be checked"),
+                       "the channel, since its data cannot be checked", alert="instrument"),
         SafeStop("untrustworthy data"),
         Transition(S.FAILED, f"instrument error: {MAX_BAD_PAGES} pages in a row could not be trusted ({BAD})")]),
 ])
