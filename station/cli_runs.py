@@ -20,9 +20,10 @@ from rich.live import Live
 from rich.table import Table
 
 from drivers.base import DriverError
-from protocols.cells import load_cell
+from protocols.cells import Cell, load_cell
 from protocols.clock import RealClock
 from protocols.errors import ProtocolError
+from protocols.library import resolve_cell_path
 from protocols.program import StepProgram
 from station.cli_common import (
     EXIT_INSTRUMENT,
@@ -36,6 +37,7 @@ from station.cli_common import (
     SetOpt,
     app,
     err,
+    existing,
     fail,
     iso_utc,
     json_mode,
@@ -49,9 +51,10 @@ from station.live_view import DEFAULT_RESOLUTION, RESOLUTIONS, LiveView, state_t
 from station.plan import format_duration
 from station.run_policy import RunState
 from station.runs import Progress, RunEnded, RunError
+from station.samples import new_sample_id
 from station.service import ServiceRunning, StationService
 from station.session import Station
-from station.store import ChannelBusy, Store, StoreError, UnknownRun
+from station.store import ChannelBusy, SampleRow, Store, StoreError, UnknownRun, UnknownSample
 
 ConfigOpt = Annotated[str | None, typer.Option("--config", help="station.yaml (default: ./station.yaml, "
                                                                 "$STATION_CONFIG, or the simulated default)")]
@@ -66,7 +69,7 @@ def _errors():
         yield
     except ProtocolError as exc:
         raise fail(EXIT_INVALID, str(exc)) from None
-    except (UnknownChannel, UnknownRun, MissingDependency) as exc:  # named wrong, or an install missing
+    except (UnknownChannel, UnknownRun, UnknownSample, MissingDependency) as exc:  # named wrong, or not installed
         raise fail(EXIT_USAGE, f"error: {exc}") from None
     except ConfigError as exc:
         raise fail(EXIT_INVALID, f"station config: {exc}") from None
@@ -215,18 +218,23 @@ def run(protocol: ProtocolArg, cell: CellOpt = None, channel: Annotated[str | No
         "--channel", help="NAME/ID from station.yaml; default: the first free channel that fits")] = None,
         set_: SetOpt = None, dry_run: Annotated[bool, typer.Option("--dry-run", help="run on simulated instruments "
                                                                    "as fast as possible")] = False,
-        data_dir: DataDirOpt = None, config: ConfigOpt = None, json_: JsonOpt = False) -> None:
+        data_dir: DataDirOpt = None, config: ConfigOpt = None, json_: JsonOpt = False,
+        sample: Annotated[str | None, typer.Option("--sample", help="the sample (station sample new) to run: its "
+                                                   "cell record is the cell; the run belongs to it")] = None) -> None:
     """Start a protocol on a channel and watch it to the end (Ctrl-C: stop or detach)."""
     json_mode(json_)
-    if cell is None:
-        raise fail(EXIT_USAGE, "error: give the cell on the channel with --cell (a YAML file or a library name)")
+    if (cell is None) == (sample is None):
+        raise fail(EXIT_USAGE, "error: give the cell on the channel with --cell (a YAML file or a library name) or "
+                               "the sample with --sample, one of them")
     loaded, cell_record = load_inputs(protocol, cell, set_)
     with _errors():
-        loaded.bind(cell_record)
         station = _open(config, data_dir, dry_run=dry_run)
     try:
         with _errors():
-            run_id = station.launch(loaded, cell_record, channel)
+            if sample is not None:
+                cell_record = Cell.model_validate(station.store.sample(sample).cell)
+            loaded.bind(cell_record)
+            run_id = station.launch(loaded, cell_record, channel, sample_id=sample)
         err.print(f"run {run_id} started on {station.store.run(run_id).channel}"
                   + (" (dry run, simulated instrument)" if dry_run else ""), markup=False)
         with _errors():
@@ -320,8 +328,11 @@ def stop(run_id: RunArg, force: Annotated[bool, typer.Option(
 def _run_doc(row, now: float) -> dict:
     return {"run_id": row.id, "state": row.state, "channel": row.channel, "protocol": row.protocol_name,
             "cell": row.cell.get("name"), "records": row.last_seq, "dry_run": row.dry_run,
-            "created_at": iso_utc(row.created_at), "started_at": iso_utc(row.started_at),
+            "sample": row.sample_id, "created_at": iso_utc(row.created_at), "started_at": iso_utc(row.started_at),
             "updated_at": iso_utc(row.updated_at),
+            "duration_s": None if row.started_at is None else (row.updated_at if not row.active else now)
+            - row.started_at,
+            "end_reason": None if row.active else row.message,
             "message": row.message,
             "stop_pending": row.stop_requested is not None, "contact_lost_s":
                 None if row.contact_lost_at is None else max(0.0, now - row.contact_lost_at)}
@@ -365,8 +376,11 @@ def runs(config: ConfigOpt = None, data_dir: DataDirOpt = None, json_: JsonOpt =
     table.add_column("channel", no_wrap=True)
     table.add_column("records", justify="right", no_wrap=True)
     table.add_column("protocol", overflow="fold")
+    table.add_column("sample", overflow="fold")
+    table.add_column("duration", justify="right", no_wrap=True)
     for r in rows:
-        table.add_row(r["run_id"], _state_of(r), r["channel"], str(r["records"]), r["protocol"])
+        table.add_row(r["run_id"], _state_of(r), r["channel"], str(r["records"]), r["protocol"], r["sample"] or "-",
+                      format_duration(r["duration_s"]) if r["duration_s"] is not None else "-")
     out.print(table)
 
 
@@ -518,3 +532,84 @@ def serve(config: ConfigOpt = None, data_dir: DataDirOpt = None,
         service.close()
         err.print(f"stopped serving; {len(watched)} run(s) keep running on their instruments unwatched until a "
                   f"service or `station attach` watches them again", markup=False)
+
+
+sample_app = typer.Typer(help="Samples: one physical cell each, with an id to print as its barcode.",
+                         no_args_is_help=True, add_completion=False)
+app.add_typer(sample_app, name="sample")
+
+
+def _sample_doc(row: SampleRow) -> dict:
+    return {"sample_id": row.id, "name": row.name, "created_at": iso_utc(row.created_at),
+            "cell": row.cell.get("name"), "cell_file": row.cell_file, "operator": row.operator, "notes": row.notes,
+            "metadata": row.metadata}
+
+
+@sample_app.command("new")
+def sample_new(cell: Annotated[str, typer.Option("--cell", "-c", help="its cell record: a YAML file or library name")],
+               name: Annotated[str | None, typer.Option("--name", help="what the lab calls it (default: the id)")]
+               = None,
+               operator: Annotated[str | None, typer.Option("--operator", help="who assembled it")] = None,
+               notes: Annotated[str | None, typer.Option("--notes", help="free text")] = None,
+               meta: Annotated[list[str] | None, typer.Option("--meta", help="a fact kept with it: KEY=VALUE")]
+               = None,
+               config: ConfigOpt = None, data_dir: DataDirOpt = None, json_: JsonOpt = False) -> None:
+    """Register a sample (a physical cell) and print its id, to write or print on it as a barcode."""
+    json_mode(json_)
+    metadata = {}
+    for item in meta or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise fail(EXIT_USAGE, f"error: --meta '{item}' is not KEY=VALUE")
+        metadata[key.strip()] = value.strip()
+    try:
+        cell_record = load_cell(existing(cell, resolve_cell_path, "cell"))
+    except ProtocolError as exc:
+        raise fail(EXIT_INVALID, str(exc)) from None
+    with _errors():
+        store = _store(config, data_dir)
+        clock = RealClock()
+        sample_id = new_sample_id(clock, store)
+        row = SampleRow(id=sample_id, name=name or sample_id, created_at=clock.unix(),
+                        cell=cell_record.model_dump(mode="json"), cell_file=cell_record.source, operator=operator,
+                        notes=notes, metadata=metadata)
+        store.create_sample(row)
+    if json_:
+        sys.stdout.write(json.dumps(_sample_doc(row)) + "\n")
+    else:
+        out.print(sample_id, markup=False)
+        err.print(f"sample {sample_id} ({row.name}) on cell {cell_record.name}; run it with --sample {sample_id}",
+                  markup=False)
+
+
+@sample_app.command("list")
+def sample_list(config: ConfigOpt = None, data_dir: DataDirOpt = None, json_: JsonOpt = False) -> None:
+    """Every sample of the data directory."""
+    json_mode(json_)
+    with _errors():
+        rows = [_sample_doc(r) for r in _store(config, data_dir).samples()]
+    if json_:
+        sys.stdout.write(json.dumps({"samples": rows}) + "\n")
+        return
+    for r in rows:
+        out.print(f"{r['sample_id']}  {r['name']:20} {r['cell'] or '':22} {r['created_at']}", markup=False)
+
+
+@sample_app.command("show")
+def sample_show(sample_id: Annotated[str, typer.Argument(help="the sample's id")], config: ConfigOpt = None,
+                data_dir: DataDirOpt = None, json_: JsonOpt = False) -> None:
+    """A sample and every run on it, oldest first."""
+    json_mode(json_)
+    with _errors():
+        store = _store(config, data_dir)
+        doc = _sample_doc(store.sample(sample_id))
+        doc["runs"] = [_run_doc(r, RealClock().unix()) for r in store.runs_of_sample(sample_id)]
+    if json_:
+        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+        return
+    out.print(f"sample {doc['sample_id']} ({doc['name']}), cell {doc['cell']}, created {doc['created_at']}"
+              + (f" by {doc['operator']}" if doc["operator"] else ""), markup=False)
+    if doc["notes"]:
+        out.print(f"  notes: {doc['notes']}", markup=False)
+    for r in doc["runs"]:
+        out.print(f"  run {r['run_id']}  {r['protocol']:24} {r['state']:9} {r['end_reason'] or ''}", markup=False)

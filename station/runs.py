@@ -254,7 +254,7 @@ class RunManager:
         return run_id
 
     def claim(self, loaded: LoadedProtocol, cell: Cell, channel: str, *, instrument: dict[str, Any],
-              dry_run: bool) -> str:
+              dry_run: bool, sample_id: str | None = None) -> str:
         """Bind and persist a run in ``created``: the atomic claim of ``channel`` (:class:`~station.store.ChannelBusy`
         when an active run holds it, and then no run is stored). The run's lease is taken before the row exists, so
         no other process can mistake the new run for an abandoned one. Until :meth:`start` sends anything, every
@@ -270,7 +270,7 @@ class RunManager:
                 run_id=run_id, at=self.clock.unix(), channel=channel, instrument=instrument,
                 protocol_name=loaded.name, protocol_file=loaded.source.file, protocol_source=loaded.source.text,
                 parameters=loaded.resolved_parameters(), program=program.to_json(),
-                cell=cell.model_dump(mode="json"), dry_run=dry_run)
+                cell=cell.model_dump(mode="json"), dry_run=dry_run, sample_id=sample_id)
         except BaseException:
             self._release(run_id)
             raise

@@ -65,7 +65,8 @@ class Station:
         self.instruments.close()
         self.store.close()
 
-    def launch(self, loaded: LoadedProtocol, cell: Cell, channel: str | None = None) -> str:
+    def launch(self, loaded: LoadedProtocol, cell: Cell, channel: str | None = None, *,
+               sample_id: str | None = None) -> str:
         """Bind, claim and check the channel, start the program; returns the run id (state: running).
 
         The run is stored (``created``) before anything else touches the channel: that row is the atomic claim of
@@ -77,7 +78,7 @@ class Station:
             instrument, chan = self.config.find(channel)
             channel = f"{instrument.name}/{chan.id}"
         self._free_abandoned(channel)
-        run_id = self._claim(loaded, cell, program, channel)
+        run_id = self._claim(loaded, cell, program, channel, sample_id)
         try:
             channel = self.store.run(run_id).channel
             self.instruments.place(channel, cell)
@@ -90,13 +91,14 @@ class Station:
         self.manager.start(run_id)
         return run_id
 
-    def _claim(self, loaded: LoadedProtocol, cell: Cell, program: StepProgram, channel: str | None) -> str:
+    def _claim(self, loaded: LoadedProtocol, cell: Cell, program: StepProgram, channel: str | None,
+               sample_id: str | None = None) -> str:
         """Claim ``channel``, or the first free one that fits; a channel another client claimed since it looked
         free is skipped for the next one, so clients starting at once get different channels (or, when none is
         left, one clear refusal: :class:`ChannelBusy`)."""
         if channel is not None:
             return self.manager.claim(loaded, cell, channel, instrument=self.instruments.identity(channel),
-                                      dry_run=self.dry_run)
+                                      dry_run=self.dry_run, sample_id=sample_id)
         busy = {r.channel for r in self.store.runs(active_only=True)}
         lost: ChannelBusy | None = None
         while True:
@@ -108,7 +110,7 @@ class Station:
                 raise
             try:
                 return self.manager.claim(loaded, cell, chosen, instrument=self.instruments.identity(chosen),
-                                          dry_run=self.dry_run)
+                                          dry_run=self.dry_run, sample_id=sample_id)
             except ChannelBusy as exc:
                 lost = exc
                 busy.add(chosen)

@@ -16,7 +16,7 @@ import os
 import secrets
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
@@ -25,7 +25,7 @@ import numpy as np
 from drivers.base import Record
 from station.run_policy import TERMINAL_STATES, UNCONFIRMED_STATES, RunState
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 DB_NAME = "station.sqlite"
 RESERVE_NAME = "station.sqlite.reserve"
 #: Ballast kept beside the database. When the disk fills up, deleting it frees room for the few pages that record
@@ -98,15 +98,60 @@ _MIGRATIONS: dict[int, str] = {
         (SELECT e.at FROM events e WHERE e.run_id = runs.id AND e.kind = 'state'
             AND (e.message = 'running' OR e.message LIKE 'running: %') ORDER BY e.id LIMIT 1));
     """,
+    # samples: one physical cell each (an id a lab prints as a barcode, its cell record, who made it, notes); a
+    # run belongs to the sample it was run on (NULL for runs given only a cell).
+    4: """
+    CREATE TABLE IF NOT EXISTS samples (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        cell TEXT NOT NULL,
+        cell_file TEXT,
+        operator TEXT,
+        notes TEXT,
+        metadata TEXT NOT NULL DEFAULT '{}'
+    );
+    ALTER TABLE runs ADD COLUMN sample_id TEXT REFERENCES samples(id);
+    CREATE INDEX IF NOT EXISTS runs_by_sample ON runs(sample_id, created_at);
+    """,
 }
 
 #: The columns of a run row, named rather than ``SELECT *``: a process opened before a later schema added a
 #: column keeps reading the rows it knows.
 RUN_COLUMNS = ("id", "created_at", "updated_at", "state", "channel", "instrument", "protocol_name", "protocol_file",
                "protocol_source", "parameters", "program", "cell", "handle", "dry_run", "last_seq", "message",
-               "stop_requested", "contact_lost_at", "started_at")
+               "stop_requested", "contact_lost_at", "started_at", "sample_id")
 _SELECT_RUNS = f"SELECT {', '.join(RUN_COLUMNS)} FROM runs"
 _ACTIVE = f"state NOT IN ({', '.join(repr(s.value) for s in TERMINAL_STATES)})"
+
+
+class UnknownSample(Exception):
+    """No sample has this id (or the id is taken, for a new one): the caller named it wrong."""
+
+
+@dataclass(frozen=True)
+class SampleRow:
+    """One physical cell: the id a lab prints as a barcode, its cell record (SI, as bound), and its story."""
+
+    id: str
+    name: str
+    created_at: float
+    cell: dict[str, Any]
+    cell_file: str | None = None
+    operator: str | None = None
+    notes: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+_SAMPLE_COLUMNS = ("id", "name", "created_at", "cell", "cell_file", "operator", "notes", "metadata")
+_SELECT_SAMPLES = f"SELECT {', '.join(_SAMPLE_COLUMNS)} FROM samples"
+
+
+def _sample_row(row: Sequence[Any]) -> SampleRow:
+    data = dict(zip(_SAMPLE_COLUMNS, row, strict=True))
+    return SampleRow(id=data["id"], name=data["name"], created_at=data["created_at"], cell=json.loads(data["cell"]),
+                     cell_file=data["cell_file"], operator=data["operator"], notes=data["notes"],
+                     metadata=json.loads(data["metadata"] or "{}"))
 
 
 class UnknownRun(Exception):
@@ -139,6 +184,8 @@ class RunRow:
     contact_lost_at: float | None = None
     started_at: float | None = None
     """When the station sent start to the instrument; ``None`` for a run that never got that far."""
+    sample_id: str | None = None
+    """The sample (physical cell) it ran on; ``None`` for a run given only a cell record."""
 
     @property
     def active(self) -> bool:
@@ -380,7 +427,7 @@ class Store:
     @_guarded
     def create_run(self, *, run_id: str, at: float, channel: str, instrument: dict[str, Any], protocol_name: str,
                    protocol_file: str | None, protocol_source: str, parameters: dict[str, str], program: str,
-                   cell: dict[str, Any], dry_run: bool) -> None:
+                   cell: dict[str, Any], dry_run: bool, sample_id: str | None = None) -> None:
         """Insert a run in state ``created``, refusing when the channel already has an active run."""
         with self.transaction() as db:
             busy = db.execute(f"SELECT id, state FROM runs WHERE channel=? AND {_ACTIVE}", (channel,)).fetchone()
@@ -388,10 +435,10 @@ class Store:
                 raise ChannelBusy(channel, busy[0], busy[1])
             db.execute(
                 "INSERT INTO runs(id, created_at, updated_at, state, channel, instrument, protocol_name, "
-                "protocol_file, protocol_source, parameters, program, cell, dry_run) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "protocol_file, protocol_source, parameters, program, cell, dry_run, sample_id) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (run_id, at, at, RunState.CREATED.value, channel, json.dumps(instrument), protocol_name, protocol_file,
-                 protocol_source, json.dumps(parameters), program, json.dumps(cell), int(dry_run)))
+                 protocol_source, json.dumps(parameters), program, json.dumps(cell), int(dry_run), sample_id))
             db.execute("INSERT INTO events(run_id, at, kind, message) VALUES (?,?,?,?)",
                        (run_id, at, "state", RunState.CREATED.value))
 
@@ -483,7 +530,35 @@ class Store:
             parameters=json.loads(data["parameters"]), program=data["program"], cell=json.loads(data["cell"]),
             handle=json.loads(data["handle"]) if data["handle"] else None, dry_run=bool(data["dry_run"]),
             last_seq=int(data["last_seq"]), message=data["message"], stop_requested=data["stop_requested"],
-            contact_lost_at=data["contact_lost_at"], started_at=data["started_at"])
+            contact_lost_at=data["contact_lost_at"], started_at=data["started_at"], sample_id=data["sample_id"])
+
+    # -- samples ---------------------------------------------------------------------------------------------------
+
+    @_guarded
+    def create_sample(self, sample: SampleRow) -> None:
+        with self.transaction() as db:
+            if db.execute("SELECT 1 FROM samples WHERE id=?", (sample.id,)).fetchone():
+                raise UnknownSample(f"sample '{sample.id}' already exists in {self.path}; give another id")
+            db.execute("INSERT INTO samples(id, name, created_at, cell, cell_file, operator, notes, metadata) "
+                       "VALUES (?,?,?,?,?,?,?,?)",
+                       (sample.id, sample.name, sample.created_at, json.dumps(sample.cell), sample.cell_file,
+                        sample.operator, sample.notes, json.dumps(sample.metadata)))
+
+    @_guarded
+    def sample(self, sample_id: str) -> SampleRow:
+        row = self.db.execute(f"{_SELECT_SAMPLES} WHERE id=?", (sample_id,)).fetchone()
+        if row is None:
+            raise UnknownSample(f"no sample '{sample_id}' in {self.path}; 'station sample list' lists them")
+        return _sample_row(row)
+
+    @_guarded
+    def samples(self) -> list[SampleRow]:
+        return [_sample_row(r) for r in self.db.execute(f"{_SELECT_SAMPLES} ORDER BY created_at").fetchall()]
+
+    @_guarded
+    def runs_of_sample(self, sample_id: str) -> list[RunRow]:
+        rows = self.db.execute(f"{_SELECT_RUNS} WHERE sample_id=? ORDER BY created_at", (sample_id,)).fetchall()
+        return [self._run_row(r) for r in rows]
 
     @_guarded
     def events(self, run_id: str) -> list[EventRow]:

@@ -96,7 +96,8 @@ def old_data_dir(path: Path, version: int) -> Path:
 @pytest.mark.parametrize("version", [1, 2])
 def test_an_old_data_directory_opens_with_every_run_and_record(tmp_path, version):
     store = Store(old_data_dir(tmp_path / "data", version))
-    assert store.schema_version == SCHEMA_VERSION == 3
+    assert store.schema_version == SCHEMA_VERSION == 4
+    assert store.samples() == [] and all(r.sample_id is None for r in store.runs())  # v4: samples, none yet
     runs = {r.id: r for r in store.runs()}
     assert {i: r.state for i, r in runs.items()} == {"done": "finished", "refused": "failed", "live": "running"}
     assert runs["live"].state is RunState.RUNNING and runs["live"].active and not runs["done"].active
@@ -142,7 +143,7 @@ def test_a_newer_schema_is_refused_and_left_alone(tmp_path):
     db.commit()
     db.close()
     before = (data / DB_NAME).read_bytes()
-    with pytest.raises(StoreError, match=r"written by a newer station \(schema 99 > 3\); upgrade this program"):
+    with pytest.raises(StoreError, match=r"written by a newer station \(schema 99 > 4\); upgrade this program"):
         Store(data)
     assert (data / DB_NAME).read_bytes() == before
 
