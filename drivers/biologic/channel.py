@@ -300,10 +300,10 @@ class BiologicChannel(ChannelDriver):
         raise CapabilityError([f"Biologic {self.channel}: EClib has no pause, so there is nothing to resume"])
 
     def stop(self) -> None:
-        self._stopped_by_us = True
-        if self._device is None and self._harvest is None:
-            return
+        # always sent (connecting first when needed): a stop that reaches nothing must not read as one that did;
+        # the station believes it only once the channel reports STOP (status)
         self.eclib.stop_channel(self._dev(), self.config.channel)
+        self._stopped_by_us = True
 
     def _safe_stop(self) -> None:
         with contextlib.suppress(Exception):
@@ -336,7 +336,13 @@ class BiologicChannel(ChannelDriver):
 
     def _state(self, values: TCurrentValues) -> tuple[ChannelState, str]:
         if self._protected:
-            return ChannelState.PROTECTED, self._protected
+            if values.State == ChannelProgState.STOP:
+                return ChannelState.PROTECTED, self._protected
+            # our safety stop did not take (yet): send it again, and never report the channel as ended before the
+            # instrument says it stopped
+            self._safe_stop()
+            return ChannelState.RUNNING, f"{self._protected.removesuffix('; channel stopped')}; stopping, not yet " \
+                                         f"confirmed by the instrument"
         if values.State == ChannelProgState.PAUSE:
             return ChannelState.PAUSED, ""
         if values.State != ChannelProgState.STOP:

@@ -362,3 +362,33 @@ def test_a_load_the_firmware_refuses_in_its_messages_is_an_error(driver, sim, cl
 def test_from_dll_reports_a_dll_that_cannot_load(tmp_path):
     with pytest.raises(EClibLoadError, match=r"EClib not found at .*EClib64.dll; give the path of the EClib64.dll"):
         BiologicChannel.from_dll(tmp_path / "EClib64.dll", BiologicConfig("USB0", 0))
+
+
+def test_a_safety_stop_that_did_not_take_is_never_reported_as_ended(driver, sim, clock, monkeypatch):
+    """Safety first: the channel is PROTECTED (ended) only once the instrument reports STOP; until then the stop is
+    sent again on every status and the channel reads as still running."""
+    prog = program(CHARGE.model_copy(update={"until": (T("time", ">=", 3600), T("voltage", ">=", 1.2))}),
+                   safety=SafetyLimits(voltage_max=1.05))  # fmt: skip
+    driver.start(prog, "b")
+    driver.status()
+    clock.advance(10)
+    real_stop = driver.eclib.stop_channel
+    attempts: list[int] = []
+
+    def lost_stop(device, channel):  # the stop is lost on the way twice, then reaches the instrument
+        attempts.append(channel)
+        if len(attempts) <= 2:
+            raise DriverError("BL_StopChannel: no reply")
+        return real_stop(device, channel)
+
+    monkeypatch.setattr(driver.eclib, "stop_channel", lost_stop)
+    driver.read_records(0)  # finds the breach, tries to stop: lost
+    channel = sim.devices["10.0.0.5"].channels[0]
+    status = driver.status()  # stop sent again: lost again
+    assert channel.running(clock.now())
+    assert status.state is ChannelState.RUNNING and "not yet confirmed by the instrument" in status.message
+    assert driver.status().state is ChannelState.RUNNING  # this status's stop reached it; STOP shows next time
+    assert not channel.running(clock.now())
+    status = driver.status()
+    assert status.state is ChannelState.PROTECTED and len(attempts) == 3
+    assert "safety limit: voltage 1.1000 V above the safety limit 1.05 V" in status.message
