@@ -233,8 +233,7 @@ def run(protocol: ProtocolArg, cell: CellOpt = None, channel: Annotated[str | No
         with _errors():
             if sample is not None:
                 cell_record = Cell.model_validate(station.store.sample(sample).cell)
-            loaded.bind(cell_record)
-            run_id = station.launch(loaded, cell_record, channel, sample_id=sample)
+            run_id = station.launch(loaded, cell_record, channel, sample_id=sample)  # binds, once
         err.print(f"run {run_id} started on {station.store.run(run_id).channel}"
                   + (" (dry run, simulated instrument)" if dry_run else ""), markup=False)
         with _errors():

@@ -149,6 +149,8 @@ class Instruments:
         self._eclibs: dict[str, Any] = {}
         self._drivers: dict[str, ChannelDriver] = {}
         self._models: dict[str, Any] = {}
+        self._fresh: set[str] = set()
+        """Channels whose placed model no simulator has asked for yet."""
         self._driver_keys: dict[int, str] = {}
         """``instrument/channel`` of each driver this process made, by the driver's identity (drivers are kept)."""
         """The cell model each simulated channel built, by ``instrument/channel``: what cell_events drains."""
@@ -165,10 +167,18 @@ class Instruments:
         instrument, chan = self.config.find(channel)
         if self.simulated(instrument):
             placement = CellPlacement.of(cell, seed)
-            placement.build()  # a cell record the model cannot be (an OCV out of its range) fails here, not mid-run
+            key = f"{instrument.name}/{chan.id}"
+            # built now, so that a cell record the model cannot be (an OCV out of its range) fails before the run
+            # claims anything, and kept for the simulator's first ask rather than built twice
+            self._models[key] = placement.build()
+            self._fresh.add(key)
             self._placements[(instrument.name, chan.id)] = placement
 
     def _built(self, key: str, placement: CellPlacement):
+        """The model a simulated channel asks for: the one :meth:`place` built, once; a new one after that."""
+        if key in self._fresh:
+            self._fresh.discard(key)
+            return self._models[key]
         model = placement.build()
         self._models[key] = model
         return model
@@ -287,10 +297,7 @@ class Instruments:
         if self.simulated(instrument):
             # the simulator's library of C function pointers stands where ctypes.WinDLL(dll) would: the driver binds
             # and calls it exactly as the vendor DLL
-            lib = self._eclib(instrument, address)
-            placement = self._placements.get((instrument.name, chan.id))
-            if placement is not None:
-                placement.build()  # a cell the simulator cannot build fails here, by name, not as an EClib code
+            lib = self._eclib(instrument, address)  # a placed cell was built (and checked) by place()
             driver = BiologicChannel(lib, config, clock=self.clock)
         else:
             if not instrument.dll:

@@ -254,12 +254,12 @@ class RunManager:
         return run_id
 
     def claim(self, loaded: LoadedProtocol, cell: Cell, channel: str, *, instrument: dict[str, Any],
-              dry_run: bool, sample_id: str | None = None) -> str:
+              dry_run: bool, sample_id: str | None = None, program: StepProgram | None = None) -> str:
         """Bind and persist a run in ``created``: the atomic claim of ``channel`` (:class:`~station.store.ChannelBusy`
         when an active run holds it, and then no run is stored). The run's lease is taken before the row exists, so
         no other process can mistake the new run for an abandoned one. Until :meth:`start` sends anything, every
         failure must end the run with :meth:`fail_before_start`, which frees the channel again."""
-        program = loaded.bind(cell)
+        program = program or loaded.bind(cell)  # the caller's binding when it has one: a program is bound once
         assert program is not None
         run_id = new_run_id(self.clock)
         while self.store.has_run(run_id):

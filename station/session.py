@@ -98,7 +98,7 @@ class Station:
         left, one clear refusal: :class:`ChannelBusy`)."""
         if channel is not None:
             return self.manager.claim(loaded, cell, channel, instrument=self.instruments.identity(channel),
-                                      dry_run=self.dry_run, sample_id=sample_id)
+                                      dry_run=self.dry_run, sample_id=sample_id, program=program)
         busy = {r.channel for r in self.store.runs(active_only=True)}
         lost: ChannelBusy | None = None
         while True:
@@ -110,7 +110,7 @@ class Station:
                 raise
             try:
                 return self.manager.claim(loaded, cell, chosen, instrument=self.instruments.identity(chosen),
-                                          dry_run=self.dry_run, sample_id=sample_id)
+                                          dry_run=self.dry_run, sample_id=sample_id, program=program)
             except ChannelBusy as exc:
                 lost = exc
                 busy.add(chosen)
