@@ -55,6 +55,7 @@ so the whole trajectory is a closed form evaluated piecewise with numpy ``where`
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -359,7 +360,8 @@ class LiHostCell(SimulatedCell):
         given = self._capacity_given
         self.host_capacity = given if given is not None else p.host_capacity * a  # Ah
         self.host_room = self.thickness * p.host_porosity * LI_VOLUMETRIC_CAPACITY * a  # Ah of Li in the pores
-        self._host = _host_ocv(p, self._vt)
+        self._host = _host_ocv(p.host_pristine_ocv, p.host_peak1_fraction, p.host_peak2_fraction,
+                               p.host_peak1_potential, p.host_peak2_potential, p.host_peak_width * self._vt)
         self._setup_temperature()
         self._c_dl = p.double_layer_capacitance * a
         a_r, a_n = p.nucleation_rise_capacity * a, p.nucleation_decay_capacity * a
@@ -715,18 +717,20 @@ class LiCuCell(LiHostCell):
     )
 
 
-def _host_ocv(p: Any, vt: float) -> TabulatedCurve:
-    """Host potential vs lithiation fraction, by inverting the sigmoid-sum x(U) on a fine potential grid."""
-    u = np.linspace(0.0, p.host_pristine_ocv, 4001)
-    w1, w2 = p.host_peak1_fraction, p.host_peak2_fraction
+@functools.lru_cache(maxsize=64)
+def _host_ocv(pristine: float, w1: float, w2: float, u1: float, u2: float, width: float) -> TabulatedCurve:
+    """Host potential vs lithiation fraction, by inverting the sigmoid-sum x(U) on a fine potential grid.
+
+    Cached on the numbers it depends on: a simulated instrument restores a cell's state several times per step
+    (each restore re-runs ``_setup``), and the table is the same every time."""
+    u = np.linspace(0.0, pristine, 4001)
     w_bg = max(1.0 - w1 - w2, 1e-3)
-    width = p.host_peak_width * vt
 
     def x_of(uu: np.ndarray) -> np.ndarray:
         return (
-            w1 / (1.0 + np.exp((uu - p.host_peak1_potential) / width))
-            + w2 / (1.0 + np.exp((uu - p.host_peak2_potential) / width))
-            + w_bg * (p.host_pristine_ocv - uu) / p.host_pristine_ocv
+            w1 / (1.0 + np.exp((uu - u1) / width))
+            + w2 / (1.0 + np.exp((uu - u2) / width))
+            + w_bg * (pristine - uu) / pristine
         )
 
     x = x_of(u)

@@ -13,10 +13,7 @@ from drivers.base import ChannelState
 from drivers.biologic.channel import BiologicChannel, BiologicConfig
 from protocols.clock import VirtualClock
 from protocols.program import CurrentStep, RecordRule, RestStep, StepProgram, Termination
-
-simulators = pytest.importorskip("simulators.biologic")
-if not hasattr(simulators, "load_library"):
-    pytest.skip("the simulated EClib has no load_library yet", allow_module_level=True)
+from simulators.biologic import load_library
 
 HALF_MINUTE = (Termination(quantity="time", op=">=", value=30.0),)
 PROGRAM = StepProgram(protocol="p", cell="c", steps=(
@@ -29,7 +26,7 @@ PROGRAM = StepProgram(protocol="p", cell="c", steps=(
 @pytest.mark.parametrize("board", ["vmp3", "sp300", "digicore"])
 def test_a_program_runs_through_c_function_pointers_on_every_board(board, size):
     clock = VirtualClock()
-    library = simulators.load_library(board, 1, clock=clock, channel_infos_size=size)
+    library = load_library(board, 1, clock=clock, channel_infos_size=size)
     driver = BiologicChannel(library, BiologicConfig("USB0", 0), clock)
     driver.start(PROGRAM, "lib")
     records = []
