@@ -8,7 +8,7 @@ vendor's own numbering, units and states into these types; the station never see
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
@@ -306,12 +306,21 @@ class ChannelDriver(abc.ABC):
     def start(self, program: StepProgram, barcode: str) -> TestHandle:
         """Check, compile, upload and start the program; the instrument then runs it on its own."""
 
+    def start_marker(self) -> dict[str, str]:
+        """What the channel says before a start that tells the test about to start from every earlier one with the
+        same barcode (a sample's barcode is on each of its runs); stored with the intent to start and given back
+        to :meth:`find_test`. Read-only; empty when the barcode alone is enough. Raises :class:`DriverError` when
+        the instrument does not answer (then nothing is sent)."""
+        return {}
+
     @abc.abstractmethod
-    def find_test(self, program: StepProgram, barcode: str) -> TestHandle | None:
-        """The handle of the test this station started with ``barcode``, if the channel holds it (running or
-        ended), else ``None``; read-only. It answers the one question a crash between sending ``start`` and
-        storing the handle leaves open: did the instrument start it? Raises :class:`DriverError` when the
-        instrument cannot tell (unreachable), which is never read as "no"."""
+    def find_test(self, program: StepProgram, barcode: str,
+                  marker: Mapping[str, str] | None = None) -> TestHandle | None:
+        """The handle of the test this station started with ``barcode`` (and, with ``marker`` from
+        :meth:`start_marker`, started after that marker), if the channel holds it (running or ended), else
+        ``None``; read-only. It answers the one question a crash between sending ``start`` and storing the handle
+        leaves open: did the instrument start it? Raises :class:`DriverError` when the instrument cannot tell
+        (unreachable), which is never read as "no"."""
 
     @abc.abstractmethod
     def attach(self, handle: TestHandle) -> None:

@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import contextlib
 import secrets
+import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -100,6 +102,11 @@ def _why(exc: BaseException) -> str:
     return text if ours and text else f"{type(exc).__name__}: {text}"
 
 
+def _by(who: str | None) -> str:
+    """Who did an operator action, as the events and messages record it (the API token's name)."""
+    return f" (by {who})" if who else ""
+
+
 def new_run_id(clock: Clock) -> str:
     """A sortable, readable id: UTC start second plus 24 random bits (many runs start in the same second)."""
     stamp = datetime.fromtimestamp(clock.unix(), UTC).strftime("%Y%m%d-%H%M%S")
@@ -159,6 +166,48 @@ class ActiveRun:
     contact_lost_at: float | None = None
 
 
+#: records a round stages before it commits early: bounds memory (about 100 bytes a record) when hundreds of
+#: channels catch up after an outage; an ordinary round of 2048 channels stages a few thousand
+ROUND_RECORDS = 200_000
+#: instrument links observed at once (threads): a PC beside a lab's BTS Clients talks to a handful of them
+LINK_THREADS = 8
+
+
+@dataclass
+class _Observed:
+    """What one round saw of one run, held until the round's records are stored and the policy may act."""
+
+    run: ActiveRun
+    view: RunView
+    """The run as of its status (records downloaded after the status are newer than what it counted)."""
+    status: ChannelStatus | None = None
+    no_answer: str | None = None
+    """The instrument did not answer the status or a download (a round with no status has only this)."""
+    bad_page: str | None = None
+    """A page whose record numbers cannot be true; pages before it are stored."""
+    lost: bool = False
+    """The status shows that the channel no longer holds this run's test: nothing was downloaded."""
+    pages: list[np.ndarray] = field(default_factory=list)
+    """Checked pages not yet committed."""
+    fetched_seq: int = 0
+    """The last record fetched (stored or staged): the next page starts after it."""
+    breach: str | None = None
+    """The first safety breach in the fetched pages; it becomes the run's once they are stored."""
+    unstored: str | None = None
+    """Why the store refused this run's records (its channel was then paused)."""
+    pause_recorded: bool = True
+
+
+@dataclass
+class _Round:
+    """A supervision round's observations, in order, and how many records are staged and not yet stored."""
+
+    seen: list[_Observed] = field(default_factory=list)
+    staged: int = 0
+    limit: int = field(default_factory=lambda: ROUND_RECORDS)
+    """Records staged before an early commit."""
+
+
 class RunManager:
     """Starts, supervises, pauses, stops and re-attaches runs on channels, one process for many channels."""
 
@@ -181,8 +230,15 @@ class RunManager:
         self.cell_events: Callable[[ChannelDriver], list[tuple[str, str]]] = lambda driver: []
         """What a simulated channel's cell model reports (kind, message) that no instrument can: Li grown beyond
         the host's pores. The station's instruments fill it in; each is stored as a warning."""
+        self._links: ThreadPoolExecutor | None = None
+        """Threads that observe independent instrument links at once (see :meth:`poll_round`), made when needed."""
+        self._store_lock = threading.Lock()
+        """Held for every write of a round's records, which link threads may make while the round is observed."""
 
     def close(self) -> None:
+        if self._links is not None:
+            self._links.shutdown(wait=True)
+            self._links = None
         for lease in self.leases.values():
             lease.release()
         self.leases.clear()
@@ -445,52 +501,107 @@ class RunManager:
     def poll_round(self, run_ids: list[str]) -> list[Progress]:
         """One supervision round for many runs. Channels that share a link are asked for their status together
         (one exchange for a whole BTS), and a channel whose instrument holds no record newer than ours is not
-        asked for records: that is what keeps hundreds of channels at a 1 s poll cheap."""
+        asked for records: that is what keeps hundreds of channels at a 1 s poll cheap.
+
+        A round has three phases, so that the store commits once per round instead of once per channel (the
+        commit and its fsync were most of a 512-channel station's CPU): observe (statuses, downloads, record
+        numbers and the safety rule on every page, nothing written), store (every run's new records in one
+        transaction), decide (the policy acts on each status). No decision precedes the storing of the records
+        that led to it, and last_seq moves only with committed records, so a crash anywhere in a round loses
+        nothing the instrument does not still hold. Records that cannot be stored pause their channel
+        (:meth:`_safe_pause`); the others' decisions are still carried out, then the failure is raised.
+
+        Links whose driver says they are independent (``independent_links``: one BTS Client connection each) are
+        observed at the same time, one thread per link: a download is one round trip per channel, so with several
+        BTS Clients on a LAN a round one link after the other would mostly wait (2048 round trips of 1 ms are 2 s,
+        twice the poll). Nothing but the link's own driver is touched in its thread (and the store, for an early
+        commit of a large catch-up, under a lock); the round's last commit and every decision are made here,
+        after all links are observed."""
         with contextlib.suppress(StoreError):  # a stop asked for by another process (`station stop`)
             for run_id, why in self.store.stop_requests(run_ids).items():
                 self.active[run_id].stop_requested = self.active[run_id].stop_requested or why
         groups: dict[tuple[type, object], list[ActiveRun]] = {}
-        for run_id in run_ids:
+        for run_id in dict.fromkeys(run_ids):  # each run once: two observations would stage its pages twice
             run = self.active[run_id]
             if run.done:
                 continue
             groups.setdefault((type(run.driver), run.driver.batch_key()), []).append(run)
-        for (driver_type, _), runs in groups.items():
-            try:
-                statuses = driver_type.statuses([r.driver for r in runs])
-            except DriverError as exc:
-                for run in runs:
-                    self._poll_failed(run, exc)
-                continue
-            for run, status in zip(runs, statuses, strict=True):
-                self._after_status(run, status)
+        links = list(groups.values())
+        limit = max(self.page, ROUND_RECORDS // max(1, len(links)))  # the round's bound, shared by its links
+        if len(links) > 1 and all(getattr(type(runs[0].driver), "independent_links", False) for runs in links):
+            if self._links is None:
+                self._links = ThreadPoolExecutor(max_workers=LINK_THREADS, thread_name_prefix="station-link")
+            observed = list(self._links.map(lambda runs: self._observe_link(runs, limit), links))
+        else:
+            observed = [self._observe_link(runs, limit) for runs in links]
+        self._finish(_Round(seen=[seen for link in observed for seen in link.seen]))
         return [self.progress(run_id) for run_id in run_ids]
 
-    def _poll_failed(self, run: ActiveRun, exc: DriverError) -> None:
-        run.failures += 1
-        self._decide(run, NoAnswer(str(exc)))
+    def _observe_link(self, runs: list[ActiveRun], limit: int) -> _Round:
+        """Status of every run on one link (one exchange where the driver can), then their new records."""
+        batch = _Round(limit=limit)
+        try:
+            statuses = type(runs[0].driver).statuses([r.driver for r in runs])
+        except DriverError as exc:
+            batch.seen.extend(_Observed(run, self._view(run), no_answer=str(exc)) for run in runs)
+            return batch
+        for run, status in zip(runs, statuses, strict=True):
+            self._observe(run, status, batch)
+        return batch
 
     def _after_status(self, run: ActiveRun, status: ChannelStatus) -> None:
-        """Observe (download and check what the status announces), then carry out what the policy decides."""
-        view = self._view(run)  # as of the status: records downloaded after it are newer than what it counted
-        if lost_test(view, status) is None:  # never download another test's records under this run
-            try:  # everything the status reports, up to the end of a finished or stopped program, is stored first
-                if status.last_seq is None or status.last_seq > run.last_seq:
-                    self._download(run, status)
-            except InstrumentDataError as exc:
-                run.data_failures += 1
-                self._decide(run, BadPage(str(exc)))
-                return
-            except DriverError as exc:
-                self._poll_failed(run, exc)
-                return
+        """A round of one run on a status already read: observe, store, decide."""
+        batch = _Round()
+        self._observe(run, status, batch)
+        self._finish(batch)
+
+    def _finish(self, batch: _Round) -> None:
+        """Store what the round staged, then let the policy act on every run whose records are stored."""
+        self._commit(batch)
+        for seen in batch.seen:
+            self._conclude(seen)
+        refused = [seen for seen in batch.seen if seen.unstored is not None]
+        if refused:
+            raise self._store_failure(refused)
+
+    def _observe(self, run: ActiveRun, status: ChannelStatus, batch: _Round) -> None:
+        """Download and check what the status announces, up to the end of a finished or stopped program; the
+        pages are staged in ``batch``, never another test's records under this run."""
+        seen = _Observed(run, self._view(run), status=status, fetched_seq=run.last_seq)  # the view is as of the
+        batch.seen.append(seen)  # status: records downloaded after it are newer than what it counted
+        if lost_test(seen.view, status) is not None:
+            seen.lost = True
+            return
+        if status.last_seq is not None and status.last_seq <= run.last_seq:
+            return
+        try:
+            self._fetch(seen, batch)
+        except InstrumentDataError as exc:
+            seen.bad_page = str(exc)
+        except DriverError as exc:
+            seen.no_answer = str(exc)
+
+    def _conclude(self, seen: _Observed) -> None:
+        """Carry out what the policy decides on what a round saw of one run (its records are stored by now)."""
+        run = seen.run
+        if seen.unstored is not None:
+            return  # paused for lack of storage: nothing else happens to it this round
+        if seen.no_answer is not None:
+            run.failures += 1
+            self._decide(run, NoAnswer(seen.no_answer))
+            return
+        if seen.bad_page is not None:
+            run.data_failures += 1
+            self._decide(run, BadPage(seen.bad_page))
+            return
+        assert seen.status is not None
+        if not seen.lost:
             run.data_failures = 0
-            run.last_status = status
+            run.last_status = seen.status
             for kind, message in self.cell_events(run.driver):
-                self._event(run.run_id, "warning", f"simulated cell: {kind}: {message}", test_time=status.test_time)
-            if run.done:
-                return  # a full disk paused it while downloading
-        self._carry_out(run, decide(view, status, run.breach))
+                self._event(run.run_id, "warning", f"simulated cell: {kind}: {message}",
+                            test_time=seen.status.test_time)
+        self._carry_out(run, decide(seen.view, seen.status, run.breach))
 
     # -- carrying out the policy ------------------------------------------------------------------------------------
 
@@ -545,31 +656,89 @@ class RunManager:
     # -- downloads -----------------------------------------------------------------------------------------------
 
     def _download(self, run: ActiveRun, status: ChannelStatus | None = None) -> None:
+        """Download and store everything new of one run now (a catch-up the policy asked for), page by page."""
+        batch = _Round()
+        seen = _Observed(run, self._view(run), status=status, fetched_seq=run.last_seq)
+        batch.seen.append(seen)
+        try:
+            self._fetch(seen, batch)
+        except DriverError:
+            self._commit(batch)  # pages checked before the failing one are stored
+            if seen.unstored is not None:
+                raise self._store_failure([seen]) from None
+            raise
+        self._commit(batch)
+        if seen.unstored is not None:
+            raise self._store_failure([seen])
+
+    def _fetch(self, seen: _Observed, batch: _Round) -> None:
+        """Read pages from the last record fetched, check their numbers and the safety rule, and stage them;
+        the round is committed early once it holds :data:`ROUND_RECORDS`, so a catch-up of many channels after
+        an outage stays within bounded memory."""
+        run, status = seen.run, seen.status
         final = status.last_seq if status is not None and status.state in ENDED else None
-        while True:
-            records = run.driver.read_records(run.last_seq, self.page)
+        while not run.done:
+            records = run.driver.read_records(seen.fetched_seq, self.page)
             if not records:
                 return
-            self._check_numbers(run, records, final)
+            self._check_numbers(run, seen.fetched_seq, records, final)
             block = to_block(records)
             breach = self._check_safety(run.program, block)
-            try:
-                run.last_seq = self.store.append_records(run.run_id, block)
-            except StoreError as exc:
-                recorded = self._safe_pause(run, str(exc))
-                raise StoreError(f"{exc}; channel {run.driver.channel} was paused so that nothing runs unrecorded"
-                                 + ("" if recorded else " (the store could not record the pause: `station attach "
-                                    f"{run.run_id}` records it once there is space)")) from None
-            run.records += len(block)
-            if breach and run.breach is None:
-                run.breach = breach
+            seen.pages.append(block)
+            seen.fetched_seq = records[-1].seq
+            seen.breach = seen.breach or breach
+            batch.staged += len(block)
+            if batch.staged >= batch.limit:
+                self._commit(batch)
             if len(records) < self.page:
                 return
 
-    def _check_numbers(self, run: ActiveRun, records: Sequence[Record], final: int | None) -> None:
-        """A page continues exactly where the stored records end, one number per record, never past the count of
-        an ended test. Anything else (a renumbered record, a page from elsewhere) is the instrument's error."""
-        first = run.last_seq + 1
+    def _commit(self, batch: _Round) -> None:
+        """Store every staged page of the round in one transaction. If the store refuses it, every run is tried
+        on its own, and only a run whose records still cannot be stored is paused (its records stay on the
+        instrument, and last_seq where it was)."""
+        pending = [seen for seen in batch.seen if seen.pages]
+        batch.staged = 0
+        if not pending:
+            return
+        with self._store_lock:  # a link thread's early commit; the pause below uses that link's own driver
+            try:
+                stored = self.store.append_blocks({seen.run.run_id: seen.pages for seen in pending})
+            except StoreError:
+                stored = {}
+                for seen in pending:
+                    try:
+                        stored.update(self.store.append_blocks({seen.run.run_id: seen.pages}))
+                    except StoreError as exc:
+                        seen.pages = []
+                        seen.unstored = str(exc)
+                        seen.pause_recorded = self._safe_pause(seen.run, str(exc))
+        for seen in pending:
+            if seen.unstored is not None:
+                continue
+            run = seen.run
+            last = stored[run.run_id]
+            run.records += max(0, last - run.last_seq)
+            run.last_seq = last
+            if seen.breach and run.breach is None:
+                run.breach = seen.breach
+            seen.pages = []
+
+    def _store_failure(self, refused: list[_Observed]) -> StoreError:
+        """One error for the runs whose records could not be stored, naming the channels paused for it."""
+        channels = ", ".join(seen.run.driver.channel for seen in refused)
+        unrecorded = [seen.run.run_id for seen in refused if not seen.pause_recorded]
+        return StoreError(
+            f"{refused[0].unstored}; channel{'s' if len(refused) > 1 else ''} {channels} "
+            f"{'were' if len(refused) > 1 else 'was'} paused so that nothing runs unrecorded"
+            + ("" if not unrecorded else " (the store could not record the pause: `station attach "
+               f"{' '.join(unrecorded)}` records it once there is space)"))
+
+    def _check_numbers(self, run: ActiveRun, after: int, records: Sequence[Record], final: int | None) -> None:
+        """A page continues exactly where the records already fetched end (``after``), one number per record,
+        never past the count of an ended test. Anything else (a renumbered record, a page from elsewhere) is the
+        instrument's error."""
+        first = after + 1
         expected = range(first, first + len(records))
         seqs = [r.seq for r in records]
         if seqs != list(expected):
@@ -667,22 +836,22 @@ class RunManager:
 
     # -- operator actions -------------------------------------------------------------------------------------------
 
-    def pause(self, run_id: str) -> None:
+    def pause(self, run_id: str, who: str | None = None) -> None:
         run = self.active[run_id]
         run.driver.pause()
-        self._event(run_id, "operator", "pause")
-        self._transition(run_id, S.PAUSED, "paused by the operator")
+        self._event(run_id, "operator", "pause" + _by(who))
+        self._transition(run_id, S.PAUSED, "paused by the operator" + _by(who))
 
-    def resume(self, run_id: str) -> None:
+    def resume(self, run_id: str, who: str | None = None) -> None:
         run = self.active[run_id]
         run.driver.resume()
-        self._event(run_id, "operator", "continue")
-        self._transition(run_id, S.RUNNING, "continued by the operator")
+        self._event(run_id, "operator", "continue" + _by(who))
+        self._transition(run_id, S.RUNNING, "continued by the operator" + _by(who))
 
-    def stop(self, run_id: str, why: str = "stopped by the operator") -> bool:
+    def stop(self, run_id: str, why: str = "stopped by the operator", who: str | None = None) -> bool:
         """Request a stop and try it now; True once the instrument confirmed it (the run is then stopped)."""
         run = self.active[run_id]
-        self._event(run_id, "operator", "stop")
+        self._event(run_id, "operator", "stop" + _by(who))
         run.stop_requested = run.stop_requested or why
         self.store.request_stop(run_id, why, self.clock.unix())
         if self.store.run(run_id).state in TERMINAL_STATES:

@@ -15,7 +15,8 @@ import json
 import os
 import secrets
 import sqlite3
-from collections.abc import Callable, Iterator, Sequence
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
@@ -25,13 +26,15 @@ import numpy as np
 from drivers.base import Record
 from station.run_policy import TERMINAL_STATES, UNCONFIRMED_STATES, RunState
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 DB_NAME = "station.sqlite"
 RESERVE_NAME = "station.sqlite.reserve"
 #: Ballast kept beside the database. When the disk fills up, deleting it frees room for the few pages that record
 #: a pause and its reason, so the store never claims "running" for a channel the station paused for lack of space.
 RESERVE_BYTES = 1024 * 1024
 SQLITE_MAGIC = b"SQLite format 3\x00"
+#: run ids per ``IN (...)`` query: well under SQLite's bound on parameters in one statement
+_IN_CHUNK = 500
 
 RECORD_COLUMNS = ("seq", "test_time", "step_time", "step_index", "cycle", "voltage", "current", "capacity", "energy",
                   "frequency", "z_real", "z_imag")
@@ -114,13 +117,74 @@ _MIGRATIONS: dict[int, str] = {
     ALTER TABLE runs ADD COLUMN sample_id TEXT REFERENCES samples(id);
     CREATE INDEX IF NOT EXISTS runs_by_sample ON runs(sample_id, created_at);
     """,
+    # campaigns (station.campaigns): a chain of protocols on one sample. The campaign row holds its source and the
+    # validated plan (every stage with its protocols' text as started), where it is (state, current stage, the
+    # channel the sample is on, why it waits and for what), and the operator requests the service has not carried
+    # out yet (confirm, stop: JSON with who and when). campaign_steps is one row per run the campaign started
+    # (stage, role run/chunk/rpt, the run, its outcome and the cycles it counted); campaign_events records every
+    # decision and operator action with who did it. A run knows its campaign and stage.
+    5: """
+    CREATE TABLE IF NOT EXISTS campaigns (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        sample_id TEXT NOT NULL REFERENCES samples(id),
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        state TEXT NOT NULL,
+        source_file TEXT,
+        source_text TEXT NOT NULL,
+        plan TEXT NOT NULL,
+        stage INTEGER NOT NULL DEFAULT 0,
+        location TEXT,
+        waiting TEXT,
+        pending TEXT,
+        confirm_requested TEXT,
+        stop_requested TEXT,
+        started_by TEXT,
+        confirmed_by TEXT,
+        message TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX IF NOT EXISTS campaigns_by_state ON campaigns(state, created_at);
+    CREATE INDEX IF NOT EXISTS campaigns_by_sample ON campaigns(sample_id, created_at);
+    CREATE TABLE IF NOT EXISTS campaign_steps (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        campaign_id TEXT NOT NULL REFERENCES campaigns(id),
+        stage INTEGER NOT NULL,
+        stage_name TEXT NOT NULL,
+        role TEXT NOT NULL,
+        chunk INTEGER,
+        first_cycle INTEGER,
+        parameters TEXT NOT NULL DEFAULT '{}',
+        channel TEXT,
+        run_id TEXT REFERENCES runs(id),
+        created_at REAL NOT NULL,
+        ended_at REAL,
+        outcome TEXT,
+        message TEXT NOT NULL DEFAULT '',
+        cycles TEXT
+    );
+    CREATE INDEX IF NOT EXISTS campaign_steps_by_campaign ON campaign_steps(campaign_id, id);
+    CREATE TABLE IF NOT EXISTS campaign_events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        campaign_id TEXT NOT NULL REFERENCES campaigns(id),
+        at REAL NOT NULL,
+        kind TEXT NOT NULL,
+        message TEXT NOT NULL,
+        who TEXT,
+        data TEXT
+    );
+    CREATE INDEX IF NOT EXISTS campaign_events_by_campaign ON campaign_events(campaign_id, id);
+    ALTER TABLE runs ADD COLUMN campaign_id TEXT REFERENCES campaigns(id);
+    ALTER TABLE runs ADD COLUMN campaign_stage TEXT;
+    CREATE INDEX IF NOT EXISTS runs_by_campaign ON runs(campaign_id, created_at);
+    """,
 }
 
 #: The columns of a run row, named rather than ``SELECT *``: a process opened before a later schema added a
 #: column keeps reading the rows it knows.
 RUN_COLUMNS = ("id", "created_at", "updated_at", "state", "channel", "instrument", "protocol_name", "protocol_file",
                "protocol_source", "parameters", "program", "cell", "handle", "dry_run", "last_seq", "message",
-               "stop_requested", "contact_lost_at", "started_at", "sample_id")
+               "stop_requested", "contact_lost_at", "started_at", "sample_id", "campaign_id", "campaign_stage")
 _SELECT_RUNS = f"SELECT {', '.join(RUN_COLUMNS)} FROM runs"
 _ACTIVE = f"state NOT IN ({', '.join(repr(s.value) for s in TERMINAL_STATES)})"
 
@@ -152,6 +216,90 @@ def _sample_row(row: Sequence[Any]) -> SampleRow:
     return SampleRow(id=data["id"], name=data["name"], created_at=data["created_at"], cell=json.loads(data["cell"]),
                      cell_file=data["cell_file"], operator=data["operator"], notes=data["notes"],
                      metadata=json.loads(data["metadata"] or "{}"))
+
+
+class UnknownCampaign(Exception):
+    """No campaign has this id (or more than one starts with it), or it cannot take the request (it has ended)."""
+
+
+#: the campaign states that are final (station.campaign_policy.CampaignState names them all)
+CAMPAIGN_ENDED = ("finished", "failed", "stopped")
+
+
+@dataclass(frozen=True)
+class CampaignRow:
+    """A campaign as stored: its source and plan, where it is, and the operator requests not yet carried out."""
+
+    id: str
+    name: str
+    sample_id: str
+    created_at: float
+    updated_at: float
+    state: str
+    source_file: str | None
+    source_text: str
+    plan: str
+    """The validated plan (protocols.campaign.CampaignPlan as JSON), protocols' text included."""
+    stage: int = 0
+    """Index of the current stage."""
+    location: str | None = None
+    """The channel the sample is on, as far as the station knows (``None``: not known yet)."""
+    waiting: str | None = None
+    """Why the campaign waits (for an operator, or for a free channel); ``None`` when it does not."""
+    pending: dict[str, Any] | None = None
+    """The start that waits for a confirmation (or a free channel), or that a confirmation would retry."""
+    confirm_requested: dict[str, Any] | None = None
+    stop_requested: dict[str, Any] | None = None
+    started_by: str | None = None
+    confirmed_by: str | None = None
+    message: str = ""
+
+    @property
+    def active(self) -> bool:
+        return self.state not in CAMPAIGN_ENDED
+
+
+@dataclass(frozen=True)
+class CampaignStepRow:
+    """One run a campaign started: its stage, its role (run, chunk or rpt), the run, and how it ended."""
+
+    id: int
+    campaign_id: str
+    stage: int
+    stage_name: str
+    role: str
+    chunk: int | None
+    first_cycle: int | None
+    parameters: dict[str, str]
+    channel: str | None
+    run_id: str | None
+    created_at: float
+    ended_at: float | None = None
+    outcome: str | None = None
+    message: str = ""
+    cycles: list[list[float | None]] | None = None
+    """The cycles the run counted (charged and discharged): [run's cycle number, charge Ah, discharge Ah, CE]."""
+
+
+@dataclass(frozen=True)
+class CampaignEventRow:
+    id: int
+    campaign_id: str
+    at: float
+    kind: str
+    message: str
+    who: str | None
+    data: dict[str, Any] | None
+
+
+_CAMPAIGN_COLUMNS = ("id", "name", "sample_id", "created_at", "updated_at", "state", "source_file", "source_text",
+                     "plan", "stage", "location", "waiting", "pending", "confirm_requested", "stop_requested",
+                     "started_by", "confirmed_by", "message")
+_CAMPAIGN_JSON = ("pending", "confirm_requested", "stop_requested")
+_CAMPAIGN_UPDATABLE = frozenset(_CAMPAIGN_COLUMNS) - {"id", "name", "sample_id", "created_at", "source_file",
+                                                       "source_text", "plan"}
+_STEP_COLUMNS = ("id", "campaign_id", "stage", "stage_name", "role", "chunk", "first_cycle", "parameters", "channel",
+                 "run_id", "created_at", "ended_at", "outcome", "message", "cycles")
 
 
 class UnknownRun(Exception):
@@ -186,6 +334,10 @@ class RunRow:
     """When the station sent start to the instrument; ``None`` for a run that never got that far."""
     sample_id: str | None = None
     """The sample (physical cell) it ran on; ``None`` for a run given only a cell record."""
+    campaign_id: str | None = None
+    """The campaign that started it (station.campaigns), ``None`` for a run started on its own."""
+    campaign_stage: str | None = None
+    """The name of the campaign stage it ran for."""
 
     @property
     def active(self) -> bool:
@@ -249,6 +401,16 @@ def _guarded(method: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
+#: Stores open in this process, by database file. POSIX record locks belong to a process and a file, and closing
+#: *any* descriptor of a file drops all of them: reading the database's header with an ordinary open() while
+#: another Store of this process is connected silently drops the locks SQLite holds for that connection (in WAL mode
+#: its shared lock on the database file). Another process can then take the file exclusively when it closes and
+#: checkpoint and delete the WAL under this one, whose later commits go to an unlinked file nobody else sees. So the
+#: header is read only by the first Store of a file in a process (before SQLite holds anything on it).
+_OPEN: dict[Path, int] = {}
+_OPEN_LOCK = threading.Lock()
+
+
 class Store:
     """All access to the database; one instance per process (connections are not shared across threads)."""
 
@@ -262,11 +424,16 @@ class Store:
                              f"--data-dir or fix its permissions") from None
         if not self.path.exists():
             self._create()
-        self._check_file()
-        try:
-            self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
-        except sqlite3.Error as exc:
-            raise _explain(exc, self.path) from None
+        self._key = self.path.resolve()
+        with _OPEN_LOCK:
+            if not _OPEN.get(self._key):
+                self._check_file()
+            try:
+                self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            except sqlite3.Error as exc:
+                raise _explain(exc, self.path) from None
+            _OPEN[self._key] = _OPEN.get(self._key, 0) + 1  # counted until close(); one never closed stays counted
+        self._closed = False
         try:
             self._refuse_foreign()
             self.db.execute("PRAGMA journal_mode=WAL")
@@ -274,10 +441,10 @@ class Store:
             self.db.execute("PRAGMA foreign_keys=ON")
             self._migrate()
         except sqlite3.Error as exc:
-            self.db.close()
+            self.close()
             raise _explain(exc, self.path) from None
         except StoreError:
-            self.db.close()
+            self.close()
             raise
         self._keep_reserve()
 
@@ -328,6 +495,10 @@ class Store:
     def close(self) -> None:
         with contextlib.suppress(sqlite3.Error):
             self.db.close()
+        with _OPEN_LOCK:
+            if not getattr(self, "_closed", True):
+                self._closed = True
+                _OPEN[self._key] -= 1
 
     # -- reserve -------------------------------------------------------------------------------------------------
 
@@ -530,7 +701,8 @@ class Store:
             parameters=json.loads(data["parameters"]), program=data["program"], cell=json.loads(data["cell"]),
             handle=json.loads(data["handle"]) if data["handle"] else None, dry_run=bool(data["dry_run"]),
             last_seq=int(data["last_seq"]), message=data["message"], stop_requested=data["stop_requested"],
-            contact_lost_at=data["contact_lost_at"], started_at=data["started_at"], sample_id=data["sample_id"])
+            contact_lost_at=data["contact_lost_at"], started_at=data["started_at"], sample_id=data["sample_id"],
+            campaign_id=data["campaign_id"], campaign_stage=data["campaign_stage"])
 
     # -- samples ---------------------------------------------------------------------------------------------------
 
@@ -560,6 +732,156 @@ class Store:
         rows = self.db.execute(f"{_SELECT_RUNS} WHERE sample_id=? ORDER BY created_at", (sample_id,)).fetchall()
         return [self._run_row(r) for r in rows]
 
+    # -- campaigns -------------------------------------------------------------------------------------------------
+
+    @_guarded
+    def create_campaign(self, row: CampaignRow, note: str) -> None:
+        """Insert a campaign with its first event; refused while another campaign of the sample is active (one
+        physical cell is in one place)."""
+        with self.transaction() as db:
+            marks = ",".join("?" * len(CAMPAIGN_ENDED))
+            busy = db.execute(f"SELECT id, state FROM campaigns WHERE sample_id=? AND state NOT IN ({marks})",
+                              (row.sample_id, *CAMPAIGN_ENDED)).fetchone()
+            if busy:
+                raise UnknownCampaign(f"sample {row.sample_id} is already in campaign {busy[0]} ({busy[1]}); stop "
+                                      f"it (station campaign stop {busy[0]}) or let it end first")
+            values = [getattr(row, c) for c in _CAMPAIGN_COLUMNS]
+            values = [json.dumps(v) if c in _CAMPAIGN_JSON and v is not None else v
+                      for c, v in zip(_CAMPAIGN_COLUMNS, values, strict=True)]
+            db.execute(f"INSERT INTO campaigns({', '.join(_CAMPAIGN_COLUMNS)}) VALUES "
+                       f"({','.join('?' * len(_CAMPAIGN_COLUMNS))})", values)
+            db.execute("INSERT INTO campaign_events(campaign_id, at, kind, message, who) VALUES (?,?,?,?,?)",
+                       (row.id, row.created_at, "operator", note, row.started_by))
+
+    def _campaign_row(self, row: Sequence[Any]) -> CampaignRow:
+        data = dict(zip(_CAMPAIGN_COLUMNS, row, strict=True))
+        try:
+            for key in _CAMPAIGN_JSON:
+                data[key] = json.loads(data[key]) if data[key] else None
+        except ValueError as exc:
+            raise damaged(self.path, f"campaign {data['id']!r} cannot be read: {exc}") from None
+        return CampaignRow(**data)
+
+    @_guarded
+    def campaign(self, campaign_id: str) -> CampaignRow:
+        select = f"SELECT {', '.join(_CAMPAIGN_COLUMNS)} FROM campaigns"
+        row = self.db.execute(f"{select} WHERE id=?", (campaign_id,)).fetchone()
+        if row is None:
+            rows = self.db.execute(f"{select} WHERE id LIKE ? ORDER BY created_at DESC", (f"{campaign_id}%",))
+            rows = rows.fetchall()
+            if len(rows) != 1:
+                raise UnknownCampaign(f"no campaign '{campaign_id}' in {self.path}; 'station campaign status' lists "
+                                      f"them" if not rows else f"campaign id '{campaign_id}' is ambiguous "
+                                      f"({len(rows)} campaigns start with it); give more of it")
+            row = rows[0]
+        return self._campaign_row(row)
+
+    @_guarded
+    def campaigns(self, *, active_only: bool = False) -> list[CampaignRow]:
+        sql = f"SELECT {', '.join(_CAMPAIGN_COLUMNS)} FROM campaigns"
+        args: tuple[str, ...] = ()
+        if active_only:
+            sql += f" WHERE state NOT IN ({','.join('?' * len(CAMPAIGN_ENDED))})"
+            args = CAMPAIGN_ENDED
+        return [self._campaign_row(r) for r in self.db.execute(sql + " ORDER BY created_at, id", args).fetchall()]
+
+    @_guarded
+    def update_campaign(self, campaign_id: str, at: float, *, event: tuple[str, str] | None = None,
+                        who: str | None = None, data: dict[str, Any] | None = None, **fields: Any) -> None:
+        """Change a campaign's columns and record why (``event``: kind, message) in one transaction."""
+        unknown = set(fields) - _CAMPAIGN_UPDATABLE
+        if unknown:
+            raise ValueError(f"campaign columns that cannot be updated: {sorted(unknown)}")
+        values = {k: json.dumps(v) if k in _CAMPAIGN_JSON and v is not None else v for k, v in fields.items()}
+        values["updated_at"] = at
+        with self.transaction() as db:
+            db.execute(f"UPDATE campaigns SET {', '.join(f'{k}=?' for k in values)} WHERE id=?",
+                       (*values.values(), campaign_id))
+            if event is not None:
+                db.execute("INSERT INTO campaign_events(campaign_id, at, kind, message, who, data) VALUES "
+                           "(?,?,?,?,?,?)", (campaign_id, at, event[0], event[1], who,
+                                             json.dumps(data) if data is not None else None))
+
+    @_guarded
+    def request_campaign(self, campaign_id: str, what: str, request: dict[str, Any], at: float, note: str,
+                         *, states: Sequence[str]) -> bool:
+        """Store an operator's ``confirm`` or ``stop`` for the service to carry out, only while the campaign is in
+        one of ``states`` (checked in the same transaction); False, and nothing written, otherwise."""
+        column = {"confirm": "confirm_requested", "stop": "stop_requested"}[what]
+        with self.transaction() as db:
+            marks = ",".join("?" * len(states))
+            changed = db.execute(f"UPDATE campaigns SET {column}=?, updated_at=? WHERE id=? AND state IN ({marks})",
+                                 (json.dumps(request), at, campaign_id, *states)).rowcount
+            if changed:
+                db.execute("INSERT INTO campaign_events(campaign_id, at, kind, message, who) VALUES (?,?,?,?,?)",
+                           (campaign_id, at, "operator", note, request.get("by")))
+            return bool(changed)
+
+    @_guarded
+    def add_campaign_event(self, campaign_id: str, kind: str, message: str, at: float, *, who: str | None = None,
+                           data: dict[str, Any] | None = None) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT INTO campaign_events(campaign_id, at, kind, message, who, data) VALUES (?,?,?,?,?,?)",
+                       (campaign_id, at, kind, message, who, json.dumps(data) if data is not None else None))
+
+    @_guarded
+    def campaign_events(self, campaign_id: str) -> list[CampaignEventRow]:
+        rows = self.db.execute("SELECT id, campaign_id, at, kind, message, who, data FROM campaign_events WHERE "
+                               "campaign_id=? ORDER BY id", (campaign_id,)).fetchall()
+        try:
+            return [CampaignEventRow(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]) if r[6] else None)
+                    for r in rows]
+        except ValueError as exc:
+            raise damaged(self.path, f"an event of campaign {campaign_id} cannot be read: {exc}") from None
+
+    @_guarded
+    def add_campaign_step(self, campaign_id: str, *, stage: int, stage_name: str, role: str, chunk: int | None,
+                          first_cycle: int | None, parameters: dict[str, str], channel: str | None,
+                          at: float) -> int:
+        """Record, before the run is started, that the campaign starts one (its intent); returns the step's id."""
+        with self.transaction() as db:
+            cursor = db.execute("INSERT INTO campaign_steps(campaign_id, stage, stage_name, role, chunk, first_cycle, "
+                                "parameters, channel, created_at) VALUES (?,?,?,?,?,?,?,?,?)",
+                                (campaign_id, stage, stage_name, role, chunk, first_cycle, json.dumps(parameters),
+                                 channel, at))
+            return int(cursor.lastrowid or 0)
+
+    @_guarded
+    def update_campaign_step(self, step_id: int, **fields: Any) -> None:
+        allowed = {"run_id", "ended_at", "outcome", "message", "cycles", "channel"}
+        if set(fields) - allowed:
+            raise ValueError(f"campaign step columns that cannot be updated: {sorted(set(fields) - allowed)}")
+        values = {k: json.dumps(v) if k == "cycles" and v is not None else v for k, v in fields.items()}
+        with self.transaction() as db:
+            db.execute(f"UPDATE campaign_steps SET {', '.join(f'{k}=?' for k in values)} WHERE id=?",
+                       (*values.values(), step_id))
+
+    @_guarded
+    def campaign_steps(self, campaign_id: str) -> list[CampaignStepRow]:
+        rows = self.db.execute(f"SELECT {', '.join(_STEP_COLUMNS)} FROM campaign_steps WHERE campaign_id=? ORDER BY "
+                               f"id", (campaign_id,)).fetchall()
+        out = []
+        for row in rows:
+            data = dict(zip(_STEP_COLUMNS, row, strict=True))
+            try:
+                data["parameters"] = json.loads(data["parameters"] or "{}")
+                data["cycles"] = json.loads(data["cycles"]) if data["cycles"] else None
+            except ValueError as exc:
+                raise damaged(self.path, f"a step of campaign {campaign_id} cannot be read: {exc}") from None
+            out.append(CampaignStepRow(**data))
+        return out
+
+    @_guarded
+    def link_run(self, run_id: str, campaign_id: str, stage_name: str) -> None:
+        """Mark a run as started by a campaign for one of its stages."""
+        with self.transaction() as db:
+            db.execute("UPDATE runs SET campaign_id=?, campaign_stage=? WHERE id=?", (campaign_id, stage_name, run_id))
+
+    @_guarded
+    def runs_of_campaign(self, campaign_id: str) -> list[RunRow]:
+        rows = self.db.execute(f"{_SELECT_RUNS} WHERE campaign_id=? ORDER BY created_at", (campaign_id,)).fetchall()
+        return [self._run_row(r) for r in rows]
+
     @_guarded
     def events(self, run_id: str) -> list[EventRow]:
         rows = self.db.execute("SELECT id, run_id, at, test_time, kind, message, data FROM events WHERE run_id=? "
@@ -568,6 +890,20 @@ class Store:
             return [EventRow(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]) if r[6] else None) for r in rows]
         except ValueError as exc:
             raise damaged(self.path, f"an event of run {run_id} cannot be read: {exc}") from None
+
+    @_guarded
+    def events_after(self, event_id: int, limit: int = 1000) -> list[EventRow]:
+        """Events of every run stored after event ``event_id``, oldest first: what changed since a reader looked."""
+        rows = self.db.execute("SELECT id, run_id, at, test_time, kind, message, data FROM events WHERE id>? "
+                               "ORDER BY id LIMIT ?", (event_id, limit)).fetchall()
+        try:
+            return [EventRow(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]) if r[6] else None) for r in rows]
+        except ValueError as exc:
+            raise damaged(self.path, f"an event cannot be read: {exc}") from None
+
+    @_guarded
+    def last_event_id(self) -> int:
+        return self.db.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0]
 
     # -- records ---------------------------------------------------------------------------------------------------
 
@@ -579,18 +915,42 @@ class Store:
         stored sequence is strictly increasing and free of duplicates by construction.
         """
         block = records if isinstance(records, np.ndarray) else to_block(records)
+        return self.append_blocks({run_id: [block]})[run_id]
+
+    @_guarded
+    def append_blocks(self, blocks: Mapping[str, Sequence[np.ndarray]]) -> dict[str, int]:
+        """Append the new records of many runs in ONE transaction; returns every run's last stored seq.
+
+        Why: a supervision round downloads a page for each of hundreds of channels, and a transaction per
+        channel (BEGIN, a read, an insert, an update, COMMIT with its fsync) was most of the station's CPU. One
+        commit per round keeps every guarantee of :meth:`append_records`: each run's last_seq moves only with
+        the records it counts, in the same commit (a crash before it leaves both where they were, and the
+        instrument still holds the records); records at or below a run's stored last seq are dropped, so
+        nothing is stored twice. Either every run's records are stored or none are (the caller then retries
+        run by run to find whose do not fit). Each run's pages become one block row.
+        """
+        if not blocks:
+            return {}
+        run_ids = list(blocks)
         with self.transaction() as db:
-            last = db.execute("SELECT last_seq FROM runs WHERE id=?", (run_id,)).fetchone()[0]
-            block = block[block["seq"] > last]
-            if len(block):
-                if np.any(np.diff(block["seq"]) <= 0):  # out of order or repeated within the page
-                    block = block[np.argsort(block["seq"], kind="stable")]
-                    block = block[np.r_[True, np.diff(block["seq"]) > 0]]
-                db.execute("INSERT INTO record_blocks(run_id, first_seq, last_seq, count, data) VALUES (?,?,?,?,?)",
-                           (run_id, int(block["seq"][0]), int(block["seq"][-1]), len(block), block.tobytes()))
-                last = int(block["seq"][-1])
-                db.execute("UPDATE runs SET last_seq=? WHERE id=?", (last, run_id))
-            return last
+            last: dict[str, int] = {}
+            for at in range(0, len(run_ids), _IN_CHUNK):
+                chunk = run_ids[at:at + _IN_CHUNK]
+                marks = ",".join("?" * len(chunk))
+                last.update(db.execute(f"SELECT id, last_seq FROM runs WHERE id IN ({marks})", chunk).fetchall())
+            rows: list[tuple[str, int, int, int, bytes]] = []
+            for run_id in run_ids:
+                if run_id not in last:
+                    raise UnknownRun(f"no run '{run_id}' in {self.path} to store records for")
+                block = _newer(blocks[run_id], last[run_id])
+                if len(block):
+                    last[run_id] = int(block["seq"][-1])
+                    rows.append((run_id, int(block["seq"][0]), last[run_id], len(block), block.tobytes()))
+            if rows:
+                db.executemany("INSERT INTO record_blocks(run_id, first_seq, last_seq, count, data) "
+                               "VALUES (?,?,?,?,?)", rows)
+                db.executemany("UPDATE runs SET last_seq=? WHERE id=?", [(r[2], r[0]) for r in rows])
+        return {run_id: last[run_id] for run_id in run_ids}
 
     @_guarded
     def record_count(self, run_id: str) -> int:
@@ -623,6 +983,16 @@ def to_block(records: Sequence[Record]) -> np.ndarray:
     return np.array([(r.seq, r.test_time, r.step_time, r.step_index, r.cycle, r.voltage, r.current, r.capacity,
                       r.energy, nan if r.frequency is None else r.frequency, nan if r.z_real is None else r.z_real,
                       nan if r.z_imag is None else r.z_imag) for r in records], dtype=RECORD_DTYPE)
+
+
+def _newer(parts: Sequence[np.ndarray], last: int) -> np.ndarray:
+    """The records of ``parts`` (pages in download order) after seq ``last``, sorted, each seq once."""
+    block = parts[0] if len(parts) == 1 else np.concatenate(parts)
+    block = block[block["seq"] > last]
+    if len(block) and np.any(np.diff(block["seq"]) <= 0):  # out of order or repeated within the pages
+        block = block[np.argsort(block["seq"], kind="stable")]
+        block = block[np.r_[True, np.diff(block["seq"]) > 0]]
+    return block
 
 
 class ChannelBusy(StoreError):

@@ -17,6 +17,7 @@ import contextlib
 import json
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -260,7 +261,8 @@ class BiologicChannel(ChannelDriver):
             },
         )
 
-    def find_test(self, program: StepProgram, barcode: str) -> TestHandle | None:
+    def find_test(self, program: StepProgram, barcode: str,
+                  marker: Mapping[str, str] | None = None) -> TestHandle | None:
         """EClib keeps no barcode, so the evidence is the channel itself: it holds our technique list and is
         running it, or it ran it and its memory still holds data nobody read. A channel that holds our list but
         is stopped with empty memory never started (the station died between loading and starting)."""

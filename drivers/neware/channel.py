@@ -29,9 +29,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from drivers.base import (
     Capabilities,
@@ -106,6 +107,10 @@ def _sign(steptype: str, current: float) -> float:
 
 
 class NewareChannel(ChannelDriver):
+    #: channels of different BTS Clients (``batch_key``: one client, one TCP connection each) may be observed at
+    #: the same time from different threads: a client is only ever used by one of them (station.runs.poll_round)
+    independent_links: ClassVar[bool] = True
+
     def __init__(
         self,
         client: BtsClient,
@@ -133,6 +138,7 @@ class NewareChannel(ChannelDriver):
         self._cursor: _Cursor | None = None
         self._program: StepProgram | None = None
         self._execution: Execution | None = None  # where the program is after the last converted step instance
+        self._live_memo: tuple[tuple[object, ...], int] | None = None  # _live_cycle's last walk: (state, cycle)
         self._path_warned = False
 
     def __repr__(self) -> str:
@@ -222,14 +228,23 @@ class NewareChannel(ChannelDriver):
         self._adopt(self.handle)
         return self.handle
 
-    def find_test(self, program: StepProgram, barcode: str) -> TestHandle | None:
-        """The BTS keeps the barcode of the channel's current or latest test: ours, or not started by us."""
+    def start_marker(self) -> dict[str, str]:
+        """The channel's latest test id: ``testid`` grows with every start (reference 2.7), so a test carrying the
+        sample's barcode with a larger id is the one this start began, not an earlier run of the same sample."""
+        return {"test_before": str(self.client.testid(self.address))}
+
+    def find_test(self, program: StepProgram, barcode: str,
+                  marker: Mapping[str, str] | None = None) -> TestHandle | None:
+        """The BTS keeps the barcode of the channel's current or latest test: ours, or not started by us. The
+        barcode is the sample's, on each of its runs, so the test must also be newer than the marker's."""
         (live,) = self.client.inquire([self.address])
         if live.barcode != barcode:
             return None
         testid = self.client.testid(self.address)
         if testid <= 0:
             return None
+        if marker and "test_before" in marker and testid <= int(marker["test_before"]):
+            return None  # an earlier test of the same sample: this start never reached the BTS
         compiled = compile_program(program, self.ranges, self.options)
         path = self._step_file_path(self._step_file_name(compiled.xml, barcode))
         return self._handle(program, compiled.step_map_text(), path, barcode, testid)
@@ -249,6 +264,7 @@ class NewareChannel(ChannelDriver):
         program = handle.extra.get("program")
         self._program = StepProgram.from_json(program) if program else None
         self._execution = None
+        self._live_memo = None
         self._path_warned = False
         self._cursor = None
 
@@ -378,6 +394,19 @@ class NewareChannel(ChannelDriver):
         execution = self._execution or Execution(self._program)
         if execution.position == step_index:
             return execution.cycle
+        # the BTS's live values lag its records by seconds, so for a while after every step change the live step
+        # is one the records have left behind, and the walk below runs its whole horizon: once per state is enough
+        key = (step_index, execution.position, execution.cycle, execution.ran_since_increment, execution.ended,
+               tuple(execution.passes.items()))
+        if self._live_memo is not None and self._live_memo[0] == key:
+            return self._live_memo[1]
+        cycle = self._walk_to(execution, step_index)
+        self._live_memo = (key, cycle)
+        return cycle
+
+    def _walk_to(self, execution: Execution, step_index: int) -> int:
+        """The cycle the program runs ``step_index`` in next from ``execution`` (see :meth:`_live_cycle`)."""
+        assert self._program is not None
         trial = execution.copy()
         if trial.observe(step_index):
             return trial.cycle

@@ -45,7 +45,7 @@ class ScriptedChannel(ChannelDriver):
         self.state = ChannelState.RUNNING
         return TestHandle(channel=self.channel, test_id="7", barcode=barcode)
 
-    def find_test(self, program: StepProgram, barcode: str) -> TestHandle | None:
+    def find_test(self, program: StepProgram, barcode: str, marker=None) -> TestHandle | None:
         self.calls.append("find_test")
         if self.started_at is None or barcode != self.barcode:
             return None

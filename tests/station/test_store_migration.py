@@ -41,6 +41,14 @@ V2_SCHEMA = V1_SCHEMA + """
 ALTER TABLE runs ADD COLUMN stop_requested TEXT;
 ALTER TABLE runs ADD COLUMN contact_lost_at REAL;
 """
+V4_SCHEMA = V2_SCHEMA + """
+ALTER TABLE runs ADD COLUMN started_at REAL;
+CREATE TABLE samples (
+    id TEXT PRIMARY KEY, name TEXT NOT NULL, created_at REAL NOT NULL, cell TEXT NOT NULL, cell_file TEXT,
+    operator TEXT, notes TEXT, metadata TEXT NOT NULL DEFAULT '{}');
+ALTER TABLE runs ADD COLUMN sample_id TEXT REFERENCES samples(id);
+CREATE INDEX runs_by_sample ON runs(sample_id, created_at);
+"""
 #: the on-disk record layout every version so far has written
 OLD_RECORD = np.dtype([("seq", "<i8"), ("test_time", "<f8"), ("step_time", "<f8"), ("step_index", "<i8"),
                        ("cycle", "<i8"), ("voltage", "<f8"), ("current", "<f8"), ("capacity", "<f8"),
@@ -96,8 +104,9 @@ def old_data_dir(path: Path, version: int) -> Path:
 @pytest.mark.parametrize("version", [1, 2])
 def test_an_old_data_directory_opens_with_every_run_and_record(tmp_path, version):
     store = Store(old_data_dir(tmp_path / "data", version))
-    assert store.schema_version == SCHEMA_VERSION == 4
+    assert store.schema_version == SCHEMA_VERSION == 5
     assert store.samples() == [] and all(r.sample_id is None for r in store.runs())  # v4: samples, none yet
+    assert store.campaigns() == [] and all(r.campaign_id is None for r in store.runs())  # v5: campaigns, none yet
     runs = {r.id: r for r in store.runs()}
     assert {i: r.state for i, r in runs.items()} == {"done": "finished", "refused": "failed", "live": "running"}
     assert runs["live"].state is RunState.RUNNING and runs["live"].active and not runs["done"].active
@@ -143,7 +152,7 @@ def test_a_newer_schema_is_refused_and_left_alone(tmp_path):
     db.commit()
     db.close()
     before = (data / DB_NAME).read_bytes()
-    with pytest.raises(StoreError, match=r"written by a newer station \(schema 99 > 4\); upgrade this program"):
+    with pytest.raises(StoreError, match=r"written by a newer station \(schema 99 > 5\); upgrade this program"):
         Store(data)
     assert (data / DB_NAME).read_bytes() == before
 
@@ -158,3 +167,43 @@ def test_a_new_run_stores_the_time_start_was_sent_once(tmp_path):
     store.set_state("r1", RunState.STARTING, 15.0, "reconciling")  # a second attempt keeps the first time
     store.set_state("r1", RunState.STARTED, 16.0)
     assert store.run("r1").started_at == 12.0
+
+
+def test_a_version_4_data_directory_gains_campaigns_and_keeps_its_samples_and_runs(tmp_path):
+    """v5 adds campaigns (with their steps and events) and links runs to a campaign and stage; a v4 store's samples
+    and runs come through unchanged, belong to no campaign, and a campaign can then be stored on an old sample."""
+    from station.store import CampaignRow
+
+    data = tmp_path / "data"
+    data.mkdir()
+    db = sqlite3.connect(data / DB_NAME)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.executescript(V4_SCHEMA)
+    db.execute("INSERT INTO meta VALUES ('schema_version', '4')")
+    db.execute("INSERT INTO samples VALUES ('S1', 'host #7', 1.0, '{\"name\": \"host-cu-li\"}', NULL, 'ana', NULL, "
+               "'{\"batch\": \"B12\"}')")
+    db.execute("INSERT INTO runs(id, created_at, updated_at, state, channel, instrument, protocol_name, "
+               "protocol_source, parameters, program, cell, last_seq, started_at, sample_id) VALUES ('r1', 2.0, 3.0, "
+               "'finished', 'bts/1', '{}', 'p', '', '{}', '{}', '{}', 0, 2.5, 'S1')")
+    db.commit()
+    db.close()
+    store = Store(data)
+    assert store.schema_version == 5
+    (sample,) = store.samples()
+    assert (sample.id, sample.name, sample.operator, sample.metadata) == ("S1", "host #7", "ana", {"batch": "B12"})
+    run = store.run("r1")
+    assert (run.sample_id, run.started_at, run.state, run.campaign_id, run.campaign_stage) == (
+        "S1", 2.5, "finished", None, None)
+    store.create_campaign(CampaignRow(id="C1", name="c", sample_id="S1", created_at=4.0, updated_at=4.0,
+                                      state="pending", source_file=None, source_text="campaign: c", plan="{}",
+                                      started_by="ana"), "started by ana")
+    step = store.add_campaign_step("C1", stage=0, stage_name="one", role="run", chunk=None, first_cycle=None,
+                                   parameters={"a": "1"}, channel="bts/1", at=5.0)
+    store.update_campaign_step(step, run_id="r1", outcome="finished", cycles=[[2, 0.001, 0.0009, 0.9]])
+    store.link_run("r1", "C1", "one")
+    assert (store.run("r1").campaign_id, store.run("r1").campaign_stage) == ("C1", "one")
+    (stored,) = store.campaign_steps("C1")
+    assert (stored.run_id, stored.parameters, stored.cycles) == ("r1", {"a": "1"}, [[2, 0.001, 0.0009, 0.9]])
+    assert [(e.kind, e.message, e.who) for e in store.campaign_events("C1")] == [("operator", "started by ana", "ana")]
+    assert [c.id for c in Store(data).campaigns(active_only=True)] == ["C1"]
+

@@ -316,3 +316,21 @@ def test_mislabelled_and_unrequested_channels_in_replies_are_handled(harness) ->
     assert [(r.address, r.workstatus) for r in rows] == [(ChannelAddress.parse("21-1-2"), "working"), (other, "false")]
     channel.pause()  # the ack list has an extra element; ours is found by address
     assert channel.status().state is ChannelState.PAUSED
+
+
+def test_a_samples_second_run_is_told_from_its_first_by_the_test_id_before_start(harness) -> None:
+    """The barcode is the sample's, on every run of it: a crash between sending start and storing the handle is
+    settled by the test id the channel had before start, never by the barcode alone."""
+    h, sim = harness
+    channel = h.channel()
+    first = channel.start(CYCLING, "S261130-AB2C")
+    channel.stop()
+    marker = h.channel().start_marker()
+    assert marker == {"test_before": first.test_id}
+    # the start never reached the BTS: the channel still holds the sample's first test, which is not ours
+    assert h.channel().find_test(CYCLING, "S261130-AB2C", marker) is None
+    assert h.channel().find_test(CYCLING, "S261130-AB2C").test_id == first.test_id  # the barcode alone would err
+    second = h.channel().start(CYCLING, "S261130-AB2C")
+    found = h.channel().find_test(CYCLING, "S261130-AB2C", marker)
+    assert (found.test_id, second.test_id) == ("2", "2")
+    assert sim.channel("21-1-1").barcode == "S261130-AB2C"
