@@ -27,6 +27,7 @@ MAX_DEPTH = 64
 MAX_VALUES = 100_000
 
 # libyaml's parser when PyYAML was built with it (every PyPI wheel is): several times faster on large files.
+_BOOL, _STR = "tag:yaml.org,2002:bool", "tag:yaml.org,2002:str"
 _PARSER = getattr(yaml, "CSafeLoader", yaml.SafeLoader) if yaml.__with_libyaml__ else yaml.SafeLoader
 
 
@@ -107,6 +108,8 @@ class _Composer:
                 tag = event.tag
                 if tag is None or tag == "!":
                     tag = self.resolver.resolve(yaml.ScalarNode, event.value, event.implicit)
+                    if tag == _BOOL and event.value.lower() not in ("true", "false"):
+                        tag = _STR  # YAML 1.2: yes/no/on/off are words (an alert's 'on:' key, a name 'no')
                 node = yaml.ScalarNode(tag, event.value, event.start_mark, event.end_mark, style=event.style)
                 self._opened(node, event)
                 self.shape[id(node)] = (1, 1)

@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import sys
 from contextvars import ContextVar
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -68,13 +67,6 @@ def fail(code: int, message: str) -> typer.Exit:
     if _JSON_ERRORS.get():
         sys.stdout.write(json.dumps({"error": {"exit_code": code, "message": message}}) + "\n")
     return typer.Exit(code)
-
-
-def iso_utc(unix: float | None) -> str | None:
-    """A stored Unix time as ISO 8601 UTC, the form every JSON output gives times in."""
-    if unix is None:
-        return None
-    return datetime.fromtimestamp(unix, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def existing(path: str, resolve, what: str) -> str:

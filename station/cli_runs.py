@@ -24,7 +24,10 @@ from protocols.cells import Cell, load_cell
 from protocols.clock import RealClock
 from protocols.errors import ProtocolError
 from protocols.library import resolve_cell_path
+from protocols.parameters import parse_overrides
 from protocols.program import StepProgram
+from station import cli_remote
+from station.api.tokens import owner_name
 from station.cli_common import (
     EXIT_INSTRUMENT,
     EXIT_INTERRUPTED,
@@ -39,22 +42,22 @@ from station.cli_common import (
     err,
     existing,
     fail,
-    iso_utc,
     json_mode,
     load_inputs,
     out,
 )
-from station.config import ConfigError, UnknownChannel, load_config
+from station.config import DEFAULT_API_PORT, ConfigError, UnknownChannel, load_config
+from station.documents import event_doc, run_doc, sample_doc
 from station.export import ExportError, MissingDependency, cycle_summary, export_run
 from station.instruments import InstrumentError
 from station.live_view import DEFAULT_RESOLUTION, RESOLUTIONS, LiveView, state_text
 from station.plan import format_duration
-from station.run_policy import RunState
+from station.run_policy import TERMINAL_STATES, RunState
 from station.runs import Progress, RunEnded, RunError
-from station.samples import new_sample_id
+from station.samples import register_sample
 from station.service import ServiceRunning, StationService
 from station.session import Station
-from station.store import ChannelBusy, SampleRow, Store, StoreError, UnknownRun, UnknownSample
+from station.store import ChannelBusy, Store, StoreError, UnknownRun, UnknownSample
 
 ConfigOpt = Annotated[str | None, typer.Option("--config", help="station.yaml (default: ./station.yaml, "
                                                                 "$STATION_CONFIG, or the simulated default)")]
@@ -109,6 +112,20 @@ def _store(config: str | None, data_dir: str | None) -> Store:
     store = Store(data_dir)
     _say_where(store)
     return store
+
+
+def _service(config: str | None, data_dir: str | None) -> cli_remote.ServiceClient | None:
+    """The service serving the data directory, if one does; the commands then go through it."""
+    with _errors():
+        cfg, _ = load_config(config)
+    where = data_dir or cfg.data_dir
+    try:
+        client = cli_remote.ServiceClient.find(where)
+    except cli_remote.ServiceError as exc:
+        raise cli_remote.refused(exc) from None
+    if client is not None:
+        err.print(f"data: {where} (served by the station service at {client.base_url})", markup=False, style="dim")
+    return client
 
 
 def _progress_line(p: Progress) -> str:
@@ -220,13 +237,21 @@ def run(protocol: ProtocolArg, cell: CellOpt = None, channel: Annotated[str | No
                                                                    "as fast as possible")] = False,
         data_dir: DataDirOpt = None, config: ConfigOpt = None, json_: JsonOpt = False,
         sample: Annotated[str | None, typer.Option("--sample", help="the sample (station sample new) to run: its "
-                                                   "cell record is the cell; the run belongs to it")] = None) -> None:
-    """Start a protocol on a channel and watch it to the end (Ctrl-C: stop or detach)."""
+                                                   "cell record is the cell; the run belongs to it")] = None,
+        watch: Annotated[bool, typer.Option("--watch", help="with a station service: follow the run live until it "
+                                            "ends (Ctrl-C only stops watching)")] = False) -> None:
+    """Start a protocol on a channel. With a station service serving the data directory the service starts and
+    watches it, and this returns once it runs (--watch follows it); without one this process watches it to the end
+    (Ctrl-C: stop or detach). Dry runs always run here."""
     json_mode(json_)
     if (cell is None) == (sample is None):
         raise fail(EXIT_USAGE, "error: give the cell on the channel with --cell (a YAML file or a library name) or "
                                "the sample with --sample, one of them")
-    loaded, cell_record = load_inputs(protocol, cell, set_)
+    loaded, cell_record = load_inputs(protocol, cell, set_)  # checked here first: positioned errors, no round trip
+    client = None if dry_run else _service(config, data_dir)
+    if client is not None:
+        body = cli_remote.start_body(protocol, cell, sample, channel, parse_overrides(set_ or []))
+        raise typer.Exit(cli_remote.run(client, body, watch=watch, json_=json_))
     with _errors():
         station = _open(config, data_dir, dry_run=dry_run)
     try:
@@ -270,18 +295,15 @@ def attach(run_id: RunArg, config: ConfigOpt = None, data_dir: DataDirOpt = None
 
 
 def _operator(action: str, run_id: str, config: str | None, data_dir: str | None, json_: bool = False) -> None:
+    client = _service(config, data_dir)
+    if client is not None:
+        raise typer.Exit(cli_remote.operator(client, action, run_id, json_))
     with _errors():
         station = _open(config, data_dir)
     try:
         with _errors():
             row = station.store.run(run_id)
-            if not row.active:
-                raise RunError(f"run {row.id} is {row.state}; there is nothing to {action}")
-            if row.dry_run:
-                raise RunError(f"run {row.id} is a dry run inside another process; press Ctrl-C there")
-            station.attach(row.id, supervise=False)
-            {"pause": station.manager.pause, "continue": station.manager.resume}[action](row.id)
-            state = station.store.run(row.id).state
+            state = (station.pause if action == "pause" else station.resume)(row.id, owner_name())
             err.print(f"run {row.id}: {state}", markup=False)
             if json_:
                 sys.stdout.write(json.dumps({"run_id": row.id, "action": action, "state": str(state)}) + "\n")
@@ -310,11 +332,14 @@ def stop(run_id: RunArg, force: Annotated[bool, typer.Option(
          config: ConfigOpt = None, data_dir: DataDirOpt = None, json_: JsonOpt = False) -> None:
     """Stop a run; it counts as stopped only when the instrument confirms the channel is in a safe state."""
     json_mode(json_)
+    client = _service(config, data_dir)
+    if client is not None:
+        raise typer.Exit(cli_remote.operator(client, "stop", run_id, json_, force=force))
     with _errors():
         station = _open(config, data_dir)
     try:
         with _errors():
-            confirmed, message = station.stop(run_id, force=force)
+            confirmed, message = station.stop(run_id, force=force, who=owner_name())
     finally:
         station.close()
     err.print(message, markup=False)
@@ -322,19 +347,6 @@ def stop(run_id: RunArg, force: Annotated[bool, typer.Option(
         sys.stdout.write(json.dumps({"run_id": run_id, "action": "stop", "confirmed": confirmed,
                                      "message": message}) + "\n")
     raise typer.Exit(0 if confirmed else EXIT_INSTRUMENT)
-
-
-def _run_doc(row, now: float) -> dict:
-    return {"run_id": row.id, "state": row.state, "channel": row.channel, "protocol": row.protocol_name,
-            "cell": row.cell.get("name"), "records": row.last_seq, "dry_run": row.dry_run,
-            "sample": row.sample_id, "created_at": iso_utc(row.created_at), "started_at": iso_utc(row.started_at),
-            "updated_at": iso_utc(row.updated_at),
-            "duration_s": None if row.started_at is None else (row.updated_at if not row.active else now)
-            - row.started_at,
-            "end_reason": None if row.active else row.message,
-            "message": row.message,
-            "stop_pending": row.stop_requested is not None, "contact_lost_s":
-                None if row.contact_lost_at is None else max(0.0, now - row.contact_lost_at)}
 
 
 def _state_of(doc: dict) -> str:
@@ -363,9 +375,13 @@ def _settle(config: str | None, data_dir: str | None, store: Store) -> None:
 def runs(config: ConfigOpt = None, data_dir: DataDirOpt = None, json_: JsonOpt = False) -> None:
     """List every run in the data directory."""
     json_mode(json_)
-    with _errors():
-        store = _store(config, data_dir)
-        rows = [_run_doc(r, RealClock().unix()) for r in store.runs()]
+    client = _service(config, data_dir)
+    if client is not None:
+        rows = cli_remote.call(client.get, "/runs", limit=100_000)["runs"]
+    else:
+        with _errors():
+            store = _store(config, data_dir)
+            rows = [run_doc(r, RealClock().unix()) for r in store.runs()]
     if json_:
         sys.stdout.write(json.dumps({"runs": rows}, indent=2) + "\n")
         return
@@ -386,23 +402,40 @@ def runs(config: ConfigOpt = None, data_dir: DataDirOpt = None, json_: JsonOpt =
 @app.command()
 def status(run_id: Annotated[str | None, typer.Argument(help="one run; default: every channel")] = None,
            config: ConfigOpt = None, data_dir: DataDirOpt = None, json_: JsonOpt = False) -> None:
-    """Channels and their runs; with a run id, that run's state and events."""
+    """Channels and their runs; with a run id, that run's state and events. Live from the station service when
+    one serves the data directory; otherwise as last stored, and it says so."""
     json_mode(json_)
+    client = _service(config, data_dir)
     with _errors():
         cfg, origin = load_config(config)
-        store = Store(data_dir or cfg.data_dir)
-        _say_where(store)
-        _settle(config, data_dir, store)
-        now = RealClock().unix()
+    if client is not None:
         if run_id:
-            row = store.run(run_id)
-            doc = {**_run_doc(row, now), "events": [{"at": e.at, "kind": e.kind, "message": e.message}
-                                                     for e in store.events(row.id)]}
+            doc = cli_remote.call(client.get, f"/runs/{run_id}")
+            doc["events"] = cli_remote.call(client.get, f"/runs/{doc['run_id']}/events")["events"]
         else:
-            active = {r.channel: r for r in store.runs(active_only=True)}
-            doc = {"config": origin, "data_dir": str(store.data_dir), "channels": [
-                {"channel": c, "run": _run_doc(active[c], now) if c in active else None}
-                for c in cfg.channel_ids()]}
+            channels = cli_remote.call(client.get, "/channels")["channels"]
+            doc = {"config": origin, "data_dir": str(data_dir or cfg.data_dir), "channels": [
+                {"channel": c["channel"], "run": c["run"], "live": c["live"]} for c in channels]}
+        doc["service"] = client.base_url
+    else:
+        with _errors():
+            store = Store(data_dir or cfg.data_dir)
+            _say_where(store)
+            _settle(config, data_dir, store)
+            now = RealClock().unix()
+            if run_id:
+                row = store.run(run_id)
+                doc = {**run_doc(row, now), "events": [event_doc(e) for e in store.events(row.id)]}
+            else:
+                active = {r.channel: r for r in store.runs(active_only=True)}
+                doc = {"config": origin, "data_dir": str(store.data_dir), "channels": [
+                    {"channel": c, "run": run_doc(active[c], now) if c in active else None}
+                    for c in cfg.channel_ids()]}
+            doc["service"] = None
+            if any(c.get("run") for c in doc.get("channels", ())) or (run_id and doc["state"] not in
+                                                                       TERMINAL_STATES):
+                err.print(f"no station service watches {store.data_dir}: states are as last stored (live states: "
+                          f"`station serve`)", markup=False)
     if json_:
         sys.stdout.write(json.dumps(doc, indent=2) + "\n")
         return
@@ -418,10 +451,19 @@ def status(run_id: Annotated[str | None, typer.Argument(help="one run; default: 
     table.add_column("state", no_wrap=True)
     table.add_column("protocol", overflow="fold")
     table.add_column("records", justify="right", no_wrap=True)
+    live = doc["service"] is not None
+    if live:
+        for column in ("cycle", "V", "I"):
+            table.add_column(column, justify="right", no_wrap=True)
     for c in doc["channels"]:
         r = c["run"]
-        table.add_row(c["channel"], r["run_id"] if r else "-", _state_of(r) if r else "free",
-                      r["protocol"] if r else "", str(r["records"]) if r else "")
+        row = [c["channel"], r["run_id"] if r else "-", _state_of(r) if r else "free", r["protocol"] if r else "",
+               str(r["records"]) if r else ""]
+        if live:
+            v = c.get("live") or {}
+            row += [str(v.get("cycle") or ""), f"{v['voltage_v']:.4f} V" if v.get("voltage_v") is not None else "",
+                    f"{v['current_a'] * 1e3:.4g} mA" if v.get("current_a") is not None else ""]
+        table.add_row(*row)
     out.print(table)
 
 
@@ -495,12 +537,24 @@ def sim_neware(host: Annotated[str, typer.Option(help="address to bind (loopback
 @app.command()
 def serve(config: ConfigOpt = None, data_dir: DataDirOpt = None,
           rescan: Annotated[float, typer.Option("--rescan", help="seconds between looks for runs to adopt")] = 10.0,
+          host: Annotated[str | None, typer.Option("--host", help="address the API binds (default 127.0.0.1: this "
+                                                   "PC only); any other is your explicit choice: put TLS in front")]
+          = None,
+          port: Annotated[int | None, typer.Option("--port", help="API port (default: api: port: in station.yaml, "
+                                                   f"else {DEFAULT_API_PORT}; 0 = any free port)")] = None,
           json_: JsonOpt = False) -> None:
-    """Watch every active run of the data directory until SIGTERM or Ctrl-C (one service per data directory);
-    programs keep running on their instruments when it stops."""
+    """Watch every active run of the data directory and serve the HTTP API until SIGTERM or Ctrl-C (one service
+    per data directory); programs keep running on their instruments when it stops."""
     json_mode(json_)
+    # the web stack is loaded by the command that serves it, not by every command (a dry run starts faster)
+    from station.api.app import API, ApiState, create_app
+    from station.api.server import ApiBindError, ApiServer, is_loopback
+    from station.api.tokens import TokenError, load_tokens, token_path
+
     if rescan <= 0:
         raise fail(EXIT_USAGE, "error: --rescan must be positive")
+    if port is not None and not 0 <= port <= 65535:
+        raise fail(EXIT_USAGE, f"error: --port must be 0-65535, found {port}")
     stop = threading.Event()
 
     def request_stop(signum, frame) -> None:
@@ -508,19 +562,42 @@ def serve(config: ConfigOpt = None, data_dir: DataDirOpt = None,
 
     with _errors():
         station = _open(config, data_dir)
+    api_host = host or station.config.api.host
+    if host is None and not is_loopback(api_host):
+        station.close()
+        raise fail(EXIT_USAGE, f"error: station.yaml asks the API to bind {api_host}, beyond this PC; give it "
+                               f"explicitly with --host {api_host} (and put TLS in front: docs/service.md)")
     service = StationService(station, rescan_s=rescan, say=lambda line: err.print(line, markup=False))
     try:
         service.claim()
     except ServiceRunning as exc:
         station.close()
         raise fail(EXIT_USAGE, f"error: {exc}") from None
+    api = server = None
+    try:
+        tokens = load_tokens(station.store.data_dir, station.config.api.users)
+        api = ApiState(station, service.board, service.commands, tokens)
+        server = ApiServer(create_app(api), api_host, station.config.api.port if port is None else port)
+    except (TokenError, ApiBindError, StoreError) as exc:
+        if api is not None:
+            api.close()
+        service.close()
+        raise fail(EXIT_USAGE, f"error: {exc}") from None
+    server.start()
+    service.address = (server.host, server.port)
+    service.write_info()
     handled = [signal.SIGINT, signal.SIGTERM] + ([signal.SIGBREAK] if hasattr(signal, "SIGBREAK") else [])
     previous = {s: signal.signal(s, request_stop) for s in handled}
+    url = f"http://{server.host}:{server.port}"
     if json_:
-        sys.stdout.write(json.dumps({"serving": str(station.store.data_dir), "pid": os.getpid()}) + "\n")
+        sys.stdout.write(json.dumps({"serving": str(station.store.data_dir), "pid": os.getpid(), "api": url}) + "\n")
         sys.stdout.flush()
-    err.print(f"serving {station.store.data_dir} (pid {os.getpid()}); SIGTERM or Ctrl-C stops watching, the "
-              f"instruments keep running", markup=False)
+    err.print(f"serving {station.store.data_dir} (pid {os.getpid()}); API {url}{API} (token: "
+              f"{token_path(station.store.data_dir)}); SIGTERM or Ctrl-C stops watching, the instruments keep "
+              f"running", markup=False)
+    if not is_loopback(server.host):
+        err.print(f"the API listens on {server.host}, beyond this PC, over plain HTTP: put TLS in front of it (a "
+                  f"reverse proxy, see docs/service.md) before tokens cross a network", markup=False)
     try:
         with _errors():
             service.serve(stop.is_set)
@@ -528,6 +605,8 @@ def serve(config: ConfigOpt = None, data_dir: DataDirOpt = None,
         for s, handler in previous.items():
             signal.signal(s, handler)
         watched = service.watched()
+        server.stop()
+        api.close()
         service.close()
         err.print(f"stopped serving; {len(watched)} run(s) keep running on their instruments unwatched until a "
                   f"service or `station attach` watches them again", markup=False)
@@ -536,12 +615,6 @@ def serve(config: ConfigOpt = None, data_dir: DataDirOpt = None,
 sample_app = typer.Typer(help="Samples: one physical cell each, with an id to print as its barcode.",
                          no_args_is_help=True, add_completion=False)
 app.add_typer(sample_app, name="sample")
-
-
-def _sample_doc(row: SampleRow) -> dict:
-    return {"sample_id": row.id, "name": row.name, "created_at": iso_utc(row.created_at),
-            "cell": row.cell.get("name"), "cell_file": row.cell_file, "operator": row.operator, "notes": row.notes,
-            "metadata": row.metadata}
 
 
 @sample_app.command("new")
@@ -567,14 +640,11 @@ def sample_new(cell: Annotated[str, typer.Option("--cell", "-c", help="its cell 
         raise fail(EXIT_INVALID, str(exc)) from None
     with _errors():
         store = _store(config, data_dir)
-        clock = RealClock()
-        sample_id = new_sample_id(clock, store)
-        row = SampleRow(id=sample_id, name=name or sample_id, created_at=clock.unix(),
-                        cell=cell_record.model_dump(mode="json"), cell_file=cell_record.source, operator=operator,
-                        notes=notes, metadata=metadata)
-        store.create_sample(row)
+        row = register_sample(store, RealClock(), cell_record, name=name, operator=operator, notes=notes,
+                              metadata=metadata)
+        sample_id = row.id
     if json_:
-        sys.stdout.write(json.dumps(_sample_doc(row)) + "\n")
+        sys.stdout.write(json.dumps(sample_doc(row)) + "\n")
     else:
         out.print(sample_id, markup=False)
         err.print(f"sample {sample_id} ({row.name}) on cell {cell_record.name}; run it with --sample {sample_id}",
@@ -586,7 +656,7 @@ def sample_list(config: ConfigOpt = None, data_dir: DataDirOpt = None, json_: Js
     """Every sample of the data directory."""
     json_mode(json_)
     with _errors():
-        rows = [_sample_doc(r) for r in _store(config, data_dir).samples()]
+        rows = [sample_doc(r) for r in _store(config, data_dir).samples()]
     if json_:
         sys.stdout.write(json.dumps({"samples": rows}) + "\n")
         return
@@ -601,8 +671,8 @@ def sample_show(sample_id: Annotated[str, typer.Argument(help="the sample's id")
     json_mode(json_)
     with _errors():
         store = _store(config, data_dir)
-        doc = _sample_doc(store.sample(sample_id))
-        doc["runs"] = [_run_doc(r, RealClock().unix()) for r in store.runs_of_sample(sample_id)]
+        doc = sample_doc(store.sample(sample_id))
+        doc["runs"] = [run_doc(r, RealClock().unix()) for r in store.runs_of_sample(sample_id)]
     if json_:
         sys.stdout.write(json.dumps(doc, indent=2) + "\n")
         return

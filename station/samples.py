@@ -6,8 +6,9 @@ from __future__ import annotations
 import secrets
 from datetime import UTC, datetime
 
+from protocols.cells import Cell
 from protocols.clock import Clock
-from station.store import Store, UnknownSample
+from station.store import SampleRow, Store, UnknownSample
 
 ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
 
@@ -20,3 +21,14 @@ def new_sample_id(clock: Clock, store: Store) -> str:
             store.sample(candidate)
         except UnknownSample:
             return candidate
+
+
+def register_sample(store: Store, clock: Clock, cell: Cell, *, name: str | None = None, operator: str | None = None,
+                    notes: str | None = None, metadata: dict[str, str] | None = None) -> SampleRow:
+    """A new sample on ``cell`` with a fresh id, stored; the CLI and the API both register samples this way."""
+    sample_id = new_sample_id(clock, store)
+    row = SampleRow(id=sample_id, name=name or sample_id, created_at=clock.unix(),
+                    cell=cell.model_dump(mode="json"), cell_file=cell.source, operator=operator, notes=notes,
+                    metadata=dict(metadata or {}))
+    store.create_sample(row)
+    return row

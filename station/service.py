@@ -8,7 +8,10 @@ status exchange per instrument link, downloads only where there is new data), an
 every ``rescan_s`` (a run whose `station run` terminal detached or died; an instrument that was unreachable). On
 SIGTERM, SIGINT or Ctrl-C it stops supervising and leaves every program running on its instrument.
 
-This slice has no HTTP API yet; ``service.json`` in the data directory says which process serves it.
+``service.json`` in the data directory says which process serves it and where its HTTP API listens (station.api),
+so the CLI can find it. API requests reach the runs only through :class:`~station.command_queue.CommandQueue`,
+carried out on this loop's thread between rounds; what the loop sees is published on a
+:class:`~station.board.Board` for the API's readers.
 """
 
 from __future__ import annotations
@@ -20,13 +23,17 @@ from collections.abc import Callable
 from pathlib import Path
 
 from drivers.base import DriverError
+from protocols.clock import RealClock
+from station.api.client import SERVICE_FILE, SERVICE_LEASE
+from station.board import Board
+from station.campaigns import CampaignEngine
+from station.command_queue import CommandQueue
 from station.instruments import InstrumentError
 from station.leases import Lease
-from station.runs import RunEnded, RunError
+from station.runs import Progress, RunEnded, RunError
 from station.session import Station
+from station.store import StoreError
 
-SERVICE_FILE = "service.json"
-_SERVICE_LEASE = "_service"
 #: how often a stop request (a signal) is looked at while waiting for the next round, s of wall time
 _WAKE_S = 0.2
 
@@ -40,9 +47,17 @@ class StationService:
         self.station = station
         self.rescan_s = rescan_s
         self.say = say
-        self._lock = Lease(station.store.data_dir, _SERVICE_LEASE)
+        self.campaigns = CampaignEngine(station)
+        self._lock = Lease(station.store.data_dir, SERVICE_LEASE)
         self._waiting: dict[str, str] = {}
         """Runs that could not be adopted yet (their instrument did not answer), with why: retried every rescan."""
+        self.board = Board()
+        self.commands = CommandQueue()
+        self.address: tuple[str, int] | None = None
+        """Where the API listens, once it does (written to service.json for the CLI)."""
+        self._states: dict[str, str] = {}
+        self._last_event = 0
+        self._channels: dict[str, str] = {}
 
     @property
     def info_path(self) -> Path:
@@ -54,8 +69,18 @@ class StationService:
             holder = self._lock.holder()
             raise ServiceRunning(f"a station service{f' (pid {holder})' if holder else ''} already serves "
                                  f"{self.station.store.data_dir}; stop it first, or give another --data-dir")
-        self.info_path.write_text(json.dumps({"pid": os.getpid(), "data_dir": str(self.station.store.data_dir),
-                                              "started_at": self.station.clock.unix()}))
+        self._last_event = self.station.store.last_event_id()
+        self.write_info()
+
+    def write_info(self) -> None:
+        """service.json: who serves this data directory and where its API is; replaced whole, never half-written."""
+        doc = {"pid": os.getpid(), "data_dir": str(self.station.store.data_dir),
+               "started_at": self.station.clock.unix()}
+        if self.address is not None:
+            doc |= {"host": self.address[0], "port": self.address[1]}
+        tmp = self.info_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(doc))
+        os.replace(tmp, self.info_path)
 
     def adopt(self) -> list[str]:
         """Settle and attach every active run nobody supervises; one note per run touched."""
@@ -86,23 +111,74 @@ class StationService:
         return [run_id for run_id, run in self.station.manager.active.items() if not run.done]
 
     def serve(self, should_stop: Callable[[], bool]) -> None:
-        """Rounds on one beat until ``should_stop``; adopts new runs every ``rescan_s``."""
+        """Rounds on one beat until ``should_stop``; adopts new runs every ``rescan_s``; carries out API requests
+        between rounds as soon as they arrive."""
         clock = self.station.clock  # nothing here reads the wall clock but through it
         poll = self.station.config.poll_seconds
         next_scan = clock.now()
-        while not should_stop():
-            started = clock.now()
-            if started >= next_scan:
-                for note in self.adopt():
+        try:
+            while not should_stop():
+                started = clock.now()
+                if started >= next_scan:
+                    for note in self.adopt():
+                        self.say(note)
+                    next_scan = started + self.rescan_s
+                self.commands.drain()
+                runs = self.watched()
+                progress = self.station.manager.poll_round(runs) if runs else []
+                for p in progress:
+                    if self.station.manager.active[p.run_id].done:
+                        self.say(f"run {p.run_id}: {p.state}")
+                for note in self.campaigns.tick():
                     self.say(note)
-                next_scan = started + self.rescan_s
-            runs = self.watched()
-            if runs:
-                for progress in self.station.manager.poll_round(runs):
-                    if self.station.manager.active[progress.run_id].done:
-                        self.say(f"run {progress.run_id}: {progress.state}")
-            while not should_stop() and clock.now() - started < poll:
-                clock.sleep(min(_WAKE_S, max(0.0, poll - (clock.now() - started))))
+                self.publish(progress)
+                while not should_stop() and clock.now() - started < poll:
+                    wait = min(_WAKE_S, max(0.0, poll - (clock.now() - started)))
+                    if self.commands.drain():
+                        self.publish(self._progress_of(self.watched()))
+                    elif isinstance(clock, RealClock):
+                        self.commands.wait(wait)
+                    else:
+                        clock.sleep(wait)
+        finally:
+            self.commands.cancel_all("the station service is stopping; ask again once it runs")
+
+    def _progress_of(self, run_ids: list[str]) -> list[Progress]:
+        return [self.station.manager.progress(run_id) for run_id in run_ids]
+
+    def _channel_of(self, run_id: str) -> str:
+        """The run's channel as station.yaml names it (``bts/21-1-1``), read once per run."""
+        if run_id not in self._channels:
+            try:
+                self._channels[run_id] = self.station.store.run(run_id).channel
+            except StoreError:
+                return ""
+        return self._channels[run_id]
+
+    def publish(self, progress: list[Progress]) -> None:
+        """Tell the API's readers what this round saw: live documents, state changes, new events."""
+        manager = self.station.manager
+        docs = {}
+        for p in progress:
+            channel = self._channel_of(p.run_id)
+            docs[p.run_id] = live_doc(p, channel)
+            if self._states.get(p.run_id) != str(p.state):
+                self._states[p.run_id] = str(p.state)
+                self.board.publish("run", {"run_id": p.run_id, "state": str(p.state), "channel": channel})
+        gone = [run_id for run_id in self.board.live() if run_id not in docs and (
+            run_id not in manager.active or manager.active[run_id].done)]
+        self.board.update_live(docs, gone=gone)
+        for run_id in gone:
+            self._states.pop(run_id, None)
+            self._channels.pop(run_id, None)
+        try:
+            events = self.station.store.events_after(self._last_event)
+        except StoreError:  # a store that cannot be read now is told by supervision; readers wait
+            return
+        for e in events:
+            self.board.publish("event", {"id": e.id, "run_id": e.run_id, "at": e.at, "kind": e.kind,
+                                         "message": e.message})
+            self._last_event = e.id
 
     def close(self) -> None:
         """Leave every program running on its instrument; give back the runs' leases and the service lock."""
@@ -110,3 +186,16 @@ class StationService:
             self.info_path.unlink()
         self.station.close()
         self._lock.release()
+
+
+def live_doc(p: Progress, channel: str) -> dict:
+    """One watched run as the API and the dashboard show it live: SI units, None where the instrument said nothing
+    (or where its last word is stale because contact is lost)."""
+    s = p.status if p.contact_lost_s is None else None
+    return {
+        "run_id": p.run_id, "channel": channel, "state": str(p.state), "records": p.records, "tag": p.tag,
+        "step": s.step_index if s else None, "cycle": s.cycle if s else None,
+        "voltage_v": s.voltage if s else None, "current_a": s.current if s else None,
+        "step_capacity_ah": s.step_capacity if s else None, "test_time_s": s.test_time if s else None,
+        "eta_s": p.eta_s, "contact_lost_s": p.contact_lost_s, "stop_requested": p.stop_requested,
+    }

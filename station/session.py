@@ -174,7 +174,26 @@ class Station:
                 notes.append(f"run {row.id}: could not settle it with its instrument ({exc}); retried next time")
         return notes
 
-    def stop(self, run_id: str, *, force: bool = False) -> tuple[bool, str]:
+    def pause(self, run_id: str, who: str | None = None) -> RunState:
+        """Pause a run at its instrument; returns the run's state afterwards."""
+        return self._operator("pause", run_id, who)
+
+    def resume(self, run_id: str, who: str | None = None) -> RunState:
+        """Continue a paused run at its instrument; returns the run's state afterwards."""
+        return self._operator("continue", run_id, who)
+
+    def _operator(self, action: str, run_id: str, who: str | None) -> RunState:
+        row = self.store.run(run_id)
+        if not row.active:
+            raise RunError(f"run {row.id} is {row.state}; there is nothing to {action}")
+        if row.dry_run:
+            raise RunError(f"run {row.id} is a dry run inside another process; press Ctrl-C there")
+        if row.id not in self.manager.active or self.manager.active[row.id].done:
+            self.attach(row.id, supervise=False)
+        (self.manager.pause if action == "pause" else self.manager.resume)(row.id, who)
+        return self.store.run(row.id).state
+
+    def stop(self, run_id: str, *, force: bool = False, who: str | None = None) -> tuple[bool, str]:
         """Stop a run (or with ``force`` abandon one whose test is gone); returns (confirmed, message)."""
         row = self.store.run(run_id)
         if not row.active:
@@ -186,16 +205,18 @@ class Station:
                 driver = self.instruments.driver(row.channel)
             except ConfigError:
                 driver = None  # the channel is gone from station.yaml: the operator's word that the instrument is
-            self.manager.abandon(row.id, driver, "the test is gone from the instrument")
+            self.manager.abandon(row.id, driver, "the test is gone from the instrument" + (f" (by {who})" if who
+                                                                                            else ""))
             return True, f"run {row.id}: failed (abandoned by the operator; every stored record is kept)"
-        why = "stopped by the operator"
+        why = "stopped by the operator" + (f" (by {who})" if who else "")
         self.store.request_stop(row.id, why, self.clock.unix())  # durable first: any supervisor carries it out
         try:
             if (row.unconfirmed and self.manager.reconcile(row.id, self.instruments.driver(row.channel))
                     is RunState.FAILED):
                 return True, f"run {row.id}: never started on the instrument; marked failed, nothing to stop"
-            self.attach(row.id, supervise=False)
-            confirmed = self.manager.stop(row.id, why)
+            if row.id not in self.manager.active or self.manager.active[row.id].done:
+                self.attach(row.id, supervise=False)
+            confirmed = self.manager.stop(row.id, why, who)
         except (DriverError, InstrumentError) as exc:
             return False, _pending(row, f"could not reach channel {row.channel} ({exc})")
         except RunEnded as exc:  # its test is gone from the instrument: nothing of ours runs there

@@ -178,3 +178,18 @@ def test_a_dry_run_that_breaks_a_safety_limit_and_one_that_finishes_send_their_a
     assert kinds == {broken_id: kinds[broken_id], done_id: "finished"}
     assert kinds[broken_id] in ("safety", "protection")  # the BTS's own protection or the station's check
     assert len(hook.bodies) == 2
+
+
+def test_the_readme_alerts_block_loads_as_written_with_a_bare_on_key(tmp_path):
+    """YAML 1.1 reads a bare ``on`` as the boolean true; station files follow YAML 1.2, where it is a word."""
+    from station.config import load_config
+
+    path = tmp_path / "station.yaml"
+    path.write_text(textwrap.dedent("""
+        instruments: [{name: sim, kind: neware, simulated: true, channels: [{id: 21-1-1}]}]
+        alerts:
+          webhooks: [{url: "https://hooks.example/x", on: [safety, protection]}]
+          email: {host: smtp.lab.example, from: station@lab.example, to: [a@lab.example], on: [finished]}
+        """))
+    cfg, _ = load_config(str(path))
+    assert cfg.alerts.webhooks[0].on == ["safety", "protection"] and cfg.alerts.email.on == ["finished"]

@@ -25,6 +25,7 @@ from protocols.cells import load_cell
 from protocols.clock import ScaledClock
 from protocols.loader import load_protocol
 from simulators.neware import BtsSimulator
+from station.api.tokens import owner_name
 from station.cli import app
 from station.config import load_config
 from station.session import Station
@@ -252,7 +253,8 @@ def test_a_stop_that_did_not_reach_the_bts_stays_pending_until_the_bts_confirms(
     assert f"run {run_id}: could not reach channel bts/21-1-1" in result.stderr
     assert "the cell may still be running" in result.stderr
     row = Store(tmp_path / "data").run(run_id)
-    assert row.state == "running" and row.stop_requested == "stopped by the operator"
+    why = f"stopped by the operator (by {owner_name()})"  # the account that typed `station stop`
+    assert row.state == "running" and row.stop_requested == why
     assert sim.channel("21-1-1").workstatus == "working"
     link.plug()
     result = _cli(cfg, back_with, run_id)
@@ -260,7 +262,7 @@ def test_a_stop_that_did_not_reach_the_bts_stays_pending_until_the_bts_confirms(
     assert result.exit_code == expected, result.output
     assert sim.channel("21-1-1").workstatus == "stop"
     row = Store(tmp_path / "data").run(run_id)
-    assert (row.state, row.message, row.stop_requested) == ("stopped", "stopped by the operator", None)
+    assert (row.state, row.message, row.stop_requested) == ("stopped", why, None)
 
 
 def test_ctrl_c_stop_keeps_retrying_until_the_bts_confirms(tmp_path, sim, link, protocol_file, processes):

@@ -88,7 +88,7 @@ def test_the_service_adopts_a_run_whose_terminal_died_and_keeps_every_record(tmp
     terminal.wait(timeout=30)
     assert run_id and Store(tmp_path / "data").run(run_id).state == "running"
 
-    service = station("serve", "--config", str(cfg), "--rescan", "0.5")
+    service = station("serve", "--config", str(cfg), "--rescan", "0.5", "--port", "0")
     processes.append(service)
     serving(service)
     row = wait_for(lambda: (r := Store(tmp_path / "data").run(run_id)).state != "running" and r)
@@ -105,18 +105,18 @@ def test_the_service_adopts_a_run_whose_terminal_died_and_keeps_every_record(tmp
 
 
 def test_one_service_per_data_directory_and_sigterm_leaves_runs_running(tmp_path, cfg, processes):
-    first = station("serve", "--config", str(cfg))
+    first = station("serve", "--config", str(cfg), "--port", "0")
     processes.append(first)
     serving(first)
     info = json.loads((tmp_path / "data" / "service.json").read_text())
     assert info["pid"] == first.pid
-    second = subprocess.run([sys.executable, "-m", "station", "serve", "--config", str(cfg)], capture_output=True,
-                            text=True, env=ENV, timeout=60)
+    second = subprocess.run([sys.executable, "-m", "station", "serve", "--config", str(cfg), "--port", "0"],
+                            capture_output=True, text=True, env=ENV, timeout=60)
     assert second.returncode == 2
     assert f"a station service (pid {first.pid}) already serves" in second.stderr
     first.send_signal(signal.SIGTERM)
     assert first.wait(timeout=30) == 0
-    again = station("serve", "--config", str(cfg))  # the lock went with the first service
+    again = station("serve", "--config", str(cfg), "--port", "0")  # the lock went with the first service
     processes.append(again)
     serving(again)
     assert interrupt(again) == 0
