@@ -1,4 +1,5 @@
-"""Alerts: who hears of a safety stop, a protection trip, an instrument failure or a finished run, at once.
+"""Alerts: who hears of a safety stop, a protection trip, an instrument failure, a finished run or a campaign that
+waits for an operator, at once.
 
 A webhook gets a JSON POST (Slack-compatible: ``text`` is the one-line alert; ``kind``, ``run_id``, ``message``
 and ``at`` are there for anything else); an e-mail goes over SMTP with STARTTLS and login. Sending happens on one
@@ -40,12 +41,20 @@ class Alert:
     at: float  # Unix time
 
     @property
+    def subject(self) -> str:
+        """What the alert is about: a run, or (kind ``campaign``) a campaign, whose id ``run_id`` then holds."""
+        return f"{'campaign' if self.kind == 'campaign' else 'run'} {self.run_id}"
+
+    @property
     def text(self) -> str:
-        return f"[{self.kind}] run {self.run_id}: {self.message}"
+        return f"[{self.kind}] {self.subject}: {self.message}"
 
     def as_json(self) -> dict:
         at = datetime.fromtimestamp(self.at, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-        return {"text": self.text, "kind": self.kind, "run_id": self.run_id, "message": self.message, "at": at}
+        doc = {"text": self.text, "kind": self.kind, "run_id": self.run_id, "message": self.message, "at": at}
+        if self.kind == "campaign":
+            doc["campaign_id"] = self.run_id
+        return doc
 
 
 class Alerts:
@@ -134,7 +143,7 @@ def post_webhook(hook: WebhookConfig, alert: Alert) -> None:
 
 def send_email(config: EmailConfig, alert: Alert) -> None:
     message = EmailMessage()
-    message["Subject"] = f"battery test station: {alert.kind} on run {alert.run_id}"
+    message["Subject"] = f"battery test station: {alert.kind} on {alert.subject}"
     message["From"] = config.sender
     message["To"] = ", ".join(config.to)
     message.set_content(f"{alert.text}\n\nat {alert.as_json()['at']}\n")

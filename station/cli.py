@@ -14,9 +14,20 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from protocols.campaign import CampaignDoc
 from protocols.cells import CellDoc
 from protocols.errors import ProtocolError
-from protocols.library import CELLS, LIBRARY, PAIRS, cell_names, description, entry_path, protocol_names
+from protocols.library import (
+    CAMPAIGNS,
+    CELLS,
+    LIBRARY,
+    PAIRS,
+    campaign_names,
+    cell_names,
+    description,
+    entry_path,
+    protocol_names,
+)
 from protocols.model import ProtocolDoc
 from protocols.program import LoopStep
 from station.cli_common import (
@@ -190,13 +201,14 @@ def plan(protocol: ProtocolArg, cell: Annotated[str, typer.Option("--cell", "-c"
 
 
 @app.command()
-def schema(kind: Annotated[str, typer.Argument(help="'protocol', 'cell' or 'all'")] = "all",
+def schema(kind: Annotated[str, typer.Argument(help="'protocol', 'cell', 'campaign' or 'all'")] = "all",
            json_: JsonOpt = False) -> None:
-    """Print JSON Schema for protocol and cell files, for editor completion and checking (always JSON)."""
+    """Print JSON Schema for protocol, cell and campaign files, for editor completion and checking (always JSON)."""
     json_mode(json_)
-    schemas = {"protocol": ProtocolDoc.model_json_schema(), "cell": CellDoc.model_json_schema()}
+    schemas = {"protocol": ProtocolDoc.model_json_schema(), "cell": CellDoc.model_json_schema(),
+               "campaign": CampaignDoc.model_json_schema(by_alias=True)}
     if kind not in (*schemas, "all"):
-        raise fail(EXIT_USAGE, f"error: unknown schema '{kind}'; expected protocol, cell or all")
+        raise fail(EXIT_USAGE, f"error: unknown schema '{kind}'; expected protocol, cell, campaign or all")
     document = schemas if kind == "all" else schemas[kind]
     sys.stdout.write(json.dumps(document, indent=2) + "\n")
 
@@ -208,7 +220,8 @@ app.add_typer(library_app, name="library")
 
 @library_app.callback(invoke_without_command=True)
 def library(ctx: typer.Context, json_: JsonOpt = False) -> None:
-    """List the shipped protocols (with the cell each was written for) and cells: name, description, file."""
+    """List the shipped protocols (with the cell each was written for), cells and campaigns: name, description,
+    file."""
     if ctx.invoked_subcommand is not None:
         return
     json_mode(json_)
@@ -216,8 +229,11 @@ def library(ctx: typer.Context, json_: JsonOpt = False) -> None:
                   "path": str(LIBRARY / f"{n}.yaml")} for n in protocol_names()]
     cells = [{"name": n, "description": description(CELLS / f"{n}.yaml"), "path": str(CELLS / f"{n}.yaml")}
              for n in cell_names()]
+    campaigns = [{"name": n, "description": description(CAMPAIGNS / f"{n}.yaml"),
+                  "path": str(CAMPAIGNS / f"{n}.yaml")} for n in campaign_names()]
     if json_:
-        sys.stdout.write(json.dumps({"protocols": protocols, "cells": cells, "pairs": PAIRS}) + "\n")
+        sys.stdout.write(json.dumps({"protocols": protocols, "cells": cells, "campaigns": campaigns,
+                                     "pairs": PAIRS}) + "\n")
         return
     out.print("protocols (with the cell they were written for):")
     for p in protocols:
@@ -227,25 +243,35 @@ def library(ctx: typer.Context, json_: JsonOpt = False) -> None:
     for c in cells:
         out.print(f"  {c['name']:28} {c['description']}", markup=False)
         out.print(f"  {'':28} {c['path']}", markup=False, style="dim")
+    out.print("campaigns (station campaign start NAME --sample ID):")
+    for c in campaigns:
+        out.print(f"  {c['name']:28} {c['description']}", markup=False)
+        out.print(f"  {'':28} {c['path']}", markup=False, style="dim")
     out.print("copy one to edit it: station library copy NAME [--to FOLDER]", markup=False)
 
 
 @library_app.command("copy")
-def library_copy(name: Annotated[str, typer.Argument(help="a library protocol or cell name")],
+def library_copy(name: Annotated[str, typer.Argument(help="a library protocol, cell or campaign name")],
                  to: Annotated[Path, typer.Option("--to", help="folder to write NAME.yaml into")] = Path("."),
                  force: Annotated[bool, typer.Option("--force", help="overwrite an existing file")] = False,
                  json_: JsonOpt = False) -> None:
-    """Write an editable copy of a library protocol or cell; run it by its path afterwards."""
+    """Write an editable copy of a library protocol, cell or campaign (with the protocols of its own it names);
+    use it by its path afterwards."""
     json_mode(json_)
     source = entry_path(name)
     if source is None:
-        raise fail(EXIT_USAGE, f"error: '{name}' is not a library protocol or cell; 'station library' lists them")
+        raise fail(EXIT_USAGE, f"error: '{name}' is not a library protocol, cell or campaign; 'station library' "
+                               f"lists them")
     target = to / source.name
     if target.exists() and not force:
         raise fail(EXIT_USAGE, f"error: {target} exists; give --force to overwrite it or --to another folder")
+    extra = _campaign_files(source)
     try:
         to.mkdir(parents=True, exist_ok=True)
         target.write_bytes(source.read_bytes())
+        for relative in extra:  # a campaign's own protocols, named relative to it, go with it
+            (to / relative).parent.mkdir(parents=True, exist_ok=True)
+            (to / relative).write_bytes((source.parent / relative).read_bytes())
     except OSError as exc:
         raise fail(EXIT_USAGE, f"error: cannot write {target}: {exc.strerror or exc}; give --to a writable "
                                f"folder") from None
@@ -255,6 +281,24 @@ def library_copy(name: Annotated[str, typer.Argument(help="a library protocol or
         err.print(f"copied {name} to {target}; edit it and give its path to validate, plan or run", markup=False)
 
 
-from station import cli_runs  # noqa: E402  (registers the run commands on ``app``; it does not import this module)
+from station import cli_campaigns, cli_runs, cli_tokens  # noqa: E402  (register their commands on ``app``; none imports this)
 
-__all__ = ["app", "cli_runs"]
+__all__ = ["app", "cli_campaigns", "cli_runs", "cli_tokens"]
+
+
+def _campaign_files(source: Path) -> list[str]:
+    """The files a library campaign names by a path relative to itself (its own protocols and cells)."""
+    if source.parent != CAMPAIGNS:
+        return []
+    import yaml
+
+    try:
+        doc = yaml.safe_load(source.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return []
+    names = []
+    for stage in doc.get("stages", []) if isinstance(doc, dict) else []:
+        for value in (stage.get("protocol"), stage.get("cell"), (stage.get("rpt") or {}).get("protocol")):
+            if isinstance(value, str) and "/" in value and (CAMPAIGNS / value).is_file():
+                names.append(value)
+    return sorted(set(names))

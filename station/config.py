@@ -135,8 +135,10 @@ class InstrumentConfig(BaseModel):
 _NEWARE_ADDRESS = re.compile(r"^([\w.-]+:\d+|TCPIP\d*::[\w.-]+::\d+::SOCKET)$")
 
 
-AlertOn = Literal["safety", "protection", "instrument", "finished"]
-_ALL_ALERTS: list[AlertOn] = ["safety", "protection", "instrument", "finished"]
+AlertOn = Literal["safety", "protection", "instrument", "finished", "campaign"]
+"""``campaign``: a campaign waits for an operator (to move its sample to another channel, or after a run of it
+ended otherwise than planned) or has ended."""
+_ALL_ALERTS: list[AlertOn] = ["safety", "protection", "instrument", "finished", "campaign"]
 
 
 class WebhookConfig(BaseModel):
@@ -168,6 +170,32 @@ class AlertsConfig(BaseModel):
     email: EmailConfig | None = None
 
 
+DEFAULT_API_PORT = 8760
+
+
+class ApiConfig(BaseModel):
+    """Where `station serve` listens, and the named users whose actions are recorded under their names."""
+
+    model_config = ConfigDict(extra="forbid")
+    host: str = Field("127.0.0.1", min_length=1, description="address the API binds: loopback unless a lab decides "
+                      "otherwise (then put TLS in front, see docs/service.md)")
+    port: int = Field(DEFAULT_API_PORT, ge=0, le=65535, description="TCP port of the API and dashboard (0: any "
+                      "free port, written to service.json)")
+    users: dict[str, str] = Field(default_factory=dict, description="NAME: SHA-256 of that user's token, as "
+                                  "`station token new NAME` prints it; the token itself is never written here")
+
+    @field_validator("users")
+    @classmethod
+    def _hashes(cls, users: dict[str, str]) -> dict[str, str]:
+        for name, digest in users.items():
+            if not re.fullmatch(r"[A-Za-z0-9_.@-]{1,64}", name):
+                raise ValueError(f"user name '{name}' must be 1-64 letters, digits or _.@-")
+            if not re.fullmatch(r"[0-9a-fA-F]{64}", digest):
+                raise ValueError(f"user '{name}': give the SHA-256 of the token (64 hex digits, from `station token "
+                                 f"new {name}`), never the token itself")
+        return users
+
+
 class StationConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     data_dir: str = Field(default_factory=lambda: default_data_dir(), description="where the run database and "
@@ -178,6 +206,7 @@ class StationConfig(BaseModel):
     instruments: list[InstrumentConfig] = Field(min_length=1)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig, description="who hears of safety stops, protection "
                                  "trips, instrument failures and finished runs")
+    api: ApiConfig = Field(default_factory=ApiConfig, description="the service's HTTP API and its users")
 
     @model_validator(mode="after")
     def _unique_names(self) -> StationConfig:

@@ -1,4 +1,5 @@
-"""The shipped protocols (P1-P7 of the reference workload) and the cells they were written for.
+"""The shipped protocols (P1-P7 of the reference workload), the cells they were written for, and campaigns that chain
+them (campaigns/, with the few protocols of their own they name by relative path under campaigns/protocols/).
 
 Users may name them instead of giving a path: ``station plan li-deposition --cell host-cu-li``.
 """
@@ -11,6 +12,7 @@ import yaml
 
 LIBRARY = Path(__file__).parent
 CELLS = LIBRARY / "cells"
+CAMPAIGNS = LIBRARY / "campaigns"
 
 #: Each library protocol with the library cell it was written for.
 PAIRS = {
@@ -32,6 +34,10 @@ def cell_names() -> list[str]:
     return sorted(p.stem for p in CELLS.glob("*.yaml"))
 
 
+def campaign_names() -> list[str]:
+    return sorted(p.stem for p in CAMPAIGNS.glob("*.yaml"))
+
+
 def _resolve(name: str, folder: Path) -> str:
     path = Path(name)
     if path.exists() or path.suffix in (".yaml", ".yml") or "/" in name or "\\" in name:
@@ -48,9 +54,13 @@ def resolve_cell_path(name: str) -> str:
     return _resolve(name, CELLS)
 
 
+def resolve_campaign_path(name: str) -> str:
+    return _resolve(name, CAMPAIGNS)
+
+
 def entry_path(name: str) -> Path | None:
-    """The library file of a protocol or a cell called ``name`` (protocols first), or None."""
-    for folder in (LIBRARY, CELLS):
+    """The library file of a protocol, a cell or a campaign called ``name`` (in that order), or None."""
+    for folder in (LIBRARY, CELLS, CAMPAIGNS):
         candidate = folder / f"{name}.yaml"
         if candidate.is_file():
             return candidate

@@ -32,7 +32,7 @@ def one_json(result) -> dict:
     (["export", "NO-RUN"], 2, "no run 'NO-RUN'"),
     (["run", "p5-eis", "--cell", "host-cu-li", "--dry-run", "--channel", "nope/1"], 2, "is not configured"),
     (["plan", "no-such-protocol", "--cell", "host-cu-li"], 2, "not found"),
-    (["library", "copy", "no-such-entry"], 2, "not a library protocol or cell"),
+    (["library", "copy", "no-such-entry"], 2, "not a library protocol, cell or campaign"),
     (["schema", "nothing"], 2, "unknown schema"),
 ])
 def test_errors_are_one_json_object_with_the_exit_code(tmp_path, args, code, message):

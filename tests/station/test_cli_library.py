@@ -52,4 +52,4 @@ def test_a_copy_never_overwrites_unless_told_and_unknown_names_are_usage_errors(
     forced = runner.invoke(app, ["library", "copy", "p5-eis", "--to", str(tmp_path), "--force"])
     assert forced.exit_code == 0 and (tmp_path / "p5-eis.yaml").read_bytes() == (LIBRARY / "p5-eis.yaml").read_bytes()
     unknown = runner.invoke(app, ["library", "copy", "p9-nothing", "--to", str(tmp_path)])
-    assert unknown.exit_code == 2 and "'p9-nothing' is not a library protocol or cell" in unknown.stderr
+    assert unknown.exit_code == 2 and "'p9-nothing' is not a library protocol, cell or campaign" in unknown.stderr

@@ -42,7 +42,7 @@ def test_1_for_a_protocol_with_problems(tmp_path):
      "configured"),
     (("run", "p5-eis", "--cell", "host-cu-li", "--dry-run", "--channel", "sim-neware/21-1-1"),
      "cannot run this program"),
-    (("library", "copy", "no-such-entry"), "not a library protocol or cell"),
+    (("library", "copy", "no-such-entry"), "not a library protocol, cell or campaign"),
 ])
 def test_2_for_usage_errors_each_named(tmp_path, args, message):
     result = run(*args, data_dir=tmp_path if args[0] in ("status", "stop", "export", "run") else None)
