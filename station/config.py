@@ -55,7 +55,7 @@ class BackupConfig(BaseModel):
     remote_dir: str = Field("", description="remotedir (empty in every public sample)")
     file_name: Literal["channel", "barcode", "custom"] = Field(
         "channel", description="filenametype: 'channel' (0) names the file {devid}_{subdevid}_{chlid}_{testid}, "
-        "'barcode' (1) by the barcode (the run id), 'custom' (2) by custom_name")
+        "'barcode' (1) by the barcode (the sample id, else the run id), 'custom' (2) by custom_name")
     custom_name: str = Field("", description="customfilename, with file_name: custom")
     add_time_when_repeat: bool = Field(False, description="addtimewhenrepeat")
     dir_by_date: bool = Field(False, description="createdirbydate: one folder per date")

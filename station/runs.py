@@ -2,9 +2,11 @@
 
 A run goes created -> validated -> starting -> started -> running <-> paused -> finished | stopped | failed, and
 every transition is written to the store before anything else happens, so a crash at any point leaves a run that
-a later process can pick up. ``starting`` is the written intent to start (the barcode is the run id): a station
-killed after the instrument accepted ``start`` and before the handle was stored left a run that only the
-instrument can settle, so :meth:`RunManager.reconcile` asks it by barcode and adopts the test or fails the run.
+a later process can pick up. ``starting`` is the written intent to start, with the barcode sent (the sample's id,
+else the run id) and the channel's start marker (the BTS's test id before start, which tells this run's test from an
+earlier run of the same sample): a station killed after the instrument accepted ``start`` and before the handle was
+stored left a run that only the instrument can settle, so :meth:`RunManager.reconcile` asks it by barcode and marker
+and adopts the test or fails the run.
 
 The station believes the instrument, never itself: a stop is only *requested* until the instrument reports the
 channel stopped; a channel that reports idle or finished under another test id, or with fewer records than are
@@ -159,6 +161,10 @@ class ActiveRun:
     """The run's state as this process last wrote or saw it: polls read it here, not from the store."""
     handle: TestHandle | None = None
     stop_requested: str | None = None
+    barcode: str | None = None
+    """What start sent as the barcode: the sample's id, or the run id for a run on a bare cell record."""
+    marker: dict[str, str] | None = None
+    """The channel's start marker from before start (drivers.base.ChannelDriver.start_marker)."""
     ends_as: RunState = RunState.STOPPED
     """The state a confirmed stop ends the run in: failed when the stop cleans up after a failed start."""
     stop_alarmed: bool = False
@@ -368,9 +374,18 @@ class RunManager:
         """Write the intent, send start, store the handle. A refusal leaves the channel untouched; any other
         failure is settled by asking the instrument whether our barcode runs (never by stopping blindly)."""
         run = self.active[run_id]
-        self._transition(run_id, S.STARTING, f"sending start to {run.driver.channel} with barcode {run_id}")
+        run.barcode = self.store.run(run_id).sample_id or run_id  # a Neware barcode names the physical cell
         try:
-            handle = run.driver.start(run.program, barcode=run_id)
+            marker = run.driver.start_marker()
+        except DriverError as exc:  # nothing was sent: the run ends here and frees the channel
+            self.fail_before_start(run_id, f"channel {run.driver.channel} did not answer before start: {exc}")
+            raise RunError(f"run {run_id} could not start: channel {run.driver.channel} did not answer ({exc}); "
+                           f"nothing was sent", instrument=True) from None
+        run.marker = marker
+        self._transition(run_id, S.STARTING, f"sending start to {run.driver.channel} with barcode {run.barcode}",
+                         data={"barcode": run.barcode, "marker": marker})
+        try:
+            handle = run.driver.start(run.program, barcode=run.barcode)
         except Refused as exc:  # nothing reached the channel; it may be running someone else's test
             self._transition(run_id, S.FAILED, f"start refused: {exc}")
             raise RunError(f"run {run_id} could not start: {exc}", instrument=exc.unreachable) from None
@@ -397,7 +412,7 @@ class RunManager:
         """Start failed after something may have reached the instrument: find out before deciding anything.
         Returns False when the instrument cannot tell (the run then stays 'starting', to be reconciled)."""
         try:
-            handle = run.driver.find_test(run.program, run.run_id)
+            handle = run.driver.find_test(run.program, run.barcode or run.run_id, run.marker)
         except DriverError as exc:
             self._event(run.run_id, "alarm", f"start failed ({why}) and channel {run.driver.channel} cannot tell "
                         f"whether it started the test ({exc}); the run stays 'starting' and `station attach "
@@ -434,23 +449,31 @@ class RunManager:
                              "nothing was sent to the instrument")
             return S.FAILED
         program = StepProgram.from_json(row.program)
+        barcode, marker = self._intent(row)
         try:
-            handle = driver.find_test(program, row.id)
+            handle = driver.find_test(program, barcode, marker)
         except DriverError:
             self._release(run_id)
             raise
         if row.state is S.VALIDATED:
             self._transition(run_id, S.STARTING, "reconciling with the instrument")
         if handle is None:
+            newer = " newer than the marker taken before start" if marker else ""
             self._transition(run_id, S.FAILED, f"never started: channel {row.channel} holds no test with barcode "
-                             f"{row.id}; start a new run")
+                             f"{barcode}{newer}; start a new run")
             return S.FAILED
         self._event(run_id, "operator", f"reconciled: the instrument runs test {handle.test_id} with barcode "
-                    f"{row.id}; adopting it")
+                    f"{barcode}; adopting it")
         self._transition(run_id, S.STARTED, f"adopted test {handle.test_id} on {handle.channel}",
                          handle=handle_doc(handle))
         self._release(run_id)
         return S.STARTED
+
+    def _intent(self, row: RunRow) -> tuple[str, dict[str, str] | None]:
+        """The barcode a start of this run sent and the channel's marker from before it (runs stored before
+        intents carried them were started with their run id as the barcode)."""
+        intent = self.store.start_intent(row.id)
+        return intent.get("barcode") or row.id, intent.get("marker") or None
 
     def attach(self, run_id: str, driver: ChannelDriver, *, supervise: bool = True) -> None:
         """Resume supervising a run whose program kept running on the instrument (after a crash or a detach).
@@ -876,7 +899,8 @@ class RunManager:
             raise RunError(f"run {run_id} is {row.state}; there is nothing to abandon")
         if driver is not None:
             program = StepProgram.from_json(row.program)
-            handle = driver.find_test(program, row.id)  # DriverError: cannot tell, so refuse
+            barcode, marker = self._intent(row)
+            handle = driver.find_test(program, barcode, marker)  # DriverError: cannot tell, so refuse
             if handle is not None and (row.handle is None or handle.test_id == row.handle.get("test_id")):
                 driver.attach(handle)
                 state = driver.status().state

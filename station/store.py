@@ -615,8 +615,10 @@ class Store:
 
     @_guarded
     def set_state(self, run_id: str, state: RunState | str, at: float, message: str = "", *,
-                  test_time: float | None = None, handle: dict[str, Any] | None = None) -> None:
-        """Write a state with its event; entering ``starting`` stores the start time (the first attempt's)."""
+                  test_time: float | None = None, handle: dict[str, Any] | None = None,
+                  data: dict[str, Any] | None = None) -> None:
+        """Write a state with its event (``data`` kept with the event); entering ``starting`` stores the start time
+        (the first attempt's)."""
         state = RunState(state)
         with self.transaction() as db:
             if handle is not None:
@@ -627,8 +629,20 @@ class Store:
                 db.execute("UPDATE runs SET started_at=COALESCE(started_at, ?) WHERE id=?", (at, run_id))
             if state in TERMINAL_STATES:
                 db.execute("UPDATE runs SET stop_requested=NULL, contact_lost_at=NULL WHERE id=?", (run_id,))
-            db.execute("INSERT INTO events(run_id, at, test_time, kind, message) VALUES (?,?,?,?,?)",
-                       (run_id, at, test_time, "state", f"{state}: {message}" if message else state.value))
+            db.execute("INSERT INTO events(run_id, at, test_time, kind, message, data) VALUES (?,?,?,?,?,?)",
+                       (run_id, at, test_time, "state", f"{state}: {message}" if message else state.value,
+                        json.dumps(data) if data is not None else None))
+
+    @_guarded
+    def start_intent(self, run_id: str) -> dict[str, Any]:
+        """What the last intent to start said (the barcode sent and the channel's start marker), for settling an
+        unconfirmed start with the instrument; empty for runs stored before intents carried it."""
+        row = self.db.execute("SELECT data FROM events WHERE run_id=? AND kind='state' AND message LIKE 'starting%' "
+                              "AND data IS NOT NULL ORDER BY id DESC LIMIT 1", (run_id,)).fetchone()
+        try:
+            return json.loads(row[0]) if row else {}
+        except ValueError as exc:
+            raise damaged(self.path, f"the start intent of run {run_id} cannot be read: {exc}") from None
 
     @_guarded
     def add_event(self, run_id: str, kind: str, message: str, at: float, *, test_time: float | None = None,

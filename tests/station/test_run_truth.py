@@ -49,9 +49,13 @@ class Instrument(ScriptedChannel):
         self._link("start")
         return super().start(program, barcode)
 
-    def find_test(self, program, barcode):
+    def start_marker(self):
         self._link("inquire")
-        return None if self.forgot else super().find_test(program, barcode)
+        return super().start_marker()
+
+    def find_test(self, program, barcode, marker=None):
+        self._link("inquire")
+        return None if self.forgot else super().find_test(program, barcode, marker)
 
     def status(self):
         self._link("inquire")

@@ -7,6 +7,7 @@ state, a refused run that stopped someone else's test.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -390,3 +391,41 @@ def test_a_killed_dry_run_is_marked_failed_and_frees_its_simulated_channel(tmp_p
     assert f"run {run_id}: a dry run whose process ended; marked failed" in status.stderr
     row = Store(tmp_path).run(run_id)
     assert row.state == "failed" and row.message.startswith("dry run interrupted")
+
+
+def test_the_barcode_is_the_sample_id_and_a_samples_runs_are_told_apart_by_the_test_before_start(
+        tmp_path, sim, protocol_file, processes):
+    """A sample's runs all carry its id as the BTS barcode (what a lab prints on the cell). A station killed before
+    its start left the PC must not mistake the sample's previous test, which still shows that barcode, for the new
+    one; one killed after the BTS accepted start adopts the new test."""
+    cfg = _config(tmp_path, sim.port)
+    made = _cli(cfg, "sample", "new", "--cell", CELL, "--json")
+    sample = json.loads(made.stdout)["sample_id"]
+    first = _cli(cfg, "run", str(protocol_file), "--sample", sample, "--channel", "bts/21-1-1", "--json")
+    assert first.exit_code == 0, first.output
+    first_id = json.loads(first.stdout)["run_id"]
+    store = Store(tmp_path / "data")
+    assert store.run(first_id).handle["barcode"] == sample and store.run(first_id).handle["test_id"] == "1"
+    assert sim.channel("21-1-1").barcode == sample  # what the BTS Client shows beside the channel
+
+    def killed(patch: str) -> str:
+        proc = _station_process(cfg, "run", str(protocol_file), "--sample", sample, "--channel", "bts/21-1-1",
+                                patch=patch)
+        proc.communicate(timeout=60)
+        assert proc.returncode == -signal.SIGKILL
+        return max(store.runs(), key=lambda r: r.created_at).id
+
+    never = killed(KILL_BEFORE_START)
+    status = _cli(cfg, "status")
+    assert f"run {never}: never started on the instrument; marked failed" in status.stderr
+    assert store.run(never).message == (f"never started: channel bts/21-1-1 holds no test with barcode {sample} "
+                                        f"newer than the marker taken before start; start a new run")
+
+    adopted = killed(KILL_AFTER_START)
+    attach = _station_process(cfg, "attach", adopted)
+    processes.append(attach)
+    _, stderr = attach.communicate(timeout=120)
+    assert attach.returncode == 0, stderr
+    row = store.run(adopted)
+    assert (row.state, row.handle["barcode"], row.handle["test_id"]) == ("finished", sample, "2")
+    assert [r.id for r in store.runs_of_sample(sample)] == [first_id, never, adopted]
