@@ -447,7 +447,7 @@ class CampaignEngine:
         raise AssertionError(f"unknown action {action!r}")
 
     def _channels(self, program: StepProgram, campaign_id: str) -> list[ChannelView]:
-        busy = {r.channel for r in self.store.runs(active_only=True)}
+        busy = {r.channel for r in self.store.runs(active_only=True, light=True)}
         busy |= {c.pending["target"] for c in self.store.campaigns(active_only=True)
                  if c.id != campaign_id and c.state == C.WAITING and c.pending and c.pending.get("target")}
         return [ChannelView(id=f"{i.name}/{c.id}", instrument=i.name, kind=i.kind, busy=f"{i.name}/{c.id}" in busy,

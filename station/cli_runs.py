@@ -381,7 +381,7 @@ def runs(config: ConfigOpt = None, data_dir: DataDirOpt = None, json_: JsonOpt =
     else:
         with _errors():
             store = _store(config, data_dir)
-            rows = [run_doc(r, RealClock().unix()) for r in store.runs()]
+            rows = [run_doc(r, RealClock().unix()) for r in store.runs(light=True)]
     if json_:
         sys.stdout.write(json.dumps({"runs": rows}, indent=2) + "\n")
         return
@@ -427,7 +427,7 @@ def status(run_id: Annotated[str | None, typer.Argument(help="one run; default: 
                 row = store.run(run_id)
                 doc = {**run_doc(row, now), "events": [event_doc(e) for e in store.events(row.id)]}
             else:
-                active = {r.channel: r for r in store.runs(active_only=True)}
+                active = {r.channel: r for r in store.runs(active_only=True, light=True)}
                 doc = {"config": origin, "data_dir": str(store.data_dir), "channels": [
                     {"channel": c, "run": run_doc(active[c], now) if c in active else None}
                     for c in cfg.channel_ids()]}

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -36,6 +37,8 @@ from station.store import StoreError
 
 #: how often a stop request (a signal) is looked at while waiting for the next round, s of wall time
 _WAKE_S = 0.2
+
+log = logging.getLogger(__name__)
 
 
 class ServiceRunning(Exception):
@@ -85,10 +88,15 @@ class StationService:
     def adopt(self) -> list[str]:
         """Settle and attach every active run nobody supervises; one note per run touched."""
         store, manager = self.station.store, self.station.manager
-        rows = store.runs(active_only=True)
-        notes = self.station.settle(rows)
-        for row in store.runs(active_only=True):
-            if row.dry_run or (row.id in manager.active and not manager.active[row.id].done):
+
+        def unwatched() -> list:
+            return [r for r in store.runs(active_only=True, light=True)
+                    if not (r.id in manager.active and not manager.active[r.id].done)]
+
+        notes = self.station.settle([store.run(r.id) for r in unwatched()
+                                     if r.dry_run or r.unconfirmed or r.stop_requested])
+        for row in unwatched():
+            if row.dry_run:
                 continue
             if not manager.lease_free(row.id):
                 continue  # a `station run` or `attach` terminal supervises it
@@ -119,19 +127,18 @@ class StationService:
         try:
             while not should_stop():
                 started = clock.now()
-                if started >= next_scan:
-                    for note in self.adopt():
-                        self.say(note)
-                    next_scan = started + self.rescan_s
-                self.commands.drain()
-                runs = self.watched()
-                progress = self.station.manager.poll_round(runs) if runs else []
-                for p in progress:
-                    if self.station.manager.active[p.run_id].done:
-                        self.say(f"run {p.run_id}: {p.state}")
-                for note in self.campaigns.tick():
-                    self.say(note)
-                self.publish(progress)
+                try:
+                    if started >= next_scan:
+                        next_scan = started + self.rescan_s
+                        for note in self.adopt():
+                            self.say(note)
+                    self.round()
+                except StoreError as exc:  # the channels whose data could not be stored were paused; go on
+                    self.say(f"storage error: {exc}; supervision goes on and the paused runs are taken up again "
+                             f"every {self.rescan_s:g} s")
+                except Exception as exc:  # a defect of ours must not leave every other cell unwatched
+                    self.say(f"error in a supervision round ({type(exc).__name__}: {exc}); supervision goes on")
+                    log.exception("supervision round failed")
                 while not should_stop() and clock.now() - started < poll:
                     wait = min(_WAKE_S, max(0.0, poll - (clock.now() - started)))
                     if self.commands.drain():
@@ -142,6 +149,19 @@ class StationService:
                         clock.sleep(wait)
         finally:
             self.commands.cancel_all("the station service is stopping; ask again once it runs")
+
+    def round(self) -> None:
+        """One round: the requests that arrived, one status exchange per link and the downloads it announces, the
+        campaigns' decisions, and what the readers are told."""
+        self.commands.drain()
+        runs = self.watched()
+        progress = self.station.manager.poll_round(runs) if runs else []
+        for p in progress:
+            if self.station.manager.active[p.run_id].done:
+                self.say(f"run {p.run_id}: {p.state}")
+        for note in self.campaigns.tick():
+            self.say(note)
+        self.publish(progress)
 
     def _progress_of(self, run_ids: list[str]) -> list[Progress]:
         return [self.station.manager.progress(run_id) for run_id in run_ids]

@@ -99,7 +99,7 @@ class Station:
         if channel is not None:
             return self.manager.claim(loaded, cell, channel, instrument=self.instruments.identity(channel),
                                       dry_run=self.dry_run, sample_id=sample_id, program=program)
-        busy = {r.channel for r in self.store.runs(active_only=True)}
+        busy = {r.channel for r in self.store.runs(active_only=True, light=True)}
         lost: ChannelBusy | None = None
         while True:
             try:
@@ -119,10 +119,10 @@ class Station:
         """Before claiming a channel, settle runs on it that no process looks after and that cannot be running:
         a dry run whose process died (its simulated instrument died with it), or a start that never reached the
         instrument. Anything the instrument may still be running keeps the channel busy."""
-        for row in self.store.runs(active_only=True):
-            if channel is not None and row.channel != channel:
-                continue
-            if row.dry_run != self.dry_run or not self.manager.lease_free(row.id):
+        for row in self.store.runs(active_only=True, channel=channel, light=True):
+            if row.dry_run != self.dry_run or not (row.dry_run or row.unconfirmed):
+                continue  # anything else may be running on the instrument, so it keeps the channel
+            if not self.manager.lease_free(row.id):
                 continue
             if row.dry_run:
                 self._end_orphaned_dry_run(row)
@@ -188,10 +188,18 @@ class Station:
             raise RunError(f"run {row.id} is {row.state}; there is nothing to {action}")
         if row.dry_run:
             raise RunError(f"run {row.id} is a dry run inside another process; press Ctrl-C there")
-        if row.id not in self.manager.active or self.manager.active[row.id].done:
-            self.attach(row.id, supervise=False)
+        self._attach_for_action(row.id)
         (self.manager.pause if action == "pause" else self.manager.resume)(row.id, who)
         return self.store.run(row.id).state
+
+    def _attach_for_action(self, run_id: str) -> None:
+        """Reach a run's channel for an operator action. A run this process already watches is used as it is; one
+        nobody supervises is taken up (its lease too, so a service goes on watching it after the action); one
+        another process supervises is only reached, and that process carries on."""
+        run = self.manager.active.get(run_id)
+        if run is not None and not run.done:
+            return
+        self.attach(run_id, supervise=self.manager.lease_free(run_id))
 
     def stop(self, run_id: str, *, force: bool = False, who: str | None = None) -> tuple[bool, str]:
         """Stop a run (or with ``force`` abandon one whose test is gone); returns (confirmed, message)."""
@@ -214,8 +222,7 @@ class Station:
             if (row.unconfirmed and self.manager.reconcile(row.id, self.instruments.driver(row.channel))
                     is RunState.FAILED):
                 return True, f"run {row.id}: never started on the instrument; marked failed, nothing to stop"
-            if row.id not in self.manager.active or self.manager.active[row.id].done:
-                self.attach(row.id, supervise=False)
+            self._attach_for_action(row.id)
             confirmed = self.manager.stop(row.id, why, who)
         except (DriverError, InstrumentError) as exc:
             return False, _pending(row, f"could not reach channel {row.channel} ({exc})")

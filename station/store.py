@@ -186,6 +186,7 @@ RUN_COLUMNS = ("id", "created_at", "updated_at", "state", "channel", "instrument
                "protocol_source", "parameters", "program", "cell", "handle", "dry_run", "last_seq", "message",
                "stop_requested", "contact_lost_at", "started_at", "sample_id", "campaign_id", "campaign_stage")
 _SELECT_RUNS = f"SELECT {', '.join(RUN_COLUMNS)} FROM runs"
+_LIGHT_COLUMNS = ["''" if c in ("protocol_source", "program") else c for c in RUN_COLUMNS]
 _ACTIVE = f"state NOT IN ({', '.join(repr(s.value) for s in TERMINAL_STATES)})"
 
 
@@ -692,11 +693,20 @@ class Store:
         return self._run_row(row)
 
     @_guarded
-    def runs(self, *, active_only: bool = False) -> list[RunRow]:
-        sql = _SELECT_RUNS
+    def runs(self, *, active_only: bool = False, channel: str | None = None, light: bool = False) -> list[RunRow]:
+        """Runs oldest first; ``channel``: only that channel's. ``light`` leaves out the two large texts (the
+        protocol source and the step program, given as empty strings): what a service looking over thousands of
+        runs every few seconds, or a channel list, needs is everything else."""
+        sql = f"SELECT {', '.join(_LIGHT_COLUMNS)} FROM runs" if light else _SELECT_RUNS
+        where, args = [], []
         if active_only:
-            sql += f" WHERE {_ACTIVE}"
-        return [self._run_row(r) for r in self.db.execute(sql + " ORDER BY created_at, id").fetchall()]
+            where.append(_ACTIVE)
+        if channel is not None:
+            where.append("channel=?")
+            args.append(channel)
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        return [self._run_row(r) for r in self.db.execute(sql + " ORDER BY created_at, id", args).fetchall()]
 
     def _run_row(self, row: Sequence[Any]) -> RunRow:
         data = dict(zip(RUN_COLUMNS, row, strict=True))

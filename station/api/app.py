@@ -273,7 +273,7 @@ def create_app(state: ApiState) -> FastAPI:
                  = None) -> dict:
         now = RealClock().unix()
         with state.read() as store:
-            active = {r.channel: r for r in store.runs(active_only=True)}
+            active = {r.channel: r for r in store.runs(active_only=True, light=True)}
         live = {doc["channel"]: doc for doc in state.board.live().values()}
         out = []
         for inst in state.config.instruments:
@@ -296,7 +296,7 @@ def create_app(state: ApiState) -> FastAPI:
              limit: Annotated[int, Query(ge=1, le=100_000)] = 1000) -> dict:
         now = RealClock().unix()
         with state.read() as store:
-            rows = store.runs_of_sample(sample) if sample else store.runs(active_only=active)
+            rows = store.runs_of_sample(sample) if sample else store.runs(active_only=active, light=True)
         return {"runs": [run_doc(r, now) for r in rows[-limit:]]}
 
     @app.post(f"{API}/runs", status_code=201, summary="Check and start a run; answers once the instrument runs it")

@@ -322,3 +322,32 @@ def test_a_campaign_through_the_api_waits_for_the_move_and_records_who_confirmed
     gone = api.client.post(f"/api/v1/campaigns/{cid}/stop", headers=api.owner)
     assert gone.status_code == 409 and "is finished; there is nothing to stop" in gone.json()["error"]["message"]
     assert api.client.get("/api/v1/campaigns/C000", headers=api.owner).status_code == 404
+
+
+def test_a_full_disk_pauses_the_channels_it_hit_and_the_service_goes_on(api, monkeypatch):
+    from station.store import Store, StoreError
+
+    first = start(api, LONG, channel="bts/21-1-1")["run_id"]
+    wait_for(lambda: api.store.run(first).last_seq >= 2)
+    real = Store.append_blocks
+    full = {"on": True}
+
+    def append_blocks(self, blocks):
+        if full["on"] and first in blocks:
+            raise StoreError("database or disk is full")
+        return real(self, blocks)
+
+    monkeypatch.setattr(Store, "append_blocks", append_blocks)
+    row = wait_for(lambda: (r := api.store.run(first)).state == "paused" and r)
+    assert row.message.startswith("storage failed: database or disk is full")
+    full["on"] = False  # room again: the service was never down, and starts and finishes runs as before
+    second = start(api, SHORT, channel="bts/21-1-2")["run_id"]
+    assert wait_for(lambda: (r := api.store.run(second)).state != "running" and r).state == "finished"
+    assert api.client.get(f"/api/v1/runs/{first}", headers=api.owner).json()["state"] == "paused"
+    resumed = api.client.post(f"/api/v1/runs/{first}/continue", headers=api.owner)
+    assert resumed.json()["state"] == "running"
+    paused_at = api.store.run(first).last_seq
+    wait_for(lambda: api.store.run(first).last_seq > paused_at + 5)  # watched again, records stored again
+    stored = api.store.records(first)
+    assert list(stored["seq"]) == list(range(1, len(stored) + 1))  # nothing lost or repeated across the pause
+    api.client.post(f"/api/v1/runs/{first}/stop", headers=api.owner)
