@@ -12,6 +12,22 @@ from pathlib import Path
 from tests.processes import popen
 
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
+#: a rest long enough to pause, continue and stop at leisure (100 h: 100 s at 3600x)
+LONG = """
+protocol: long-rest
+record: {every: 60 s}
+steps:
+  - rest: 100 h
+"""
+#: one short cycle that finishes in a few seconds at 3600x
+SHORT = """
+protocol: short-cycle
+record: {every: 10 s}
+steps:
+  - rest: 10 min
+  - Charge at 0.5C until 4.2 V
+  - Discharge at 0.5C until 3.0 V
+"""
 
 
 def start_sim(processes: list, *, channels: int = 2, speed: float = 3600, cell: str = "predeposited-ncm622") -> int:

@@ -21,23 +21,9 @@ from station.api.tokens import TokenError, ensure_token, load_tokens, token_hash
 from station.config import load_config
 from station.service import StationService
 from station.session import Station
-from tests.station.sim_bts import start_sim, write_config
+from tests.station.sim_bts import LONG, SHORT, start_sim, write_config
 
 ALICE = "alice-token-for-tests-0123456789abcdefghijkl"
-LONG = """
-protocol: long-rest
-record: {every: 60 s}
-steps:
-  - rest: 100 h
-"""
-SHORT = """
-protocol: short-cycle
-record: {every: 10 s}
-steps:
-  - rest: 10 min
-  - Charge at 0.5C until 4.2 V
-  - Discharge at 0.5C until 3.0 V
-"""
 
 
 @pytest.fixture

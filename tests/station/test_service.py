@@ -4,11 +4,9 @@ every record, refuses a second service on the same data directory, and leaves cl
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 
 import numpy as np
@@ -16,39 +14,13 @@ import pytest
 
 from station.store import Store
 from tests.processes import interrupt, popen
-
-ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
-PROTOCOL = """
-protocol: service-test
-record: {every: 10 s}
-steps:
-  - rest: 10 min
-  - Charge at 0.5C until 4.2 V
-  - Discharge at 0.5C until 3.0 V
-"""
+from tests.station.sim_bts import ENV, SHORT, start_sim, write_config
 
 
 @pytest.fixture
 def cfg(tmp_path, processes):
     """A simulated BTS in its own process at 3600x real time, and a station.yaml for it."""
-    sim = popen([sys.executable, "-m", "station", "sim", "neware", "--port", "0", "--channels", "2", "--cell",
-                 "predeposited-ncm622", "--speed", "3600", "--json"], stdout=subprocess.PIPE,
-                stderr=subprocess.DEVNULL, text=True, env=ENV)
-    processes.append(sim)
-    port = json.loads(sim.stdout.readline())["port"]  # type: ignore[union-attr]
-    path = tmp_path / "station.yaml"
-    path.write_text(textwrap.dedent(f"""
-        data_dir: {tmp_path / 'data'}
-        poll_interval: 0.05 s
-        instruments:
-          - name: bts
-            kind: neware
-            address: 127.0.0.1:{port}
-            channels: [{{id: 21-1-1, voltage: [0 V, 5 V], current: 10 mA}},
-                       {{id: 21-1-2, voltage: [0 V, 5 V], current: 10 mA}}]
-        """))
-    yield path
-    interrupt(sim)
+    return write_config(tmp_path / "station.yaml", start_sim(processes, channels=2))
 
 
 def station(*args: str, **kwargs) -> subprocess.Popen:
@@ -74,7 +46,7 @@ def serving(proc: subprocess.Popen) -> None:
 
 def test_the_service_adopts_a_run_whose_terminal_died_and_keeps_every_record(tmp_path, cfg, processes):
     protocol = tmp_path / "p.yaml"
-    protocol.write_text(PROTOCOL)
+    protocol.write_text(SHORT)
     terminal = station("run", str(protocol), "--cell", "predeposited-ncm622", "--config", str(cfg), "--channel",
                        "bts/21-1-1")
     processes.append(terminal)

@@ -16,22 +16,7 @@ import pytest
 
 from station.store import Store
 from tests.processes import interrupt, popen
-from tests.station.sim_bts import ENV, start_sim, write_config
-
-LONG = """
-protocol: long-rest
-record: {every: 60 s}
-steps:
-  - rest: 100 h
-"""
-SHORT = """
-protocol: short-cycle
-record: {every: 10 s}
-steps:
-  - rest: 10 min
-  - Charge at 0.5C until 4.2 V
-  - Discharge at 0.5C until 3.0 V
-"""
+from tests.station.sim_bts import ENV, LONG, SHORT, start_sim, write_config
 
 
 @pytest.fixture
