@@ -35,6 +35,8 @@ from station.cli_common import (
     EXIT_INSTRUMENT,
     EXIT_INVALID,
     EXIT_USAGE,
+    ConfigOpt,
+    DataDirOpt,
     JsonOpt,
     app,
     err,
@@ -46,9 +48,6 @@ from station.cli_common import (
 from station.config import ConfigError, StationConfig, UnknownChannel, load_config
 from station.store import Store, StoreError, UnknownCampaign, UnknownSample
 
-ConfigOpt = Annotated[str | None, typer.Option("--config", help="station.yaml (default: ./station.yaml, "
-                                                                "$STATION_CONFIG, or the simulated default)")]
-DataDirOpt = Annotated[str | None, typer.Option("--data-dir", help="where runs are stored (overrides the config)")]
 CampaignArg = Annotated[str, typer.Argument(help="campaign id (a unique prefix is enough)")]
 ByOpt = Annotated[str | None, typer.Option("--by", help="who does it, as the campaign's events record it (default: "
                                                         "your login name)")]

@@ -48,6 +48,9 @@ ProtocolArg = Annotated[str, typer.Argument(help="protocol YAML file, or a libra
 CellOpt = Annotated[str | None, typer.Option("--cell", "-c", help="cell YAML file, or a library cell name")]
 SetOpt = Annotated[list[str] | None, typer.Option("--set", "-s", help="override a parameter: NAME=VALUE")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output on stdout")]
+ConfigOpt = Annotated[str | None, typer.Option("--config", help="station.yaml (default: ./station.yaml, "
+                                                                "$STATION_CONFIG, or the simulated default)")]
+DataDirOpt = Annotated[str | None, typer.Option("--data-dir", help="where runs are stored (overrides the config)")]
 
 
 _JSON_ERRORS: ContextVar[bool] = ContextVar("json_errors", default=False)

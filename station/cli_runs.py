@@ -35,6 +35,8 @@ from station.cli_common import (
     EXIT_RUN_ENDED,
     EXIT_USAGE,
     CellOpt,
+    ConfigOpt,
+    DataDirOpt,
     JsonOpt,
     ProtocolArg,
     SetOpt,
@@ -59,9 +61,6 @@ from station.service import ServiceRunning, StationService
 from station.session import Station
 from station.store import ChannelBusy, Store, StoreError, UnknownRun, UnknownSample
 
-ConfigOpt = Annotated[str | None, typer.Option("--config", help="station.yaml (default: ./station.yaml, "
-                                                                "$STATION_CONFIG, or the simulated default)")]
-DataDirOpt = Annotated[str | None, typer.Option("--data-dir", help="where runs are stored (overrides the config)")]
 RunArg = Annotated[str, typer.Argument(help="run id (a unique prefix is enough)")]
 
 
