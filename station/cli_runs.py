@@ -257,7 +257,13 @@ def run(protocol: ProtocolArg, cell: CellOpt = None, channel: Annotated[str | No
         with _errors():
             if sample is not None:
                 cell_record = Cell.model_validate(station.store.sample(sample).cell)
-            run_id = station.launch(loaded, cell_record, channel, sample_id=sample)  # binds, once
+            try:
+                run_id = station.launch(loaded, cell_record, channel, sample_id=sample)  # binds, once
+            except BaseException:
+                if station.claimed is not None:  # stored as failed, with why: say which run to look at
+                    err.print(f"run {station.claimed} did not start; `station status {station.claimed}` has its "
+                              f"events", markup=False)
+                raise
         err.print(f"run {run_id} started on {station.store.run(run_id).channel}"
                   + (" (dry run, simulated instrument)" if dry_run else ""), markup=False)
         with _errors():

@@ -46,6 +46,8 @@ class Station:
     manager: RunManager
     dry_run: bool
     alerts: Alerts | None = None
+    claimed: str | None = None
+    """The run the last :meth:`launch` claimed (stored), also when it then failed: the id the operator looks up."""
 
     @classmethod
     def open(cls, config: StationConfig, *, dry_run: bool = False, data_dir: str | None = None) -> Station:
@@ -78,7 +80,9 @@ class Station:
             instrument, chan = self.config.find(channel)
             channel = f"{instrument.name}/{chan.id}"
         self._free_abandoned(channel)
+        self.claimed = None
         run_id = self._claim(loaded, cell, program, channel, sample_id)
+        self.claimed = run_id
         try:
             channel = self.store.run(run_id).channel
             self.instruments.place(channel, cell)

@@ -79,6 +79,7 @@ def test_a_misspelt_model_fails_the_run_and_frees_the_channel(tmp_path):
     (failed,) = store.runs()
     assert failed.state == "failed" and failed.channel == "bts/21-1-1"
     assert "unknown cell model 'ncm622-lii'" in failed.message and failed.message.startswith("failed before start")
+    assert f"run {failed.id} did not start; `station status {failed.id}` has its events" in result.stderr
     warnings = [e.message for e in store.events(failed.id) if e.kind == "warning"]
     assert warnings and "nothing was sent to the instrument" in warnings[0]
     assert store.runs(active_only=True) == []
