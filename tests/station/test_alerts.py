@@ -193,3 +193,44 @@ def test_the_readme_alerts_block_loads_as_written_with_a_bare_on_key(tmp_path):
         """))
     cfg, _ = load_config(str(path))
     assert cfg.alerts.webhooks[0].on == ["safety", "protection"] and cfg.alerts.email.on == ["finished"]
+
+
+def test_a_breach_under_station_serve_sends_the_webhook_and_the_email(tmp_path, receiver, smtp, processes):
+    """As a lab meets it: the service watches a run nobody has a terminal open for; the cell is overcharged past
+    the protocol's limit; the webhook and the e-mail both arrive, naming the run."""
+    import subprocess
+    import sys
+    import time
+
+    from tests.processes import popen
+    from tests.station.sim_bts import ENV, start_sim, write_config
+
+    hook = receiver()
+    inbox, smtp_port = smtp
+    cfg = write_config(tmp_path / "station.yaml", start_sim(processes, channels=1), channels=1, extra=f"""
+        alerts:
+          webhooks: [{{url: "{hook.url}", on: [safety, protection]}}]
+          email: {{host: 127.0.0.1, port: {smtp_port}, starttls: false, username: station,
+                  password_env: STATION_SMTP_PASSWORD, from: station@lab.example, to: [oncall@lab.example]}}
+        """)
+    env = {**ENV, "STATION_SMTP_PASSWORD": "s3cret"}
+    service = popen([sys.executable, "-m", "station", "serve", "--config", str(cfg), "--port", "0", "--json"],
+                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+    processes.append(service)
+    assert "api" in json.loads(service.stdout.readline())  # type: ignore[union-attr]
+    protocol = tmp_path / "overcharge.yaml"
+    protocol.write_text("protocol: overcharge\nrecord: {every: 10 s}\nsafety: {voltage: [2.5 V, 4.0 V], "
+                        "current: 5 mA}\nsteps:\n  - charge: {current: 0.5C, until: {time: 3 h}}\n")
+    started = subprocess.run([sys.executable, "-m", "station", "run", str(protocol), "--cell", "predeposited-ncm622",
+                              "--config", str(cfg), "--json"], capture_output=True, text=True, env=env, timeout=120)
+    assert started.returncode == 0, started.stderr
+    run_id = json.loads(started.stdout)["run_id"]
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (hook.bodies and inbox.messages):
+        time.sleep(0.1)
+    (body,) = hook.bodies
+    assert body["run_id"] == run_id and body["kind"] in ("safety", "protection")
+    assert run_id in body["text"] and body["at"].endswith("Z")
+    ((sender, to, content),) = inbox.messages  # one alert, by both ways
+    assert (sender, to) == ("station@lab.example", ["oncall@lab.example"])
+    assert f"Subject: battery test station: {body['kind']} on run {run_id}" in content
