@@ -312,10 +312,12 @@ class NewareChannel(ChannelDriver):
         if state is ChannelState.FINISHED and self.handle is None:
             state = ChannelState.IDLE
         step_index = None if live.step_id is None else self._step_map.get(live.step_id, live.step_id)
-        message = {
-            ChannelState.PROTECTED: "the BTS tripped a protection limit; clear it with clearflag before a new start",
-            ChannelState.ERROR: f"unknown workstatus {live.workstatus!r}",
-        }.get(state, "")
+        if state is ChannelState.PROTECTED:
+            message = "the BTS tripped a protection limit; clear it with clearflag before a new start"
+        elif state is ChannelState.ERROR:
+            message = f"unknown workstatus {live.workstatus!r}"
+        else:
+            message = ""
         running = state in (ChannelState.RUNNING, ChannelState.PAUSED, ChannelState.STOPPED, ChannelState.PROTECTED)
         return ChannelStatus(
             state=state,

@@ -46,26 +46,34 @@ def quote_attribute(value: object) -> str:
 
     Most values (channel addresses, counts) need no escaping, and a supervision round quotes hundreds of
     thousands of them at 2048 channels: one regex scan decides, and ``escape`` runs only when it must."""
+    if type(value) is int:  # digits and a sign: nothing to escape (the counts and addresses of every request)
+        return f'"{value}"'
     text = value if type(value) is str else str(value)
     if _NEEDS_ESCAPE.search(text) is None:
         return f'"{text}"'
     return '"' + escape(text, _ATTRIBUTE_ENTITIES) + '"'
 
 
-def _attributes(attributes: Mapping[str, object] | None) -> str:
+def attribute_text(attributes: Mapping[str, object] | None) -> str:
+    """`` name="value"`` for each attribute, in order, each value escaped."""
     return "".join(f" {name}={quote_attribute(value)}" for name, value in (attributes or {}).items())
 
 
-def element(tag: str, attributes: Mapping[str, object] | None = None, text: str | None = None) -> str:
-    """One XML element with escaped attribute values and text (self-closing when there is no text)."""
+def element(tag: str, attributes: Mapping[str, object] | None = None, text: str | None = None, *,
+            written: str = "") -> str:
+    """One XML element with escaped attribute values and text (self-closing when there is no text).
+
+    ``written``: attributes already written by :func:`attribute_text` (a channel's address, the same on every
+    request), placed before ``attributes``."""
+    attrs = written + attribute_text(attributes)
     if text is None:
-        return f"<{tag}{_attributes(attributes)} />"
-    return f"<{tag}{_attributes(attributes)}>{escape(text)}</{tag}>"
+        return f"<{tag}{attrs} />"
+    return f"<{tag}{attrs}>{escape(text)}</{tag}>"
 
 
 def channel_list(items: list[str], count: int | None = None, **list_attributes: object) -> str:
     """``<list count="N">items</list>``: the general shape of channel-list commands (items already escaped)."""
-    attrs = _attributes({"count": len(items) if count is None else count, **list_attributes})
+    attrs = attribute_text({"count": len(items) if count is None else count, **list_attributes})
     return f"<list{attrs}>{''.join(items)}</list>"
 
 

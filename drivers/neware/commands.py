@@ -19,6 +19,7 @@ hundreds, and never parsed.
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -28,7 +29,15 @@ from xml.etree.ElementTree import Element
 
 from drivers.neware import replies
 from drivers.neware.address import ChannelAddress
-from drivers.neware.codec import INT64_MAX, build_request, channel_list, element, parse_reply
+from drivers.neware.codec import (
+    INT64_MAX,
+    attribute_text,
+    build_request,
+    channel_list,
+    element,
+    parse_reply,
+)
+from drivers.neware.lists import read_list
 from drivers.neware.pages import PageRequest, parse_download_frame
 
 T = TypeVar("T")
@@ -149,11 +158,17 @@ class Request(Generic[T]):
             (item,) = self.items
             return "".join(element(name, None, str(value)) for name, value in item.attributes.items())
         assert command.element is not None
-        elements = [
-            element(command.element, {**item.address.attributes(with_ip=command.with_ip), **item.attributes}, item.text)
-            for item in self.items
-            if item.address is not None
-        ]
+        tag, with_ip = command.element, command.with_ip
+        elements = []
+        for item in self.items:
+            if item.address is None:
+                continue
+            if _ADDRESS_NAMES.isdisjoint(item.attributes):  # the address's attributes first, then the item's
+                elements.append(element(tag, item.attributes, item.text,
+                                        written=_address_attributes(item.address, with_ip)))
+            else:  # an item that overrides part of its address: the merged dict, in its order
+                elements.append(element(tag, {**item.address.attributes(with_ip=with_ip), **item.attributes},
+                                        item.text))
         if command.layout is Layout.SINGLE:
             return "".join(elements)
         # count is the number of channels, not of elements: start's <backup> follows its items
@@ -168,6 +183,17 @@ class Request(Generic[T]):
 
     def parse(self, frame: bytes) -> T:
         return self.command.reply(frame, self)
+
+
+#: the attributes :meth:`ChannelAddress.attributes` writes
+_ADDRESS_NAMES = frozenset(ChannelAddress(0, 0, 0).attributes(with_ip=True))
+
+
+@functools.lru_cache(maxsize=16384)
+def _address_attributes(address: ChannelAddress, with_ip: bool) -> str:
+    """A channel's addressing attributes as they go on the wire (`` ip="..." devtype="27" ...``), written once per
+    channel: every poll sends them for every channel, and an address never changes (a frozen dataclass)."""
+    return attribute_text(address.attributes(with_ip=with_ip))
 
 
 def tree(read: Callable[[Element, Request[Any]], T]) -> Callable[[bytes, Request[Any]], T]:
@@ -273,6 +299,18 @@ def _download_page(frame: bytes, request: Request[Any]) -> replies.DownloadPage:
     return parse_download_frame(frame, request.command.name, page)
 
 
+def _inquire(frame: bytes, request: Request[Any]) -> list[replies.InquireReply]:
+    """Read without a tree (:mod:`drivers.neware.lists`: the poll's hot path), exactly as the tree would be."""
+    rows, _ = read_list(frame, request.command.name, "inquire")
+    return replies.inquire_rows(rows, request.channels)
+
+
+def _inquiredf(frame: bytes, request: Request[Any]) -> list[replies.InquireDf]:
+    """Read without a tree (:mod:`drivers.neware.lists`: the poll's hot path), exactly as the tree would be."""
+    rows, texts = read_list(frame, request.command.name, "chl", with_text=True)
+    return replies.inquiredf_rows(rows, texts, request.channels)
+
+
 def _check_page(arguments: Mapping[str, Any]) -> None:
     count, startpos = arguments["count"], arguments["startpos"]
     if not 0 <= count <= MAX_DOWNLOAD_COUNT:
@@ -318,14 +356,14 @@ GETCHLSTATUS: BtsCommand[list[replies.ChannelWorkStatus]] = BtsCommand(
     returns="list[replies.ChannelWorkStatus]",
 )
 INQUIRE: BtsCommand[list[replies.InquireReply]] = BtsCommand(
-    "inquire", "inquire", Layout.LIST, tree(lambda root, r: replies.parse_inquire(root, r.channels)),
+    "inquire", "inquire", Layout.LIST, _inquire,
     _per_channel, idempotent=True, element="inquire", text=_TRUE,
     fields=(fixed("aux", 0), arg("barcode", True, keyword_only=True, encode=int)),
     doc="Live values of each channel (2.4); ``barcode=False`` leaves the barcodes out of the reply.",
     returns="list[replies.InquireReply]",
 )
 INQUIREDF: BtsCommand[list[replies.InquireDf]] = BtsCommand(
-    "inquiredf", "inquiredf", Layout.LIST, tree(lambda root, r: replies.parse_inquiredf(root, r.channels)),
+    "inquiredf", "inquiredf", Layout.LIST, _inquiredf,
     _per_channel, idempotent=True, element="chl", with_ip=False, fields=(arg("testid", 0),),
     doc="Upload progress of each channel's test ``testid`` (2.8; 0: the current or latest test).",
     returns="list[replies.InquireDf]",

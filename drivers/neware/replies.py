@@ -10,15 +10,16 @@ hundreds of times in a long dry run, and validation per record would dominate th
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import defaultdict, deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple, TypeVar
 from xml.etree.ElementTree import Element
 
 from drivers.neware.address import ChannelAddress
-from drivers.neware.codec import INT64_MAX, as_float, as_int, optional, parse_int
+from drivers.neware.codec import INT64_MAX, INT64_MIN, as_float, as_int, optional, parse_int
 from drivers.neware.errors import NewareProtocolError
 
 #: workstatus words of getchlstatus / inquire (neware-bts-api.md 2.15)
@@ -146,7 +147,14 @@ def _address_number(text: str) -> int:
     return parse_int(text, "a channel address number", 0, _ADDRESS_MAX)
 
 
-def _address(attrs: dict[str, str], channel_key: str = "chlid") -> ChannelAddress:
+def _address(attrs: Mapping[str, str], channel_key: str = "chlid") -> ChannelAddress:
+    try:  # the same five short values every poll: read once (an address is immutable), checked as below
+        values = (attrs["devid"], attrs["subdevid"], attrs[channel_key], attrs.get("devtype", "27"),
+                  attrs.get("ip", "127.0.0.1"))
+        if sum(map(len, values)) <= _CACHED_TEXT:
+            return _address_of(*values)
+    except (KeyError, NewareProtocolError):
+        pass  # read again one value after the other below, so that the error names the first fault
     try:
         return ChannelAddress(
             devid=_address_number(attrs["devid"]),
@@ -159,13 +167,34 @@ def _address(attrs: dict[str, str], channel_key: str = "chlid") -> ChannelAddres
         raise NewareProtocolError(f"a reply element lacks a valid channel address ({exc}): {attrs}") from None
 
 
+#: the longest address text (all five values together) whose parse is kept: a poll brings the same few thousand short
+#: texts every second, and the caches (at most 8192 entries each) must not hold on to a hostile peer's long ones
+_CACHED_TEXT = 128
+
+
+@functools.lru_cache(maxsize=8192)
+def _address_of(devid: str, subdevid: str, chlid: str, devtype: str, ip: str) -> ChannelAddress:
+    return ChannelAddress(devid=_address_number(devid), subdevid=_address_number(subdevid),
+                          chlid=_address_number(chlid), devtype=_address_number(devtype), ip=ip)
+
+
 def _dev_address(dev: str | None) -> ChannelAddress | None:
     """``dev="27-21-1-2-0"`` (devtype-devid-subdevid-chlid-auxid) of inquire replies."""
+    if dev is not None and len(dev) <= _CACHED_TEXT:
+        return _cached_dev_address(dev)
+    return _parse_dev_address(dev)
+
+
+def _parse_dev_address(dev: str | None) -> ChannelAddress | None:
     try:
         devtype, devid, subdevid, chlid = (_address_number(x) for x in (dev or "").split("-")[:4])
     except (ValueError, NewareProtocolError):  # ValueError: fewer than four parts
         return None
     return ChannelAddress(devid=devid, subdevid=subdevid, chlid=chlid, devtype=devtype)
+
+
+#: a pure function of a short text, and every poll brings the same texts
+_cached_dev_address = functools.lru_cache(maxsize=8192)(_parse_dev_address)
 
 
 def _key(address: ChannelAddress) -> tuple[int, int, int]:
@@ -185,6 +214,11 @@ def match_to_requests(
     channels (seen in the field) are left over and dropped. A channel with no reply is a protocol error.
     """
     addresses = [address_of(reply) for reply in replies]
+    if len(addresses) == len(requested) and all(
+        found is not None and found.devid == address.devid and found.subdevid == address.subdevid
+        and found.chlid == address.chlid for found, address in zip(addresses, requested, strict=True)
+    ):  # every element in its request's place, the usual reply: what rule 1 pairs, at no cost per channel
+        return list(replies)
     taken = [False] * len(replies)
     chosen: list[int | None] = [None] * len(requested)
     rules: tuple[Callable[[ChannelAddress], tuple[int, ...]], ...] = (_key, lambda a: (a.devid, a.chlid))
@@ -261,41 +295,73 @@ def parse_chlstatus(root: Element, requested: Sequence[ChannelAddress]) -> list[
 
 
 def parse_inquire(root: Element, requested: Sequence[ChannelAddress]) -> list[InquireReply]:
-    elements = _list_elements(root, "inquire")
-    matched = match_to_requests(requested, elements, lambda e: _dev_address(e.get("dev")))
+    return inquire_rows([e.attrib for e in _list_elements(root, "inquire")], requested)
+
+
+def inquire_rows(rows: Sequence[Mapping[str, str]], requested: Sequence[ChannelAddress]) -> list[InquireReply]:
+    """The ``<inquire>`` elements of a reply (their attributes, from the tree or from :mod:`.lists`), matched to
+    the request and typed."""
+    matched = match_to_requests(requested, rows, lambda a: _dev_address(a.get("dev")))
     out = []
-    for address, e in zip(requested, matched, strict=True):
+    for address, a in zip(requested, matched, strict=True):
         out.append(
             InquireReply(
                 address=address,
-                workstatus=e.get("workstatus", ""),
-                cycle_id=as_int(e.get("cycle_id")),
-                step_id=as_int(e.get("step_id")),
-                step_type=optional(e.get("step_type")),
-                barcode=optional(e.get("barcode")),
-                voltage=as_float(e.get("voltage"), 0.0) or 0.0,
-                current=as_float(e.get("current"), 0.0) or 0.0,
-                capacity=as_float(e.get("capacity"), 0.0) or 0.0,
-                energy=as_float(e.get("energy"), 0.0) or 0.0,
-                total_time=as_float(e.get("totaltime"), 0.0) or 0.0,
-                relative_time=as_float(e.get("relativetime"), 0.0) or 0.0,
-                log_code=as_int(e.get("log_code")),
+                workstatus=a.get("workstatus", ""),
+                cycle_id=_optional_int(a.get("cycle_id")),
+                step_id=_optional_int(a.get("step_id")),
+                step_type=optional(a.get("step_type")),
+                barcode=optional(a.get("barcode")),
+                voltage=_number_or_zero(a.get("voltage")),
+                current=_number_or_zero(a.get("current")),
+                capacity=_number_or_zero(a.get("capacity")),
+                energy=_number_or_zero(a.get("energy")),
+                total_time=_number_or_zero(a.get("totaltime")),
+                relative_time=_number_or_zero(a.get("relativetime")),
+                log_code=_optional_int(a.get("log_code")),
             )
         )
     return out
 
 
+def _number_or_zero(value: str | None) -> float:
+    """``as_float(value, 0.0) or 0.0``, with one ``float()`` for a plain number (a poll reads six per channel):
+    ``float`` refuses every text ``optional`` turns into None (absent, ``--``, empty), so those and anything else
+    that is not a number go the long way, to the same value or the same error."""
+    try:
+        return float(value) or 0.0  # type: ignore[arg-type]  # None: TypeError, the long way
+    except (TypeError, ValueError):
+        return as_float(value, 0.0) or 0.0
+
+
+def _optional_int(value: str | None) -> int | None:
+    """``as_int(value)``, with one ``int()`` for a plain integer in range; anything else goes the long way."""
+    try:
+        number = int(value)  # type: ignore[arg-type]  # None: TypeError, the long way
+    except (TypeError, ValueError):
+        return as_int(value)
+    return number if INT64_MIN <= number <= INT64_MAX else as_int(value)
+
+
 def parse_inquiredf(root: Element, requested: Sequence[ChannelAddress]) -> list[InquireDf]:
-    rows = [
+    elements = _list_elements(root, "chl")
+    return inquiredf_rows([e.attrib for e in elements], [e.text for e in elements], requested)
+
+
+def inquiredf_rows(rows: Sequence[Mapping[str, str]], texts: Sequence[str | None],
+                   requested: Sequence[ChannelAddress]) -> list[InquireDf]:
+    """The ``<chl>`` elements of a reply (attributes and text, from the tree or from :mod:`.lists`), typed, then
+    matched to the request."""
+    typed = [
         InquireDf(
-            _address(dict(e.attrib)),
-            as_int(e.get("testid"), 0) or 0,
-            as_int(e.get("count"), 0) or 0,
-            (e.text or "").strip().lower() == "true",
+            _address(a),
+            as_int(a.get("testid"), 0) or 0,
+            as_int(a.get("count"), 0) or 0,
+            (text or "").strip().lower() == "true",
         )
-        for e in _list_elements(root, "chl")
+        for a, text in zip(rows, texts, strict=True)
     ]
-    return match_to_requests(requested, rows, lambda r: r.address)
+    return match_to_requests(requested, typed, lambda r: r.address)
 
 
 def _echo_testid(root: Element, tag: str) -> int:
