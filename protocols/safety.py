@@ -39,35 +39,54 @@ class Breach:
     message: str
 
 
-def _column(records: Columns, name: str) -> np.ndarray | None:
-    names = records.dtype.names if isinstance(records, np.ndarray) else tuple(records)
+def _column(records: Columns, name: str, names: tuple[str, ...] | None) -> np.ndarray | None:
+    """``records``' column ``name`` as float64, or None; ``names``: the columns ``records`` has."""
     if not names or name not in names:
         return None
     return np.asarray(records[name], dtype=np.float64)
 
 
-def _rules(limits: SafetyLimits) -> list[tuple[str, Callable[[np.ndarray], np.ndarray], Callable[[float], str]]]:
-    """(column, mask of breaking points, message of the value) for each limit the program sets."""
-    rules: list[tuple[str, Callable[[np.ndarray], np.ndarray], Callable[[float], str]]] = []
+#: how a rule compares a column with its bound: above it, below it, or in magnitude above it
+_ABOVE, _BELOW, _MAGNITUDE = "above", "below", "magnitude"
+
+
+def _rules(limits: SafetyLimits) -> list[tuple[str, str, float, Callable[[float], str]]]:
+    """(column, comparison, bound, message of the value) for each limit the program sets; a point breaks the rule
+    when its value is finite and ``value > bound`` (above), ``value < bound`` (below) or ``abs(value) > bound``
+    (magnitude). Both searches of :func:`first_breach` read this one table."""
+    rules: list[tuple[str, str, float, Callable[[float], str]]] = []
     if (v_max := limits.voltage_max) is not None:
-        rules.append(("voltage", lambda v: v > v_max + VOLTAGE_TOLERANCE,
+        rules.append(("voltage", _ABOVE, v_max + VOLTAGE_TOLERANCE,
                       lambda x: f"voltage {x:.4f} V above the safety limit {v_max:g} V"))
     if (v_min := limits.voltage_min) is not None:
-        rules.append(("voltage", lambda v: v < v_min - VOLTAGE_TOLERANCE,
+        rules.append(("voltage", _BELOW, v_min - VOLTAGE_TOLERANCE,
                       lambda x: f"voltage {x:.4f} V below the safety limit {v_min:g} V"))
     if (i_max := limits.current_max) is not None:
-        rules.append(("current", lambda i: np.abs(i) > i_max * (1 + RELATIVE_TOLERANCE) + _ABSOLUTE_FLOOR,
+        rules.append(("current", _MAGNITUDE, i_max * (1 + RELATIVE_TOLERANCE) + _ABSOLUTE_FLOOR,
                       lambda x: f"current {x:.6g} A above the safety limit {i_max:g} A"))
     if (q_max := limits.capacity_max) is not None:
-        rules.append(("capacity", lambda q: np.abs(q) > q_max * (1 + RELATIVE_TOLERANCE) + _ABSOLUTE_FLOOR,
+        rules.append(("capacity", _MAGNITUDE, q_max * (1 + RELATIVE_TOLERANCE) + _ABSOLUTE_FLOOR,
                       lambda x: f"step capacity {abs(x):.6g} Ah above the safety limit {q_max:g} Ah"))
     if (step_s := limits.step_duration_max) is not None:
-        rules.append(("step_time", lambda t: t > step_s,
+        rules.append(("step_time", _ABOVE, step_s,
                       lambda x: f"step time {x:.0f} s beyond the step limit {step_s:g} s"))
     if (run_s := limits.run_duration_max) is not None:
-        rules.append(("test_time", lambda t: t > run_s,
+        rules.append(("test_time", _ABOVE, run_s,
                       lambda x: f"test time {x:.0f} s beyond the run limit {run_s:g} s"))
     return rules
+
+
+def _mask(col: np.ndarray, comparison: str, bound: float) -> np.ndarray:
+    """The points of ``col`` that break a rule's comparison (not yet restricted to finite values)."""
+    if comparison == _ABOVE:
+        return col > bound
+    if comparison == _BELOW:
+        return col < bound
+    return np.abs(col) > bound
+
+
+def _invalid_message(shown: str) -> str:
+    return f"the instrument reported an invalid reading ({shown}); treated as a safety breach"
 
 
 def _clear(columns: dict[str, np.ndarray], limits: SafetyLimits) -> bool:
@@ -99,11 +118,28 @@ def _clear(columns: dict[str, np.ndarray], limits: SafetyLimits) -> bool:
     return True
 
 
+#: blocks of at most this many points are searched point by point in Python (a supervision round checks one
+#: or two records per channel: numpy's fixed cost per call, ~15 us a block, was most of the check); the answer is
+#: the vectorised search's exactly (tests/protocols/test_safety.py compares both on random blocks and limits)
+FEW_POINTS = 8
+
+
 def first_breach(records: Columns, limits: SafetyLimits) -> Breach | None:
     """The earliest point that breaks any limit (the first rule in the order above when one point breaks two), or
     ``None``. Every column present must hold finite numbers."""
-    present = {name: col for name in _COLUMNS if (col := _column(records, name)) is not None}
-    if not present or _clear(present, limits):
+    names = records.dtype.names if isinstance(records, np.ndarray) else tuple(records)
+    present = {name: col for name in _COLUMNS if (col := _column(records, name, names)) is not None}
+    if not present:
+        return None
+    shapes = {col.shape for col in present.values()}
+    if len(shapes) == 1 and len(shape := shapes.pop()) == 1 and shape[0] <= FEW_POINTS:
+        return _first_breach_few({name: col.tolist() for name, col in present.items()}, shape[0], limits)
+    return _first_breach_vector(present, limits)
+
+
+def _first_breach_vector(present: dict[str, np.ndarray], limits: SafetyLimits) -> Breach | None:
+    """:func:`first_breach` on whole columns: a few reductions decide the common clear case."""
+    if _clear(present, limits):
         return None
     n = len(next(iter(present.values())))
     first: Breach | None = None
@@ -112,16 +148,44 @@ def first_breach(records: Columns, limits: SafetyLimits) -> Breach | None:
         invalid |= ~np.isfinite(col)
     if invalid.any():
         k = int(np.argmax(invalid))
-        shown = ", ".join(f"{_COLUMNS[name]} {float(present[name][k])!r}" for name in present)
-        first = Breach(k, f"the instrument reported an invalid reading ({shown}); treated as a safety breach")
-    for name, breaks, message in _rules(limits):
+        first = Breach(k, _invalid_message(", ".join(f"{_COLUMNS[name]} {float(present[name][k])!r}"
+                                                     for name in present)))
+    for name, comparison, bound, message in _rules(limits):
         col = present.get(name)
         if col is None:
             continue
         with np.errstate(invalid="ignore"):
-            mask = breaks(col) & np.isfinite(col)
+            mask = _mask(col, comparison, bound) & np.isfinite(col)
         if mask.any():
             k = int(np.argmax(mask))
             if first is None or k < first.index:
                 first = Breach(k, message(float(col[k])))
+    return first
+
+
+def _first_breach_few(present: dict[str, list[float]], n: int, limits: SafetyLimits) -> Breach | None:
+    """:func:`first_breach` point by point, for blocks of a few points: the same rules, in the same order, on the
+    columns' values as Python floats (the same IEEE doubles, compared the same way)."""
+    isfinite = math.isfinite
+    first: Breach | None = None
+    for k in range(n):
+        if not all(isfinite(col[k]) for col in present.values()):
+            first = Breach(k, _invalid_message(", ".join(f"{_COLUMNS[name]} {col[k]!r}"
+                                                         for name, col in present.items())))
+            break
+    for name, comparison, bound, message in _rules(limits):
+        col = present.get(name)
+        if col is None:
+            continue
+        for k in range(n if first is None else first.index):  # a later point cannot come first
+            x = col[k]
+            if comparison == _ABOVE:
+                breaks = x > bound
+            elif comparison == _BELOW:
+                breaks = x < bound
+            else:
+                breaks = abs(x) > bound
+            if breaks and isfinite(x):
+                first = Breach(k, message(x))
+                break
     return first

@@ -6,9 +6,11 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from protocols.program import SafetyLimits
-from protocols.safety import first_breach
+from protocols.safety import _COLUMNS, FEW_POINTS, Breach, _first_breach_few, _first_breach_vector, first_breach
 
 LIMITS = SafetyLimits(voltage_min=0.0, voltage_max=4.3, current_max=0.01, capacity_max=0.002,
                       step_duration_max=3600.0, run_duration_max=86400.0)
@@ -93,3 +95,63 @@ def test_the_first_breach_is_the_first_point_that_breaks_the_rule(seed):
     expected = next((k for k in range(n) if _breaks({c: float(v[k]) for c, v in columns.items()})), None)
     breach = first_breach(columns, LIMITS)
     assert (breach.index if breach else None) == expected
+
+
+# -- the point-by-point search of small blocks is the vectorised search, exactly -------------------------------------
+
+#: values near every bound the limits below can set, on and just past them, and the ones no instrument should send
+_EDGES = [0.0, -0.0, 1e-12, 2e-12, 0.002, -0.002, 0.002 * (1 + 1e-6) + 1e-12, 0.01, -0.01, 0.0100001, 4.3, 4.300001,
+          4.3000011, 4.31, -1e-6, -1.1e-6, 3600.0, 3600.5, 86400.0, 86400.5, 1e300, -1e300, 5e-324, math.nan,
+          math.inf, -math.inf]
+_values = st.one_of(st.sampled_from(_EDGES), st.floats(allow_nan=True, allow_infinity=True, width=64))
+_limit = st.one_of(st.none(), st.sampled_from([0.0, 0.002, 0.01, 4.3, 3600.0, 86400.0, -1.0, 1e-12]),
+                   st.floats(allow_nan=False, allow_infinity=False, min_value=-1e6, max_value=1e6))
+
+
+@st.composite
+def _blocks(draw: st.DrawFn) -> tuple[dict[str, np.ndarray], SafetyLimits]:
+    n = draw(st.integers(0, FEW_POINTS))
+    names = draw(st.lists(st.sampled_from(["voltage", "current", "capacity", "step_time", "test_time"]),
+                          unique=True, min_size=1, max_size=5))
+    columns = {name: np.array(draw(st.lists(_values, min_size=n, max_size=n)), dtype=np.float64) for name in names}
+    limits = SafetyLimits(voltage_min=draw(_limit), voltage_max=draw(_limit), current_max=draw(_limit),
+                          capacity_max=draw(_limit), step_duration_max=draw(_limit), run_duration_max=draw(_limit))
+    return columns, limits
+
+
+@settings(max_examples=2000, derandomize=True, deadline=None)
+@given(_blocks())
+def test_small_blocks_get_exactly_the_vectorised_answer(block: tuple[dict[str, np.ndarray], SafetyLimits]) -> None:
+    columns, limits = block
+    n = len(next(iter(columns.values())))
+    present = {name: columns[name] for name in _COLUMNS if name in columns}  # as first_breach orders them
+    expected = _first_breach_vector(present, limits)
+    assert _first_breach_few({name: col.tolist() for name, col in present.items()}, n, limits) == expected
+    assert first_breach(columns, limits) == expected  # the public entry takes the point-by-point path here
+    structured = np.zeros(n, dtype=[("seq", "i8"), *((name, "f8") for name in columns)])
+    for name, col in columns.items():
+        structured[name] = col
+    assert first_breach(structured, limits) == expected  # as the station's record blocks come
+
+
+def test_blocks_past_the_few_take_the_vectorised_path_and_both_agree_there_too() -> None:
+    rng = np.random.default_rng(7)
+    for n in (FEW_POINTS, FEW_POINTS + 1, 3 * FEW_POINTS):
+        for _ in range(200):
+            columns = {"voltage": rng.choice([4.0, 4.3, 4.300002, -0.001, math.nan], n, p=[.9, .03, .03, .02, .02]),
+                       "current": rng.choice([0.005, -0.0100001, math.inf], n, p=[.96, .03, .01])}
+            expected = _first_breach_vector(columns, LIMITS)
+            assert first_breach(columns, LIMITS) == expected
+            assert _first_breach_few({k: v.tolist() for k, v in columns.items()}, n, LIMITS) == expected
+
+
+def test_a_round_s_one_record_block_is_searched_point_by_point(monkeypatch: pytest.MonkeyPatch) -> None:
+    from protocols import safety
+
+    def vectorised(present, limits):  # type: ignore[no-untyped-def]
+        raise AssertionError("the vectorised search ran on a one-point block")
+
+    monkeypatch.setattr(safety, "_first_breach_vector", vectorised)
+    block = np.zeros(1, dtype=[("seq", "i8"), *((name, "f8") for name in _COLUMNS)])
+    block["voltage"] = 4.4
+    assert first_breach(block, LIMITS) == Breach(0, "voltage 4.4000 V above the safety limit 4.3 V")
