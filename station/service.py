@@ -90,8 +90,10 @@ class StationService:
         store, manager = self.station.store, self.station.manager
 
         def unwatched() -> list:
-            return [r for r in store.runs(active_only=True, light=True)
-                    if not (r.id in manager.active and not manager.active[r.id].done)]
+            watched = {run_id for run_id, run in manager.active.items() if not run.done}
+            if watched.issuperset(store.active_run_ids()):  # the usual rescan: no row needs reading
+                return []
+            return [r for r in store.runs(active_only=True, light=True) if r.id not in watched]
 
         notes = self.station.settle([store.run(r.id) for r in unwatched()
                                      if r.dry_run or r.unconfirmed or r.stop_requested])

@@ -708,6 +708,12 @@ class Store:
             sql += " WHERE " + " AND ".join(where)
         return [self._run_row(r) for r in self.db.execute(sql + " ORDER BY created_at, id", args).fetchall()]
 
+    @_guarded
+    def active_run_ids(self) -> set[str]:
+        """The ids of the active runs, and nothing else: what a service that rescans thousands of runs every few
+        seconds needs first, without reading (and decoding) their rows."""
+        return {run_id for (run_id,) in self.db.execute(f"SELECT id FROM runs WHERE {_ACTIVE}")}
+
     def _run_row(self, row: Sequence[Any]) -> RunRow:
         data = dict(zip(RUN_COLUMNS, row, strict=True))
         try:
@@ -1013,7 +1019,7 @@ def _newer(parts: Sequence[np.ndarray], last: int) -> np.ndarray:
     """The records of ``parts`` (pages in download order) after seq ``last``, sorted, each seq once."""
     block = parts[0] if len(parts) == 1 else np.concatenate(parts)
     block = block[block["seq"] > last]
-    if len(block) and np.any(np.diff(block["seq"]) <= 0):  # out of order or repeated within the pages
+    if len(block) > 1 and np.any(np.diff(block["seq"]) <= 0):  # out of order or repeated within the pages
         block = block[np.argsort(block["seq"], kind="stable")]
         block = block[np.r_[True, np.diff(block["seq"]) > 0]]
     return block
