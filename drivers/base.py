@@ -238,7 +238,9 @@ class Record:
 
     ``step_index`` is the step program's index (drivers map native step numbers back), ``cycle`` follows the
     program's cycle rule. ``capacity``/``energy`` are the signed net values since the step started. EIS points
-    carry the frequency and impedance.
+    carry the frequency and impedance. ``cv_cycle`` counts the cycles of a cyclic voltammetry step as the
+    instrument numbers them (1 for the first; 0 outside a CV step), so that each CV cycle can be analysed apart
+    while ``cycle`` keeps following the program's cycle rule.
     """
 
     seq: int
@@ -253,6 +255,7 @@ class Record:
     frequency: float | None = None
     z_real: float | None = None
     z_imag: float | None = None
+    cv_cycle: int = 0
 
 
 @dataclass(frozen=True, slots=True)

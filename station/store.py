@@ -37,12 +37,16 @@ SQLITE_MAGIC = b"SQLite format 3\x00"
 _IN_CHUNK = 500
 
 RECORD_COLUMNS = ("seq", "test_time", "step_time", "step_index", "cycle", "voltage", "current", "capacity", "energy",
-                  "frequency", "z_real", "z_imag")
+                  "frequency", "z_real", "z_imag", "cv_cycle")
 #: The packed layout of one record in a block: little-endian, SI units, positive current charging, NaN where an
 #: impedance column does not apply. Blocks hold consecutive seqs, so a run reads back as a few hundred blobs.
 RECORD_DTYPE = np.dtype([("seq", "<i8"), ("test_time", "<f8"), ("step_time", "<f8"), ("step_index", "<i8"),
                          ("cycle", "<i8"), ("voltage", "<f8"), ("current", "<f8"), ("capacity", "<f8"),
-                         ("energy", "<f8"), ("frequency", "<f8"), ("z_real", "<f8"), ("z_imag", "<f8")])
+                         ("energy", "<f8"), ("frequency", "<f8"), ("z_real", "<f8"), ("z_imag", "<f8"),
+                         ("cv_cycle", "<i8")])
+#: The layout before records carried ``cv_cycle``: blocks written then read back with ``cv_cycle`` 0 (no CV scan had
+#: its cycles counted), so a data directory from before needs no rewrite.
+RECORD_DTYPE_V1 = np.dtype(RECORD_DTYPE.descr[:-1])
 
 _MIGRATIONS: dict[int, str] = {
     1: """
@@ -972,7 +976,7 @@ class Store:
             for run_id in run_ids:
                 if run_id not in last:
                     raise UnknownRun(f"no run '{run_id}' in {self.path} to store records for")
-                block = _newer(blocks[run_id], last[run_id])
+                block = _conformed(_newer(blocks[run_id], last[run_id]))
                 if len(block):
                     last[run_id] = int(block["seq"][-1])
                     rows.append((run_id, int(block["seq"][0]), last[run_id], len(block), block.tobytes()))
@@ -993,10 +997,12 @@ class Store:
             cursor = self.db.execute("SELECT first_seq, count, data FROM record_blocks WHERE run_id=? AND last_seq>? "
                                      "ORDER BY first_seq", (run_id, after_seq))
             for first, count, data in cursor:
-                if not isinstance(data, bytes) or len(data) != count * RECORD_DTYPE.itemsize:
+                if not isinstance(data, bytes):
+                    raise damaged(self.path, f"the record block of run {run_id} from record {first} is not binary")
+                block = _block(data, count)
+                if block is None:
                     raise damaged(self.path, f"the record block of run {run_id} from record {first} has the wrong "
                                   f"size")
-                block = np.frombuffer(data, dtype=RECORD_DTYPE)
                 yield block[block["seq"] > after_seq] if block["seq"][0] <= after_seq else block
         except sqlite3.Error as exc:
             raise _explain(exc, self.path) from None
@@ -1008,11 +1014,39 @@ class Store:
         return np.concatenate(blocks) if blocks else np.empty(0, dtype=RECORD_DTYPE)
 
 
+def _block(data: bytes, count: int) -> np.ndarray | None:
+    """A stored block as :data:`RECORD_DTYPE`, whichever layout wrote it; None when its size fits neither."""
+    if len(data) == count * RECORD_DTYPE.itemsize:
+        return np.frombuffer(data, dtype=RECORD_DTYPE)
+    if len(data) == count * RECORD_DTYPE_V1.itemsize:
+        old = np.frombuffer(data, dtype=RECORD_DTYPE_V1)
+        block = np.zeros(count, dtype=RECORD_DTYPE)
+        for name in RECORD_DTYPE_V1.names:
+            block[name] = old[name]
+        return block
+    return None
+
+
+def _conformed(block: np.ndarray) -> np.ndarray:
+    """``block`` in :data:`RECORD_DTYPE`: a block built with fewer fields (an older layout, an importer's own) gets
+    the missing ones as a record without them reads (NaN impedance, ``cv_cycle`` 0), so every stored blob has one
+    size per record."""
+    if block.dtype == RECORD_DTYPE:
+        return block
+    out = np.zeros(len(block), dtype=RECORD_DTYPE)
+    for name in ("frequency", "z_real", "z_imag"):
+        out[name] = np.nan
+    for name in RECORD_DTYPE.names:
+        if name in (block.dtype.names or ()):
+            out[name] = block[name]
+    return out
+
+
 def to_block(records: Sequence[Record]) -> np.ndarray:
     nan = float("nan")
     return np.array([(r.seq, r.test_time, r.step_time, r.step_index, r.cycle, r.voltage, r.current, r.capacity,
                       r.energy, nan if r.frequency is None else r.frequency, nan if r.z_real is None else r.z_real,
-                      nan if r.z_imag is None else r.z_imag) for r in records], dtype=RECORD_DTYPE)
+                      nan if r.z_imag is None else r.z_imag, r.cv_cycle) for r in records], dtype=RECORD_DTYPE)
 
 
 def _newer(parts: Sequence[np.ndarray], last: int) -> np.ndarray:

@@ -22,7 +22,7 @@ from drivers.base import DriverError, Record
 from drivers.biologic.decode import DataChunk
 from drivers.biologic.limits import LimitTest, plan_safety
 from drivers.nominal_path import NominalPath
-from protocols.program import SafetyLimits, StepProgram
+from protocols.program import CvStep, SafetyLimits, StepProgram
 from protocols.safety import first_breach
 
 
@@ -50,6 +50,8 @@ class RecordBuilder:
             index: plan.tests for index, plan in plan_safety(program).items() if plan.tests
         }
         self.path = NominalPath(program)
+        #: program steps that are CV scans: their records carry the instrument's cycle count, 1-based
+        self.cv_steps = frozenset(step.index for step in program.steps if isinstance(step, CvStep))
         self.cycle = 1
         self.reattached = reattached
         self.seq: int | None = None if reattached else 0
@@ -86,6 +88,8 @@ class RecordBuilder:
         step_index = self.step_map[chunk.technique_index]
         eis = chunk.frequency is not None
         tests = () if eis else self.instrument_tests.get(step_index, ())
+        # EClib's ``cycle`` column counts a CV technique's repeats from 0 (reference 4.3: arrivals at E2)
+        cv_cycles = chunk.cycle if step_index in self.cv_steps and chunk.cycle is not None else None
         for n in range(len(chunk)):
             t, v, i = float(chunk.t[n]), float(chunk.voltage[n]), float(chunk.current[n])
             if occ.last is None and occ.from_start and not eis:
@@ -103,6 +107,7 @@ class RecordBuilder:
                     frequency=float(chunk.frequency[n]) if eis else None,  # type: ignore[index]
                     z_real=float(chunk.z_real[n]) if eis else None,  # type: ignore[index]
                     z_imag=float(chunk.z_imag[n]) if eis else None,  # type: ignore[index]
+                    cv_cycle=int(cv_cycles[n]) + 1 if cv_cycles is not None else 0,
                 )
             )  # fmt: skip
         return self._first_broken(chunk, tests)
