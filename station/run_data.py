@@ -3,14 +3,21 @@ plots and exports, so that analysis itself stays free of any store backend (DESI
 
 from __future__ import annotations
 
+import re
+
 from protocols.campaign import CampaignPlan
 from protocols.cells import Cell
 from protocols.program import StepProgram
 from station.analysis.run_data import RunData
 from station.store import RunRow, Store
 
-#: a campaign stage whose name says it lithiates the sample (``lithiation``, ``lithiate-host``, ...)
-_LITHIATION_WORD = "lithiat"
+#: a campaign stage whose name has one of these words lithiates the sample (``lithiation``, ``lithiate-host``); a
+#: stage named for the lithiated state (``conductivity-lithiated``) is a measurement, not the lithiation
+_LITHIATING = frozenset({"lithiation", "lithiate", "lithiating"})
+
+
+def _lithiates(stage: str) -> bool:
+    return not _LITHIATING.isdisjoint(re.split(r"[-_\s]+", stage.lower()))
 
 
 def load_run(store: Store, run_id: str) -> RunData:
@@ -28,7 +35,7 @@ def run_data(row: RunRow, records, *, lithiation: str | None = None) -> RunData:
 def lithiation_label(store: Store, row: RunRow) -> str | None:
     """``"before"``/``"after"`` for a run of a campaign that lithiates its sample in another stage: the campaign
     says where the run stands, so conductivities are labelled by the plan and not guessed from the data."""
-    if row.campaign_id is None or row.campaign_stage is None or _LITHIATION_WORD in row.campaign_stage.lower():
+    if row.campaign_id is None or row.campaign_stage is None or _lithiates(row.campaign_stage):
         return None
     try:
         plan = CampaignPlan.model_validate_json(store.campaign(row.campaign_id).plan)
@@ -38,7 +45,7 @@ def lithiation_label(store: Store, row: RunRow) -> str | None:
     if row.campaign_stage not in names:
         return None
     here = names.index(row.campaign_stage)
-    lithiating = [k for k, name in enumerate(names) if _LITHIATION_WORD in name.lower()]
+    lithiating = [k for k, name in enumerate(names) if _lithiates(name)]
     if any(k < here for k in lithiating):
         return "after"
     if any(k > here for k in lithiating):
