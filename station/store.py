@@ -619,6 +619,30 @@ class Store:
                        (run_id, at, "state", RunState.CREATED.value))
 
     @_guarded
+    def import_run(self, *, run_id: str, at: float, channel: str, instrument: dict[str, Any], protocol_name: str,
+                   protocol_file: str | None, protocol_source: str, program: str, cell: dict[str, Any],
+                   sample_id: str | None, started_at: float | None, ended_at: float | None, records: np.ndarray,
+                   message: str) -> None:
+        """Store a finished run read from a vendor file with all its records in ONE transaction: a file that fails
+        halfway (or a full disk) leaves no run behind, and a stored import is always whole. ``started_at`` and
+        ``ended_at`` are the file's test start and end (the run's last change is its end, not the import)."""
+        block = _conformed(records)
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO runs(id, created_at, updated_at, state, channel, instrument, protocol_name, "
+                "protocol_file, protocol_source, parameters, program, cell, dry_run, sample_id, started_at, "
+                "last_seq, message) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (run_id, at, at if ended_at is None else ended_at, RunState.FINISHED.value, channel,
+                 json.dumps(instrument), protocol_name, protocol_file, protocol_source, "{}", program,
+                 json.dumps(cell), 0, sample_id, started_at, int(block["seq"][-1]) if len(block) else 0, message))
+            db.execute("INSERT INTO events(run_id, at, kind, message) VALUES (?,?,?,?)",
+                       (run_id, at, "state", f"{RunState.FINISHED.value}: {message}"))
+            step = 1 << 16  # records per block row, as a long run's downloaded pages would be
+            db.executemany("INSERT INTO record_blocks(run_id, first_seq, last_seq, count, data) VALUES (?,?,?,?,?)",
+                           [(run_id, int(part["seq"][0]), int(part["seq"][-1]), len(part), part.tobytes())
+                            for part in (block[k:k + step] for k in range(0, len(block), step))])
+
+    @_guarded
     def set_state(self, run_id: str, state: RunState | str, at: float, message: str = "", *,
                   test_time: float | None = None, handle: dict[str, Any] | None = None,
                   data: dict[str, Any] | None = None) -> None:
