@@ -10,7 +10,8 @@ gets the same treatment as the library's:
 
 Each key holds the analysis's ``to_dict()`` (SI floats, unit-suffixed keys; NaN made None so the JSON is
 standard), or ``{"error": "..."}`` when that analysis could not be done on this run's data (the other analyses
-still report). The EIS, DC, conductivity and CV modules are imported when a run needs them.
+still report). The EIS, DC, conductivity and CV modules are imported when a run needs them (the EIS fits bring
+impedance.py, pandas and matplotlib, which a cycling run never needs).
 """
 
 from __future__ import annotations
@@ -50,22 +51,9 @@ def analyze_run(data: RunData, *, reference_cycle: int | None = None, ce_range: 
     for key, module, function, needs, takes_circuit in _MEASUREMENTS:
         if not needs <= kinds:
             continue
-        analysis = _measurement(module, function)
-        if analysis is None:
-            doc[key] = {"error": f"{module} is not available in this installation"}
-            continue
+        analysis = getattr(importlib.import_module(module), function)  # on first need: EIS loads impedance.py
         _add(doc, key, lambda a=analysis, c=takes_circuit: a(data, circuit=circuit) if c else a(data))
     return doc
-
-
-def _measurement(module: str, function: str) -> Callable[..., Any] | None:
-    """The analysis function, imported on first need; None when its module is not there."""
-    try:
-        return getattr(importlib.import_module(module), function)
-    except ModuleNotFoundError as exc:
-        if exc.name != module:  # the module is there but something it imports is not: a real fault
-            raise
-        return None
 
 
 def _add(doc: dict[str, Any], key: str, analysis: Callable[[], Any], clean: bool = True) -> None:

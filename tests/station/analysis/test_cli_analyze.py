@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from station.analysis import report
 from station.cli import app
 from station.cli_common import out
 from station.run_data import load_run
@@ -164,12 +163,3 @@ def test_unknown_run_and_bad_options(station_dir) -> None:
     assert f"run {ids['full']}: reference cycle: cycle 99 has no charge or discharge" in done.stderr
     done = analyze(data_dir, ids["eis"], "--circuit", "R0-p(R1")
     assert done.exit_code == 2 and "--circuit" in done.stderr and "Traceback" not in done.output
-
-
-def test_missing_analysis_module_is_reported_not_fatal(station_dir, monkeypatch: pytest.MonkeyPatch) -> None:
-    """An analysis whose module is not installed leaves a one-line note in its place; the others still run."""
-    data_dir, ids = station_dir
-    monkeypatch.setattr(report, "_MEASUREMENTS", (("eis", "station.analysis.no_such_module", "analyze_eis",
-                                                   frozenset({"eis"}), True),))
-    doc = report.analyze_run(load_run(Store(data_dir), ids["eis"]))
-    assert doc["eis"] == {"error": "station.analysis.no_such_module is not available in this installation"}
