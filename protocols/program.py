@@ -21,10 +21,11 @@ Conventions, fixed for every consumer:
   ``dvdt``      the magnitude of dV/dt, in V/s (a relaxation end for rests).
 
 * Cycle numbering (:data:`CYCLE_RULE`): the cycle count starts at 1 and increments when execution reaches a
-  loop step, and when it enters a loop body from before the loop (at a loop's target step, not by jumping
-  back), in both cases only if at least one non-loop step ran since the last increment. So each pass of a
-  loop is a cycle of its own, the steps before a loop (a rest, a first lithiation) form their own cycle instead
-  of being counted with the first pass, and nested loops ending together create no empty cycles.
+  loop step if at least one non-loop step ran since the last increment, and when it enters a loop body from
+  before the loop (at a loop's target step, not by jumping back) if at least one step that passes charge ran
+  since then. So each pass of a loop is a cycle of its own; steps before a loop that pass charge (a first
+  lithiation) form their own cycle, while rests and EIS before a loop belong to its first pass (a full cell's
+  formation starts at cycle 1 after its rest); and nested loops ending together create no empty cycles.
 """
 
 from __future__ import annotations
@@ -47,9 +48,12 @@ MAX_PASSES = 2**31 - 1
 MAX_POINTS_PER_DECADE = 100
 
 CYCLE_RULE = (
-    "cycle count starts at 1 and increments each time a loop step is reached or a loop body is entered from "
-    "before it, if at least one non-loop step ran since the previous increment"
+    "cycle count starts at 1 and increments each time a loop step is reached, if at least one non-loop step ran "
+    "since the previous increment, or a loop body is entered from before it, if at least one step that passes "
+    "charge ran since the previous increment"
 )
+#: step kinds that pass charge: a rest or an EIS before a loop does not make a cycle of its own
+CHARGE_KINDS = frozenset({"charge", "discharge", "hold", "power", "ca", "cv", "lsv"})
 
 
 class _Frozen(BaseModel):
@@ -421,6 +425,7 @@ class Execution:
         self.cycle = 1
         self.position = 0  # the non-loop step that ran last (0: none yet)
         self.ran_since_increment = False
+        self.moved_since_increment = False
         self.ended = False
 
     def copy(self) -> Execution:
@@ -434,14 +439,14 @@ class Execution:
         steps = self.program.steps
         while position <= len(steps):
             step = steps[position - 1]
-            if position in self._loop_starts and not loop_jump and self.ran_since_increment:
+            if position in self._loop_starts and not loop_jump and self.moved_since_increment:
                 self.cycle += 1
-                self.ran_since_increment = False
+                self.ran_since_increment = self.moved_since_increment = False
             loop_jump = False
             if isinstance(step, LoopStep):
                 if self.ran_since_increment:
                     self.cycle += 1
-                    self.ran_since_increment = False
+                    self.ran_since_increment = self.moved_since_increment = False
                 done = self.passes.get(step.index, 0) + 1
                 if done < step.count:
                     self.passes[step.index] = done
@@ -453,6 +458,7 @@ class Execution:
                 continue
             self.position = position
             self.ran_since_increment = True
+            self.moved_since_increment |= step.kind in CHARGE_KINDS
             return position
         self.ended = True
         return None
@@ -482,7 +488,7 @@ class Execution:
                 left = True
         if left and self.ran_since_increment:
             self.cycle += 1
-            self.ran_since_increment = False
+            self.ran_since_increment = self.moved_since_increment = False
 
     def ways_on(self) -> list[Termination | None]:
         """How the current step may end: its nominal end first, then going on, then each of its jumps and ends."""

@@ -2,7 +2,7 @@
 
 The station service calls :meth:`CampaignEngine.tick` once per supervision round. For every active campaign the
 engine *observes*: the run the campaign last started has ended? then its outcome and the cycles it counted
-(:func:`station.export.cycle_summary` on the stored records, each cycle that both charged and discharged) are
+(:func:`station.analysis.cycling.cycle_table` on the stored records, each cycle that both charged and discharged) are
 written to the campaign's step. Then it asks the pure policy (:func:`station.campaign_policy.decide`) what to do,
 and carries that out: start the next run (a stage, one chunk of it, the RPT after a chunk) on the channel
 :func:`~station.campaign_policy.place` chooses, wait for an operator to move the sample (with an alert), hold the
@@ -33,6 +33,7 @@ from protocols.cells import Cell
 from protocols.clock import Clock
 from protocols.errors import Problem
 from protocols.program import StepProgram
+from station.analysis.cycling import cycle_table
 from station.campaign_policy import (
     CONFIRMABLE,
     ENDED,
@@ -59,8 +60,8 @@ from station.campaign_policy import (
 )
 from station.config import StationConfig
 from station.documents import iso_utc
-from station.export import cycle_summary
 from station.instruments import channel_ranges, kind_capabilities
+from station.run_data import run_data
 from station.run_policy import TERMINAL_STATES
 from station.samples import ALPHABET
 from station.session import Station
@@ -394,7 +395,7 @@ class CampaignEngine:
         records = self.store.records(run_id)
         if not len(records):
             return []
-        summary = cycle_summary(records, StepProgram.from_json(run.program))
+        summary = cycle_table(run_data(run, records))
         counted = (summary.charge_ah > 0) & (summary.discharge_ah > 0)
         return [[int(c), float(q_c), float(q_d), float(ce) if np.isfinite(ce) else None]
                 for c, q_c, q_d, ce in zip(summary.cycle[counted], summary.charge_ah[counted],

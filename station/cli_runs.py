@@ -25,8 +25,8 @@ from protocols.clock import RealClock
 from protocols.errors import ProtocolError
 from protocols.library import resolve_cell_path
 from protocols.parameters import parse_overrides
-from protocols.program import StepProgram
 from station import cli_remote
+from station.analysis.cycling import cycle_table
 from station.api.tokens import owner_name
 from station.cli_common import (
     EXIT_INSTRUMENT,
@@ -50,10 +50,11 @@ from station.cli_common import (
 )
 from station.config import DEFAULT_API_PORT, ConfigError, UnknownChannel, load_config
 from station.documents import event_doc, run_doc, sample_doc
-from station.export import ExportError, MissingDependency, cycle_summary, export_run
+from station.export import ExportError, MissingDependency, export_run
 from station.instruments import InstrumentError
 from station.live_view import DEFAULT_RESOLUTION, RESOLUTIONS, LiveView, state_text
 from station.plan import format_duration
+from station.run_data import run_data
 from station.run_policy import TERMINAL_STATES, RunState
 from station.runs import Progress, RunEnded, RunError
 from station.samples import register_sample
@@ -148,7 +149,7 @@ def _progress_line(p: Progress) -> str:
 def _summary(station: Station, run_id: str) -> dict:
     run = station.store.run(run_id)
     records = station.store.records(run.id)
-    summary = cycle_summary(records, StepProgram.from_json(run.program))
+    summary = cycle_table(run_data(run, records))
     cycles = [{"cycle": int(c), "tag": t, "charge_ah": q_c, "discharge_ah": q_d, "ce": None if e != e else e}
               for c, t, q_c, q_d, e in zip(summary.cycle, summary.tag, summary.charge_ah.tolist(),
                                            summary.discharge_ah.tolist(), summary.ce.tolist(), strict=True)]
@@ -477,7 +478,8 @@ def export(run_id: RunArg, format_: Annotated[str, typer.Option("--format", help
            out_path: Annotated[str | None, typer.Option("--out", help="file or directory to write")] = None,
            summary: Annotated[bool, typer.Option("--summary", help="one row per cycle instead of records")] = False,
            config: ConfigOpt = None, data_dir: DataDirOpt = None, json_: JsonOpt = False) -> None:
-    """Write a run's records (BDF columns) or cycle summary, plus a JSON metadata sidecar."""
+    """Write a run's records (Battery Data Format columns; impedance spectra to their own .eis file) or cycle
+    summary, plus a JSON metadata sidecar."""
     json_mode(json_)
     if format_ not in ("csv", "parquet"):
         raise fail(EXIT_USAGE, f"error: --format must be csv or parquet, found '{format_}'")

@@ -104,9 +104,9 @@ def test_nested_repeats_become_jump_backs_with_total_pass_counts_and_tags():
     assert prog.step(5).tag == "outer" and prog.step(2).tag == "inner"
     executed = list(walk(prog))
     assert [e.step.index for e in executed] == [1] + [2, 3, 2, 3, 5] * 3
-    # cycle rule: the rest before the loops is cycle 1; entering the loops starts cycle 2; every inner loop end
-    # starts a new cycle, so the rest after the inner passes is a cycle of its own; no empty cycles
-    assert [e.cycle for e in executed] == [1, 2, 2, 3, 3, 4, 5, 5, 6, 6, 7, 8, 8, 9, 9, 10]
+    # cycle rule: the rest before the loops passes no charge, so it belongs to the first pass (cycle 1); every
+    # inner loop end starts a new cycle, so the rest after the inner passes is a cycle of its own; no empty cycles
+    assert [e.cycle for e in executed] == [1, 1, 1, 2, 2, 3, 4, 4, 5, 5, 6, 7, 7, 8, 8, 9]
 
 
 def test_jump_and_end_actions_resolve_to_step_indices():

@@ -50,7 +50,7 @@ PLAN = CampaignPlan(name="test", stages=(FORMATION, CYCLING, EIS))
 
 
 def cycles(*discharge_mah: float, ce: float = 0.998, first: int = 2) -> tuple[Cycle, ...]:
-    """Cycles as a run counts them (its own numbers from ``first``: cycle 1 of a run is its rest)."""
+    """Cycles as a run counts them (its own numbers from ``first``; a lithiation before its loop would be 1)."""
     return tuple(Cycle(first + i, q / 1000 / ce, q / 1000, ce) for i, q in enumerate(discharge_mah))
 
 

@@ -140,9 +140,9 @@ def test_the_service_runs_a_campaign_across_two_instruments_to_its_end(tmp_path,
             ("rpt", 1, "bts/21-1-1", "finished", {"cycles": "1"}),
             ("chunk", 2, "bts/21-1-1", "finished", {"cycles": "1"}),
             ("rpt", 2, "bts/21-1-1", "finished", {"cycles": "1"})]
-        # cycles numbered on across the chunks; each run's own numbers start after its rest (its cycle 1)
+        # cycles numbered on across the chunks; each run's own numbers start at 1 (its rest belongs to its first)
         assert [[(c.get("cycle"), c["run_cycle"]) for c in r["cycles"]] for r in cycling["runs"]] == [
-            [(1, 2), (2, 3)], [(None, 2)], [(3, 2)], [(None, 2)]]
+            [(1, 1), (2, 2)], [(None, 1)], [(3, 1)], [(None, 1)]]
         assert cycling["cycles"] == 3 and cycling["runs"][2]["first_cycle"] == 3
         assert [(r["role"], r["channel"], r["outcome"]) for r in eis["runs"]] == [("run", "bio/1", "finished")]
         runs = store.runs_of_campaign(campaign)

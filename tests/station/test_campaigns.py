@@ -145,8 +145,8 @@ def test_chunks_rpts_a_retention_stop_a_move_to_the_biologic_and_the_end(station
         ("rpt", 2, None, "bts/21-1-1", "finished", {"cycles": "1", "rate": "0.5C"}),
         ("chunk", 3, 7, "bts/21-1-1", "finished", {"cycles": "3"}),
         ("rpt", 3, None, "bts/21-1-1", "finished", {"cycles": "1", "rate": "0.5C"})]
-    # each run numbers its own cycles (1 is its rest); the stage numbers them on: 1-3, 4-6, 7-9
-    assert [[c[0] for c in s.cycles or []] for s in steps] == [[2, 3, 4], [2], [2, 3, 4], [2], [2, 3, 4], [2]]
+    # each run numbers its own cycles (its rest belongs to its first); the stage numbers them on: 1-3, 4-6, 7-9
+    assert [[c[0] for c in s.cycles or []] for s in steps] == [[1, 2, 3], [1], [1, 2, 3], [1], [1, 2, 3], [1]]
     discharge = [c[2] for s in steps if s.role == "chunk" for c in s.cycles or []]
     retention = [q / discharge[0] for q in discharge]
     assert [round(r * 100, 2) for r in retention] == [100.0, 99.97, 99.94, 99.88, 99.85, 99.82, 99.76, 99.73, 99.7]

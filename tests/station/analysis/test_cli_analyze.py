@@ -129,15 +129,15 @@ def test_full_cell_tables_carry_units(station_dir, wide) -> None:
         assert column in header
     data = load_run(Store(data_dir), ids["full"])
     r = data.records
-    chg = r["capacity"][(r["cycle"] == 4) & (r["step_index"] == 5)][-1]
-    dch = -r["capacity"][(r["cycle"] == 4) & (r["step_index"] == 6)][-1]
-    cells = dict(zip(header, row_cells(text, "│     4 │"), strict=True))
+    chg = r["capacity"][(r["cycle"] == 3) & (r["step_index"] == 5)][-1]
+    dch = -r["capacity"][(r["cycle"] == 3) & (r["step_index"] == 6)][-1]
+    cells = dict(zip(header, row_cells(text, "│     3 │"), strict=True))
     assert cells["tag"] == "cycling"
     assert cells["charge (mAh)"] == f"{chg * 1e3:.4g}" and cells["CE (%)"] == f"{dch / chg * 100:.2f}"
     assert cells["discharge (mAh/g)"] == f"{dch / data.cell.active_mass:.4g}"  # Ah/kg = mAh/g
-    assert cells["retention (%)"] == "100.00"  # cycle 4, the first after formation, is the reference
-    assert "reference cycle 4:" in text
-    assert not any(line.startswith("│     1 │") for line in text.splitlines())  # the rest-only cycle 1
+    assert cells["retention (%)"] == "100.00"  # cycle 3, the first after formation, is the reference
+    assert "reference cycle 3:" in text
+    assert any(line.startswith("│     1 │") for line in text.splitlines())  # the rest joins formation's cycle 1
 
 
 def test_eis_run_gets_the_eis_analysis(station_dir, wide) -> None:

@@ -220,7 +220,7 @@ def test_full_cell_capacity_is_per_gram_of_cathode(p3, keep) -> None:
     assert ax.get_ylabel() == "Specific capacity (mAh/g)"  # the cell has an area too: mass wins
     assert legend(ax) == ["NCM622|Li@host, discharge", "NCM622|Li@host, charge"]
     cycles, charge, discharge = full_cell_cycles(p3)
-    assert cycles == [2, 3, 4, 5, 6]  # rest = cycle 1; formation 2-3; cycling 4-6
+    assert cycles == [1, 2, 3, 4, 5]  # the rest joins formation: formation 1-2; cycling 3-5
     drawn = lines(ax)
     for name, ah in (("discharge", discharge), ("charge", charge)):
         line = drawn[f"{p3.run_id} {name}"]
@@ -244,7 +244,7 @@ def test_full_cell_ce_and_retention_over_cycles(p3, keep) -> None:
     keep(fig, "retention-p3-full-cell")
     (ax,) = fig.axes
     assert ax.get_ylabel() == "Capacity retention (%)"
-    assert legend(ax) == ["NCM622|Li@host (vs cycle 4)"]  # the first cycle after formation
+    assert legend(ax) == ["NCM622|Li@host (vs cycle 3)"]  # the first cycle after formation
     drawn = lines(ax)
     line = drawn[f"{p3.run_id} retention"]
     np.testing.assert_array_equal(line.get_xdata(), cycles[2:])  # the cycling group; formation is not fade
