@@ -5,24 +5,15 @@ another lab tool (batterydf, cellpy), and all of them take pandas; pandas is wha
 polars arrives only with the optional Neware reader. pandas is a core dependency (impedance.py needs it too), and
 this module imports it only when called, so that the CLI and the service never pay for it.
 
-Columns carry Battery Data Format preferred labels (``Quantity / unit``, SI units, positive current charging):
-
-==============================  ===================================================================================
-``Record Index / 1``            the record's number in the run (1, 2, ...)
-``Test Time / s``               time since the test started
-``Unix Time / s``               wall-clock time (UTC) of the record; NaN when the run never recorded its start
-``Step Time / s``               time since the step started
-``Step Index / 1``              the step program's step number (``df.attrs["program"]`` holds the program)
-``Step Count / 1``              how many steps have started, counting from 1: never resets
-``Step Type``                   the program step's type (``CC_CHG``, ``CC_DCH``, ``CCCV_CHG``, ``CV``, ``REST``, ...)
-``Cycle Count / 1``             the cycle, as the run numbered it (imported runs: the vendor file's own counter)
-``Voltage / V``, ``Current / A``
-``Step Net Capacity / Ah``      charge passed since the step started, signed (negative while discharging)
-``Step Net Energy / Wh``        energy since the step started, signed
-``Frequency / Hz``              impedance points only (NaN elsewhere), with ``Real Impedance / ohm`` and
-                                ``Imaginary Impedance / ohm`` (Im Z as measured: negative for a capacitive cell)
-``CV Cycle / 1``                the cycle of a cyclic voltammetry step (1, 2, ...; 0 outside CV steps); not BDF
-==============================  ===================================================================================
+Columns are the records export's (station/exports: BDF 1.2.0 preferred labels, SI units, positive current charging),
+built by the same code, so a notebook and an exported file never disagree: ``Record Index / 1``, ``Test Time / s``,
+``Unix Time / s`` (NaN when the run never recorded its start), ``Voltage / V``, ``Current / A``, ``Cycle Count / 1``,
+``Step Count / 1``, ``Step ID`` (the program's step number; ``df.attrs["program"]`` holds the program), ``Step
+Type``, ``Step Index / 1`` (the record's place within its step), ``Step Time / s`` and the test-, step- and
+cycle-scope charging, discharging, net and cumulative capacities and energies. Then, beyond the records file:
+``Frequency / Hz``, ``Real Impedance / ohm`` and ``Imaginary Impedance / ohm`` on impedance points (NaN elsewhere;
+Im Z as measured, negative for a capacitive cell), and ``CV Cycle / 1`` (the cycle of a cyclic voltammetry step,
+0 outside one; not a BDF term).
 
 ``df.attrs`` holds the run's id, state, sample, protocol, cell and instrument records and the step program (JSON).
 """
@@ -34,20 +25,18 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from station.exports.records import time_series
+from station.exports.vocabulary import RECORD_COLUMNS
+from station.exports.writer import Categorical
+
 if TYPE_CHECKING:
     import pandas as pd
 
-#: (label, stored field) of the columns taken as they are stored
-_STORED = (("Record Index / 1", "seq"), ("Test Time / s", "test_time"), ("Step Time / s", "step_time"),
-           ("Step Index / 1", "step_index"), ("Cycle Count / 1", "cycle"), ("Voltage / V", "voltage"),
-           ("Current / A", "current"), ("Step Net Capacity / Ah", "capacity"), ("Step Net Energy / Wh", "energy"),
-           ("Frequency / Hz", "frequency"), ("Real Impedance / ohm", "z_real"),
-           ("Imaginary Impedance / ohm", "z_imag"), ("CV Cycle / 1", "cv_cycle"))
+#: (label, stored field) of the stored quantities the records file leaves to the EIS file or does not carry
+_EXTRA = (("Frequency / Hz", "frequency"), ("Real Impedance / ohm", "z_real"),
+          ("Imaginary Impedance / ohm", "z_imag"), ("CV Cycle / 1", "cv_cycle"))
 #: the column order of the frame
-COLUMNS = ("Record Index / 1", "Test Time / s", "Unix Time / s", "Step Time / s", "Step Index / 1",
-           "Step Count / 1", "Step Type", "Cycle Count / 1", "Voltage / V", "Current / A", "Step Net Capacity / Ah",
-           "Step Net Energy / Wh", "Frequency / Hz", "Real Impedance / ohm", "Imaginary Impedance / ohm",
-           "CV Cycle / 1")
+COLUMNS = (*(label for label, _ in RECORD_COLUMNS), *(label for label, _ in _EXTRA))
 
 
 class LoadError(Exception):
@@ -79,39 +68,16 @@ def load(run_id: str, data_dir: str | Path | None = None) -> pd.DataFrame:
     finally:
         store.close()
     program = StepProgram.from_json(row.program)
-    columns: dict[str, Any] = {label: records[name] for label, name in _STORED if name in (records.dtype.names or ())}
-    columns["Unix Time / s"] = records["test_time"] + (np.nan if row.started_at is None else row.started_at)
-    columns["Step Count / 1"] = np.cumsum(_step_starts(records), dtype=np.int64)
-    # a categorical built from codes: one small lookup per record, no Python object per record
-    types = [_step_type(s) for s in program.steps]
-    categories = sorted(set(types))
-    code_of_step = np.array([-1, *(categories.index(t) for t in types)], dtype=np.int64)
-    index = records["step_index"]
-    known = (index >= 1) & (index <= len(types))
-    columns["Step Type"] = pd.Categorical.from_codes(code_of_step[np.where(known, index, 0)], categories=categories)
-    frame = pd.DataFrame({label: columns[label] for label in COLUMNS if label in columns})
+    series = time_series(records, np.nan if row.started_at is None else row.started_at, program)
+    columns: dict[str, Any] = {}
+    for label, name in RECORD_COLUMNS:
+        column = series[name]
+        columns[label] = (pd.Categorical.from_codes(column.codes, categories=column.categories)
+                          if isinstance(column, Categorical) else column)
+    for label, name in _EXTRA:
+        columns[label] = records[name]
+    frame = pd.DataFrame(columns)
     frame.attrs.update({"run_id": row.id, "state": str(row.state), "sample_id": row.sample_id,
                         "protocol": row.protocol_name, "cell": row.cell, "instrument": row.instrument,
                         "started_at": row.started_at, "program": row.program})
     return frame
-
-
-def _step_starts(records: np.ndarray) -> np.ndarray:
-    """True where a record opens a new pass through a step: another step or cycle, or the step clock restarting."""
-    if not len(records):
-        return np.zeros(0, dtype=bool)
-    idx, cyc, st = records["step_index"], records["cycle"], records["step_time"]
-    return np.r_[True, (idx[1:] != idx[:-1]) | (cyc[1:] != cyc[:-1]) | (st[1:] < st[:-1])]
-
-
-def _step_type(step: Any) -> str:
-    """BDF-style step type of a program step."""
-    kind = step.kind
-    if kind in ("charge", "discharge"):
-        return f"{'CCCV' if step.hold_voltage is not None else 'CC'}_{'CHG' if kind == 'charge' else 'DCH'}"
-    if kind == "power":
-        return "CP_CHG" if step.power > 0 else "CP_DCH"
-    if kind == "hold":
-        return {"charge": "CV_CHG", "discharge": "CV_DCH"}.get(step.direction or "", "CV")
-    return {"rest": "REST", "eis": "EIS", "ca": "CA", "cv": "CYCLIC_VOLTAMMETRY", "lsv": "LSV"}.get(kind,
-                                                                                                  kind.upper())

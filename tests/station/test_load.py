@@ -9,6 +9,7 @@ from datetime import UTC
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -40,18 +41,25 @@ def test_frame_is_the_stored_records(eis_run: tuple[Path, str]) -> None:
     assert list(frame.columns) == list(COLUMNS)
     assert len(frame) == len(records) == row.last_seq > 0
     for label, name in (("Record Index / 1", "seq"), ("Test Time / s", "test_time"), ("Step Time / s", "step_time"),
-                        ("Step Index / 1", "step_index"), ("Cycle Count / 1", "cycle"), ("Voltage / V", "voltage"),
+                        ("Step ID", "step_index"), ("Cycle Count / 1", "cycle"), ("Voltage / V", "voltage"),
                         ("Current / A", "current"), ("Step Net Capacity / Ah", "capacity"),
                         ("Step Net Energy / Wh", "energy"), ("Frequency / Hz", "frequency"),
                         ("Real Impedance / ohm", "z_real"), ("Imaginary Impedance / ohm", "z_imag"),
                         ("CV Cycle / 1", "cv_cycle")):
-        np.testing.assert_array_equal(frame[label].to_numpy(), records[name], err_msg=label)
+        np.testing.assert_allclose(frame[label].to_numpy(), records[name], rtol=1e-12, atol=1e-15, err_msg=label)
         assert frame[label].dtype == records.dtype[name], label
+    # the frame is the records export's table, column for column (station/exports builds both)
+    export = data_dir / "load-export.csv"
+    assert runner.invoke(app, ["export", run_id, "--out", str(export), "--data-dir", str(data_dir)]).exit_code == 0
+    exported = pd.read_csv(export)
+    assert list(exported.columns) == list(frame.columns[:len(exported.columns)])
+    for label in ("Step Charging Capacity / Ah", "Cycle Net Energy / Wh", "Step Index / 1"):
+        np.testing.assert_allclose(exported[label], frame[label], rtol=1e-12, err_msg=label)
     assert frame["Unix Time / s"].tolist() == (row.started_at + records["test_time"]).tolist()
     # the step types follow the program: rows of the EIS step are EIS and carry impedance, the others do not
     program = StepProgram.from_json(row.program)
     eis_steps = {s.index for s in program.steps if s.kind == "eis"}
-    in_eis = frame["Step Index / 1"].isin(eis_steps).to_numpy()
+    in_eis = frame["Step ID"].isin(eis_steps).to_numpy()
     assert in_eis.any() and (~in_eis).any()
     assert set(frame["Step Type"][in_eis]) == {"EIS"}
     assert set(frame["Step Type"][~in_eis]) == {"REST"}
