@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from xml.etree.ElementTree import Element
 from xml.sax.saxutils import escape
 
@@ -88,19 +89,35 @@ def parse_reply(frame: bytes, command: str) -> Element:
     The reply's ``<cmd>`` is deliberately not validated: the real server misspells some of them
     (``donwload_resp``), so a client that insists on the spelling breaks on real hardware.
     """
-    end = frame.rfind(b"</bts>")
-    if end >= 0:
-        frame = frame[: end + len(b"</bts>")]
-    try:
+    frame = through_bts(frame)
+    with reply_errors(frame, command):
         root = SafeET.fromstring(frame)
+    check_root(root.tag, command)
+    return root
+
+
+def through_bts(frame: bytes) -> bytes:
+    """The frame up to its closing ``</bts>``: anything after it (a terminator, padding) is not the reply's."""
+    end = frame.rfind(b"</bts>")
+    return frame[: end + len(b"</bts>")] if end >= 0 else frame
+
+
+@contextmanager
+def reply_errors(frame: bytes, command: str) -> Iterator[None]:
+    """Parsing errors of a reply frame as one :class:`NewareProtocolError` in the same words, whichever parser
+    (the tree, or :mod:`drivers.neware.lists`) read it."""
+    try:
+        yield
     except SafeET.ParseError as exc:
         excerpt = frame[:120].decode("utf-8", "replace")
         raise NewareProtocolError(f"the reply to '{command}' is not valid XML ({exc}); it began: {excerpt!r}") from None
     except Exception as exc:  # defusedxml refusals (entities, DTD) mean a hostile or broken peer
         raise NewareProtocolError(f"the reply to '{command}' was refused by the XML parser: {exc}") from None
-    if root.tag != "bts":
-        raise NewareProtocolError(f"the reply to '{command}' has root <{root.tag}>, expected <bts>")
-    return root
+
+
+def check_root(tag: str | None, command: str) -> None:
+    if tag != "bts":
+        raise NewareProtocolError(f"the reply to '{command}' has root <{tag}>, expected <bts>")
 
 
 def optional(value: str | None) -> str | None:

@@ -23,7 +23,7 @@ from typing import Any
 
 import defusedxml.ElementTree as SafeET
 
-from drivers.neware.errors import NewareProtocolError
+from drivers.neware.codec import check_root, reply_errors, through_bts
 
 
 class _Target:
@@ -123,18 +123,10 @@ def read_list(frame: bytes, command: str, tag: str, *, with_text: bool = False) 
     """The rows of a channel-list reply frame, as :func:`drivers.neware.codec.parse_reply` followed by
     ``_list_elements(root, tag)`` would find them: (attribute dicts, texts; empty unless ``with_text``). Garbled,
     hostile or foreign input raises the same :class:`NewareProtocolError` as ``parse_reply``, word for word."""
-    end = frame.rfind(b"</bts>")
-    if end >= 0:
-        frame = frame[: end + len(b"</bts>")]
+    frame = through_bts(frame)
     reader = _ListReader(tag, with_text)
-    try:
+    with reply_errors(frame, command):
         reader.feed(frame)
         reader.close()
-    except SafeET.ParseError as exc:
-        excerpt = frame[:120].decode("utf-8", "replace")
-        raise NewareProtocolError(f"the reply to '{command}' is not valid XML ({exc}); it began: {excerpt!r}") from None
-    except Exception as exc:  # defusedxml refusals (entities, DTD) mean a hostile or broken peer
-        raise NewareProtocolError(f"the reply to '{command}' was refused by the XML parser: {exc}") from None
-    if reader.root != "bts":
-        raise NewareProtocolError(f"the reply to '{command}' has root <{reader.root}>, expected <bts>")
+    check_root(reader.root, command)
     return reader.rows, reader.texts
