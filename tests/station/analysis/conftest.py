@@ -19,13 +19,13 @@ DryRun = Callable[..., RunData]
 
 
 @pytest.fixture(scope="session")
-def dry_run(tmp_path_factory: pytest.TempPathFactory) -> DryRun:
-    """``dry_run("p2-plating-stripping-ce", "host-cu-li", cycles=3)``: the finished run, loaded. Each distinct
-    call runs once per session, in its own data directory (``.data_dir`` of the store is not needed by analysis)."""
-    made: dict[tuple, RunData] = {}
+def dry_run_stored(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., tuple[Store, str]]:
+    """``dry_run_stored("p5-eis", "llto-li", **params)``: the store and run id of a finished dry run of the protocol,
+    each distinct call made once per session in its own data directory."""
+    made: dict[tuple, tuple[Store, str]] = {}
     runner = CliRunner()
 
-    def run(protocol: str, cell: str, **params: object) -> RunData:
+    def run(protocol: str, cell: str, **params: object) -> tuple[Store, str]:
         key = (protocol, cell, tuple(sorted(params.items())))
         if key not in made:
             data_dir = tmp_path_factory.mktemp("dry")
@@ -34,8 +34,21 @@ def dry_run(tmp_path_factory: pytest.TempPathFactory) -> DryRun:
                 args += ["--set", f"{name}={value}"]
             done = runner.invoke(app, args)
             assert done.exit_code == 0, done.output
-            run_id = json.loads(done.stdout)["run_id"]
-            made[key] = load_run(Store(Path(data_dir)), run_id)
+            made[key] = (Store(Path(data_dir)), json.loads(done.stdout)["run_id"])
         return made[key]
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def dry_run(dry_run_stored: Callable[..., tuple[Store, str]]) -> DryRun:
+    """``dry_run("p2-plating-stripping-ce", "host-cu-li", cycles=3)``: the finished run, loaded for analysis."""
+    loaded: dict[tuple, RunData] = {}
+
+    def run(protocol: str, cell: str, **params: object) -> RunData:
+        key = (protocol, cell, tuple(sorted(params.items())))
+        if key not in loaded:
+            loaded[key] = load_run(*dry_run_stored(protocol, cell, **params))
+        return loaded[key]
 
     return run

@@ -11,10 +11,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
 
 from protocols.program import StepProgram
-from station.cli import app
 from station.export import export_run
 from station.exports import vocabulary
 from station.store import Store
@@ -30,26 +28,16 @@ UNITLESS = ["Step ID", "Step Type"]  # 1.2.0 prefLabels without a unit, which ba
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory: pytest.TempPathFactory) -> Exported:
+def exported(dry_run_stored: Callable[..., tuple[Store, str]]) -> Exported:
     """``exported("p5-eis", "llto-li", fmt="csv")``: a dry run of the protocol, exported once per module; returns
     its files by role (records, eis, metadata, summary), the store and run id, and batterydf's report on each file
     (``reports[role]``, one validator process per export)."""
     made: dict[tuple, dict] = {}
-    runs: dict[tuple, tuple[Store, str]] = {}
 
     def export(protocol: str, cell: str, fmt: str = "csv", **params: object) -> dict:
-        run_key = (protocol, cell, tuple(sorted(params.items())))
-        if run_key not in runs:
-            data_dir = tmp_path_factory.mktemp("bdf")
-            args = ["run", protocol, "--cell", cell, "--dry-run", "--json", "--data-dir", str(data_dir)]
-            for name, value in params.items():
-                args += ["--set", f"{name}={value}"]
-            done = CliRunner().invoke(app, args)
-            assert done.exit_code == 0, done.output
-            runs[run_key] = (Store(data_dir), json.loads(done.stdout)["run_id"])
-        key = (*run_key, fmt)
+        key = (protocol, cell, tuple(sorted(params.items())), fmt)
         if key not in made:
-            store, run_id = runs[run_key]
+            store, run_id = dry_run_stored(protocol, cell, **params)
             out = store.data_dir / f"out-{fmt}"
             out.mkdir()
             files = export_run(store, run_id, out, fmt)
