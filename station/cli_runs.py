@@ -175,6 +175,7 @@ def _print_summary(doc: dict) -> None:
             ce = f"{c['ce']:.4f}" if c["ce"] is not None else "-"
             out.print(f"  {c['cycle']:5d}  {c['tag'] or '-':16} {c['charge_ah'] * 1e3:11.4f} "
                       f"{c['discharge_ah'] * 1e3:14.4f}  {ce}", markup=False)
+    out.print(f"  analyse: station analyze {doc['run_id']} --data-dir {doc['data_dir']}", markup=False)
     out.print(f"  export: station export {doc['run_id']} --data-dir {doc['data_dir']}", markup=False)
 
 
