@@ -3,8 +3,11 @@
 Reads (channels, runs, events, records, samples) come from the service's live board and the API's own read
 connection to the store, so a dashboard never waits for a poll round. Operator actions (start, stop, pause,
 continue) go to the supervision thread through the service's command queue, which carries them out between rounds
-and records who asked (the token's name). Every request needs a token; every refusal is a 4xx with the same
-one-line message the CLI gives, as ``{"error": {"status": N, "message": "..."}}``, never a traceback.
+and records who asked (the token's name). Every request needs a token, as a Bearer header or as the dashboard's
+session cookie made from one at login (station/api/sessions.py; a POST with the cookie also needs the session's
+CSRF header); every refusal is a 4xx with the same one-line message the CLI gives, as
+``{"error": {"status": N, "message": "..."}}``, never a traceback. The dashboard's own files (``/``, ``/static/``)
+are served without a token: they hold no data.
 """
 
 from __future__ import annotations
@@ -12,18 +15,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import shutil
+import tempfile
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import Depends, FastAPI, Header, Query, Request
+from fastapi import Cookie, Depends, FastAPI, Header, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import FileResponse, JSONResponse
 from fastapi.sse import EventSourceResponse, ServerSentEvent
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from drivers.base import DriverError
@@ -32,6 +38,11 @@ from protocols.cells import Cell, load_cell_text
 from protocols.clock import RealClock
 from protocols.errors import ProtocolError
 from protocols.library import resolve_campaign_path
+from protocols.program import StepProgram
+from station.analysis.report import analyze_run
+from station.api.figures import figures
+from station.api.series import DEFAULT_POINTS, MAX_POINTS, MIN_POINTS, series_doc
+from station.api.sessions import COOKIE, CSRF_HEADER, Sessions, csrf_ok
 from station.api.tokens import Tokens
 from station.board import Board
 from station.campaigns import (
@@ -45,7 +56,10 @@ from station.campaigns import (
 from station.command_queue import CommandQueue, ServiceStopping
 from station.config import ConfigError, StationConfig, UnknownChannel
 from station.documents import event_doc, iso_utc, run_doc, sample_doc
+from station.export import ExportError, MissingDependency, export_run
 from station.instruments import InstrumentError
+from station.plan import plan_document, scan_rate_setting_for
+from station.run_data import load_run
 from station.runs import RunEnded, RunError
 from station.samples import register_sample
 from station.service_actions import (
@@ -67,6 +81,7 @@ from station.store import (
     UnknownRun,
     UnknownSample,
 )
+from station.web.serve import SecurityHeaders, add_static_routes
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +94,11 @@ MAX_PAGE = 5000
 MAX_BODY_BYTES = 1_000_000
 #: an idle event stream says so this often, so proxies keep it open and a dead client is noticed
 KEEPALIVE_S = 15.0
+#: analyses kept, by run and its record count and state: a run page opened again (or by a second browser) does not
+#: fit its spectra again; a few, since each holds figure data of a few hundred kB at most
+ANALYSES_KEPT = 16
+#: a download's type by file suffix
+EXPORT_TYPES = {".csv": "text/csv; charset=utf-8", ".parquet": "application/vnd.apache.parquet"}
 
 
 class StartBody(BaseModel):
@@ -127,18 +147,27 @@ class ConfirmBody(BaseModel):
                                 "when the campaign did not name one")
 
 
+class LoginBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    token: str = Field(min_length=1, max_length=4096, description="the owner token or a named user's token")
+
+
 class ApiState:
     """What the routes share: the station (touched only on the supervision thread, through ``commands``), the
-    live board, the API's own read connection to the store, and the accepted tokens."""
+    live board, the API's own read connection to the store, the accepted tokens and the browsers' sessions."""
 
-    def __init__(self, station: Station, board: Board, commands: CommandQueue, tokens: Tokens):
+    def __init__(self, station: Station, board: Board, commands: CommandQueue, tokens: Tokens,
+                 sessions: Sessions | None = None):
         self.station = station
         self.config: StationConfig = station.config
         self.board = board
         self.commands = commands
         self.tokens = tokens
+        self.sessions = sessions if sessions is not None else Sessions()
         self.store = Store(station.store.data_dir)
         self._lock = threading.Lock()
+        self.analyses: dict[tuple, dict] = {}
+        self._analyses_lock = threading.Lock()
 
     @contextlib.contextmanager
     def read(self) -> Iterator[Store]:
@@ -154,6 +183,13 @@ class ApiState:
         except FutureTimeout:
             raise ApiError(504, f"the station is still carrying this out after {ACTION_TIMEOUT_S:g} s (an "
                                 f"instrument slow to answer); look at the run's state and events") from None
+
+    def keep_analysis(self, key: tuple, answer: dict) -> None:
+        """Remember a run's analysis answer (the oldest of :data:`ANALYSES_KEPT` goes)."""
+        with self._analyses_lock:
+            while len(self.analyses) >= ANALYSES_KEPT:
+                self.analyses.pop(next(iter(self.analyses)))
+            self.analyses[key] = answer
 
     def close(self) -> None:
         with self._lock:
@@ -191,14 +227,14 @@ def _status_of(exc: Exception) -> int:
             return 409
         case ProtocolError() | ConfigError():
             return 422
-        case DriverError() | InstrumentError() | StoreError() | ServiceStopping():
+        case DriverError() | InstrumentError() | StoreError() | ServiceStopping() | ExportError():
             return 503
     return 500
 
 
 EXPECTED: tuple[type[Exception], ...] = (UnknownRun, UnknownSample, UnknownCampaign, UnknownChannel, ChannelBusy,
                                          RunError, BadRequest, CampaignError, ConfigError, DriverError,
-                                         InstrumentError, StoreError, ServiceStopping)
+                                         InstrumentError, StoreError, ServiceStopping, ExportError)
 
 
 def _validation_message(exc: RequestValidationError) -> str:
@@ -209,21 +245,46 @@ def _validation_message(exc: RequestValidationError) -> str:
     return "; ".join(parts) or "the request is not valid"
 
 
-def _who(request: Request, authorization: Annotated[str | None, Header(description="Bearer TOKEN")] = None) -> str:
-    """The name behind the request's token (recorded with what it does), or 401."""
-    token = None
+#: methods that change nothing: a cookie is enough for them; any other needs the session's CSRF header as well
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def _who(request: Request, authorization: Annotated[str | None, Header(description="Bearer TOKEN")] = None,
+         station_session: Annotated[str | None, Cookie(description="the dashboard's session (POST /api/v1/login)")]
+         = None,
+         x_station_csrf: Annotated[str | None, Header(description="the session's CSRF value, with the cookie on a "
+                                                                  "POST")] = None) -> str:
+    """The name behind the request's token or session cookie (recorded with what it does), or 401; a state-
+    changing request made with the cookie and without the session's CSRF value is 403, before anything is done.
+    A Bearer header, when sent, decides alone (a script never depends on a browser's cookie)."""
+    api: ApiState = request.app.state.api
     if authorization:
         scheme, _, value = authorization.partition(" ")
-        if scheme.lower() == "bearer":
-            token = value.strip()
-    name = request.app.state.api.tokens.who(token)
+        name = api.tokens.who(value.strip()) if scheme.lower() == "bearer" else None
+    else:
+        session = api.sessions.get(station_session)
+        name = session.user if session else None
+        if session is not None and request.method not in SAFE_METHODS and not csrf_ok(session, x_station_csrf):
+            raise ApiError(403, f"this request came with the session cookie but without the session's "
+                                f"{CSRF_HEADER} header; send the 'csrf' value GET /api/v1/session gives")
     if name is None:
         raise ApiError(401, "a valid token is needed: send 'Authorization: Bearer TOKEN' (the token is in the "
-                            "data directory's api-token file, readable by its owner only)")
+                            "data directory's api-token file, readable by its owner only) or log in at "
+                            "POST /api/v1/login")
     return name
 
 
 Who = Annotated[str, Depends(_who)]
+
+
+def _unreadable(run_id: str, exc: ValidationError) -> ApiError:
+    """A stored run whose program or cell record this version cannot read (written by hand or by a foreign
+    importer): its records and source still show, its analysis and export cannot be made."""
+    first = exc.errors()[0] if exc.errors() else {}
+    where = ".".join(str(x) for x in first.get("loc", ())) or exc.title
+    why = first.get("msg", "invalid")
+    return ApiError(409, f"run {run_id}: its stored {exc.title} cannot be read ({where}: {why}); its records can "
+                         f"still be read at /api/v1/runs/{run_id}/records")
 
 
 def create_app(state: ApiState) -> FastAPI:
@@ -232,6 +293,8 @@ def create_app(state: ApiState) -> FastAPI:
                   description="Channels, runs, samples and a live event stream of one station service. Every "
                               "request needs `Authorization: Bearer TOKEN`.")
     app.state.api = state
+    app.add_middleware(SecurityHeaders)
+    add_static_routes(app)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -258,6 +321,40 @@ def create_app(state: ApiState) -> FastAPI:
 
     for known in (*EXPECTED, Exception):  # the expected ones answered where they arise, never logged as crashes
         app.add_exception_handler(known, _ours)
+
+    # -- browser sessions (the dashboard) ---------------------------------------------------------------------------
+
+    @app.post(f"{API}/login", summary="Exchange a token for a session cookie (HttpOnly, SameSite=Strict) and the "
+                                       "session's CSRF value")
+    def login(body: LoginBody, request: Request, response: Response) -> dict:
+        user = state.tokens.who(body.token)
+        if user is None:
+            raise ApiError(401, "that token is not valid: give the owner token (the data directory's api-token "
+                                "file) or a named user's token (`station token new NAME`)")
+        state.sessions.end(request.cookies.get(COOKIE))  # a new login replaces this browser's old session
+        sid, session = state.sessions.create(user)
+        response.set_cookie(COOKIE, sid, max_age=int(state.sessions.ttl_s), path="/", httponly=True,
+                            samesite="strict", secure=request.url.scheme == "https")
+        return {"user": user, "csrf": session.csrf}
+
+    @app.get(f"{API}/session", summary="The logged-in user of this browser's session and its CSRF value, or 401")
+    def session(request: Request) -> dict:
+        found = state.sessions.get(request.cookies.get(COOKIE))
+        if found is None:
+            raise ApiError(401, "not logged in: POST /api/v1/login with {\"token\": ...}")
+        return {"user": found.user, "csrf": found.csrf}
+
+    @app.post(f"{API}/logout", summary="End this browser's session and clear its cookie")
+    def logout(request: Request, response: Response,
+               x_station_csrf: Annotated[str | None, Header()] = None) -> dict:
+        sid = request.cookies.get(COOKIE)
+        found = state.sessions.get(sid)
+        if found is not None and not csrf_ok(found, x_station_csrf):
+            raise ApiError(403, f"logging out needs the session's {CSRF_HEADER} header")
+        state.sessions.end(sid)
+        response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict",
+                               secure=request.url.scheme == "https")
+        return {"user": found.user if found else None}
 
     # -- station and channels ---------------------------------------------------------------------------------------
 
@@ -331,6 +428,82 @@ def create_app(state: ApiState) -> FastAPI:
     def continue_(run_id: str, user: Who) -> dict:
         row = _row(run_id)
         return {"run_id": row.id, "state": str(state.act(lambda: continue_run(state.station, row.id, user)))}
+
+    @app.get(f"{API}/runs/{{run_id}}/series", summary="Voltage, current and step capacity against test time, "
+                                                       "thinned to at most N points keeping each bucket's min and max")
+    def series(run_id: str, user: Who,
+               points: Annotated[int, Query(ge=MIN_POINTS, le=MAX_POINTS)] = DEFAULT_POINTS) -> dict:
+        with state.read() as store:
+            row = store.run(run_id)
+            records = store.records(row.id)
+        return series_doc(row.id, records, points)
+
+    @app.get(f"{API}/runs/{{run_id}}/analysis", summary="The run's analysis (as `station analyze --json`) and the "
+                                                         "data of its figures")
+    def analysis(run_id: str, user: Who) -> dict:
+        with state.read() as store:
+            row = store.run(run_id)
+            key = (row.id, row.last_seq, str(row.state))
+            known = state.analyses.get(key)
+            if known is not None:
+                return known
+            try:
+                data = load_run(store, row.id)
+            except ValidationError as exc:
+                raise _unreadable(row.id, exc) from None
+        doc = analyze_run(data)  # outside the read lock: EIS fits take a second, other requests go on meanwhile
+        answer = {"analysis": doc, "figures": figures(data, doc)}
+        state.keep_analysis(key, answer)
+        return answer
+
+    @app.get(f"{API}/runs/{{run_id}}/export", summary="The run's records, cycle summary or EIS points as a Battery "
+                                                       "Data Format file (as `station export`)")
+    def export(run_id: str, user: Who, what: Literal["records", "summary", "eis"] = "records",
+               format_: Annotated[Literal["csv", "parquet"], Query(alias="format")] = "csv") -> FileResponse:
+        folder = Path(tempfile.mkdtemp(prefix="station-export-"))
+        try:
+            with state.read() as store:
+                row = store.run(run_id)
+                try:
+                    written = export_run(store, row.id, folder, format_, summary=what == "summary")
+                except ValidationError as exc:
+                    raise _unreadable(row.id, exc) from None
+            files = [f for f in written if f.suffix in EXPORT_TYPES]
+            wanted = [f for f in files if ".eis." in f.name] if what == "eis" else files[:1]
+            if not wanted:
+                raise ApiError(404, f"run {row.id} has no impedance points to export; export its records instead "
+                                    f"(what=records)")
+        except MissingDependency as exc:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise ApiError(503, str(exc)) from None
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        path = wanted[0]
+        return FileResponse(path, media_type=EXPORT_TYPES[path.suffix], filename=path.name,
+                            background=BackgroundTask(shutil.rmtree, folder, ignore_errors=True))
+
+    @app.get(f"{API}/runs/{{run_id}}/program", summary="The run's protocol source and its plan (as `station plan "
+                                                        "--json`)")
+    def program(run_id: str, user: Who) -> dict:
+        row = _row(run_id)
+        kind = row.instrument.get("kind") if isinstance(row.instrument, dict) else None
+        try:
+            scan_rate = scan_rate_setting_for(state.config, row.channel) if state.config is not None else None
+            given = scan_rate is not None
+        except ConfigError:  # a dry run's or an import's channel: not one of this station's
+            scan_rate, given = None, False
+        try:
+            plan = plan_document(StepProgram.from_json(row.program), Cell.model_validate(row.cell),
+                                 scan_rate=scan_rate, channel_given=given,
+                                 instrument_kind=kind if kind in ("neware", "biologic") else None)
+            problem = None
+        except Exception as exc:  # an imported run's program may not be a plannable one: the source still shows
+            log.info("no plan for run %s: %s", row.id, exc)
+            plan, problem = None, _one_line(f"no plan for this run: {type(exc).__name__}: {exc}")
+        return {"run_id": row.id, "protocol": row.protocol_name, "protocol_file": row.protocol_file,
+                "protocol_source": row.protocol_source, "parameters": row.parameters, "plan": plan,
+                "plan_error": problem}
 
     @app.get(f"{API}/runs/{{run_id}}/events", summary="A run's events, oldest first")
     def events(run_id: str, user: Who, after: Annotated[int, Query(ge=0)] = 0) -> dict:
