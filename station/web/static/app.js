@@ -1,0 +1,158 @@
+// The station dashboard: the page shell's one script (an ES module; its parts are small modules next to it).
+//
+// Why this way: plain JavaScript modules served as they are, no framework and no build step, so what ships in the
+// package is what runs, and a lab PC without internet needs nothing else. Plots are drawn by uPlot (vendored in
+// vendor/uplot, MIT): canvas, about 50 kB, and fast at hundreds of thousands of points, where SVG would make one
+// DOM node per point. The channel grid is a plain table built once and updated cell by cell from the service's
+// server-sent events (EventSource sends the session cookie and resumes by itself), which keeps 2048 channels
+// usable. Pages are chosen by the address' hash (#/, #/run/ID, #/sample/ID), so the browser's back button and
+// bookmarks work and the service serves one page shell.
+
+import { checkSession, login, logout, onLoggedOut, openStream, session } from "./api.js";
+import { clearCharts } from "./charts.js";
+import { el, TIME_ZONE } from "./format.js";
+import { Grid } from "./grid.js";
+import { RunPage } from "./run.js";
+import { SamplePage } from "./sample.js";
+
+const main = document.getElementById("main");
+const userEl = document.getElementById("user");
+const liveEl = document.getElementById("live");
+const logoutButton = document.getElementById("logout");
+const nav = document.getElementById("nav");
+
+let view = null;
+let stream = null;
+
+function setLive(state) {
+  liveEl.textContent = state === "live" ? "live" : state === "closed" ? "not connected" : "reconnecting…";
+  liveEl.className = `live-${state}`;
+  liveEl.title = state === "live" ? "receiving the station's events as they happen"
+    : "the event stream is down; values on this page may be old";
+}
+
+function dispatch(method) {
+  return (data) => {
+    if (view && view[method]) view[method](data);
+  };
+}
+
+function openEvents() {
+  if (stream) stream.close();
+  stream = openStream({
+    channels: dispatch("onChannels"),
+    run: dispatch("onRun"),
+    event: dispatch("onEvent"),
+    reset: () => route(),  // the stream lost track: read everything again
+  }, setLive);
+}
+
+function closeEvents() {
+  if (stream) stream.close();
+  stream = null;
+  setLive("closed");
+}
+
+function leaveView() {
+  if (view && view.close) view.close();
+  view = null;
+  clearCharts();
+}
+
+function showLogin(note = "") {
+  leaveView();
+  closeEvents();
+  userEl.textContent = "";
+  logoutButton.hidden = true;
+  nav.hidden = true;
+  document.title = "Log in – battery test station";
+  const input = el("input", { id: "token", name: "token", type: "password", autocomplete: "current-password",
+    required: true, size: 48, "aria-describedby": "token-help" });
+  const error = el("p", { id: "login-error", class: "error", role: "alert" }, note);
+  const form = el("form", { id: "login-form", class: "login" },
+    el("h1", {}, "Log in"),
+    el("label", { for: "token" }, "Token"), input,
+    el("p", { id: "token-help", class: "muted" }, "The station's token (the ", el("code", {}, "api-token"),
+      " file in its data directory) or your own named token (", el("code", {}, "station token new NAME"), ")."),
+    el("button", { type: "submit", class: "primary" }, "Log in"), error);
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    error.textContent = "";
+    try {
+      await login(input.value.trim());
+    } catch (exc) {
+      error.textContent = exc.message;
+      input.select();
+      return;
+    }
+    input.value = "";
+    started();
+  });
+  main.replaceChildren(form);
+  input.focus();
+}
+
+function started() {
+  userEl.textContent = session.user;
+  userEl.title = `logged in as ${session.user}; times are shown in ${TIME_ZONE} (UTC on hover)`;
+  logoutButton.hidden = false;
+  nav.hidden = false;
+  openEvents();
+  route();
+}
+
+async function route() {
+  if (!session.user) return;
+  leaveView();
+  delete main.dataset.ready;
+  const hash = location.hash.replace(/^#\/?/, "");
+  const [kind, ...rest] = hash.split("/");
+  const id = decodeURIComponent(rest.join("/"));
+  let next;
+  if (kind === "run" && id) {
+    next = new RunPage(main, id);
+    document.title = `Run ${id} – battery test station`;
+  } else if (kind === "sample" && id) {
+    next = new SamplePage(main, id);
+    document.title = `Sample ${id} – battery test station`;
+  } else {
+    next = new Grid(main);
+    document.title = "Channels – battery test station";
+  }
+  view = next;
+  main.replaceChildren(el("p", { class: "muted" }, "Loading…"));
+  main.setAttribute("aria-busy", "true");
+  try {
+    await next.load();
+  } catch (exc) {
+    if (view === next && exc.status !== 401) {
+      main.replaceChildren(el("p", { class: "error", role: "alert" }, exc.message),
+        el("p", {}, el("a", { href: "#/" }, "Back to the channels")));
+    }
+  } finally {
+    main.removeAttribute("aria-busy");
+  }
+  if (view === next) main.dataset.ready = kind || "grid";  // the browser tests wait for this
+}
+
+logoutButton.addEventListener("click", async () => {
+  try {
+    await logout();
+  } finally {
+    showLogin("Logged out.");
+  }
+});
+
+onLoggedOut(() => showLogin("Your session has ended (or the station restarted); log in again."));
+window.addEventListener("hashchange", () => route());
+
+async function boot() {
+  try {
+    if (await checkSession()) started();
+    else showLogin();
+  } catch (exc) {
+    main.replaceChildren(el("p", { class: "error", role: "alert" }, exc.message));
+  }
+}
+
+boot();

@@ -1,0 +1,448 @@
+"""The dashboard in a real browser, as a lab user meets it: Debian's headless chromium, driven by selenium through
+/usr/bin/chromedriver (never a browser downloaded at test time), against `station serve` and a simulated BTS, both
+real processes on free ports. It logs in with the token, watches the grid follow a run from one step to the next
+without reloading, finds on a run page exactly the points the server sent, stops a run through the confirmation
+dialog and sees the channel safe, and is refused when the session cookie or its CSRF value is missing.
+
+Every wait polls the page's DOM (WebDriverWait) or the API; none sleeps on the wall clock. A screenshot at
+1280x800 is saved for each test (and at a few steps within) to $STATION_TEST_ARTEFACTS, else the test's tmp dir.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from protocols.cells import load_cell
+from station.api.tokens import owner_name, token_path
+from tests.processes import interrupt, popen
+from tests.station.sim_bts import ENV, LONG, SHORT, start_sim, write_config
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+
+try:
+    from selenium import webdriver
+    from selenium.common.exceptions import TimeoutException
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+except ImportError:  # the test extra not installed
+    webdriver = None
+
+pytestmark = [
+    pytest.mark.skipif(webdriver is None, reason="selenium is not installed (pip install '.[test]')"),
+    pytest.mark.skipif(not (CHROMIUM.is_file() and CHROMEDRIVER.is_file()),
+                       reason="Debian's chromium and chromedriver are not installed (/usr/bin/chromium, "
+                              "/usr/bin/chromedriver): apt-get install chromium chromium-driver, as .ci/run does"),
+]
+
+CELL = "predeposited-ncm622"
+#: two rests, 4 h then 100 h: at the simulator's 3600x the grid sees step 1 for about 4 s, then step 2 for 100 s
+TWO_RESTS = """
+protocol: two-rests
+record: {every: 60 s}
+steps:
+  - rest: 4 h
+  - rest: 100 h
+"""
+#: the badge colour of a stopped channel in style.css (#4a545e), as the browser computes it
+STOPPED_RGB = "rgb(74, 84, 94)"
+WAIT_S = 60.0
+
+
+# -- the station: a simulated BTS and `station serve`, shared by the module's tests ---------------------------------
+
+
+def _api(base: str, token: str | None, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    req = urllib.request.Request(base + "/api/v1" + path, method=method, headers=headers,
+                                 data=None if body is None else json.dumps(body).encode())
+    try:
+        with urllib.request.urlopen(req, timeout=60) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"{}")
+
+
+@pytest.fixture(scope="module")
+def station(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("dashboard")
+    started: list[subprocess.Popen] = []
+    try:
+        port = start_sim(started, channels=4)
+        cfg = write_config(tmp / "station.yaml", port, channels=4)
+        serve = popen([sys.executable, "-m", "station", "serve", "--config", str(cfg), "--port", "0", "--rescan",
+                       "0.5", "--json"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=ENV)
+        started.append(serve)
+        base = json.loads(serve.stdout.readline())["api"].rstrip("/")  # type: ignore[union-attr]
+        token = token_path(tmp / "data").read_text().strip()
+
+        def api(method: str, path: str, body: dict | None = None, token_: str | None = token) -> tuple[int, dict]:
+            return _api(base, token_, method, path, body)
+
+        def start(source: str, **where: str) -> dict:
+            status, doc = api("POST", "/runs", {"protocol_source": source, "protocol_file": "test.yaml",
+                                                **(where or {"cell": CELL})})
+            assert status == 201, doc
+            return doc
+
+        yield SimpleNamespace(base=base, token=token, api=api, start=start, tmp=tmp)
+    finally:
+        for proc in reversed(started):
+            interrupt(proc)
+
+
+@pytest.fixture(scope="module")
+def browser(station):
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                "--window-size=1280,800", "--lang=en-GB", "--no-first-run", "--disable-extensions"):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    # the page's own viewport exactly 1280x800, whatever the headless window's frame takes
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                           {"width": 1280, "height": 800, "deviceScaleFactor": 1, "mobile": False})
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture
+def shots(browser, request, tmp_path):
+    """Screenshots of this test: ``shots("step")`` during it, and one at its end (failed or not)."""
+    folder = Path(os.environ.get("STATION_TEST_ARTEFACTS") or tmp_path) / "dashboard"
+    folder.mkdir(parents=True, exist_ok=True)
+    name = request.node.name.removeprefix("test_")
+
+    def take(label: str) -> Path:
+        path = folder / f"{name}--{label}.png"
+        browser.save_screenshot(str(path))
+        return path
+
+    yield take
+    take("end")
+
+
+def wait(driver, condition, timeout_s: float = WAIT_S, what: str = ""):
+    """Poll the page until ``condition(driver)`` is truthy; its value."""
+    try:
+        return WebDriverWait(driver, timeout_s, poll_frequency=0.05).until(condition)
+    except TimeoutException:
+        raise AssertionError(f"the page never showed {what or 'what was awaited'}") from None
+
+
+def wait_api(predicate, what: str, timeout_s: float = WAIT_S):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"the API never said {what}")
+
+
+def text_of(driver, css: str) -> str | None:
+    found = driver.find_elements(By.CSS_SELECTOR, css)
+    return found[0].text if found else None
+
+
+def ready(driver, kind: str) -> None:
+    wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, f"main[data-ready='{kind}']"), what=f"the {kind} page")
+
+
+def log_in(driver, station) -> None:
+    """Open the dashboard and log in through its form, unless this browser already has a session."""
+    driver.get(station.base + "/#/")
+    wait(driver, lambda d: d.find_elements(By.ID, "login-form") or d.find_elements(By.CSS_SELECTOR,
+                                                                                     "main[data-ready]"))
+    if driver.find_elements(By.ID, "login-form"):
+        driver.find_element(By.ID, "token").send_keys(station.token, Keys.ENTER)
+    ready(driver, "grid")
+
+
+def cell(driver, channel: str, column: str) -> str | None:
+    return text_of(driver, f"#grid tr[data-channel='{channel}'] td[data-col='{column}']")
+
+
+# -- tests ----------------------------------------------------------------------------------------------------------
+
+
+def test_log_in_with_the_token_and_see_every_channel(browser, station, shots):
+    browser.delete_all_cookies()
+    browser.get(station.base + "/")
+    wait(browser, lambda d: d.find_elements(By.ID, "login-form"), what="the login form")
+    assert browser.switch_to.active_element.get_attribute("id") == "token"  # the keyboard is where it is needed
+    shots("login-form")
+
+    browser.find_element(By.ID, "token").send_keys("not-the-token", Keys.ENTER)
+    message = wait(browser, lambda d: text_of(d, "#login-error"), what="the refusal")
+    assert "that token is not valid" in message
+    assert browser.get_cookie("station_session") is None
+    shots("wrong-token")
+
+    browser.find_element(By.ID, "token").clear()
+    browser.find_element(By.ID, "token").send_keys(station.token, Keys.ENTER)
+    ready(browser, "grid")
+    assert browser.find_element(By.ID, "user").text == owner_name()
+    cookie = browser.get_cookie("station_session")
+    assert cookie["httpOnly"] is True and cookie["sameSite"] == "Strict"
+    assert browser.execute_script("return document.cookie") == ""  # invisible to the page's scripts
+    rows = browser.find_elements(By.CSS_SELECTOR, "#grid tbody tr[data-channel]")
+    assert [r.get_attribute("data-channel") for r in rows] == [f"bts/21-1-{i}" for i in range(1, 5)]
+    status, channels = station.api("GET", "/channels")
+    assert status == 200
+    for doc in channels["channels"]:  # every channel's state word as the API gives it, free or not
+        if doc["run"] is None:
+            assert cell(browser, doc["channel"], "state") in ("free", "finished", "stopped", "failed")
+        else:
+            assert cell(browser, doc["channel"], "state") == doc["state"]
+    headers = [th.text.replace("\n", " ") for th in browser.find_elements(By.CSS_SELECTOR, "#grid thead th")]
+    assert {"V (V)", "I (mA)", "Step cap. (mAh)", "Time in run (h:mm:ss)", "ETA (h:mm:ss)"} <= set(headers)
+    assert wait(browser, lambda d: text_of(d, "#live") == "live", what="the live event stream")
+    shots("grid")
+
+    browser.find_element(By.ID, "logout").click()
+    assert wait(browser, lambda d: text_of(d, "#login-error"), what="the login form") == "Logged out."
+    assert browser.get_cookie("station_session") is None
+    assert browser.execute_async_script("fetch('/api/v1/session').then(r => arguments[0](r.status))") == 401
+
+
+def test_the_grid_follows_a_run_from_one_step_to_the_next_without_reloading(browser, station, shots):
+    log_in(browser, station)
+    browser.execute_script("window.sameDocument = 'not reloaded'")
+    run = station.start(TWO_RESTS)
+    channel = run["channel"]
+    wait(browser, lambda d: cell(d, channel, "step") == "1", what=f"step 1 on {channel}")
+    assert cell(browser, channel, "state") == "running"
+    assert cell(browser, channel, "protocol") == "two-rests"
+    shots("step-1")
+    wait(browser, lambda d: cell(d, channel, "step") == "2", what=f"step 2 on {channel}")
+    assert browser.execute_script("return window.sameDocument") == "not reloaded"  # live, from the event stream
+
+    # at rest no current flows and the cell sits at its OCV: the grid shows what the service's live document says
+    ocv_v = load_cell(CELL).ocv
+    status, doc = station.api("GET", f"/runs/{run['run_id']}")
+    assert status == 200 and doc["live"]["step"] == 2 and doc["live"]["voltage_v"] == pytest.approx(ocv_v, abs=1e-3)
+    wait(browser, lambda d: cell(d, channel, "voltage") == f"{doc['live']['voltage_v']:.4f}", what="the OCV")
+    assert cell(browser, channel, "current") == "0.000"
+    assert cell(browser, channel, "channel") == channel
+    link = browser.find_element(By.CSS_SELECTOR, f"#grid tr[data-channel='{channel}'] td[data-col='channel'] a")
+    assert link.get_attribute("href").endswith(f"#/run/{run['run_id']}")
+    shots("step-2")
+
+    # filters: by state, then by protocol text, without rebuilding the table
+    def shown() -> list[str]:
+        return sorted(r.get_attribute("data-channel")
+                      for r in browser.find_elements(By.CSS_SELECTOR, "#grid tbody tr[data-channel]"))
+
+    Select(browser.find_element(By.ID, "filter-state")).select_by_visible_text("running")
+    status, channels = station.api("GET", "/channels?state=running")
+    assert shown() == sorted(c["channel"] for c in channels["channels"]) and channel in shown()
+    assert text_of(browser, "#grid-count") == f"{len(shown())} of 4 channels"
+    Select(browser.find_element(By.ID, "filter-state")).select_by_visible_text("all states")
+    browser.find_element(By.ID, "filter-sample").send_keys("two-rests")
+    assert shown() == [channel] and text_of(browser, "#grid-count") == "1 of 4 channels"
+    browser.find_element(By.ID, "filter-sample").send_keys(Keys.CONTROL, "a", Keys.BACKSPACE)  # as a user clears it
+    assert len(shown()) == 4
+    assert station.api("POST", f"/runs/{run['run_id']}/stop")[0] == 200
+    wait(browser, lambda d: cell(d, channel, "state") == "stopped", what="the stopped state")
+
+
+def test_a_run_page_plots_exactly_the_points_the_server_sends(browser, station, shots):
+    log_in(browser, station)
+    status, sample = station.api("POST", "/samples", {"cell": CELL, "name": "coin cell 7"})
+    assert status == 201
+    run = station.start(SHORT, sample=sample["sample_id"])
+    browser.get(f"{station.base}/#/run/{run['run_id']}")
+    ready(browser, "run")
+    wait(browser, lambda d: text_of(d, "#run-state") == "finished", what="the run finishing")
+    status, final = station.api("GET", f"/runs/{run['run_id']}")
+    assert status == 200 and final["state"] == "finished"
+    records = final["records"]
+    assert 100 < records < 2000  # every record is drawn: no thinning to account for
+    wait(browser, lambda d: d.execute_script("const p = window.stationRunPage; return p && p.series && "
+                                             "p.series.records") == records, what="the final curves")
+    status, series = station.api("GET", f"/runs/{run['run_id']}/series?points=2000")
+    assert status == 200 and series["records"] == records and len(series["test_time_s"]) == records
+    drawn = browser.execute_script("return window.stationRunPage.series")
+    assert drawn == series  # what the page holds is what the server sent
+
+    plotted = browser.execute_script("const c = window.stationCharts; return {vi: c.vi.plot.data, "
+                                     "cap: c.capacity.plot.data, xlabel: c.vi.plot.axes[0].label}")
+    t_s, volts, amps, cap_ah = (series[k] for k in ("test_time_s", "voltage_v", "current_a", "capacity_ah"))
+    assert len(plotted["vi"][0]) == records and plotted["vi"][1] == volts
+    div = 60 if plotted["xlabel"] == "Test time (min)" else 3600
+    assert plotted["xlabel"] in ("Test time (min)", "Test time (h)")
+    assert plotted["vi"][0] == pytest.approx([t / div for t in t_s], rel=1e-12)
+    assert plotted["vi"][2] == pytest.approx([a * 1e3 for a in amps], rel=1e-12)
+    assert plotted["cap"][1] == pytest.approx([q * 1e3 for q in cap_ah], rel=1e-12)
+
+    # the physics on screen: charged at 0.5C until 4.2 V, discharged at 0.5C until 3.0 V
+    c_rate_ma = 0.5 * load_cell(CELL).capacity * 1e3
+    assert max(plotted["vi"][2]) == pytest.approx(c_rate_ma, rel=1e-3)
+    assert min(plotted["vi"][2]) == pytest.approx(-c_rate_ma, rel=1e-3)
+    assert max(plotted["vi"][1]) == pytest.approx(4.2, abs=0.02) and volts[-1] == pytest.approx(3.0, abs=0.02)
+    assert f"{records} records, every one drawn." == text_of(browser, "#series-note")
+    assert text_of(browser, "#chart-vi .u-title") == "Voltage and current"
+    shots("curves")
+
+    # the analysis figures: one cycle, its charge and discharge as the cycle table counts them
+    status, analysis = station.api("GET", f"/runs/{run['run_id']}/analysis")
+    assert status == 200
+    cycles = analysis["figures"]["cycles"]
+    assert cycles["cycle"] == [1]
+    # a second route to the same numbers: the instrument's step capacity at the end of each step
+    assert cycles["charge_ah"][0] == pytest.approx(max(cap_ah), rel=1e-6)
+    assert cycles["discharge_ah"][0] == pytest.approx(-min(cap_ah), rel=1e-6)
+    charts = wait(browser, lambda d: d.execute_script("const c = window.stationCharts.cycles; return c && "
+                                                      "c.plot.data"), what="the capacity-by-cycle figure")
+    assert charts[0] == [1] and charts[1] == pytest.approx([cycles["charge_ah"][0] * 1e3], rel=1e-12)
+    assert charts[2] == pytest.approx([cycles["discharge_ah"][0] * 1e3], rel=1e-12)
+
+    # the sample's page lists the run and compares its capacity by cycle
+    browser.find_element(By.LINK_TEXT, sample["sample_id"]).click()
+    ready(browser, "sample")
+    assert [a.text for a in browser.find_elements(By.CSS_SELECTOR, "#sample-runs tbody td:first-child a")] == [
+        run["run_id"]]
+    compared = wait(browser, lambda d: d.execute_script("const c = window.stationCharts['compare-capacity']; "
+                                                        "return c && c.curves"), what="the comparison")
+    assert [c["x"] for c in compared] == [[1]]
+    assert compared[0]["y"] == pytest.approx([cycles["discharge_ah"][0] * 1e3], rel=1e-12)
+    shots("sample")
+
+
+def test_stop_from_the_page_with_confirmation_makes_the_channel_safe(browser, station, shots):
+    log_in(browser, station)
+    run = station.start(LONG)
+    run_id, channel = run["run_id"], run["channel"]
+    browser.get(f"{station.base}/#/run/{run_id}")
+    ready(browser, "run")
+    wait(browser, lambda d: text_of(d, "#run-state") == "running", what="the run running")
+
+    browser.find_element(By.ID, "action-stop").click()
+    wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "dialog#confirm-dialog[open]"), what="the dialog")
+    assert browser.switch_to.active_element.get_attribute("id") == "confirm-cancel"  # the safe answer first
+    shots("confirm")
+    browser.switch_to.active_element.send_keys(Keys.ESCAPE)  # Escape says no
+    wait(browser, lambda d: not d.find_elements(By.CSS_SELECTOR, "dialog#confirm-dialog"), what="the dialog closed")
+    assert station.api("GET", f"/runs/{run_id}")[1]["state"] == "running"
+
+    browser.find_element(By.ID, "action-stop").click()
+    wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "dialog#confirm-dialog[open]"), what="the dialog")
+    browser.find_element(By.ID, "confirm-ok").click()
+    wait(browser, lambda d: text_of(d, "#run-state") == "stopped", what="the run stopped")
+    badge = browser.find_element(By.ID, "run-state")
+    assert "state-stopped" in badge.get_attribute("class")
+    assert badge.value_of_css_property("background-color") in (STOPPED_RGB, STOPPED_RGB.replace("rgb", "rgba")
+                                                                 .replace(")", ", 1)"))
+    assert browser.find_element(By.ID, "action-pause").get_attribute("disabled") is not None
+    assert browser.find_element(By.ID, "action-stop").get_attribute("disabled") is not None
+
+    status, doc = station.api("GET", f"/runs/{run_id}")
+    assert status == 200 and doc["state"] == "stopped"
+    _, events = station.api("GET", f"/runs/{run_id}/events")
+    stops = [e for e in events["events"] if e["kind"] == "operator" and e["message"] == f"stop (by {owner_name()})"]
+    assert len(stops) == 1  # one stop, recorded with who asked; the Escape sent nothing
+    wait(browser, lambda d: [r.text for r in d.find_elements(By.CSS_SELECTOR, "#events tbody td:nth-child(4)")]
+         == [e["message"] for e in events["events"]], what="the run's events")
+    wait(browser, lambda d: d.execute_script("return window.stationRunPage.series.records") == doc["records"],
+         what="the curves up to the run's last record")
+    stamps = browser.find_elements(By.CSS_SELECTOR, "#events tbody td:first-child time")
+    assert [t.get_attribute("datetime") for t in stamps] == [e["at"] for e in events["events"]]
+    first = events["events"][0]["at"]  # local time shown, UTC on hover
+    assert stamps[0].get_attribute("title") == first[:10] + " " + first[11:19] + " UTC"
+    shots("stopped")
+
+    browser.get(f"{station.base}/#/")
+    ready(browser, "grid")
+    assert cell(browser, channel, "state") == "stopped"
+    state_cell = browser.find_element(By.CSS_SELECTOR, f"#grid tr[data-channel='{channel}'] td[data-col='state'] "
+                                                       f"span")
+    assert state_cell.value_of_css_property("background-color") in (STOPPED_RGB, "rgba(74, 84, 94, 1)")
+    assert cell(browser, channel, "voltage") == "" and cell(browser, channel, "current") == ""  # nothing flows
+
+
+def test_actions_without_a_valid_session_are_refused(browser, station, shots):
+    log_in(browser, station)
+    run = station.start(LONG)
+    run_id = run["run_id"]
+    browser.get(f"{station.base}/#/run/{run_id}")
+    ready(browser, "run")
+    wait(browser, lambda d: text_of(d, "#run-state") == "running", what="the run running")
+
+    # the cookie alone is not enough to act: without the session's CSRF header the service refuses, 403
+    answer = browser.execute_async_script("""
+        const done = arguments[arguments.length - 1];
+        fetch('/api/v1/runs/' + arguments[0] + '/pause', {method: 'POST', credentials: 'same-origin'})
+          .then(r => r.json().then(b => done({status: r.status, body: b})));""", run_id)
+    assert answer["status"] == 403 and "X-Station-CSRF" in answer["body"]["error"]["message"]
+
+    # a forged cookie is no session: 401, and the page falls back to its login form
+    browser.delete_cookie("station_session")
+    browser.add_cookie({"name": "station_session", "value": "forged-session-id", "path": "/"})
+    browser.find_element(By.ID, "action-pause").click()
+    wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "dialog#confirm-dialog[open]"), what="the dialog")
+    browser.find_element(By.ID, "confirm-ok").click()
+    note = wait(browser, lambda d: text_of(d, "#login-error"), what="the login form again")
+    assert "session has ended" in note
+    shots("refused")
+
+    # and no cookie at all: the same
+    browser.delete_all_cookies()
+    answer = browser.execute_async_script("""
+        const done = arguments[arguments.length - 1];
+        fetch('/api/v1/runs/' + arguments[0] + '/stop', {method: 'POST', headers: {'X-Station-CSRF': 'guess'}})
+          .then(r => done(r.status));""", run_id)
+    assert answer == 401
+
+    status, doc = station.api("GET", f"/runs/{run_id}")
+    assert status == 200 and doc["state"] == "running"  # nothing happened
+    _, events = station.api("GET", f"/runs/{run_id}/events")
+    acted = [e["message"] for e in events["events"] if e["message"].split(" ")[0] in ("pause", "continue", "stop")]
+    assert acted == []  # the only operator event is who started it
+    assert station.api("POST", f"/runs/{run_id}/pause", token_="wrong-token")[0] == 401
+    assert station.api("POST", f"/runs/{run_id}/stop")[0] == 200
+
+
+
+def test_a_campaign_waiting_for_the_operator_is_confirmed_from_the_sample_page(browser, station, shots):
+    log_in(browser, station)
+    status, sample = station.api("POST", "/samples", {"cell": "anode-free-ncm622", "name": "anode-free 2"})
+    assert status == 201
+    status, campaign = station.api("POST", "/campaigns", {"campaign": "formation-cycling-80",
+                                                          "sample": sample["sample_id"]})
+    assert status == 201, campaign
+    cid = campaign["campaign_id"]
+    # the service's campaign engine asks for the sample to be placed on a channel, and waits
+    waiting = wait_api(lambda: (d := station.api("GET", f"/campaigns/{cid}")[1])["state"] == "waiting" and d,
+                       "the campaign waiting")
+    browser.get(f"{station.base}/#/sample/{sample['sample_id']}")
+    ready(browser, "sample")
+    assert waiting["waiting"] in text_of(browser, "article.campaign p.waiting")
+    browser.find_element(By.ID, f"confirm-{cid}").click()
+    wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "dialog#confirm-dialog[open]"), what="the dialog")
+    shots("confirm")
+    browser.find_element(By.ID, "confirm-ok").click()
+    wait(browser, lambda d: (text_of(d, "#action-message") or "").startswith("Confirmed"), what="the confirmation")
+    done = wait_api(lambda: (d := station.api("GET", f"/campaigns/{cid}")[1])["confirmed_by"] and d,
+                    "who confirmed")
+    assert done["confirmed_by"] == owner_name()
+    target = waiting["target"] or waiting["location"]
+    confirmations = [e for e in done["events"] if e["kind"] == "operator" and e["message"].startswith("confirmed")]
+    assert [(e["who"], e["message"]) for e in confirmations] == [
+        (owner_name(), f"confirmed by {owner_name()}: the sample is on {target}")]  # once, with who did it
+    shots("confirmed")
+    assert station.api("POST", f"/campaigns/{cid}/stop")[0] == 200
