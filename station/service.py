@@ -191,8 +191,8 @@ class StationService:
             run_id not in manager.active or manager.active[run_id].done)]
         self.board.update_live(docs, gone=gone)
         for run_id in gone:
-            self._states.pop(run_id, None)
-            self._channels.pop(run_id, None)
+            told, channel = self._states.pop(run_id, None), self._channels.pop(run_id, None)
+            self._tell_last_state(run_id, told, channel)
         try:
             events = self.station.store.events_after(self._last_event)
         except StoreError:  # a store that cannot be read now is told by supervision; readers wait
@@ -201,6 +201,17 @@ class StationService:
             self.board.publish("event", {"id": e.id, "run_id": e.run_id, "at": e.at, "kind": e.kind,
                                          "message": e.message})
             self._last_event = e.id
+
+    def _tell_last_state(self, run_id: str, told: str | None, channel: str | None) -> None:
+        """A run no longer supervised (an operator stopped it, or it ended between rounds) may have reached its last
+        state without a round seeing it: readers learn that state from the store, so a grid never shows a stopped
+        channel as running."""
+        try:
+            row = self.station.store.run(run_id)
+        except StoreError:
+            return  # a store that cannot be read now is told by supervision
+        if str(row.state) != told:
+            self.board.publish("run", {"run_id": run_id, "state": str(row.state), "channel": channel or row.channel})
 
     def close(self) -> None:
         """Leave every program running on its instrument; give back the runs' leases and the service lock."""

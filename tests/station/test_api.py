@@ -185,6 +185,30 @@ def test_the_event_stream_tells_state_changes_live_values_and_events(api):
     assert any(e["run_id"] == run_id and e["message"] == "started by " + api.tokens.owner for e in seen["event"])
 
 
+def test_a_run_stopped_by_an_operator_is_told_on_the_stream_as_stopped(api):
+    """The grid learns a channel is safe from the stream: a stop ends supervision of the run, and its last state
+    is still published."""
+    run_id = start(api, LONG, channel="bts/21-1-2")["run_id"]
+    with api.client.stream("GET", "/api/v1/stream", headers=api.owner) as stream:
+        lines = stream.iter_lines()
+        assert next(lines) == "event: hello"
+        assert api.client.post(f"/api/v1/runs/{run_id}/stop", headers=api.owner).status_code == 200
+        kind, states = None, []
+        for count, line in enumerate(lines):
+            assert count < 2000, f"no 'stopped' on the stream, only {states}"
+            if line.startswith("event: "):
+                kind = line[7:]
+            elif line.startswith("data: ") and kind == "run":
+                doc = json.loads(line[6:])
+                if doc["run_id"] == run_id:
+                    states.append(doc["state"])
+                    if doc["state"] == "stopped":
+                        assert doc["channel"] == "bts/21-1-2"
+                        break
+    assert states[-1] == "stopped" and api.client.get(f"/api/v1/runs/{run_id}", headers=api.owner).json()[
+        "state"] == "stopped"
+
+
 # -- bad input ---------------------------------------------------------------------------------------------------------
 
 
