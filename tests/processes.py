@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import time
+from collections.abc import Callable
 from typing import Any
 
 
@@ -36,3 +38,15 @@ def interrupt(proc: subprocess.Popen, timeout_s: float = 20.0) -> int | None:
         proc.kill()
         proc.wait(timeout=30)
         return None
+
+
+def wait_for(predicate: Callable[[], Any], timeout_s: float = 120.0, what: str = "what was awaited") -> Any:
+    """Poll ``predicate`` until it is truthy and return its value: the tests wait for another process or thread
+    to get somewhere, never a fixed time. A deadline that passes is a failure that says what never came."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import textwrap
+import threading
+from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 from tests.processes import popen
 
@@ -52,3 +56,43 @@ def write_config(path: Path, port: int, *, channels: int = 2, extra: str = "") -
             channels: [{chans}]
         """) + textwrap.dedent(extra))
     return path
+
+
+#: a named user's token for the API tests (station.yaml holds only its hash)
+ALICE = "alice-token-for-tests-0123456789abcdefghijkl"
+
+
+@contextlib.contextmanager
+def served_api(tmp_path: Path, processes: list, *, channels: int) -> Iterator[SimpleNamespace]:
+    """A station service supervising a simulated BTS on a thread, and a TestClient on its API: the owner's and
+    alice's Bearer headers, the store, the tokens. The service is stopped and closed afterwards."""
+    from fastapi.testclient import TestClient
+
+    from station.api.app import ApiState, create_app
+    from station.api.tokens import load_tokens, token_hash
+    from station.config import load_config
+    from station.service import StationService
+    from station.session import Station
+
+    port = start_sim(processes, channels=channels)
+    path = write_config(tmp_path / "station.yaml", port, channels=channels,
+                        extra=f"api:\n  users:\n    alice: {token_hash(ALICE)}\n")
+    cfg, _ = load_config(str(path))
+    station = Station.open(cfg)
+    service = StationService(station, rescan_s=0.5)
+    service.claim()
+    tokens = load_tokens(station.store.data_dir, cfg.api.users)
+    state = ApiState(station, service.board, service.commands, tokens)
+    stop = threading.Event()
+    thread = threading.Thread(target=service.serve, args=(stop.is_set,), daemon=True)
+    thread.start()
+    client = TestClient(create_app(state), raise_server_exceptions=False)
+    try:
+        yield SimpleNamespace(client=client, owner={"Authorization": f"Bearer {tokens.owner_token}"},
+                              alice={"Authorization": f"Bearer {ALICE}"}, store=station.store, tokens=tokens,
+                              data_dir=station.store.data_dir)
+    finally:
+        stop.set()
+        thread.join(30)
+        state.close()
+        service.close()

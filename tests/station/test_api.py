@@ -8,56 +8,22 @@ import json
 import os
 import stat
 import threading
-import time
-from types import SimpleNamespace
 
 import pytest
-from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from station.api.app import ApiState, create_app
-from station.api.tokens import TokenError, ensure_token, load_tokens, token_hash, token_path
+from station.api.tokens import TokenError, ensure_token, load_tokens, token_path
 from station.config import load_config
-from station.service import StationService
-from station.session import Station
-from tests.station.sim_bts import LONG, SHORT, start_sim, write_config
-
-ALICE = "alice-token-for-tests-0123456789abcdefghijkl"
+from tests.processes import wait_for
+from tests.station.sim_bts import ALICE, LONG, SHORT, served_api, write_config
 
 
 @pytest.fixture
 def api(tmp_path, processes):
-    port = start_sim(processes, channels=3)
-    path = write_config(tmp_path / "station.yaml", port, channels=3,
-                        extra=f"api:\n  users:\n    alice: {token_hash(ALICE)}\n")
-    cfg, _ = load_config(str(path))
-    station = Station.open(cfg)
-    service = StationService(station, rescan_s=0.5)
-    service.claim()
-    tokens = load_tokens(station.store.data_dir, cfg.api.users)
-    state = ApiState(station, service.board, service.commands, tokens)
-    stop = threading.Event()
-    thread = threading.Thread(target=service.serve, args=(stop.is_set,), daemon=True)
-    thread.start()
-    client = TestClient(create_app(state), raise_server_exceptions=False)
-    owner = {"Authorization": f"Bearer {tokens.owner_token}"}
-    yield SimpleNamespace(client=client, owner=owner, alice={"Authorization": f"Bearer {ALICE}"},
-                          store=station.store, tokens=tokens, data_dir=station.store.data_dir)
-    stop.set()
-    thread.join(30)
-    state.close()
-    service.close()
+    with served_api(tmp_path, processes, channels=3) as served:
+        yield served
 
-
-def wait_for(predicate, timeout_s: float = 60.0):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("timed out")
 
 
 def start(api, source: str, headers=None, **extra) -> dict:

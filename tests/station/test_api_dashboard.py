@@ -9,8 +9,6 @@ from __future__ import annotations
 import json
 import math
 import tempfile
-import threading
-import time
 from pathlib import Path
 from types import SimpleNamespace
 from urllib.parse import quote
@@ -25,30 +23,18 @@ from typer.testing import CliRunner
 from station.analysis.report import analyze_run
 from station.api.app import ApiState, create_app
 from station.api.sessions import COOKIE, Sessions
-from station.api.tokens import Tokens, load_tokens, token_hash
+from station.api.tokens import Tokens, token_hash
 from station.cli import app as cli
 from station.config import load_config
 from station.export import export_run
 from station.run_data import load_run
-from station.service import StationService
-from station.session import Station
 from station.store import RECORD_DTYPE, Store
 from station.web import STATIC_DIR
-from tests.station.sim_bts import LONG, start_sim, write_config
+from tests.station.sim_bts import ALICE, LONG, served_api, write_config
 
 OWNER = "owner-token-for-tests-0123456789abcdefghijklmn"
-ALICE = "alice-token-for-tests-0123456789abcdefghijkl"
 CSRF = "X-Station-CSRF"
 
-
-def wait_for(predicate, timeout_s: float = 60.0):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("timed out")
 
 
 # -- a store of finished runs, read without a service -----------------------------------------------------------------
@@ -206,24 +192,8 @@ def test_sessions_expire_and_the_table_is_bounded():
 
 @pytest.fixture
 def live(tmp_path, processes):
-    port = start_sim(processes, channels=1)
-    path = write_config(tmp_path / "station.yaml", port, channels=1,
-                        extra=f"api:\n  users:\n    alice: {token_hash(ALICE)}\n")
-    cfg, _ = load_config(str(path))
-    station = Station.open(cfg)
-    service = StationService(station, rescan_s=0.5)
-    service.claim()
-    tokens = load_tokens(station.store.data_dir, cfg.api.users)
-    state = ApiState(station, service.board, service.commands, tokens)
-    stop = threading.Event()
-    thread = threading.Thread(target=service.serve, args=(stop.is_set,), daemon=True)
-    thread.start()
-    client = TestClient(create_app(state), raise_server_exceptions=False)
-    yield SimpleNamespace(client=client, store=station.store, tokens=tokens)
-    stop.set()
-    thread.join(30)
-    state.close()
-    service.close()
+    with served_api(tmp_path, processes, channels=1) as served:
+        yield served
 
 
 def test_a_cookie_post_without_the_csrf_header_is_refused_and_not_carried_out(live):

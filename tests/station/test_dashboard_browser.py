@@ -14,7 +14,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -24,7 +23,7 @@ import pytest
 
 from protocols.cells import load_cell
 from station.api.tokens import owner_name, token_path
-from tests.processes import interrupt, popen
+from tests.processes import interrupt, popen, wait_for
 from tests.station.sim_bts import ENV, LONG, SHORT, start_sim, write_config
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -145,13 +144,7 @@ def wait(driver, condition, timeout_s: float = WAIT_S, what: str = ""):
 
 
 def wait_api(predicate, what: str, timeout_s: float = WAIT_S):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"the API never said {what}")
+    return wait_for(predicate, timeout_s, f"the API to say {what}")
 
 
 def text_of(driver, css: str) -> str | None:

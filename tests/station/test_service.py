@@ -7,13 +7,12 @@ import json
 import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
 
 from station.store import Store
-from tests.processes import interrupt, popen
+from tests.processes import interrupt, popen, wait_for
 from tests.station.sim_bts import ENV, SHORT, start_sim, write_config
 
 
@@ -26,15 +25,6 @@ def cfg(tmp_path, processes):
 def station(*args: str, **kwargs) -> subprocess.Popen:
     return popen([sys.executable, "-m", "station", *args], stderr=subprocess.PIPE, text=True, env=ENV, **kwargs)
 
-
-def wait_for(predicate, timeout_s: float = 120.0):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("timed out")
 
 
 def serving(proc: subprocess.Popen) -> None:

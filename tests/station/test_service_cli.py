@@ -9,13 +9,12 @@ import json
 import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
 
 from station.store import Store
-from tests.processes import interrupt, popen
+from tests.processes import interrupt, popen, wait_for
 from tests.station.sim_bts import ENV, LONG, SHORT, start_sim, write_config
 
 
@@ -40,15 +39,6 @@ def station(cfg, *args: str, timeout: float = 120) -> subprocess.CompletedProces
     return subprocess.run([sys.executable, "-m", "station", *args, "--config", str(cfg)], capture_output=True,
                           text=True, env=ENV, timeout=timeout)
 
-
-def wait_for(predicate, timeout_s: float = 120.0):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("timed out")
 
 
 def test_runs_from_several_terminals_are_started_and_watched_by_the_service(setup, processes):
