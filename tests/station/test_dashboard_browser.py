@@ -31,7 +31,7 @@ CHROMEDRIVER = Path("/usr/bin/chromedriver")
 
 try:
     from selenium import webdriver
-    from selenium.common.exceptions import TimeoutException
+    from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
@@ -138,7 +138,9 @@ def shots(browser, request, tmp_path):
 def wait(driver, condition, timeout_s: float = WAIT_S, what: str = ""):
     """Poll the page until ``condition(driver)`` is truthy; its value."""
     try:
-        return WebDriverWait(driver, timeout_s, poll_frequency=0.05).until(condition)
+        # a live page redraws: an element found a moment ago may be gone; the next poll looks again
+        return WebDriverWait(driver, timeout_s, poll_frequency=0.05,
+                             ignored_exceptions=(StaleElementReferenceException,)).until(condition)
     except TimeoutException:
         raise AssertionError(f"the page never showed {what or 'what was awaited'}") from None
 
@@ -148,8 +150,12 @@ def wait_api(predicate, what: str, timeout_s: float = WAIT_S):
 
 
 def text_of(driver, css: str) -> str | None:
-    found = driver.find_elements(By.CSS_SELECTOR, css)
-    return found[0].text if found else None
+    """The text of the first element ``css`` finds; None when there is none, or it was redrawn as it was read."""
+    try:
+        found = driver.find_elements(By.CSS_SELECTOR, css)
+        return found[0].text if found else None
+    except StaleElementReferenceException:
+        return None
 
 
 def ready(driver, kind: str) -> None:
