@@ -7,15 +7,16 @@ the run after the command returns. Errors come back as the same one-line message
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 from rich.live import Live
 
 from drivers.base import ChannelState, ChannelStatus
+from protocols.clock import Clock, RealClock
 from protocols.library import resolve_cell_path, resolve_protocol_path
 from station.api.client import ServiceClient, ServiceError
 from station.cli_common import (
@@ -84,7 +85,7 @@ def progress_of(doc: dict[str, Any]) -> Progress:
                     live.get("stop_requested"))
 
 
-def run(client: ServiceClient, body: dict[str, Any], *, watch: bool, json_: bool) -> int:
+def run(client: ServiceClient, body: dict[str, Any], *, watch: bool, json_: bool, clock: Clock | None = None) -> int:
     doc = call(client.post, "/runs", body)
     err.print(f"run {doc['run_id']} started on {doc['channel']}; the station service watches it"
               + ("" if watch else f" (`station status {doc['run_id']}`, or `station run ... --watch` to follow)"),
@@ -93,23 +94,22 @@ def run(client: ServiceClient, body: dict[str, Any], *, watch: bool, json_: bool
         if json_:
             sys.stdout.write(json.dumps(doc, indent=2) + "\n")
         return 0
-    return follow(client, doc["run_id"], json_)
+    return follow(client, doc["run_id"], json_, clock)
 
 
-def follow(client: ServiceClient, run_id: str, json_: bool) -> int:
-    """Show the run live until it ends; Ctrl-C only stops watching (the service goes on supervising it)."""
+def follow(client: ServiceClient, run_id: str, json_: bool, clock: Clock | None = None) -> int:
+    """Show the run live until it ends; Ctrl-C only stops watching (the service goes on supervising it).
+    ``clock`` paces the polls (the real one unless a test gives another)."""
+    clock = clock or RealClock()
     doc = call(client.get, f"/runs/{run_id}")
     view = LiveView(run_id, RESOLUTIONS.get(doc.get("kind") or "", DEFAULT_RESOLUTION))
+    shown = sys.stderr.isatty() and not json_
     try:
-        if sys.stderr.isatty() and not json_:
-            with Live(console=err, refresh_per_second=4, transient=False) as live:
-                while doc["state"] not in TERMINAL_STATES:
-                    live.update(view.update(progress_of(doc)))
-                    time.sleep(WATCH_POLL_S)
-                    doc = call(client.get, f"/runs/{run_id}")
-        else:
+        with Live(console=err, refresh_per_second=4, transient=False) if shown else contextlib.nullcontext() as live:
             while doc["state"] not in TERMINAL_STATES:
-                time.sleep(WATCH_POLL_S)
+                if live is not None:
+                    live.update(view.update(progress_of(doc)))
+                clock.sleep(WATCH_POLL_S)
                 doc = call(client.get, f"/runs/{run_id}")
     except KeyboardInterrupt:
         err.print(f"stopped watching; run {run_id} goes on, watched by the station service (`station stop "
