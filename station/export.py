@@ -23,13 +23,13 @@ from station.analysis.cycling import cycle_table
 from station.exports import vocabulary
 from station.exports.eis import eis_table
 from station.exports.metadata import sidecar
-from station.exports.records import record_table, step_starts, time_series
+from station.exports.records import record_table, time_series
 from station.exports.summary import summary_table
 from station.exports.writer import FORMATS, WriterMissing, write_table
 from station.run_data import run_data
 from station.store import RunRow, Store
 
-__all__ = ["ExportError", "MissingDependency", "export_run", "started_at", "step_starts"]
+__all__ = ["ExportError", "MissingDependency", "export_run", "started_at"]
 
 
 class ExportError(Exception):

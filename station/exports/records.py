@@ -19,18 +19,12 @@ from __future__ import annotations
 import numpy as np
 
 from protocols.program import StepProgram
+from station.analysis.steps import step_starts
 from station.exports.step_types import program_table
 from station.exports.vocabulary import RECORD_COLUMNS
 from station.exports.writer import Categorical
 
 _QUANTITIES = (("capacity_ah", "capacity"), ("energy_wh", "energy"))
-
-
-def step_starts(records: np.ndarray) -> np.ndarray:
-    """True where a record opens a new step execution: another step or cycle, or the step clock starting over (a
-    step that loops onto itself)."""
-    idx, cyc, st = records["step_index"], records["cycle"], records["step_time"]
-    return np.r_[True, (idx[1:] != idx[:-1]) | (cyc[1:] != cyc[:-1]) | (st[1:] < st[:-1])]
 
 
 def cycle_starts(records: np.ndarray) -> np.ndarray:

@@ -91,7 +91,7 @@ def assert_test_times(records) -> None:
     neware-bts-api.md section 9)."""
     import numpy as np
 
-    from station.export import step_starts
+    from station.analysis.steps import step_starts
 
     steps = np.diff(records["test_time"])
     assert np.all(steps >= 0), "the test time went backwards"
