@@ -281,7 +281,7 @@ def library_copy(name: Annotated[str, typer.Argument(help="a library protocol, c
         err.print(f"copied {name} to {target}; edit it and give its path to validate, plan or run", markup=False)
 
 
-from station import cli_analysis, cli_campaigns, cli_import, cli_plot, cli_runs, cli_tokens  # noqa: E402, F401  (register their commands on ``app``; none imports this)
+from station import cli_analysis, cli_campaigns, cli_db, cli_import, cli_plot, cli_runs, cli_tokens  # noqa: E402, F401  (register their commands on ``app``; none imports this)
 
 __all__ = ["app", "cli_campaigns", "cli_runs", "cli_tokens"]
 

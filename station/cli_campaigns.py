@@ -74,8 +74,8 @@ def _errors():
 
 def _open(config: str | None, data_dir: str | None) -> tuple[StationConfig, Store]:
     cfg, _ = load_config(config)
-    store = Store(data_dir or cfg.data_dir)
-    err.print(f"data: {store.data_dir}", markup=False, style="dim")
+    store = Store(data_dir or cfg.data_dir, cfg.database)
+    err.print(f"data: {store.location}", markup=False, style="dim")
     return cfg, store
 
 

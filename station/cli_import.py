@@ -53,10 +53,9 @@ def import_(files: Annotated[list[str], typer.Argument(help="Neware .nda/.ndax o
                                "one), or --cell to register a new sample on that cell record; one of them")
     cell_record = _cell(cell) if cell is not None else None  # a wrong cell fails before any file is read
     try:
-        if not data_dir:
-            data_dir = load_config(config)[0].data_dir
-        store = Store(data_dir)
-        err.print(f"data: {store.data_dir}", markup=False, style="dim")
+        cfg = load_config(config)[0]
+        store = Store(data_dir or cfg.data_dir, cfg.database)
+        err.print(f"data: {store.location}", markup=False, style="dim")
         if sample is not None:
             store.sample(sample)  # named wrong: fail before reading any file
     except ConfigError as exc:

@@ -102,14 +102,12 @@ def _open(config: str | None, data_dir: str | None, *, dry_run: bool = False) ->
 def _say_where(store: Store) -> None:
     """Every command that reads the data directory says which one: with a per-user default and --data-dir and
     $STATION_DATA to move it, a user must never wonder where the runs went."""
-    err.print(f"data: {store.data_dir}", markup=False, style="dim")
+    err.print(f"data: {store.location}", markup=False, style="dim")
 
 
 def _store(config: str | None, data_dir: str | None) -> Store:
-    if not data_dir:
-        cfg, _ = load_config(config)
-        data_dir = cfg.data_dir
-    store = Store(data_dir)
+    cfg, _ = load_config(config)
+    store = Store(data_dir or cfg.data_dir, cfg.database)
     _say_where(store)
     return store
 
@@ -426,7 +424,7 @@ def status(run_id: Annotated[str | None, typer.Argument(help="one run; default: 
         doc["service"] = client.base_url
     else:
         with _errors():
-            store = Store(data_dir or cfg.data_dir)
+            store = Store(data_dir or cfg.data_dir, cfg.database)
             _say_where(store)
             _settle(config, data_dir, store)
             now = RealClock().unix()

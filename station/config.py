@@ -201,6 +201,9 @@ class StationConfig(BaseModel):
     data_dir: str = Field(default_factory=lambda: default_data_dir(), description="where the run database and "
                           "exports go (default: the per-user data folder, e.g. ~/.local/share/battery-test-station "
                           "or %LOCALAPPDATA%\\battery-test-station)")
+    database: str | None = Field(None, description="the lab's central PostgreSQL database shared by its stations "
+                                 "(postgresql://user@host/dbname); leave it out for the data directory's own SQLite. "
+                                 "$STATION_DATABASE, when set, wins over it")
     poll_interval: TimeField = Field("10 s", validate_default=True,
                                      description="how often running channels are polled (real time)")
     instruments: list[InstrumentConfig] = Field(min_length=1)

@@ -55,13 +55,11 @@ def load(run_id: str, data_dir: str | Path | None = None) -> pd.DataFrame:
         raise LoadError('station.load needs pandas, which is not installed; pip install "pandas>=2" (a dependency '
                         'of battery-test-station: reinstall it)') from None
     from protocols.program import StepProgram
+    from station.config import load_config
     from station.store import Store
 
-    if data_dir is None:
-        from station.config import load_config
-
-        data_dir = load_config(None)[0].data_dir
-    store = Store(data_dir)
+    cfg = load_config(None)[0]
+    store = Store(data_dir or cfg.data_dir, cfg.database)
     try:
         row = store.run(run_id)
         records = store.records(row.id)

@@ -52,7 +52,7 @@ class Station:
     @classmethod
     def open(cls, config: StationConfig, *, dry_run: bool = False, data_dir: str | None = None) -> Station:
         clock: Clock = VirtualClock() if dry_run else RealClock()
-        store = Store(Path(data_dir or config.data_dir))
+        store = Store(Path(data_dir or config.data_dir), config.database)
         instruments = Instruments(config, clock, store.data_dir, simulate_all=dry_run)
         manager = RunManager(store, clock)
         manager.cell_events = instruments.cell_events

@@ -11,8 +11,29 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
+
+
+class _ChildEnv(Mapping[str, str]):
+    """The environment of a child process, read when the child starts, not when a test module was imported: a
+    variable a fixture sets for one test ($STATION_DATABASE, for the PostgreSQL run of a test) reaches the
+    processes that test starts. Output unbuffered, so that a test reads a child's lines as they are written."""
+
+    def _now(self) -> dict[str, str]:
+        return {**os.environ, "PYTHONUNBUFFERED": "1"}
+
+    def __getitem__(self, key: str) -> str:
+        return self._now()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._now())
+
+    def __len__(self) -> int:
+        return len(self._now())
+
+
+CHILD_ENV: Mapping[str, str] = _ChildEnv()
 
 
 def _interruptible() -> None:  # runs in the child between fork and exec

@@ -1,188 +1,59 @@
-"""The run store: one SQLite database (WAL) per data directory holding runs, events and records.
+"""The run store: runs, events, samples, campaigns and records, behind one interface with two backends (DESIGN
+section 8): SQLite in the data directory, the embedded default, and PostgreSQL for a lab whose stations share one
+database (``database: postgresql://...`` in station.yaml, or ``$STATION_DATABASE``).
 
-Why SQLite: one file a lab can copy, transactions that survive a killed process (WAL, ``synchronous=FULL`` for
-run and event rows), and concurrent readers (``station status`` in another terminal) while the supervising
-process writes. Records are append-only, stored in blocks of consecutive records (one row per downloaded page, a packed
-array of :data:`RECORD_DTYPE`): a page downloaded twice after a reconnect is dropped, not duplicated, and long
-runs read back fast enough for exports of a million records in well under the budget.
+The SQL here is written once for both. What differs (connecting, file checks, locking, bulk inserts, how an
+error is explained) is the backend's (station.store.sqlite_backend, station.store.postgres_backend). Writes are
+transactional and records append-only: a run's last stored seq moves in the same commit as the records it counts,
+so a page downloaded twice after a reconnect is dropped, never stored twice.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
 import os
-import secrets
-import sqlite3
-import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 import numpy as np
 
 from drivers.base import Record
-from station.run_policy import TERMINAL_STATES, UNCONFIRMED_STATES, RunState
+from station.run_policy import TERMINAL_STATES, RunState
+from station.store import schema
+from station.store.postgres_backend import PostgresBackend, is_postgres_url
+from station.store.records import RECORD_DTYPE, conformed, newer, read_block, to_block
+from station.store.rows import (
+    CAMPAIGN_ENDED,
+    CampaignEventRow,
+    CampaignRow,
+    CampaignStepRow,
+    ChannelBusy,
+    EventRow,
+    RunRow,
+    SampleRow,
+    StoreError,
+    UnknownCampaign,
+    UnknownRun,
+    UnknownSample,
+)
+from station.store.sqlite_backend import SQLiteBackend
 
-SCHEMA_VERSION = 5
-DB_NAME = "station.sqlite"
-RESERVE_NAME = "station.sqlite.reserve"
-#: Ballast kept beside the database. When the disk fills up, deleting it frees room for the few pages that record
-#: a pause and its reason, so the store never claims "running" for a channel the station paused for lack of space.
-RESERVE_BYTES = 1024 * 1024
-SQLITE_MAGIC = b"SQLite format 3\x00"
+#: the environment variable that points every station command at a database (it wins over station.yaml)
+DATABASE_ENV = "STATION_DATABASE"
 #: run ids per ``IN (...)`` query: well under SQLite's bound on parameters in one statement
 _IN_CHUNK = 500
 
-RECORD_COLUMNS = ("seq", "test_time", "step_time", "step_index", "cycle", "voltage", "current", "capacity", "energy",
-                  "frequency", "z_real", "z_imag", "cv_cycle")
-#: The packed layout of one record in a block: little-endian, SI units, positive current charging, NaN where an
-#: impedance column does not apply. Blocks hold consecutive seqs, so a run reads back as a few hundred blobs.
-RECORD_DTYPE = np.dtype([("seq", "<i8"), ("test_time", "<f8"), ("step_time", "<f8"), ("step_index", "<i8"),
-                         ("cycle", "<i8"), ("voltage", "<f8"), ("current", "<f8"), ("capacity", "<f8"),
-                         ("energy", "<f8"), ("frequency", "<f8"), ("z_real", "<f8"), ("z_imag", "<f8"),
-                         ("cv_cycle", "<i8")])
-#: The layout before records carried ``cv_cycle``: blocks written then read back with ``cv_cycle`` 0 (no CV scan had
-#: its cycles counted), so a data directory from before needs no rewrite.
-RECORD_DTYPE_V1 = np.dtype(RECORD_DTYPE.descr[:-1])
 
-_MIGRATIONS: dict[int, str] = {
-    1: """
-    CREATE TABLE IF NOT EXISTS runs (
-        id TEXT PRIMARY KEY,
-        created_at REAL NOT NULL,
-        updated_at REAL NOT NULL,
-        state TEXT NOT NULL,
-        channel TEXT NOT NULL,
-        instrument TEXT NOT NULL,
-        protocol_name TEXT NOT NULL,
-        protocol_file TEXT,
-        protocol_source TEXT NOT NULL,
-        parameters TEXT NOT NULL,
-        program TEXT NOT NULL,
-        cell TEXT NOT NULL,
-        handle TEXT,
-        dry_run INTEGER NOT NULL DEFAULT 0,
-        last_seq INTEGER NOT NULL DEFAULT 0,
-        message TEXT NOT NULL DEFAULT ''
-    );
-    CREATE INDEX IF NOT EXISTS runs_by_channel ON runs(channel, state);
-    CREATE TABLE IF NOT EXISTS events (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        run_id TEXT NOT NULL REFERENCES runs(id),
-        at REAL NOT NULL,
-        test_time REAL,
-        kind TEXT NOT NULL,
-        message TEXT NOT NULL,
-        data TEXT
-    );
-    CREATE INDEX IF NOT EXISTS events_by_run ON events(run_id, id);
-    CREATE TABLE IF NOT EXISTS record_blocks (
-        run_id TEXT NOT NULL REFERENCES runs(id),
-        first_seq INTEGER NOT NULL,
-        last_seq INTEGER NOT NULL,
-        count INTEGER NOT NULL,
-        data BLOB NOT NULL,
-        PRIMARY KEY (run_id, first_seq)
-    ) WITHOUT ROWID;
-    """,
-    # stop_requested: an operator or the station asked for a stop that the instrument has not confirmed yet; the
-    # run stays active (and its channel claimed) until it does. contact_lost_at: the start of the current outage.
-    2: """
-    ALTER TABLE runs ADD COLUMN stop_requested TEXT;
-    ALTER TABLE runs ADD COLUMN contact_lost_at REAL;
-    """,
-    # started_at: when the station sent start to the instrument (written with the "starting" intent), the time
-    # the instrument's test time counts from, for the unix time of exported records. Runs stored before it get
-    # the time of their first "starting" state event, or for runs older than that state, of their first "running".
-    3: """
-    ALTER TABLE runs ADD COLUMN started_at REAL;
-    UPDATE runs SET started_at = COALESCE(
-        (SELECT e.at FROM events e WHERE e.run_id = runs.id AND e.kind = 'state'
-            AND (e.message = 'starting' OR e.message LIKE 'starting: %') ORDER BY e.id LIMIT 1),
-        (SELECT e.at FROM events e WHERE e.run_id = runs.id AND e.kind = 'state'
-            AND (e.message = 'running' OR e.message LIKE 'running: %') ORDER BY e.id LIMIT 1));
-    """,
-    # samples: one physical cell each (an id a lab prints as a barcode, its cell record, who made it, notes); a
-    # run belongs to the sample it was run on (NULL for runs given only a cell).
-    4: """
-    CREATE TABLE IF NOT EXISTS samples (
-        id TEXT PRIMARY KEY,
-        name TEXT NOT NULL,
-        created_at REAL NOT NULL,
-        cell TEXT NOT NULL,
-        cell_file TEXT,
-        operator TEXT,
-        notes TEXT,
-        metadata TEXT NOT NULL DEFAULT '{}'
-    );
-    ALTER TABLE runs ADD COLUMN sample_id TEXT REFERENCES samples(id);
-    CREATE INDEX IF NOT EXISTS runs_by_sample ON runs(sample_id, created_at);
-    """,
-    # campaigns (station.campaigns): a chain of protocols on one sample. The campaign row holds its source and the
-    # validated plan (every stage with its protocols' text as started), where it is (state, current stage, the
-    # channel the sample is on, why it waits and for what), and the operator requests the service has not carried
-    # out yet (confirm, stop: JSON with who and when). campaign_steps is one row per run the campaign started
-    # (stage, role run/chunk/rpt, the run, its outcome and the cycles it counted); campaign_events records every
-    # decision and operator action with who did it. A run knows its campaign and stage.
-    5: """
-    CREATE TABLE IF NOT EXISTS campaigns (
-        id TEXT PRIMARY KEY,
-        name TEXT NOT NULL,
-        sample_id TEXT NOT NULL REFERENCES samples(id),
-        created_at REAL NOT NULL,
-        updated_at REAL NOT NULL,
-        state TEXT NOT NULL,
-        source_file TEXT,
-        source_text TEXT NOT NULL,
-        plan TEXT NOT NULL,
-        stage INTEGER NOT NULL DEFAULT 0,
-        location TEXT,
-        waiting TEXT,
-        pending TEXT,
-        confirm_requested TEXT,
-        stop_requested TEXT,
-        started_by TEXT,
-        confirmed_by TEXT,
-        message TEXT NOT NULL DEFAULT ''
-    );
-    CREATE INDEX IF NOT EXISTS campaigns_by_state ON campaigns(state, created_at);
-    CREATE INDEX IF NOT EXISTS campaigns_by_sample ON campaigns(sample_id, created_at);
-    CREATE TABLE IF NOT EXISTS campaign_steps (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        campaign_id TEXT NOT NULL REFERENCES campaigns(id),
-        stage INTEGER NOT NULL,
-        stage_name TEXT NOT NULL,
-        role TEXT NOT NULL,
-        chunk INTEGER,
-        first_cycle INTEGER,
-        parameters TEXT NOT NULL DEFAULT '{}',
-        channel TEXT,
-        run_id TEXT REFERENCES runs(id),
-        created_at REAL NOT NULL,
-        ended_at REAL,
-        outcome TEXT,
-        message TEXT NOT NULL DEFAULT '',
-        cycles TEXT
-    );
-    CREATE INDEX IF NOT EXISTS campaign_steps_by_campaign ON campaign_steps(campaign_id, id);
-    CREATE TABLE IF NOT EXISTS campaign_events (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        campaign_id TEXT NOT NULL REFERENCES campaigns(id),
-        at REAL NOT NULL,
-        kind TEXT NOT NULL,
-        message TEXT NOT NULL,
-        who TEXT,
-        data TEXT
-    );
-    CREATE INDEX IF NOT EXISTS campaign_events_by_campaign ON campaign_events(campaign_id, id);
-    ALTER TABLE runs ADD COLUMN campaign_id TEXT REFERENCES campaigns(id);
-    ALTER TABLE runs ADD COLUMN campaign_stage TEXT;
-    CREATE INDEX IF NOT EXISTS runs_by_campaign ON runs(campaign_id, created_at);
-    """,
-}
+def database_url(configured: str | None = None) -> str | None:
+    """Which database a station uses: ``$STATION_DATABASE`` if set (empty: the data directory's SQLite), else
+    station.yaml's ``database:``, else ``None`` (SQLite)."""
+    url = os.environ.get(DATABASE_ENV)
+    if url is None:
+        url = configured
+    return url or None
+
 
 #: The columns of a run row, named rather than ``SELECT *``: a process opened before a later schema added a
 #: column keeps reading the rows it knows.
@@ -192,24 +63,6 @@ RUN_COLUMNS = ("id", "created_at", "updated_at", "state", "channel", "instrument
 _SELECT_RUNS = f"SELECT {', '.join(RUN_COLUMNS)} FROM runs"
 _LIGHT_COLUMNS = ["''" if c in ("protocol_source", "program") else c for c in RUN_COLUMNS]
 _ACTIVE = f"state NOT IN ({', '.join(repr(s.value) for s in TERMINAL_STATES)})"
-
-
-class UnknownSample(Exception):
-    """No sample has this id (or the id is taken, for a new one): the caller named it wrong."""
-
-
-@dataclass(frozen=True)
-class SampleRow:
-    """One physical cell: the id a lab prints as a barcode, its cell record (SI, as bound), and its story."""
-
-    id: str
-    name: str
-    created_at: float
-    cell: dict[str, Any]
-    cell_file: str | None = None
-    operator: str | None = None
-    notes: str | None = None
-    metadata: dict[str, Any] = field(default_factory=dict)
 
 
 _SAMPLE_COLUMNS = ("id", "name", "created_at", "cell", "cell_file", "operator", "notes", "metadata")
@@ -223,80 +76,6 @@ def _sample_row(row: Sequence[Any]) -> SampleRow:
                      metadata=json.loads(data["metadata"] or "{}"))
 
 
-class UnknownCampaign(Exception):
-    """No campaign has this id (or more than one starts with it), or it cannot take the request (it has ended)."""
-
-
-#: the campaign states that are final (station.campaign_policy.CampaignState names them all)
-CAMPAIGN_ENDED = ("finished", "failed", "stopped")
-
-
-@dataclass(frozen=True)
-class CampaignRow:
-    """A campaign as stored: its source and plan, where it is, and the operator requests not yet carried out."""
-
-    id: str
-    name: str
-    sample_id: str
-    created_at: float
-    updated_at: float
-    state: str
-    source_file: str | None
-    source_text: str
-    plan: str
-    """The validated plan (protocols.campaign.CampaignPlan as JSON), protocols' text included."""
-    stage: int = 0
-    """Index of the current stage."""
-    location: str | None = None
-    """The channel the sample is on, as far as the station knows (``None``: not known yet)."""
-    waiting: str | None = None
-    """Why the campaign waits (for an operator, or for a free channel); ``None`` when it does not."""
-    pending: dict[str, Any] | None = None
-    """The start that waits for a confirmation (or a free channel), or that a confirmation would retry."""
-    confirm_requested: dict[str, Any] | None = None
-    stop_requested: dict[str, Any] | None = None
-    started_by: str | None = None
-    confirmed_by: str | None = None
-    message: str = ""
-
-    @property
-    def active(self) -> bool:
-        return self.state not in CAMPAIGN_ENDED
-
-
-@dataclass(frozen=True)
-class CampaignStepRow:
-    """One run a campaign started: its stage, its role (run, chunk or rpt), the run, and how it ended."""
-
-    id: int
-    campaign_id: str
-    stage: int
-    stage_name: str
-    role: str
-    chunk: int | None
-    first_cycle: int | None
-    parameters: dict[str, str]
-    channel: str | None
-    run_id: str | None
-    created_at: float
-    ended_at: float | None = None
-    outcome: str | None = None
-    message: str = ""
-    cycles: list[list[float | None]] | None = None
-    """The cycles the run counted (charged and discharged): [run's cycle number, charge Ah, discharge Ah, CE]."""
-
-
-@dataclass(frozen=True)
-class CampaignEventRow:
-    id: int
-    campaign_id: str
-    at: float
-    kind: str
-    message: str
-    who: str | None
-    data: dict[str, Any] | None
-
-
 _CAMPAIGN_COLUMNS = ("id", "name", "sample_id", "created_at", "updated_at", "state", "source_file", "source_text",
                      "plan", "stage", "location", "waiting", "pending", "confirm_requested", "stop_requested",
                      "started_by", "confirmed_by", "message")
@@ -307,262 +86,144 @@ _STEP_COLUMNS = ("id", "campaign_id", "stage", "stage_name", "role", "chunk", "f
                  "run_id", "created_at", "ended_at", "outcome", "message", "cycles")
 
 
-class UnknownRun(Exception):
-    """No run has this id (or more than one starts with it): the caller named it wrong, the store is fine."""
-
-
-class StoreError(Exception):
-    """The data directory or database cannot be used; the message says where and what to do."""
-
-
-@dataclass(frozen=True)
-class RunRow:
-    id: str
-    created_at: float
-    updated_at: float
-    state: RunState
-    channel: str
-    instrument: dict[str, Any]
-    protocol_name: str
-    protocol_file: str | None
-    protocol_source: str
-    parameters: dict[str, str]
-    program: str
-    cell: dict[str, Any]
-    handle: dict[str, Any] | None
-    dry_run: bool
-    last_seq: int
-    message: str
-    stop_requested: str | None = None
-    contact_lost_at: float | None = None
-    started_at: float | None = None
-    """When the station sent start to the instrument; ``None`` for a run that never got that far."""
-    sample_id: str | None = None
-    """The sample (physical cell) it ran on; ``None`` for a run given only a cell record."""
-    campaign_id: str | None = None
-    """The campaign that started it (station.campaigns), ``None`` for a run started on its own."""
-    campaign_stage: str | None = None
-    """The name of the campaign stage it ran for."""
-
-    @property
-    def active(self) -> bool:
-        return self.state not in TERMINAL_STATES
-
-    @property
-    def unconfirmed(self) -> bool:
-        """Start may have reached the instrument, but no handle says so: reconcile with the instrument first."""
-        return self.state in UNCONFIRMED_STATES and self.handle is None
-
-
-@dataclass(frozen=True)
-class EventRow:
-    id: int
-    run_id: str
-    at: float
-    test_time: float | None
-    kind: str
-    message: str
-    data: dict[str, Any] | None
-
-
-def damaged(where: Path, why: str) -> StoreError:
-    return StoreError(
-        f"{where} is damaged ({why}); stop every station using it and keep a copy, then recover it with "
-        f"`sqlite3 {where.name} .recover | sqlite3 recovered.sqlite` and put recovered.sqlite in its place, or "
-        f"restore a backup; move the file away to start an empty store")
-
-
-def _explain(exc: sqlite3.Error, where: Path) -> StoreError:
-    text = str(exc)
-    if isinstance(exc, sqlite3.DatabaseError) and any(
-            s in text for s in ("not a database", "malformed", "disk image", "file is encrypted", "no such table",
-                                "no such column", "corrupt")):
-        return damaged(where, text)
-    if "disk is full" in text or "disk I/O" in text:
-        return StoreError(f"cannot write to {where}: the disk is full; free space on that drive or choose another "
-                          f"--data-dir")
-    if "readonly" in text or "unable to open" in text or "permission" in text.lower():
-        return StoreError(f"cannot write to {where}: the directory is not writable; fix its permissions or choose "
-                          f"another --data-dir")
-    if "locked" in text:
-        return StoreError(f"{where} is locked by another process for too long; retry, or check for a hung station")
-    return StoreError(f"database error in {where}: {text}")
-
-
 P = ParamSpec("P")
 R = TypeVar("R")
 
 
 def _guarded(method: Callable[P, R]) -> Callable[P, R]:
-    """Every store call fails as a one-line StoreError naming the file (a damaged page can surface on any read)."""
+    """Every store call fails as a one-line StoreError naming the database (a damaged page can surface on any read,
+    a central database can go away between any two calls)."""
 
     @functools.wraps(method)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return method(*args, **kwargs)
-        except sqlite3.Error as exc:
-            raise _explain(exc, args[0].path) from None  # type: ignore[attr-defined]
+        except Exception as exc:
+            backend = args[0].backend  # type: ignore[attr-defined]
+            if isinstance(exc, backend.errors):
+                raise backend.explain(exc) from None
+            raise
 
     return wrapper
 
 
-#: Stores open in this process, by database file. POSIX record locks belong to a process and a file, and closing
-#: *any* descriptor of a file drops all of them: reading the database's header with an ordinary open() while
-#: another Store of this process is connected silently drops the locks SQLite holds for that connection (in WAL mode
-#: its shared lock on the database file). Another process can then take the file exclusively when it closes and
-#: checkpoint and delete the WAL under this one, whose later commits go to an unlinked file nobody else sees. So the
-#: header is read only by the first Store of a file in a process (before SQLite holds anything on it).
-_OPEN: dict[Path, int] = {}
-_OPEN_LOCK = threading.Lock()
-
-
 class Store:
-    """All access to the database; one instance per process (connections are not shared across threads)."""
+    """All access to the run database; one instance per thread (a connection is not shared across threads).
 
-    def __init__(self, data_dir: str | Path):
+    ``data_dir`` is the station's own folder (service lock, tokens, exports) and, by default, where its SQLite
+    database lives. ``database``: station.yaml's ``database:`` URL (``$STATION_DATABASE`` wins over it). A
+    data directory's SQLite is migrated when opened; a central PostgreSQL database is migrated only by
+    ``station db upgrade`` (``migrate=True``), since stations of several versions may share it."""
+
+    def __init__(self, data_dir: str | Path, database: str | None = None, *, migrate: bool | None = None):
+        self._connect(data_dir, database)
+        try:
+            self._refuse_foreign()
+            self.backend.configure()
+            self._migrate(self.backend.dialect == "sqlite" if migrate is None else migrate)
+        except self.backend.errors as exc:
+            self.close()
+            raise self.backend.explain(exc) from None
+        except StoreError:
+            self.close()
+            raise
+
+    @classmethod
+    def schema_of(cls, data_dir: str | Path, database: str | None = None) -> int:
+        """The schema version of a database (0: a new, empty one), read without changing anything."""
+        store = cls.__new__(cls)
+        store._connect(data_dir, database)
+        try:
+            store._refuse_foreign()
+            return store._version()
+        except store.backend.errors as exc:
+            raise store.backend.explain(exc) from None
+        finally:
+            store.close()
+
+    def _connect(self, data_dir: str | Path, database: str | None) -> None:
         self.data_dir = Path(data_dir)
-        self.path = self.data_dir / DB_NAME
+        self.database = database_url(database)
         try:
             self.data_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StoreError(f"cannot create the data directory {self.data_dir}: {exc.strerror}; choose another "
                              f"--data-dir or fix its permissions") from None
-        if not self.path.exists():
-            self._create()
-        self._key = self.path.resolve()
-        with _OPEN_LOCK:
-            if not _OPEN.get(self._key):
-                self._check_file()
-            try:
-                self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
-            except sqlite3.Error as exc:
-                raise _explain(exc, self.path) from None
-            _OPEN[self._key] = _OPEN.get(self._key, 0) + 1  # counted until close(); one never closed stays counted
-        self._closed = False
-        try:
-            self._refuse_foreign()
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=FULL")
-            self.db.execute("PRAGMA foreign_keys=ON")
-            self._migrate()
-        except sqlite3.Error as exc:
-            self.close()
-            raise _explain(exc, self.path) from None
-        except StoreError:
-            self.close()
-            raise
-        self._keep_reserve()
-
-    def _create(self) -> None:
-        """Make a new store whole, then link it into place: two processes opening the same new data directory at
-        once must not see each other's half-made (0-byte) file and take it for a truncated store. Where the file
-        system cannot link, or the directory is not writable, the store is made in place as before (and any error
-        is then reported by the normal open)."""
-        new = self.data_dir / f".{DB_NAME}.{os.getpid()}.{secrets.token_hex(4)}.new"
-        try:
-            self.db = sqlite3.connect(new, timeout=30, isolation_level=None)
-            try:
-                self.db.execute("PRAGMA journal_mode=WAL")
-                self._migrate()
-            finally:
-                self.db.close()
-            with contextlib.suppress(FileExistsError):  # another process made it first: theirs is the store
-                os.link(new, self.path)
-        except (sqlite3.Error, StoreError, OSError):
-            pass
-        finally:
-            for leftover in (new, new.with_name(new.name + "-wal"), new.with_name(new.name + "-shm")):
-                with contextlib.suppress(OSError):
-                    leftover.unlink()
-
-    def _check_file(self) -> None:
-        """Refuse a file that is not a station database before SQLite quietly makes an empty one out of it."""
-        try:
-            size = self.path.stat().st_size
-        except FileNotFoundError:
-            return
-        except OSError as exc:
-            raise StoreError(f"cannot read {self.path}: {exc.strerror}; fix its permissions") from None
-        wal = self.path.with_name(self.path.name + "-wal")
-        if size == 0:
-            if wal.exists() and wal.stat().st_size > 0:
-                return  # a database whose only content is still in its write-ahead log: SQLite recovers it
-            raise StoreError(f"{self.path} is empty (0 bytes), so its runs are gone: it was truncated or never "
-                             f"written; restore it from a backup, or delete it to start an empty store")
-        try:
-            with self.path.open("rb") as f:
-                head = f.read(len(SQLITE_MAGIC))
-        except OSError as exc:
-            raise StoreError(f"cannot read {self.path}: {exc.strerror}; fix its permissions") from None
-        if head != SQLITE_MAGIC:
-            raise damaged(self.path, "it does not start with the SQLite header")
+        if self.database is not None and not is_postgres_url(self.database):
+            raise StoreError(f"database '{self.database}' is not a postgresql:// URL; give one in station.yaml "
+                             f"(database: postgresql://user@host/dbname) or ${DATABASE_ENV}, or leave it out for "
+                             f"the data directory's SQLite")
+        self.backend: SQLiteBackend | PostgresBackend = (
+            PostgresBackend(self.database) if self.database else SQLiteBackend(self.data_dir))
+        self.db = self.backend.db
+        self.where = self.backend.where
+        """Where the data is, as messages name it: the SQLite file, or the database URL without its password."""
 
     def close(self) -> None:
-        with contextlib.suppress(sqlite3.Error):
-            self.db.close()
-        with _OPEN_LOCK:
-            if not getattr(self, "_closed", True):
-                self._closed = True
-                _OPEN[self._key] -= 1
-
-    # -- reserve -------------------------------------------------------------------------------------------------
+        self.backend.close()
 
     @property
-    def reserve_path(self) -> Path:
-        return self.data_dir / RESERVE_NAME
-
-    def _keep_reserve(self) -> None:
-        """Create the ballast file if it is missing; a disk too full for it is no reason to refuse to open."""
-        if self.reserve_path.exists():
-            return
-        with contextlib.suppress(OSError), self.reserve_path.open("wb") as f:
-            f.truncate(0)
-            f.write(b"\0" * RESERVE_BYTES)  # written, not sparse, so that deleting it really frees space
+    def location(self) -> str:
+        """Where the runs are, as a command tells its user: the data directory, or the central database and the
+        folder of this station's own files."""
+        if self.backend.dialect == "sqlite":
+            return str(self.data_dir)
+        return f"{self.where} (station files in {self.data_dir})"
 
     def release_reserve(self) -> bool:
-        """Delete the ballast so that the next small write fits on a full disk; True if there was one."""
-        try:
-            self.reserve_path.unlink()
-        except OSError:
-            return False
-        return True
+        """Free the ballast beside a SQLite database so that the next small write fits on a full disk."""
+        return self.backend.release_reserve()
+
+    @property
+    def reserve_path(self) -> Path | None:
+        return getattr(self.backend, "reserve_path", None)
+
+    def _damaged(self, why: str) -> StoreError:
+        return self.backend.damaged(why)
 
     # -- schema ----------------------------------------------------------------------------------------------------
 
     def _refuse_foreign(self) -> None:
-        """Read-only, before any pragma writes: another program's database is left exactly as it was."""
-        tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        """Read-only, before anything writes: another program's database is left exactly as it was."""
+        tables = self.backend.tables()
         if tables and "meta" not in tables:
-            raise StoreError(f"{self.path} is an SQLite database of another program (tables: "
-                             f"{', '.join(sorted(tables)[:5])}); choose another --data-dir")
+            raise StoreError(f"{self.where} is a database of another program (tables: "
+                             f"{', '.join(sorted(tables)[:5])}); choose another "
+                             f"{'--data-dir' if self.backend.dialect == 'sqlite' else 'database'}")
 
-    def _migrate(self) -> None:
-        tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        self.db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    def _version(self) -> int:
+        if "meta" not in self.backend.tables():
+            return 0
         row = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
         try:
-            version = int(row[0]) if row else 0
+            return int(row[0]) if row else 0
         except ValueError:
-            raise damaged(self.path, f"schema version {row[0]!r} is not a number") from None
-        if version > SCHEMA_VERSION:
-            raise StoreError(f"{self.path} was written by a newer station (schema {version} > {SCHEMA_VERSION}); "
-                             f"upgrade this program")
-        if version == 0 and tables - {"meta"}:
-            raise damaged(self.path, "it has tables but no schema version")
-        while version < SCHEMA_VERSION:
-            with self.transaction():
-                # read again under the write lock: another process opening the same new store may have migrated it
-                row = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-                version = max(version, int(row[0]) if row else 0)
-                if version >= SCHEMA_VERSION:
-                    break
-                target = version + 1
-                for statement in _MIGRATIONS[target].split(";"):
-                    if statement.strip():
-                        self.db.execute(statement)
-                self.db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)",
-                                (str(target),))
-            version = target
+            raise self._damaged(f"schema version {row[0]!r} is not a number") from None
+
+    def _migrate(self, allowed: bool) -> None:
+        """Bring the schema to :data:`schema.SCHEMA_VERSION`, in one transaction under the schema lock (another
+        process opening the same new store at once finds it migrated, or migrates it itself, never half)."""
+        version = self._version()
+        if version > schema.SCHEMA_VERSION:
+            raise StoreError(f"{self.where} was written by a newer station (schema {version} > "
+                             f"{schema.SCHEMA_VERSION}); upgrade this program")
+        if version == 0 and self.backend.tables() - {"meta"}:
+            raise self._damaged("it has tables but no schema version")
+        if version == schema.SCHEMA_VERSION:
+            return
+        if not allowed:
+            raise StoreError(f"{self.where} has schema {version} and this station needs {schema.SCHEMA_VERSION}; "
+                             f"run `station db upgrade` once (stop the stations of older versions first)")
+        with self.transaction() as db:
+            self.backend.lock_schema()
+            db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            version = self._version()  # again under the lock: another process may have migrated meanwhile
+            for target in range(version + 1, schema.SCHEMA_VERSION + 1):
+                for statement in schema.statements(target, self.backend.dialect):
+                    db.execute(statement)
+            if version < schema.SCHEMA_VERSION:
+                db.execute("INSERT INTO meta(key, value) VALUES ('schema_version', ?) ON CONFLICT(key) DO UPDATE "
+                           "SET value=excluded.value", (str(schema.SCHEMA_VERSION),))
 
     @property
     @_guarded
@@ -575,25 +236,22 @@ class Store:
         def __init__(self, store: Store):
             self.store = store
 
-        def _rollback(self) -> None:
-            if self.store.db.in_transaction:  # SQLite may already have rolled back (e.g. on a full disk)
-                self.store.db.execute("ROLLBACK")
-
-        def __enter__(self) -> sqlite3.Connection:
-            self.store.db.execute("BEGIN IMMEDIATE")
+        def __enter__(self) -> Any:
+            self.store.backend.begin()
             return self.store.db
 
         def __exit__(self, exc_type, exc, tb) -> None:
+            backend = self.store.backend
             if exc_type is None:
                 try:
-                    self.store.db.execute("COMMIT")
-                except sqlite3.Error as error:
-                    self._rollback()
-                    raise _explain(error, self.store.path) from None
+                    backend.commit()
+                except backend.errors as error:
+                    backend.rollback()
+                    raise backend.explain(error) from None
             else:
-                self._rollback()
-                if isinstance(exc, sqlite3.Error):
-                    raise _explain(exc, self.store.path) from None
+                backend.rollback()
+                if isinstance(exc, backend.errors) and not backend.is_conflict(exc):
+                    raise backend.explain(exc) from None
 
     def transaction(self) -> Store._Tx:
         return Store._Tx(self)
@@ -604,7 +262,24 @@ class Store:
     def create_run(self, *, run_id: str, at: float, channel: str, instrument: dict[str, Any], protocol_name: str,
                    protocol_file: str | None, protocol_source: str, parameters: dict[str, str], program: str,
                    cell: dict[str, Any], dry_run: bool, sample_id: str | None = None) -> None:
-        """Insert a run in state ``created``, refusing when the channel already has an active run."""
+        """Insert a run in state ``created``, refusing when the channel already has an active run: checked first for
+        a message naming that run, and enforced by the database's unique index for two writers at once (two
+        stations, or two clients of one)."""
+        try:
+            self._insert_run(run_id=run_id, at=at, channel=channel, instrument=instrument, protocol_name=protocol_name,
+                             protocol_file=protocol_file, protocol_source=protocol_source, parameters=parameters,
+                             program=program, cell=cell, dry_run=dry_run, sample_id=sample_id)
+        except self.backend.errors as exc:
+            if not self.backend.is_conflict(exc):
+                raise
+            busy = self.db.execute(f"SELECT id, state FROM runs WHERE channel=? AND {_ACTIVE}", (channel,)).fetchone()
+            if busy is None:  # the conflict was the run id itself
+                raise StoreError(f"run id {run_id} is taken in {self.where}; start it again for a new id") from None
+            raise ChannelBusy(channel, busy[0], busy[1]) from None
+
+    def _insert_run(self, *, run_id: str, at: float, channel: str, instrument: dict[str, Any], protocol_name: str,
+                    protocol_file: str | None, protocol_source: str, parameters: dict[str, str], program: str,
+                    cell: dict[str, Any], dry_run: bool, sample_id: str | None) -> None:
         with self.transaction() as db:
             busy = db.execute(f"SELECT id, state FROM runs WHERE channel=? AND {_ACTIVE}", (channel,)).fetchone()
             if busy:
@@ -626,7 +301,7 @@ class Store:
         """Store a finished run read from a vendor file with all its records in ONE transaction: a file that fails
         halfway (or a full disk) leaves no run behind, and a stored import is always whole. ``started_at`` and
         ``ended_at`` are the file's test start and end (the run's last change is its end, not the import)."""
-        block = _conformed(records)
+        block = conformed(records)
         with self.transaction() as db:
             db.execute(
                 "INSERT INTO runs(id, created_at, updated_at, state, channel, instrument, protocol_name, "
@@ -638,8 +313,7 @@ class Store:
             db.execute("INSERT INTO events(run_id, at, kind, message) VALUES (?,?,?,?)",
                        (run_id, at, "state", f"{RunState.FINISHED.value}: {message}"))
             step = 1 << 16  # records per block row, as a long run's downloaded pages would be
-            db.executemany("INSERT INTO record_blocks(run_id, first_seq, last_seq, count, data) VALUES (?,?,?,?,?)",
-                           [(run_id, int(part["seq"][0]), int(part["seq"][-1]), len(part), part.tobytes())
+            self.backend.insert_blocks([(run_id, int(part["seq"][0]), int(part["seq"][-1]), len(part), part.tobytes())
                             for part in (block[k:k + step] for k in range(0, len(block), step))])
 
     @_guarded
@@ -671,7 +345,7 @@ class Store:
         try:
             return json.loads(row[0]) if row else {}
         except ValueError as exc:
-            raise damaged(self.path, f"the start intent of run {run_id} cannot be read: {exc}") from None
+            raise self._damaged(f"the start intent of run {run_id} cannot be read: {exc}") from None
 
     @_guarded
     def add_event(self, run_id: str, kind: str, message: str, at: float, *, test_time: float | None = None,
@@ -715,7 +389,7 @@ class Store:
             row = self.db.execute(f"{_SELECT_RUNS} WHERE id LIKE ? ORDER BY created_at DESC",
                                   (f"{run_id}%",)).fetchall()
             if len(row) != 1:
-                raise UnknownRun(f"no run '{run_id}' in {self.path}; 'station runs' lists them" if not row else
+                raise UnknownRun(f"no run '{run_id}' in {self.where}; 'station runs' lists them" if not row else
                                  f"run id '{run_id}' is ambiguous ({len(row)} runs start with it); give more of it")
             row = row[0]
         return self._run_row(row)
@@ -747,7 +421,7 @@ class Store:
         try:
             return self._decode_run(data)
         except (ValueError, TypeError, KeyError) as exc:  # json or type damage inside a row
-            raise damaged(self.path, f"run {data.get('id')!r} cannot be read: {exc}") from None
+            raise self._damaged(f"run {data.get('id')!r} cannot be read: {exc}") from None
 
     @staticmethod
     def _decode_run(data: dict[str, Any]) -> RunRow:
@@ -768,7 +442,7 @@ class Store:
     def create_sample(self, sample: SampleRow) -> None:
         with self.transaction() as db:
             if db.execute("SELECT 1 FROM samples WHERE id=?", (sample.id,)).fetchone():
-                raise UnknownSample(f"sample '{sample.id}' already exists in {self.path}; give another id")
+                raise UnknownSample(f"sample '{sample.id}' already exists in {self.where}; give another id")
             db.execute("INSERT INTO samples(id, name, created_at, cell, cell_file, operator, notes, metadata) "
                        "VALUES (?,?,?,?,?,?,?,?)",
                        (sample.id, sample.name, sample.created_at, json.dumps(sample.cell), sample.cell_file,
@@ -778,7 +452,7 @@ class Store:
     def sample(self, sample_id: str) -> SampleRow:
         row = self.db.execute(f"{_SELECT_SAMPLES} WHERE id=?", (sample_id,)).fetchone()
         if row is None:
-            raise UnknownSample(f"no sample '{sample_id}' in {self.path}; 'station sample list' lists them")
+            raise UnknownSample(f"no sample '{sample_id}' in {self.where}; 'station sample list' lists them")
         return _sample_row(row)
 
     @_guarded
@@ -817,7 +491,7 @@ class Store:
             for key in _CAMPAIGN_JSON:
                 data[key] = json.loads(data[key]) if data[key] else None
         except ValueError as exc:
-            raise damaged(self.path, f"campaign {data['id']!r} cannot be read: {exc}") from None
+            raise self._damaged(f"campaign {data['id']!r} cannot be read: {exc}") from None
         return CampaignRow(**data)
 
     @_guarded
@@ -828,7 +502,7 @@ class Store:
             rows = self.db.execute(f"{select} WHERE id LIKE ? ORDER BY created_at DESC", (f"{campaign_id}%",))
             rows = rows.fetchall()
             if len(rows) != 1:
-                raise UnknownCampaign(f"no campaign '{campaign_id}' in {self.path}; 'station campaign status' lists "
+                raise UnknownCampaign(f"no campaign '{campaign_id}' in {self.where}; 'station campaign status' lists "
                                       f"them" if not rows else f"campaign id '{campaign_id}' is ambiguous "
                                       f"({len(rows)} campaigns start with it); give more of it")
             row = rows[0]
@@ -890,19 +564,18 @@ class Store:
             return [CampaignEventRow(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]) if r[6] else None)
                     for r in rows]
         except ValueError as exc:
-            raise damaged(self.path, f"an event of campaign {campaign_id} cannot be read: {exc}") from None
+            raise self._damaged(f"an event of campaign {campaign_id} cannot be read: {exc}") from None
 
     @_guarded
     def add_campaign_step(self, campaign_id: str, *, stage: int, stage_name: str, role: str, chunk: int | None,
                           first_cycle: int | None, parameters: dict[str, str], channel: str | None,
                           at: float) -> int:
         """Record, before the run is started, that the campaign starts one (its intent); returns the step's id."""
-        with self.transaction() as db:
-            cursor = db.execute("INSERT INTO campaign_steps(campaign_id, stage, stage_name, role, chunk, first_cycle, "
-                                "parameters, channel, created_at) VALUES (?,?,?,?,?,?,?,?,?)",
-                                (campaign_id, stage, stage_name, role, chunk, first_cycle, json.dumps(parameters),
-                                 channel, at))
-            return int(cursor.lastrowid or 0)
+        with self.transaction():
+            return self.backend.inserted_id(
+                "INSERT INTO campaign_steps(campaign_id, stage, stage_name, role, chunk, first_cycle, parameters, "
+                "channel, created_at) VALUES (?,?,?,?,?,?,?,?,?)",
+                (campaign_id, stage, stage_name, role, chunk, first_cycle, json.dumps(parameters), channel, at))
 
     @_guarded
     def update_campaign_step(self, step_id: int, **fields: Any) -> None:
@@ -925,7 +598,7 @@ class Store:
                 data["parameters"] = json.loads(data["parameters"] or "{}")
                 data["cycles"] = json.loads(data["cycles"]) if data["cycles"] else None
             except ValueError as exc:
-                raise damaged(self.path, f"a step of campaign {campaign_id} cannot be read: {exc}") from None
+                raise self._damaged(f"a step of campaign {campaign_id} cannot be read: {exc}") from None
             out.append(CampaignStepRow(**data))
         return out
 
@@ -947,7 +620,7 @@ class Store:
         try:
             return [EventRow(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]) if r[6] else None) for r in rows]
         except ValueError as exc:
-            raise damaged(self.path, f"an event of run {run_id} cannot be read: {exc}") from None
+            raise self._damaged(f"an event of run {run_id} cannot be read: {exc}") from None
 
     @_guarded
     def events_after(self, event_id: int, limit: int = 1000) -> list[EventRow]:
@@ -957,7 +630,7 @@ class Store:
         try:
             return [EventRow(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]) if r[6] else None) for r in rows]
         except ValueError as exc:
-            raise damaged(self.path, f"an event cannot be read: {exc}") from None
+            raise self._damaged(f"an event cannot be read: {exc}") from None
 
     @_guarded
     def last_event_id(self) -> int:
@@ -995,25 +668,25 @@ class Store:
             for at in range(0, len(run_ids), _IN_CHUNK):
                 chunk = run_ids[at:at + _IN_CHUNK]
                 marks = ",".join("?" * len(chunk))
-                last.update(db.execute(f"SELECT id, last_seq FROM runs WHERE id IN ({marks})", chunk).fetchall())
+                last.update(db.execute(f"SELECT id, last_seq FROM runs WHERE id IN ({marks})"
+                                       f"{self.backend.for_update}", chunk).fetchall())
             rows: list[tuple[str, int, int, int, bytes]] = []
             for run_id in run_ids:
                 if run_id not in last:
-                    raise UnknownRun(f"no run '{run_id}' in {self.path} to store records for")
-                block = _conformed(_newer(blocks[run_id], last[run_id]))
+                    raise UnknownRun(f"no run '{run_id}' in {self.where} to store records for")
+                block = conformed(newer(blocks[run_id], last[run_id]))
                 if len(block):
                     last[run_id] = int(block["seq"][-1])
                     rows.append((run_id, int(block["seq"][0]), last[run_id], len(block), block.tobytes()))
             if rows:
-                db.executemany("INSERT INTO record_blocks(run_id, first_seq, last_seq, count, data) "
-                               "VALUES (?,?,?,?,?)", rows)
+                self.backend.insert_blocks(rows)
                 db.executemany("UPDATE runs SET last_seq=? WHERE id=?", [(r[2], r[0]) for r in rows])
         return {run_id: last[run_id] for run_id in run_ids}
 
     @_guarded
     def record_count(self, run_id: str) -> int:
         row = self.db.execute("SELECT COALESCE(SUM(count), 0) FROM record_blocks WHERE run_id=?", (run_id,))
-        return row.fetchone()[0]
+        return int(row.fetchone()[0])  # PostgreSQL sums bigints as a numeric
 
     def iter_record_blocks(self, run_id: str, after_seq: int = 0) -> Iterator[np.ndarray]:
         """Stored records in seq order, one block (structured array of :data:`RECORD_DTYPE`) at a time."""
@@ -1022,69 +695,17 @@ class Store:
                                      "ORDER BY first_seq", (run_id, after_seq))
             for first, count, data in cursor:
                 if not isinstance(data, bytes):
-                    raise damaged(self.path, f"the record block of run {run_id} from record {first} is not binary")
-                block = _block(data, count)
+                    raise self._damaged(f"the record block of run {run_id} from record {first} is not binary")
+                block = read_block(data, count)
                 if block is None:
-                    raise damaged(self.path, f"the record block of run {run_id} from record {first} has the wrong "
-                                  f"size")
+                    raise self._damaged(f"the record block of run {run_id} from record {first} has the wrong "
+                                        f"size")
                 yield block[block["seq"] > after_seq] if block["seq"][0] <= after_seq else block
-        except sqlite3.Error as exc:
-            raise _explain(exc, self.path) from None
+        except self.backend.errors as exc:
+            raise self.backend.explain(exc) from None
 
     @_guarded
     def records(self, run_id: str) -> np.ndarray:
         """All records of a run as one structured array (fields as in :data:`RECORD_DTYPE`)."""
         blocks = list(self.iter_record_blocks(run_id))
         return np.concatenate(blocks) if blocks else np.empty(0, dtype=RECORD_DTYPE)
-
-
-def _block(data: bytes, count: int) -> np.ndarray | None:
-    """A stored block as :data:`RECORD_DTYPE`, whichever layout wrote it; None when its size fits neither."""
-    if len(data) == count * RECORD_DTYPE.itemsize:
-        return np.frombuffer(data, dtype=RECORD_DTYPE)
-    if len(data) == count * RECORD_DTYPE_V1.itemsize:
-        old = np.frombuffer(data, dtype=RECORD_DTYPE_V1)
-        block = np.zeros(count, dtype=RECORD_DTYPE)
-        for name in RECORD_DTYPE_V1.names:
-            block[name] = old[name]
-        return block
-    return None
-
-
-def _conformed(block: np.ndarray) -> np.ndarray:
-    """``block`` in :data:`RECORD_DTYPE`: a block built with fewer fields (an older layout, an importer's own) gets
-    the missing ones as a record without them reads (NaN impedance, ``cv_cycle`` 0), so every stored blob has one
-    size per record."""
-    if block.dtype == RECORD_DTYPE:
-        return block
-    out = np.zeros(len(block), dtype=RECORD_DTYPE)
-    for name in ("frequency", "z_real", "z_imag"):
-        out[name] = np.nan
-    for name in RECORD_DTYPE.names:
-        if name in (block.dtype.names or ()):
-            out[name] = block[name]
-    return out
-
-
-def to_block(records: Sequence[Record]) -> np.ndarray:
-    nan = float("nan")
-    return np.array([(r.seq, r.test_time, r.step_time, r.step_index, r.cycle, r.voltage, r.current, r.capacity,
-                      r.energy, nan if r.frequency is None else r.frequency, nan if r.z_real is None else r.z_real,
-                      nan if r.z_imag is None else r.z_imag, r.cv_cycle) for r in records], dtype=RECORD_DTYPE)
-
-
-def _newer(parts: Sequence[np.ndarray], last: int) -> np.ndarray:
-    """The records of ``parts`` (pages in download order) after seq ``last``, sorted, each seq once."""
-    block = parts[0] if len(parts) == 1 else np.concatenate(parts)
-    block = block[block["seq"] > last]
-    if len(block) > 1 and np.any(np.diff(block["seq"]) <= 0):  # out of order or repeated within the pages
-        block = block[np.argsort(block["seq"], kind="stable")]
-        block = block[np.r_[True, np.diff(block["seq"]) > 0]]
-    return block
-
-
-class ChannelBusy(StoreError):
-    def __init__(self, channel: str, run_id: str, state: str):
-        self.channel, self.run_id, self.state = channel, run_id, state
-        super().__init__(f"channel {channel} already has run {run_id} ({state}); stop it or wait for it to finish "
-                         f"before starting another")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -13,9 +12,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
-from tests.processes import popen
+from tests.processes import CHILD_ENV, popen
 
-ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
+ENV = CHILD_ENV
 #: a rest long enough to pause, continue and stop at leisure (100 h: 100 s at 3600x)
 LONG = """
 protocol: long-rest

@@ -14,9 +14,13 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import ClassVar
 
+import pytest
+
 from station.store import Store
 from tests.processes import popen
 from tests.station.test_service import ENV, wait_for
+
+pytestmark = pytest.mark.usefixtures("store_backend")  # every test on SQLite and on PostgreSQL
 
 CYCLING = """
 protocol: fast-cycling

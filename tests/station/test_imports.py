@@ -23,6 +23,8 @@ from station.store import Store
 from tests.station.vendor_files import biologic as mpr
 from tests.station.vendor_files import neware
 
+pytestmark = pytest.mark.usefixtures("store_backend")  # every test on SQLite and on PostgreSQL
+
 fastnda = pytest.importorskip("fastnda")
 galvani = pytest.importorskip("galvani")
 

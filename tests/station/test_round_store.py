@@ -116,6 +116,7 @@ def test_a_round_that_would_hold_too_many_records_commits_early_and_decides_last
         assert seqs(tmp_path, run_id) == list(range(1, 3602))
 
 
+@pytest.mark.usefixtures("store_backend")
 def test_a_breach_is_stored_before_the_channel_is_stopped_for_it(tmp_path):
     script = cc_records(1e-3, 3600, every=10.0)
     script[30] = Record(**{**{f: getattr(script[30], f) for f in script[30].__slots__}, "voltage": 4.6})
@@ -129,6 +130,7 @@ def test_a_breach_is_stored_before_the_channel_is_stopped_for_it(tmp_path):
     assert "stop" not in drivers[0].calls and Store(tmp_path).run(run_ids[0]).state == "running"
 
 
+@pytest.mark.usefixtures("store_backend")
 def test_a_crash_before_the_round_commits_loses_nothing_the_instrument_still_holds(tmp_path, monkeypatch):
     clock, store, manager, drivers, run_ids = launch(tmp_path, [cc_records(1e-3, 3600, every=10.0)] * 3)
     clock.advance(300)
@@ -158,8 +160,14 @@ def test_a_crash_before_the_round_commits_loses_nothing_the_instrument_still_hol
 
 def refuse_records_of(store: Store, run_id: str) -> None:
     """From now on the store cannot take this run's records (as a full disk refuses them), and only its."""
-    store.db.execute(f"CREATE TEMP TRIGGER refuse BEFORE INSERT ON main.record_blocks WHEN NEW.run_id = '{run_id}' "
-                     "BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END")
+    if store.backend.dialect == "sqlite":
+        store.db.execute(f"CREATE TEMP TRIGGER refuse BEFORE INSERT ON main.record_blocks WHEN NEW.run_id = "
+                         f"'{run_id}' BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END")
+        return
+    store.db.execute(f"CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN IF NEW.run_id = '{run_id}' THEN RAISE "
+                     f"EXCEPTION 'could not extend file: No space left on device' USING ERRCODE = 'disk_full'; END "
+                     f"IF; RETURN NEW; END $$ LANGUAGE plpgsql")
+    store.db.execute("CREATE TRIGGER refuse BEFORE INSERT ON record_blocks FOR EACH ROW EXECUTE FUNCTION refuse()")
 
 
 def test_records_that_cannot_be_stored_pause_their_channel_and_the_others_go_on(tmp_path):
@@ -264,6 +272,7 @@ def test_independent_links_are_observed_at_once_and_still_commit_once_and_decide
         manager.close()
 
 
+@pytest.mark.usefixtures("store_backend")
 def test_a_link_that_cannot_store_its_catch_up_pauses_only_its_own_channel(tmp_path, monkeypatch):
     monkeypatch.setattr(runs_module, "ROUND_RECORDS", 400)  # 100 per link: each link commits early, on its own
     clock, store, manager, drivers, run_ids = launch_links(tmp_path, [cc_records(1e-3, 3600, every=1.0)] * 4)

@@ -19,6 +19,8 @@ from station.store import Store, StoreError
 
 from .fakes import ScriptedChannel, cc_records
 
+pytestmark = pytest.mark.usefixtures("store_backend")  # every test on SQLite and on PostgreSQL
+
 PROTOCOL = """
 protocol: one-step
 safety: {voltage: [2.5 V, 4.4 V], current: 5 mA}
@@ -404,6 +406,7 @@ def test_an_outage_shows_lost_contact_once_and_its_end(tmp_path):
     assert events(store, run_id, "info") == ["contact restored after 8 failed polls (480 s)"]
 
 
+@pytest.mark.sqlite_only  # the full disk is made with SQLite's max_page_count
 def test_a_full_disk_pause_is_recorded_as_paused(tmp_path):
     clock, store, manager, driver, run_id = setup(tmp_path, cc_records(1e-3, 36000, every=1))
     manager.start(run_id)
@@ -419,6 +422,7 @@ def test_a_full_disk_pause_is_recorded_as_paused(tmp_path):
     assert list(Store(tmp_path).records(run_id)["seq"]) == list(range(1, kept + 1))
 
 
+@pytest.mark.sqlite_only  # the ballast belongs to a SQLite data directory
 def test_the_disk_reserve_is_given_up_for_the_pause(tmp_path):
     store = Store(tmp_path)
     assert store.reserve_path.stat().st_size == 1024 * 1024

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -31,7 +30,7 @@ from station.cli import app
 from station.config import load_config
 from station.session import Station
 from station.store import Store
-from tests.processes import popen
+from tests.processes import CHILD_ENV, popen
 
 from .fakes import assert_test_times
 
@@ -45,7 +44,7 @@ steps:
   - Charge at 0.5C until 4.2 V
   - Discharge at 0.5C until 3.0 V
 """
-ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
+ENV = CHILD_ENV
 
 
 def _sim_options() -> dict:

@@ -15,6 +15,8 @@ from station.store import ChannelBusy, Store, StoreError
 
 from .fakes import ScriptedChannel, cc_records
 
+pytestmark = pytest.mark.usefixtures("store_backend")  # every test on SQLite and on PostgreSQL
+
 PROTOCOL = """
 protocol: one-step
 safety: {voltage: [2.5 V, 4.4 V], current: 5 mA}

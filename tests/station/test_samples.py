@@ -6,10 +6,13 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
 from typer.testing import CliRunner
 
 from station.cli import app
 from station.store import Store
+
+pytestmark = pytest.mark.usefixtures("store_backend")  # every test on SQLite and on PostgreSQL
 
 runner = CliRunner()
 

@@ -15,6 +15,8 @@ from station.store import Store
 from tests.processes import interrupt, popen, wait_for
 from tests.station.sim_bts import ENV, SHORT, start_sim, write_config
 
+pytestmark = pytest.mark.usefixtures("store_backend")  # every test on SQLite and on PostgreSQL
+
 
 @pytest.fixture
 def cfg(tmp_path, processes):

@@ -1,0 +1,68 @@
+"""The packed record layout of the store and the block operations every backend shares: a run's records are
+stored as blocks of consecutive records (one row per downloaded page, a packed array of :data:`RECORD_DTYPE`), so a
+page downloaded twice after a reconnect is dropped, not duplicated, and long runs read back as a few hundred blobs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from drivers.base import Record
+
+RECORD_COLUMNS = ("seq", "test_time", "step_time", "step_index", "cycle", "voltage", "current", "capacity", "energy",
+                  "frequency", "z_real", "z_imag", "cv_cycle")
+#: The packed layout of one record in a block: little-endian, SI units, positive current charging, NaN where an
+#: impedance column does not apply. Blocks hold consecutive seqs, so a run reads back as a few hundred blobs.
+RECORD_DTYPE = np.dtype([("seq", "<i8"), ("test_time", "<f8"), ("step_time", "<f8"), ("step_index", "<i8"),
+                         ("cycle", "<i8"), ("voltage", "<f8"), ("current", "<f8"), ("capacity", "<f8"),
+                         ("energy", "<f8"), ("frequency", "<f8"), ("z_real", "<f8"), ("z_imag", "<f8"),
+                         ("cv_cycle", "<i8")])
+#: The layout before records carried ``cv_cycle``: blocks written then read back with ``cv_cycle`` 0 (no CV scan had
+#: its cycles counted), so a data directory from before needs no rewrite.
+RECORD_DTYPE_V1 = np.dtype(RECORD_DTYPE.descr[:-1])
+
+
+def read_block(data: bytes, count: int) -> np.ndarray | None:
+    """A stored block as :data:`RECORD_DTYPE`, whichever layout wrote it; None when its size fits neither."""
+    if len(data) == count * RECORD_DTYPE.itemsize:
+        return np.frombuffer(data, dtype=RECORD_DTYPE)
+    if len(data) == count * RECORD_DTYPE_V1.itemsize:
+        old = np.frombuffer(data, dtype=RECORD_DTYPE_V1)
+        block = np.zeros(count, dtype=RECORD_DTYPE)
+        for name in RECORD_DTYPE_V1.names:
+            block[name] = old[name]
+        return block
+    return None
+
+
+def conformed(block: np.ndarray) -> np.ndarray:
+    """``block`` in :data:`RECORD_DTYPE`: a block built with fewer fields (an older layout, an importer's own) gets
+    the missing ones as a record without them reads (NaN impedance, ``cv_cycle`` 0), so every stored blob has one
+    size per record."""
+    if block.dtype == RECORD_DTYPE:
+        return block
+    out = np.zeros(len(block), dtype=RECORD_DTYPE)
+    for name in ("frequency", "z_real", "z_imag"):
+        out[name] = np.nan
+    for name in RECORD_DTYPE.names:
+        if name in (block.dtype.names or ()):
+            out[name] = block[name]
+    return out
+
+
+def to_block(records: Sequence[Record]) -> np.ndarray:
+    nan = float("nan")
+    return np.array([(r.seq, r.test_time, r.step_time, r.step_index, r.cycle, r.voltage, r.current, r.capacity,
+                      r.energy, nan if r.frequency is None else r.frequency, nan if r.z_real is None else r.z_real,
+                      nan if r.z_imag is None else r.z_imag, r.cv_cycle) for r in records], dtype=RECORD_DTYPE)
+
+
+def newer(parts: Sequence[np.ndarray], last: int) -> np.ndarray:
+    """The records of ``parts`` (pages in download order) after seq ``last``, sorted, each seq once."""
+    block = parts[0] if len(parts) == 1 else np.concatenate(parts)
+    block = block[block["seq"] > last]
+    if len(block) > 1 and np.any(np.diff(block["seq"]) <= 0):  # out of order or repeated within the pages
+        block = block[np.argsort(block["seq"], kind="stable")]
+        block = block[np.r_[True, np.diff(block["seq"]) > 0]]
+    return block
