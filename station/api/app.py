@@ -293,6 +293,7 @@ def create_app(state: ApiState) -> FastAPI:
                   description="Channels, runs, samples and a live event stream of one station service. Every "
                               "request needs `Authorization: Bearer TOKEN`.")
     app.state.api = state
+    app.state.stopping = threading.Event()  # set by the server's stop (station.api.server): event streams end then
     app.add_middleware(SecurityHeaders)
     add_static_routes(app)
 
@@ -610,7 +611,8 @@ def create_app(state: ApiState) -> FastAPI:
             after = int(last_event_id)
         yield ServerSentEvent(event="hello", data={"last_id": board.last_id}, id=str(board.last_id), retry=2000)
         idle = 0.0
-        while not await request.is_disconnected():
+        stopping: threading.Event = request.app.state.stopping
+        while not stopping.is_set() and not await request.is_disconnected():
             changes, missed = board.since(after)
             if missed:
                 yield ServerSentEvent(event="reset", data={"last_id": board.last_id}, id=str(board.last_id))

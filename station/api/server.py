@@ -54,6 +54,7 @@ def bind(host: str, port: int) -> socket.socket:
 
 class ApiServer:
     def __init__(self, app: FastAPI, host: str, port: int):
+        self.app = app
         self.socket = bind(host, port)
         self.host, self.port = self.socket.getsockname()[:2]
         config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
@@ -72,6 +73,9 @@ class ApiServer:
         return self.server.started
 
     def stop(self) -> None:
+        stopping = getattr(self.app.state, "stopping", None)
+        if stopping is not None:  # an open dashboard's event stream would otherwise hold the shutdown its whole grace
+            stopping.set()
         self.server.should_exit = True
         self.thread.join(SHUTDOWN_S + 2.0)
         self.socket.close()

@@ -1,8 +1,11 @@
 """The dashboard in a real browser, as a lab user meets it: Debian's headless chromium, driven by selenium through
 /usr/bin/chromedriver (never a browser downloaded at test time), against `station serve` and a simulated BTS, both
 real processes on free ports. It logs in with the token, watches the grid follow a run from one step to the next
-without reloading, finds on a run page exactly the points the server sent, stops a run through the confirmation
-dialog and sees the channel safe, and is refused when the session cookie or its CSRF value is missing.
+without reloading, finds on a run page exactly the points the server sent and the records and duration following the
+stream, stops a run through the confirmation dialog and sees the channel safe, and is refused when the session
+cookie or its CSRF value is missing. A page left, or a tab in the background, lets go of its event stream. On a
+second station (a long grid of 150 channels on a simulated BTS in this process, for its fault injection) the grid
+shows a tripped protection and a cut link by colour and word, and the keyboard reaches every row, drawn or not.
 
 Every wait polls the page's DOM (WebDriverWait) or the API; none sleeps on the wall clock. A screenshot at
 1280x800 is saved for each test (and at a few steps within) to $STATION_TEST_ARTEFACTS, else the test's tmp dir.
@@ -22,6 +25,8 @@ from types import SimpleNamespace
 import pytest
 
 from protocols.cells import load_cell
+from simulators.neware.faults import Fault
+from simulators.neware.server import BtsSimulator, make_clock
 from station.api.tokens import owner_name, token_path
 from tests.processes import interrupt, popen, wait_for
 from tests.station.sim_bts import ENV, LONG, SHORT, start_sim, write_config
@@ -102,6 +107,47 @@ def station(tmp_path_factory):
     finally:
         for proc in reversed(started):
             interrupt(proc)
+
+
+#: channels of the long grid: well beyond the ~50 rows the grid draws at 1280x800 (the rows in view and 12 around)
+MANY = 150
+
+
+@pytest.fixture(scope="module")
+def many(tmp_path_factory):
+    """A second station: a long grid of free channels on a simulated BTS in this process, so a test can trip a
+    channel's protection and cut the link (its fault injection), and `station serve` told to try one connection
+    per exchange, so a cut link is lost contact at the next poll instead of after the reconnect back-off."""
+    tmp = tmp_path_factory.mktemp("dashboard-many")
+    record = load_cell(CELL)  # the cell's simulated model, as `station sim neware --cell` places it
+    options = {"params": dict(record.model_params)} | {k: getattr(record, k) for k in ("area", "capacity",
+                                                       "thickness", "ocv") if getattr(record, k) is not None}
+    if record.temperature is not None:
+        options["temperature"] = record.temperature + 273.15
+    sim = BtsSimulator(channels=MANY, cell=record.model_type, cell_options=options, clock=make_clock(3600)).start()
+    started: list[subprocess.Popen] = []
+    try:
+        channels = ", ".join(f"{{id: 21-1-{i}, voltage: [0 V, 5 V], current: 10 mA}}" for i in range(1, MANY + 1))
+        cfg = tmp / "station.yaml"
+        cfg.write_text(f"data_dir: {tmp / 'data'}\npoll_interval: 0.05 s\ninstruments:\n  - name: bts\n"
+                       f"    kind: neware\n    address: 127.0.0.1:{sim.port}\n    timeout: 5 s\n"
+                       f"    reconnect_attempts: 1\n    channels: [{channels}]\n")
+        serve = popen([sys.executable, "-m", "station", "serve", "--config", str(cfg), "--port", "0", "--rescan",
+                       "0.5", "--json"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=ENV)
+        started.append(serve)
+        base = json.loads(serve.stdout.readline())["api"].rstrip("/")  # type: ignore[union-attr]
+        token = token_path(tmp / "data").read_text().strip()
+
+        def api(method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
+            return _api(base, token, method, path, body)
+
+        yield SimpleNamespace(base=base, token=token, api=api, sim=sim,
+                              channels=[f"bts/21-1-{i}" for i in range(1, MANY + 1)])
+    finally:
+        for proc in reversed(started):
+            interrupt(proc)
+        sim.faults.clear()
+        sim.stop()
 
 
 @pytest.fixture(scope="module")
@@ -323,6 +369,100 @@ def test_a_run_page_plots_exactly_the_points_the_server_sends(browser, station, 
     shots("sample")
 
 
+def test_a_page_left_lets_go_of_its_event_stream_and_reconnects_when_back(browser, station, shots):
+    # a browser opens six connections to one server over HTTP/1.1: pages left with their streams open (kept in the
+    # back-forward cache) once made the sixth page opened after them wait the better part of a minute
+    log_in(browser, station)
+    wait(browser, lambda d: text_of(d, "#live") == "live", what="the live event stream")
+    browser.execute_script("""
+        sessionStorage.setItem('streamsClosed', '0');
+        const close = EventSource.prototype.close;
+        EventSource.prototype.close = function () {
+          if (this.readyState !== EventSource.CLOSED) {
+            sessionStorage.setItem('streamsClosed', String(Number(sessionStorage.getItem('streamsClosed')) + 1));
+          }
+          return close.call(this);
+        };
+        // after the page's own pagehide handler (added at its start): how many streams were closed by then
+        addEventListener('pagehide', () => sessionStorage.setItem('closedOnLeaving',
+                                                                    sessionStorage.getItem('streamsClosed')));""")
+    browser.get("about:blank")
+    browser.back()
+    ready(browser, "grid")
+    assert browser.execute_script("return sessionStorage.getItem('closedOnLeaving')") == "1"
+    wait(browser, lambda d: text_of(d, "#live") == "live", what="the stream again")  # and open again once back
+
+
+def test_a_tab_in_the_background_lets_go_of_its_stream_and_catches_up_when_looked_at(browser, station, shots):
+    log_in(browser, station)
+    wait(browser, lambda d: text_of(d, "#live") == "live", what="the live event stream")
+    first = browser.current_window_handle
+    browser.execute_script("""
+        window.stationHiddenStreamMs = 0;  // at once, not after the usual quarter of a minute
+        localStorage.setItem('hiddenClosed', '0');
+        const close = EventSource.prototype.close;
+        EventSource.prototype.close = function () {
+          if (this.readyState !== EventSource.CLOSED && document.visibilityState === 'hidden') {
+            localStorage.setItem('hiddenClosed', String(Number(localStorage.getItem('hiddenClosed')) + 1));
+          }
+          return close.call(this);
+        };""")
+    browser.switch_to.new_window("tab")  # the first tab goes to the background
+    try:
+        browser.get(station.base + "/#/")
+        ready(browser, "grid")
+        wait(browser, lambda d: d.execute_script("return localStorage.getItem('hiddenClosed')") == "1",
+             what="the background tab's stream closed")
+    finally:
+        browser.close()
+        browser.switch_to.window(first)
+    assert browser.execute_script("return document.visibilityState") == "visible"
+    wait(browser, lambda d: text_of(d, "#live") == "live", what="the stream open again")
+    ready(browser, "grid")
+    run = station.start(LONG)  # and live it is: a run started now shows in this tab
+    wait(browser, lambda d: cell(d, run["channel"], "state") == "running", what="the new run")
+    assert station.api("POST", f"/runs/{run['run_id']}/stop")[0] == 200
+
+
+def _hms(text: str) -> int:
+    """Seconds of a duration as the page writes it (h:mm:ss, or 'N d hh:mm:ss')."""
+    days = 0
+    if " d " in text:
+        d, text = text.split(" d ")
+        days = int(d)
+    h, m, sec = (int(x) for x in text.split(":"))
+    return days * 86400 + h * 3600 + m * 60 + sec
+
+
+def test_a_running_run_page_counts_records_and_duration_from_the_stream(browser, station, shots):
+    log_in(browser, station)
+    run = station.start(LONG)
+    run_id = run["run_id"]
+    browser.get(f"{station.base}/#/run/{run_id}")
+    ready(browser, "run")
+    loaded = browser.execute_script("const d = window.stationRunPage.doc; return {records: d.records, "
+                                    "duration: d.duration_s, text: document.getElementById('run-duration')"
+                                    ".textContent}")
+    # LONG records every 60 s of test time, a record a wall 1/60 s at 3600x: the stream soon counts many more
+    # records than the run's document the page loaded (which the page does not read again while nothing ends)
+    read = ("const p = window.stationRunPage; return {shown: document.getElementById('run-records').textContent, "
+            "live: p.doc.live && p.doc.live.records, doc: p.doc.records}")
+    seen = wait(browser, lambda d: (r := d.execute_script(read))["live"] is not None
+                and r["live"] > r["doc"] + 20 and r, what="the stream's record count past the loaded one")
+    assert seen["doc"] == loaded["records"]  # the document was not read again: the count came by the stream
+    assert seen["shown"] == str(seen["live"])
+    status, doc = station.api("GET", f"/runs/{run_id}")
+    assert status == 200 and doc["records"] >= seen["live"] > loaded["records"]  # the store holds what was shown
+
+    # the duration counts on in wall time, from the document's figure, whether or not the stream says anything
+    shown = wait(browser, lambda d: (t := text_of(d, "#run-duration")) and _hms(t) >= _hms(loaded["text"]) + 2
+                 and t, what="the duration counting on")
+    status, doc = station.api("GET", f"/runs/{run_id}")
+    assert status == 200 and loaded["duration"] + 2 <= _hms(shown) + 0.5 <= doc["duration_s"] + 1.0
+    shots("live-facts")
+    assert station.api("POST", f"/runs/{run_id}/stop")[0] == 200
+
+
 def test_stop_from_the_page_with_confirmation_makes_the_channel_safe(browser, station, shots):
     log_in(browser, station)
     run = station.start(LONG)
@@ -431,10 +571,11 @@ def test_a_campaign_waiting_for_the_operator_is_confirmed_from_the_sample_page(b
     browser.get(f"{station.base}/#/sample/{sample['sample_id']}")
     ready(browser, "sample")
     assert waiting["waiting"] in text_of(browser, "article.campaign p.waiting")
-    browser.find_element(By.ID, f"confirm-{cid}").click()
+    # the page is read again when its campaign moves: a button found a moment ago may be gone, so look again
+    wait(browser, lambda d: d.find_element(By.ID, f"confirm-{cid}").click() or True, what="the confirm button")
     wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "dialog#confirm-dialog[open]"), what="the dialog")
     shots("confirm")
-    browser.find_element(By.ID, "confirm-ok").click()
+    wait(browser, lambda d: d.find_element(By.ID, "confirm-ok").click() or True, what="the dialog's confirm button")
     wait(browser, lambda d: (text_of(d, "#action-message") or "").startswith("Confirmed"), what="the confirmation")
     done = wait_api(lambda: (d := station.api("GET", f"/campaigns/{cid}")[1])["confirmed_by"] and d,
                     "who confirmed")
@@ -445,3 +586,142 @@ def test_a_campaign_waiting_for_the_operator_is_confirmed_from_the_sample_page(b
         (owner_name(), f"confirmed by {owner_name()}: the sample is on {target}")]  # once, with who did it
     shots("confirmed")
     assert station.api("POST", f"/campaigns/{cid}/stop")[0] == 200
+
+
+# -- the long grid: the keyboard, and the states a lab must see at once ---------------------------------------------
+
+
+def _css_rgb(rule: str) -> str:
+    """The background colour style.css gives ``rule``, as the browser computes it (rgb(r, g, b))."""
+    css = (Path(__file__).resolve().parents[2] / "station/web/static/style.css").read_text()
+    hexa = css.split(rule + " {", 1)[1].split("background:", 1)[1].split(";", 1)[0].strip().lstrip("#")
+    return "rgb({}, {}, {})".format(*(int(hexa[i:i + 2], 16) for i in (0, 2, 4)))
+
+
+ROW_STATE = "const r = document.querySelector(`#grid tr[data-channel='${arguments[0]}']`); return r && r.dataset.state"
+FOCUSED = "const a = document.activeElement; return a && a.dataset ? a.dataset.channel || null : null"
+#: the focused row's place against the grid's box, below its sticky header: true when it is wholly in view
+IN_VIEW = """const a = document.activeElement, w = document.querySelector('.grid-wrap');
+const r = a.getBoundingClientRect(), b = w.getBoundingClientRect();
+const header = document.querySelector('#grid thead th').getBoundingClientRect().bottom;
+return r.top >= header && r.bottom <= b.top + w.clientTop + w.clientHeight"""
+
+
+def test_the_grid_shows_protection_and_lost_contact_by_colour_and_word(browser, many, shots):
+    log_in(browser, many)
+    runs = {}
+    for name, channel in (("tripped", many.channels[0]), ("cut off", many.channels[1])):
+        status, doc = many.api("POST", "/runs", {"protocol_source": LONG, "protocol_file": "test.yaml",
+                                                 "cell": CELL, "channel": channel})
+        assert status == 201, doc
+        runs[name] = doc
+        wait(browser, lambda d, c=channel: cell(d, c, "state") == "running", what=f"{channel} running")
+
+    def badge(channel: str) -> tuple[str, str]:
+        span = browser.find_element(By.CSS_SELECTOR, f"#grid tr[data-channel='{channel}'] td[data-col='state'] span")
+        return span.text, span.value_of_css_property("background-color")
+
+    # the instrument trips the channel's protection: the station stops it, and the grid says "protected"
+    tripped = many.channels[0]
+    assert many.sim.trip(tripped.split("/")[1], "over-voltage")
+    wait(browser, lambda d: cell(d, tripped, "state") == "protected", what="the protected state")
+    status, doc = many.api("GET", f"/runs/{runs['tripped']['run_id']}")
+    assert status == 200 and doc["state"] == "stopped" and doc["message"].startswith("instrument protection")
+    word, colour = badge(tripped)
+    assert word == "protected" and colour in (_css_rgb(".state-protected"),
+                                              _css_rgb(".state-protected").replace("rgb", "rgba")[:-1] + ", 1)")
+    assert "protection" in cell(browser, tripped, "alarms")
+    assert cell(browser, tripped, "voltage") == "" and cell(browser, tripped, "current") == ""
+
+    # the link to the instrument is cut (every reply dropped): the running channel is "lost contact", and its last
+    # values are not shown as if they were live
+    cut = many.channels[1]
+    many.sim.inject(Fault("drop", times=10**9))
+    try:
+        wait(browser, lambda d: cell(d, cut, "state") == "lost contact", what="the lost-contact state")
+        status, doc = many.api("GET", f"/runs/{runs['cut off']['run_id']}")
+        assert status == 200 and doc["state"] == "running" and doc["contact_lost_s"] is not None
+        assert doc["live"]["voltage_v"] is None and doc["live"]["contact_lost_s"] is not None
+        word, colour = badge(cut)
+        assert word == "lost contact" and colour in (_css_rgb(".state-lost-contact"),
+                                                     _css_rgb(".state-lost-contact").replace("rgb", "rgba")[:-1]
+                                                     + ", 1)")
+        alarms = browser.find_element(By.CSS_SELECTOR, f"#grid tr[data-channel='{cut}'] td[data-col='alarms']")
+        assert "no contact for " in alarms.get_attribute("title")  # every alarm on hover, the newest shown
+        assert cell(browser, cut, "voltage") == "–" and cell(browser, cut, "time") == "–"  # no stale word as live
+        # the word is read whole, not cut by its column
+        assert browser.execute_script("const s = document.querySelector(`#grid tr[data-channel='${arguments[0]}'] "
+                                      "td[data-col='state'] span`); return s.scrollWidth <= s.clientWidth", cut)
+        assert cell(browser, tripped, "state") == "protected"  # an ended run's state does not depend on the link
+        shots("protected-and-lost-contact")
+    finally:
+        many.sim.faults.clear()
+    # the link comes back: the channel is running again, as the instrument says
+    wait(browser, lambda d: cell(d, cut, "state") == "running", what="contact back")
+    assert many.api("POST", f"/runs/{runs['cut off']['run_id']}/stop")[0] == 200
+    wait(browser, lambda d: cell(d, cut, "state") == "stopped", what="the stop")
+
+
+def test_the_keyboard_reaches_every_row_of_a_long_grid(browser, many, shots):
+    log_in(browser, many)
+    drawn = [r.get_attribute("data-channel") for r in browser.find_elements(By.CSS_SELECTOR,
+                                                                             "#grid tbody tr[data-channel]")]
+    assert drawn == many.channels[:len(drawn)] and len(drawn) < MANY - 50  # the last rows are not in the document
+    # the way a keyboard user comes: the sample filter, then Tab to the grid's box, then the arrow keys
+    browser.find_element(By.ID, "filter-sample").click()
+    browser.switch_to.active_element.send_keys(Keys.TAB)
+    assert "grid-wrap" in browser.switch_to.active_element.get_attribute("class")
+    browser.switch_to.active_element.send_keys(Keys.ARROW_DOWN)
+    assert browser.execute_script(FOCUSED) == many.channels[0]  # the first row in view takes the focus
+    browser.switch_to.active_element.send_keys(Keys.ARROW_DOWN, Keys.ARROW_DOWN)
+    assert browser.execute_script(FOCUSED) == many.channels[2]
+
+    # a page is the rows the box shows under its header, less one
+    box, header = browser.execute_script("return [document.querySelector('.grid-wrap').clientHeight, "
+                                         "document.querySelector('#grid thead').offsetHeight]")
+    page = (box - header) // 28 - 1
+    assert page > 10
+    browser.switch_to.active_element.send_keys(Keys.PAGE_DOWN)
+    assert browser.execute_script(FOCUSED) == many.channels[2 + page] and browser.execute_script(IN_VIEW)
+
+    # row by row past the drawn window: each row is drawn as the focus reaches it, and scrolled into view
+    at = 2 + page
+    for _ in range(len(drawn) + 5 - at):
+        browser.switch_to.active_element.send_keys(Keys.ARROW_DOWN)
+        at += 1
+    assert at > len(drawn) and browser.execute_script(FOCUSED) == many.channels[at]
+    assert browser.execute_script(IN_VIEW)
+    shots("row-beyond-the-first-window")
+
+    browser.switch_to.active_element.send_keys(Keys.END)
+    assert browser.execute_script(FOCUSED) == many.channels[-1] and browser.execute_script(IN_VIEW)
+    browser.switch_to.active_element.send_keys(Keys.PAGE_UP)
+    assert browser.execute_script(FOCUSED) == many.channels[MANY - 1 - page] and browser.execute_script(IN_VIEW)
+    browser.switch_to.active_element.send_keys(Keys.ARROW_UP)
+    assert browser.execute_script(FOCUSED) == many.channels[MANY - 2 - page]
+    shots("last-page")
+    browser.switch_to.active_element.send_keys(Keys.HOME)
+    assert browser.execute_script(FOCUSED) == many.channels[0] and browser.execute_script(IN_VIEW)
+    assert browser.execute_script("return document.querySelector('.grid-wrap').scrollTop") == 0
+
+    # a filter leaves fewer rows: the keys run over those only. A run far down the grid, found by its protocol
+    far = many.channels[120]
+    status, doc = many.api("POST", "/runs", {"protocol_source": LONG, "protocol_file": "test.yaml", "cell": CELL,
+                                             "channel": far})
+    assert status == 201, doc
+    browser.find_element(By.ID, "filter-sample").send_keys("long-rest")
+    wait(browser, lambda d: d.execute_script(ROW_STATE, far) == "running", what=f"{far} running")
+    last = {r["channel"]: r for r in many.api("GET", "/runs")[1]["runs"]}  # each channel's newest run
+    matching = [c for c in many.channels if c in last and last[c]["protocol"] == "long-rest"]
+    assert matching[-1] == far and text_of(browser, "#grid-count") == f"{len(matching)} of {MANY} channels"
+    browser.find_element(By.CSS_SELECTOR, ".grid-wrap").click()
+    browser.switch_to.active_element.send_keys(Keys.HOME)
+    assert browser.execute_script(FOCUSED) == matching[0]
+    browser.switch_to.active_element.send_keys(Keys.END)
+    assert browser.execute_script(FOCUSED) == far and browser.execute_script(IN_VIEW)
+    shots("filtered")
+    # Enter on a row opens its run
+    browser.switch_to.active_element.send_keys(Keys.ENTER)
+    ready(browser, "run")
+    assert text_of(browser, "h1 code") == doc["run_id"]
+    assert many.api("POST", f"/runs/{doc['run_id']}/stop")[0] == 200

@@ -24,6 +24,9 @@ const nav = document.getElementById("nav");
 let view = null;
 let stream = null;
 
+/** How long a tab in the background keeps its event stream (ms); the browser tests may set a shorter one. */
+const HIDDEN_STREAM_MS = 15000;
+
 function setLive(state) {
   liveEl.textContent = state === "live" ? "live" : state === "closed" ? "not connected" : "reconnecting…";
   liveEl.className = `live-${state}`;
@@ -145,6 +148,35 @@ logoutButton.addEventListener("click", async () => {
 
 onLoggedOut(() => showLogin("Your session has ended (or the station restarted); log in again."));
 window.addEventListener("hashchange", () => route());
+// A page the browser leaves, or keeps in its back-forward cache, lets go of its event stream: a browser opens a
+// handful of connections to one server (six over HTTP/1.1), and streams held by pages nobody sees left a newly
+// opened page waiting for one. Brought back from that cache, the page reads everything again and reconnects.
+window.addEventListener("pagehide", () => closeEvents());
+// For the same reason a tab left in the background lets go of its stream after a while (several tabs of run pages
+// would otherwise hold every connection), and reads everything again when it is looked at.
+let hiddenTimer = null;
+document.addEventListener("visibilitychange", () => {
+  if (document.visibilityState === "hidden") {
+    if (stream && hiddenTimer === null) {
+      hiddenTimer = setTimeout(() => {
+        hiddenTimer = null;
+        if (document.visibilityState === "hidden") closeEvents();
+      }, window.stationHiddenStreamMs ?? HIDDEN_STREAM_MS);
+    }
+  } else if (hiddenTimer !== null) {
+    clearTimeout(hiddenTimer);
+    hiddenTimer = null;
+  } else if (!stream && session.user) {
+    openEvents();
+    route();
+  }
+});
+window.addEventListener("pageshow", (event) => {
+  if (event.persisted && session.user) {
+    openEvents();
+    route();
+  }
+});
 
 async function boot() {
   try {

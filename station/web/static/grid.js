@@ -3,6 +3,10 @@
 // cell, so at 20 updates a second it would do nothing else. Rows have one fixed height, spacers stand for the rows
 // out of view, and a row's cells are rewritten only when it is in view and their text changed (one DOM pass per
 // animation frame). Filters choose which rows the window runs over, without rebuilding any.
+//
+// The keyboard reaches every row, drawn or not: the grid keeps which row has the focus (a Row, not an element), and
+// the arrow keys, Page Up/Down and Home/End move it through all the rows the filters let through, scrolling the
+// window so that the row is drawn and in view before it takes the focus. Enter opens the row's run.
 
 import { get } from "./api.js";
 import {
@@ -11,7 +15,7 @@ import {
 
 const COLUMNS = [
   { key: "channel", label: "Channel", width: "8.6rem" },
-  { key: "state", label: "State", width: "6.6rem" },
+  { key: "state", label: "State", width: "7.6rem" },  // "lost contact" whole
   { key: "sample", label: "Sample", width: "7.6rem" },
   { key: "protocol", label: "Protocol", width: "auto" },
   { key: "tag", label: "Tag", width: "4.5rem" },
@@ -44,7 +48,7 @@ class Row {
     this.cells = {};
     this.text = {};
     this.dirty = true;
-    this.tr = el("tr", { dataset: { channel: doc.channel } });
+    this.tr = el("tr", { dataset: { channel: doc.channel }, tabindex: "-1" });
     for (const col of COLUMNS) {
       const td = el("td", { dataset: { col: col.key }, class: col.num ? "num" : null });
       this.cells[col.key] = td;
@@ -89,7 +93,9 @@ class Row {
     this.set("voltage", live ? volts(live.voltage_v) : "");
     this.set("current", live ? milliamps(live.current_a) : "");
     this.set("capacity", live ? milliampHours(live.step_capacity_ah) : "");
-    const time = live && live.test_time_s !== null ? live.test_time_s : run ? run.duration_s : null;
+    // the instrument's test time while it answers; none while contact is lost (its last word is stale)
+    const lost = live && live.contact_lost_s !== null && live.contact_lost_s !== undefined;
+    const time = live && live.test_time_s !== null ? live.test_time_s : run && !lost ? run.duration_s : null;
     this.set("time", run ? duration(time) : "");
     this.set("eta", live && live.eta_s !== null && live.eta_s !== undefined ? duration(live.eta_s) : "");
     const alarms = [];
@@ -116,6 +122,7 @@ export class Grid {
     this.frame = null;
     this.windowFrame = null;
     this.fetching = new Set();
+    this.focused = null;         // the row the keyboard is on (drawn or not)
   }
 
   async load() {
@@ -161,6 +168,11 @@ export class Grid {
     this.wrap = el("div", { class: "grid-wrap", tabindex: "0", "aria-label": "channels; scroll for more" },
       this.table);
     this.wrap.addEventListener("scroll", () => this.scheduleWindow(), { passive: true });
+    this.wrap.addEventListener("keydown", (event) => this.onKey(event));
+    this.wrap.addEventListener("focusin", (event) => {
+      const tr = event.target.closest && event.target.closest("tr[data-channel]");
+      if (tr) this.focused = this.rows.get(tr.dataset.channel) || this.focused;  // a click or a Tab onto a row
+    });
     this.resize = new ResizeObserver(() => this.scheduleWindow());
     this.resize.observe(this.wrap);
     this.root.replaceChildren(
@@ -209,11 +221,70 @@ export class Grid {
     this.bottom.style.height = `${(this.shown.length - first - slice.length) * ROW_H}px`;
     const same = slice.length === this.attached.size && slice.every((r) => this.attached.has(r));
     if (!same) {
+      // taking a focused row out of the document, even to put it straight back, loses the focus: give it back, or,
+      // when the row scrolled out of the window, keep it on the grid's box so the keys still reach the grid
+      const active = document.activeElement;
+      const hadFocus = active && this.body.contains(active);
       slice.forEach((r, i) => r.tr.setAttribute("aria-rowindex", String(first + i + 2)));
       this.body.replaceChildren(this.top, ...slice.map((r) => r.tr), this.bottom);
       this.attached = new Set(slice);
+      if (hadFocus && document.activeElement !== active) {
+        if (this.body.contains(active)) active.focus({ preventScroll: true });
+        else this.wrap.focus({ preventScroll: true });
+      }
     }
     for (const r of slice) if (r.dirty) r.render();
+  }
+
+  // -- the keyboard -------------------------------------------------------------------------------------------------
+
+  /** Rows a Page Up/Down moves: those the box shows below its header, less one kept for context. */
+  pageRows() {
+    const header = this.table.tHead ? this.table.tHead.offsetHeight : ROW_H;
+    return Math.max(1, Math.floor((this.wrap.clientHeight - header) / ROW_H) - 1);
+  }
+
+  onKey(event) {
+    if (event.altKey || event.metaKey || !this.shown.length) return;
+    if (event.target !== this.wrap && !(event.target.matches && event.target.matches("tr[data-channel], a"))) return;
+    let at = this.focused ? this.shown.indexOf(this.focused) : -1;
+    if (at < 0) at = Math.min(this.shown.length - 1, Math.floor(this.wrap.scrollTop / ROW_H));  // the top row in view
+    const moves = {
+      ArrowDown: at + 1, ArrowUp: at - 1, PageDown: at + this.pageRows(), PageUp: at - this.pageRows(),
+      Home: 0, End: this.shown.length - 1,
+    };
+    if (event.key === "Enter" && event.target.matches && event.target.matches("tr[data-channel]")) {
+      const run = this.focused && this.focused.run;
+      if (run) location.hash = `#/run/${run.run_id}`;
+      return;
+    }
+    if (!(event.key in moves)) return;
+    event.preventDefault();  // the box must not scroll by itself as well
+    const fromBox = event.target === this.wrap && !this.focused;
+    this.focusRow(Math.max(0, Math.min(this.shown.length - 1, fromBox ? at : moves[event.key])));
+  }
+
+  /** Give the focus to the index-th shown row: scroll it into view (under the sticky header), draw the window now,
+   * then focus the row's element. The row's place is first reckoned from its index (so that it gets drawn), then
+   * measured: borders and the header's height are not whole multiples of a row. */
+  focusRow(index) {
+    const row = this.shown[index];
+    const header = this.table.tHead ? this.table.tHead.offsetHeight : ROW_H;
+    const top = index * ROW_H;
+    const view = this.wrap.clientHeight - header;
+    if (top < this.wrap.scrollTop) this.wrap.scrollTop = top;
+    else if (top + ROW_H > this.wrap.scrollTop + view) this.wrap.scrollTop = top + ROW_H - view;
+    this.focused = row;
+    this.renderWindow();
+    const box = this.wrap.getBoundingClientRect();
+    const th = this.table.tHead && this.table.tHead.rows[0] ? this.table.tHead.rows[0].cells[0] : null;
+    const from = th ? th.getBoundingClientRect().bottom : box.top + this.wrap.clientTop;
+    const to = box.top + this.wrap.clientTop + this.wrap.clientHeight;
+    const r = row.tr.getBoundingClientRect();
+    if (r.top < from) this.wrap.scrollTop -= Math.ceil(from - r.top);
+    else if (r.bottom > to) this.wrap.scrollTop += Math.ceil(r.bottom - to);
+    this.renderWindow();
+    row.tr.focus({ preventScroll: true });
   }
 
   touch(row) {
@@ -280,6 +351,15 @@ export class Grid {
     const row = this.rows.get(change.channel);
     if (row && row.run && row.run.run_id === change.run_id) {
       row.run.state = change.state;
+      this.touch(row);
+    } else if (row && (!row.run || TERMINAL.includes(row.run.state)) && !TERMINAL.includes(change.state)) {
+      // a run started on a channel with none going: its state shows at once, its document (protocol, sample, ...)
+      // follows from refreshRun; stamped now, so that a late document of the channel's older run cannot replace it
+      if (row.run) this.byRun.delete(row.run.run_id);
+      row.run = { run_id: change.run_id, channel: change.channel, state: change.state,
+        created_at: new Date().toISOString() };
+      row.alarms = [];
+      this.byRun.set(change.run_id, row);
       this.touch(row);
     }
     this.refreshRun(change.run_id);  // the message, end reason and duration come with the run's document

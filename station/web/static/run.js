@@ -45,10 +45,14 @@ export class RunPage {
   }
 
   async load() {
-    this.doc = await get(`/runs/${encodeURIComponent(this.runId)}`);
+    this.setDoc(await get(`/runs/${encodeURIComponent(this.runId)}`));
     this.runId = this.doc.run_id;  // a prefix in the address is enough; the page knows the full id
     this.build();
     this.renderDoc();
+    // the duration counts on between the stream's messages (a paused run's live values do not change)
+    this.ticker = setInterval(() => {
+      if (this.durationEl) this.durationEl.textContent = duration(this.duration);
+    }, 1000);
     await Promise.all([this.loadSeries(), this.loadEvents(), this.loadAnalysis(), this.loadProgram()]);
   }
 
@@ -96,6 +100,32 @@ export class RunPage {
     this.summaryExport.hidden = this.eisExport.hidden = true;  // shown once the analysis says the run has them
   }
 
+  /** A run document as the API sent it, and when it came: its duration was counted at that moment. */
+  setDoc(doc) {
+    this.doc = doc;
+    this.docAt = Date.now();
+  }
+
+  /** The live document of a run still going (null once it ended, or before the stream said anything). */
+  get live() {
+    const d = this.doc;
+    return d.live && d.live.run_id === d.run_id && !TERMINAL.includes(d.state) ? d.live : null;
+  }
+
+  /** Records stored so far: the stream's count while the run goes (the document's is as of the page's load). */
+  get records() {
+    const l = this.live;
+    const stored = this.doc.records;
+    return l && l.records !== null && l.records !== undefined ? Math.max(l.records, stored) : stored;
+  }
+
+  /** Wall time since the run started: the document's figure, plus the time since it came while the run goes. */
+  get duration() {
+    const d = this.doc;
+    if (d.duration_s === null || d.duration_s === undefined || TERMINAL.includes(d.state)) return d.duration_s;
+    return d.duration_s + Math.max(0, Date.now() - this.docAt) / 1000;
+  }
+
   get state() {
     const d = this.doc;
     const live = d.live && !TERMINAL.includes(d.state) ? d.live : null;
@@ -117,7 +147,8 @@ export class RunPage {
       ...fact("Channel", d.channel), ...fact("Protocol", d.protocol || "–"), ...fact("Cell", d.cell || "–"),
       ...fact("Sample", d.sample ? el("a", { href: `#/sample/${d.sample}` }, d.sample) : "none registered"),
       ...fact("Created", timeEl(d.created_at)), ...fact("Started", timeEl(d.started_at)),
-      ...fact("Duration (h:mm:ss)", duration(d.duration_s)), ...fact("Records", String(d.records)),
+      ...fact("Duration (h:mm:ss)", this.durationEl = el("span", { id: "run-duration" }, duration(this.duration))),
+      ...fact("Records", el("span", { id: "run-records" }, String(this.records))),
       ...fact(TERMINAL.includes(d.state) ? "End" : "Last word", d.message || "–"));
     const l = d.live && !TERMINAL.includes(d.state) ? d.live : null;
     if (TERMINAL.includes(d.state)) {
@@ -332,7 +363,7 @@ export class RunPage {
   async refresh() {
     const before = this.doc.state;
     try {
-      this.doc = await get(`/runs/${encodeURIComponent(this.runId)}`);
+      this.setDoc(await get(`/runs/${encodeURIComponent(this.runId)}`));
     } catch {
       return;  // the stream brings the news later
     }
@@ -369,6 +400,7 @@ export class RunPage {
 
   close() {
     if (this.seriesTimer !== null) clearTimeout(this.seriesTimer);
+    if (this.ticker) clearInterval(this.ticker);
     if (window.stationRunPage === this) window.stationRunPage = null;
   }
 }
