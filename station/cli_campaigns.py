@@ -74,7 +74,7 @@ def _errors():
 
 def _open(config: str | None, data_dir: str | None) -> tuple[StationConfig, Store]:
     cfg, _ = load_config(config)
-    store = Store(data_dir or cfg.data_dir, cfg.database)
+    store = Store(data_dir or cfg.data_dir, cfg.database, station=cfg.station)
     err.print(f"data: {store.location}", markup=False, style="dim")
     return cfg, store
 

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from station.cli_common import EXIT_INVALID, EXIT_USAGE, ConfigOpt, DataDirOpt, JsonOpt, app, err, fail, json_mode
 from station.config import ConfigError, load_config
-from station.store import Store, StoreError, database_url
+from station.store import DB_NAME, Store, StoreError
 
 db_app = typer.Typer(help="The run database: schema upgrades.", no_args_is_help=True, add_completion=False)
 app.add_typer(db_app, name="db")
@@ -34,7 +35,7 @@ def db_upgrade(config: ConfigOpt = None, data_dir: DataDirOpt = None, database: 
         cfg, _ = load_config(config)
     except ConfigError as exc:
         raise fail(EXIT_USAGE, f"station config: {exc}") from None
-    url = database or database_url(cfg.database)
+    url = database or cfg.database
     try:
         before = Store.schema_of(data_dir or cfg.data_dir, url)
         store = Store(data_dir or cfg.data_dir, url, migrate=True)
@@ -50,3 +51,71 @@ def db_upgrade(config: ConfigOpt = None, data_dir: DataDirOpt = None, database: 
         err.print(f"{where}: schema {after}, current; nothing to do", markup=False)
     else:
         err.print(f"{where}: schema {before} -> {after}", markup=False)
+
+
+@db_app.command("release-channel")
+def db_release_channel(channel: Annotated[str, typer.Argument(help="the channel, as INSTRUMENT/ID")],
+                       config: ConfigOpt = None, data_dir: DataDirOpt = None, json_: JsonOpt = False) -> None:
+    """Forget which station owns CHANNEL, so that the next station to start a run on it owns it (the lab moved
+    the instrument to another PC). Refused while a run is active on it."""
+    json_mode(json_)
+    try:
+        cfg, _ = load_config(config)
+    except ConfigError as exc:
+        raise fail(EXIT_USAGE, f"station config: {exc}") from None
+    try:
+        store = Store(data_dir or cfg.data_dir, cfg.database, station=cfg.station)
+        try:
+            owner = store.release_channel(channel)
+        finally:
+            store.close()
+    except StoreError as exc:
+        raise fail(EXIT_INVALID, f"error: {exc}") from None
+    if json_:
+        sys.stdout.write(json.dumps({"channel": channel, "released_from": owner}) + "\n")
+    elif owner is None:
+        err.print(f"channel {channel} had no owner; nothing to do", markup=False)
+    else:
+        err.print(f"channel {channel} no longer belongs to station {owner}", markup=False)
+
+
+@db_app.command("copy")
+def db_copy(source: Annotated[str, typer.Option("--from", help="the data directory whose station.sqlite to copy")],
+            to: Annotated[str, typer.Option("--to", help="the lab's database, postgresql://user@host/dbname")],
+            station: Annotated[str | None, typer.Option(
+                "--station", help="the station the copied runs belong to (default: station.yaml's station:, "
+                                  "else this PC's name)")] = None,
+            config: ConfigOpt = None, json_: JsonOpt = False) -> None:
+    """Copy a data directory's runs, samples, campaigns, events and records into the lab's database. Run it
+    again after an interruption: it goes on where it stopped, and copies nothing twice."""
+    json_mode(json_)
+    from station.store.forward import forward, summary
+
+    try:
+        cfg, _ = load_config(config)
+    except ConfigError as exc:
+        raise fail(EXIT_USAGE, f"station config: {exc}") from None
+    name = station or cfg.station
+    if not (Path(source) / DB_NAME).is_file():
+        raise fail(EXIT_USAGE, f"error: {source} holds no {DB_NAME}; give the data directory of a station with --from")
+    try:
+        local = Store(source, local=True)
+        central = Store(source, to)
+        try:
+            done = forward(local, central, name, progress=None if json_ else _shown)
+        finally:
+            local.close()
+            central.close()
+    except StoreError as exc:
+        raise fail(EXIT_INVALID, f"error: {exc}") from None
+    if json_:
+        sys.stdout.write(json.dumps({"from": str(source), "to": central.where, "station": name, **summary(done)})
+                         + "\n")
+    else:
+        err.print(f"copied into {central.where} as station {name}: {done.samples} samples, {done.campaigns} "
+                  f"campaigns, {done.runs} runs, {done.events} events, {done.records} records"
+                  f"{' (nothing new)' if not done.total() else ''}", markup=False)
+
+
+def _shown(done) -> None:
+    err.print(f"  ... {done.runs} runs, {done.records} records", markup=False)

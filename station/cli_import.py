@@ -54,7 +54,7 @@ def import_(files: Annotated[list[str], typer.Argument(help="Neware .nda/.ndax o
     cell_record = _cell(cell) if cell is not None else None  # a wrong cell fails before any file is read
     try:
         cfg = load_config(config)[0]
-        store = Store(data_dir or cfg.data_dir, cfg.database)
+        store = Store(data_dir or cfg.data_dir, cfg.database, station=cfg.station)
         err.print(f"data: {store.location}", markup=False, style="dim")
         if sample is not None:
             store.sample(sample)  # named wrong: fail before reading any file

@@ -107,7 +107,7 @@ def _say_where(store: Store) -> None:
 
 def _store(config: str | None, data_dir: str | None) -> Store:
     cfg, _ = load_config(config)
-    store = Store(data_dir or cfg.data_dir, cfg.database)
+    store = Store(data_dir or cfg.data_dir, cfg.database, station=cfg.station)
     _say_where(store)
     return store
 
@@ -365,7 +365,8 @@ def _asking(row) -> None:
 def _settle(config: str | None, data_dir: str | None, store: Store) -> None:
     """Runs nobody looks after and whose truth only the instrument knows (an unconfirmed start or stop) are
     settled with it before they are shown, so that `status` never reports what the station merely assumed."""
-    rows = [r for r in store.runs(active_only=True) if r.dry_run or r.unconfirmed or r.stop_requested]
+    rows = [r for r in store.runs(active_only=True, station=store.station) if r.dry_run or r.unconfirmed or
+            r.stop_requested]
     if not rows:
         return
     station = _open(config, data_dir)
@@ -424,7 +425,7 @@ def status(run_id: Annotated[str | None, typer.Argument(help="one run; default: 
         doc["service"] = client.base_url
     else:
         with _errors():
-            store = Store(data_dir or cfg.data_dir, cfg.database)
+            store = Store(data_dir or cfg.data_dir, cfg.database, station=cfg.station)
             _say_where(store)
             _settle(config, data_dir, store)
             now = RealClock().unix()

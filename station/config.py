@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 from pathlib import Path
 from typing import Literal
 
@@ -28,6 +29,8 @@ _SCAN_RATE_HELP = ("Biologic: the unit the instrument's firmware reads the CV/LS
 
 CONFIG_ENV = "STATION_CONFIG"
 DATA_DIR_ENV = "STATION_DATA"
+#: the lab's database for every station command; wins over station.yaml's database: (station.store.DATABASE_ENV)
+DATABASE_ENV = "STATION_DATABASE"
 
 
 class ChannelConfig(BaseModel):
@@ -201,6 +204,9 @@ class StationConfig(BaseModel):
     data_dir: str = Field(default_factory=lambda: default_data_dir(), description="where the run database and "
                           "exports go (default: the per-user data folder, e.g. ~/.local/share/battery-test-station "
                           "or %LOCALAPPDATA%\\battery-test-station)")
+    station: str = Field(default_factory=lambda: default_station_name(), pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
+                         description="this station's name in the lab (default: the PC's host name): the runs it "
+                                     "creates and the channels it uses are its own")
     database: str | None = Field(None, description="the lab's central PostgreSQL database shared by its stations "
                                  "(postgresql://user@host/dbname); leave it out for the data directory's own SQLite. "
                                  "$STATION_DATABASE, when set, wins over it")
@@ -236,6 +242,12 @@ class StationConfig(BaseModel):
             reason = "is ambiguous" if matches else "is not configured"
             raise UnknownChannel(f"channel '{channel}' {reason}; configured channels: {known}")
         return matches[0]
+
+
+def default_station_name() -> str:
+    """The PC's host name, as a station name (its first label, letters, digits, _ . - only)."""
+    name = re.sub(r"[^A-Za-z0-9_.-]", "-", socket.gethostname().split(".")[0]).strip("-_.")[:64]
+    return name or "station"
 
 
 def default_data_dir() -> str:
@@ -293,6 +305,8 @@ def load_config(path: str | None = None) -> tuple[StationConfig, str]:
         raise ConfigError("\n".join(str(p) for p in pydantic_problems(exc, source, StationConfig))) from None
     if os.environ.get(DATA_DIR_ENV):
         config = config.model_copy(update={"data_dir": os.environ[DATA_DIR_ENV]})
+    if os.environ.get(DATABASE_ENV) is not None:  # set, even empty (the data directory's SQLite): it wins
+        config = config.model_copy(update={"database": os.environ[DATABASE_ENV] or None})
     return config, origin
 
 

@@ -20,8 +20,8 @@ def iso_utc(unix: float | None) -> str | None:
 
 
 def run_doc(row: RunRow, now: float) -> dict[str, Any]:
-    return {"run_id": row.id, "state": str(row.state), "channel": row.channel, "kind": row.instrument.get("kind"),
-            "protocol": row.protocol_name,
+    return {"run_id": row.id, "state": str(row.state), "channel": row.channel, "station": row.station,
+            "kind": row.instrument.get("kind"), "protocol": row.protocol_name,
             "cell": row.cell.get("name"), "records": row.last_seq, "dry_run": row.dry_run,
             "sample": row.sample_id, "created_at": iso_utc(row.created_at), "started_at": iso_utc(row.started_at),
             "updated_at": iso_utc(row.updated_at),

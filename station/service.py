@@ -34,6 +34,7 @@ from station.leases import Lease
 from station.runs import Progress, RunEnded, RunError
 from station.session import Station
 from station.store import StoreError
+from station.version import software_version
 
 #: how often a stop request (a signal) is looked at while waiting for the next round, s of wall time
 _WAKE_S = 0.2
@@ -73,6 +74,11 @@ class StationService:
             raise ServiceRunning(f"a station service{f' (pid {holder})' if holder else ''} already serves "
                                  f"{self.station.store.data_dir}; stop it first, or give another --data-dir")
         self._last_event = self.station.store.last_event_id()
+        if not self.station.dry_run:  # simulated instruments claim no real channel
+            owned = self.station.store.claim_channels(self.station.config.channel_ids(), self.station.clock.unix())
+            for channel, owner in owned.items():
+                self.say(f"channel {channel} belongs to station {owner}: runs on it start there, not here (free it "
+                         f"with `station db release-channel {channel}` once {owner} no longer has it)")
         self.write_info()
 
     def write_info(self) -> None:
@@ -81,6 +87,9 @@ class StationService:
                "started_at": self.station.clock.unix()}
         if self.address is not None:
             doc |= {"host": self.address[0], "port": self.address[1]}
+        url = f"http://{self.address[0]}:{self.address[1]}" if self.address is not None else None
+        self.station.store.station_seen(doc["started_at"], started_at=doc["started_at"], api_url=url,
+                                        pid=doc["pid"], version=software_version())
         tmp = self.info_path.with_suffix(".tmp")
         tmp.write_text(json.dumps(doc))
         os.replace(tmp, self.info_path)
@@ -88,12 +97,14 @@ class StationService:
     def adopt(self) -> list[str]:
         """Settle and attach every active run nobody supervises; one note per run touched."""
         store, manager = self.station.store, self.station.manager
+        store.station_seen(self.station.clock.unix())
+        mine = store.station  # another station's runs are its own service's to watch
 
         def unwatched() -> list:
             watched = {run_id for run_id, run in manager.active.items() if not run.done}
-            if watched.issuperset(store.active_run_ids()):  # the usual rescan: no row needs reading
+            if watched.issuperset(store.active_run_ids(mine)):  # the usual rescan: no row needs reading
                 return []
-            return [r for r in store.runs(active_only=True, light=True) if r.id not in watched]
+            return [r for r in store.runs(active_only=True, light=True, station=mine) if r.id not in watched]
 
         notes = self.station.settle([store.run(r.id) for r in unwatched()
                                      if r.dry_run or r.unconfirmed or r.stop_requested])

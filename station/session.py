@@ -52,7 +52,7 @@ class Station:
     @classmethod
     def open(cls, config: StationConfig, *, dry_run: bool = False, data_dir: str | None = None) -> Station:
         clock: Clock = VirtualClock() if dry_run else RealClock()
-        store = Store(Path(data_dir or config.data_dir), config.database)
+        store = Store(Path(data_dir or config.data_dir), config.database, station=config.station)
         instruments = Instruments(config, clock, store.data_dir, simulate_all=dry_run)
         manager = RunManager(store, clock)
         manager.cell_events = instruments.cell_events
@@ -123,7 +123,7 @@ class Station:
         """Before claiming a channel, settle runs on it that no process looks after and that cannot be running:
         a dry run whose process died (its simulated instrument died with it), or a start that never reached the
         instrument. Anything the instrument may still be running keeps the channel busy."""
-        for row in self.store.runs(active_only=True, channel=channel, light=True):
+        for row in self.store.runs(active_only=True, channel=channel, light=True, station=self.store.station):
             if row.dry_run != self.dry_run or not (row.dry_run or row.unconfirmed):
                 continue  # anything else may be running on the instrument, so it keeps the channel
             if not self.manager.lease_free(row.id):

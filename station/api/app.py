@@ -164,7 +164,7 @@ class ApiState:
         self.commands = commands
         self.tokens = tokens
         self.sessions = sessions if sessions is not None else Sessions()
-        self.store = Store(station.store.data_dir, station.config.database)
+        self.store = Store(station.store.data_dir, station.config.database, station=station.config.station)
         self._lock = threading.Lock()
         self.analyses: dict[tuple, dict] = {}
         self._analyses_lock = threading.Lock()

@@ -12,7 +12,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-from importlib import metadata as importlib_metadata
 from typing import Any
 
 from protocols.parameters import coerce_override
@@ -21,6 +20,7 @@ from protocols.units import parse_c_rate, parse_temperature, to_quantity, ureg
 from station.exports import vocabulary as bdf
 from station.exports.step_types import step_type
 from station.store import EventRow, RunRow
+from station.version import software_version
 
 #: the SI unit each dimension is given in (the step program's units, DESIGN section 4)
 SI_UNITS = ("A", "A/m^2", "A/kg", "Ah", "Ah/m^2", "Ah/kg", "V", "s", "Hz", "W", "V/s", "Wh", "m", "m^2", "kg",
@@ -37,14 +37,6 @@ CELL_UNITS = {"area": "m^2", "capacity": "Ah", "active_mass": "kg", "specific_ca
 @functools.cache
 def _dimensionality(unit: str) -> Any:
     return ureg().Quantity(1, unit).dimensionality
-
-
-def software_version() -> str | None:
-    """The installed battery-test-station's version; None when running from a tree that is not installed."""
-    try:
-        return importlib_metadata.version("battery-test-station")
-    except importlib_metadata.PackageNotFoundError:
-        return None
 
 
 def resolve_parameter(value: object, cell: dict[str, Any]) -> dict[str, Any]:

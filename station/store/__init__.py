@@ -8,9 +8,11 @@ from station.store.rows import (
     CampaignRow,
     CampaignStepRow,
     ChannelBusy,
+    ChannelOwned,
     EventRow,
     RunRow,
     SampleRow,
+    StationRow,
     StoreError,
     UnknownCampaign,
     UnknownRun,
@@ -22,6 +24,7 @@ from station.store.store import DATABASE_ENV, Store, database_url
 
 __all__ = [
     "CAMPAIGN_ENDED", "DATABASE_ENV", "DB_NAME", "RECORD_COLUMNS", "RECORD_DTYPE", "RECORD_DTYPE_V1", "RESERVE_NAME",
-    "SCHEMA_VERSION", "CampaignEventRow", "CampaignRow", "CampaignStepRow", "ChannelBusy", "EventRow", "RunRow",
-    "SampleRow", "Store", "StoreError", "UnknownCampaign", "UnknownRun", "UnknownSample", "database_url", "to_block",
+    "SCHEMA_VERSION", "CampaignEventRow", "CampaignRow", "CampaignStepRow", "ChannelBusy", "ChannelOwned", "EventRow",
+    "RunRow", "SampleRow", "StationRow", "Store", "StoreError", "UnknownCampaign", "UnknownRun", "UnknownSample",
+    "database_url", "to_block",
 ]

@@ -163,6 +163,9 @@ class PostgresBackend:
                               f"database")
         if isinstance(exc, (errors.UndefinedTable, errors.UndefinedColumn)):
             return StoreError(f"{self.where} lacks part of the station schema ({text}); run `station db upgrade`")
+        if isinstance(exc, errors.TransactionRollback):  # a deadlock or a serialization failure
+            return StoreError(f"{self.where} undid a write that collided with another station's ({text}); nothing "
+                              f"of it was kept, ask again")
         if isinstance(exc, self._psycopg.OperationalError):
             return StoreError(f"cannot reach the database {self.where} ({text}); check that the server runs and "
                               f"the address in station.yaml or $STATION_DATABASE")

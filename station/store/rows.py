@@ -137,6 +137,8 @@ class RunRow:
     """The campaign that started it (station.campaigns), ``None`` for a run started on its own."""
     campaign_stage: str | None = None
     """The name of the campaign stage it ran for."""
+    station: str | None = None
+    """The station that created it and supervises it; ``None`` for a run from before stations had names."""
 
     @property
     def active(self) -> bool:
@@ -159,8 +161,30 @@ class EventRow:
     data: dict[str, Any] | None
 
 
+@dataclass(frozen=True)
+class StationRow:
+    """A station of the lab as it last said: when its service started and was last seen, where its API listens."""
+
+    name: str
+    started_at: float
+    seen_at: float
+    api_url: str | None
+    pid: int | None
+    version: str | None
+
+
 class ChannelBusy(StoreError):
     def __init__(self, channel: str, run_id: str, state: str):
         self.channel, self.run_id, self.state = channel, run_id, state
         super().__init__(f"channel {channel} already has run {run_id} ({state}); stop it or wait for it to finish "
                          f"before starting another")
+
+
+class ChannelOwned(ChannelBusy):
+    """Another station owns the channel (it used it first): a run on it must start there. A kind of busy
+    channel, so that whoever picks a free channel goes on to the next."""
+
+    def __init__(self, channel: str, owner: str):
+        self.channel, self.owner, self.run_id, self.state = channel, owner, None, None
+        StoreError.__init__(self, f"channel {channel} belongs to station {owner}; start the run there, or, once "
+                                  f"{owner} no longer has it, free it with `station db release-channel {channel}`")

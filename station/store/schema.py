@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 8
 
 MIGRATIONS: dict[int, str] = {
     1: """
@@ -154,6 +154,40 @@ MIGRATIONS: dict[int, str] = {
     6: """
     CREATE UNIQUE INDEX IF NOT EXISTS one_active_run_per_channel ON runs(channel)
         WHERE state NOT IN ('finished', 'stopped', 'failed');
+    """,
+    # Stations: each service has a name (station.yaml's station:, the host name by default) and owns its channels.
+    # A run belongs to the station that created it (NULL: a run stored before stations had names, in a data
+    # directory of one station). channel_owners: the first station to use a channel owns it, and its primary key is
+    # what keeps a second station off it. stations: where each station's service was last seen and listens.
+    7: """
+    ALTER TABLE runs ADD COLUMN station TEXT;
+    CREATE INDEX IF NOT EXISTS runs_by_station ON runs(station, state);
+    CREATE TABLE IF NOT EXISTS channel_owners (
+        channel TEXT PRIMARY KEY,
+        station TEXT NOT NULL,
+        claimed_at REAL NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS stations (
+        name TEXT PRIMARY KEY,
+        started_at REAL NOT NULL,
+        seen_at REAL NOT NULL,
+        api_url TEXT,
+        pid INTEGER,
+        version TEXT
+    );
+    """,
+    # Forwarding a station's own store into the lab's database (station.store.forward): how far each append-only
+    # table of each station has been forwarded, moved in the same transaction as the rows it counts (exactly
+    # once); and the campaign step a central row came from ("STATION:LOCAL_ID"), since step ids are per store.
+    8: """
+    CREATE TABLE IF NOT EXISTS forwarded (
+        station TEXT NOT NULL,
+        source TEXT NOT NULL,
+        upto INTEGER NOT NULL,
+        PRIMARY KEY (station, source)
+    );
+    ALTER TABLE campaign_steps ADD COLUMN origin TEXT;
+    CREATE UNIQUE INDEX IF NOT EXISTS campaign_steps_by_origin ON campaign_steps(origin);
     """,
 }
 

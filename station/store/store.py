@@ -30,9 +30,11 @@ from station.store.rows import (
     CampaignRow,
     CampaignStepRow,
     ChannelBusy,
+    ChannelOwned,
     EventRow,
     RunRow,
     SampleRow,
+    StationRow,
     StoreError,
     UnknownCampaign,
     UnknownRun,
@@ -46,20 +48,21 @@ DATABASE_ENV = "STATION_DATABASE"
 _IN_CHUNK = 500
 
 
-def database_url(configured: str | None = None) -> str | None:
-    """Which database a station uses: ``$STATION_DATABASE`` if set (empty: the data directory's SQLite), else
-    station.yaml's ``database:``, else ``None`` (SQLite)."""
-    url = os.environ.get(DATABASE_ENV)
-    if url is None:
-        url = configured
-    return url or None
+def database_url(given: str | None = None) -> str | None:
+    """Which database a store opens: the URL given (empty: the data directory's SQLite); when none is given,
+    ``$STATION_DATABASE``; else ``None``, the SQLite. (station.config.load_config puts ``$STATION_DATABASE`` over
+    station.yaml's ``database:``, so a configured station passes its resolved URL.)"""
+    if given is not None:
+        return given or None
+    return os.environ.get(DATABASE_ENV) or None
 
 
 #: The columns of a run row, named rather than ``SELECT *``: a process opened before a later schema added a
 #: column keeps reading the rows it knows.
 RUN_COLUMNS = ("id", "created_at", "updated_at", "state", "channel", "instrument", "protocol_name", "protocol_file",
                "protocol_source", "parameters", "program", "cell", "handle", "dry_run", "last_seq", "message",
-               "stop_requested", "contact_lost_at", "started_at", "sample_id", "campaign_id", "campaign_stage")
+               "stop_requested", "contact_lost_at", "started_at", "sample_id", "campaign_id", "campaign_stage",
+               "station")
 _SELECT_RUNS = f"SELECT {', '.join(RUN_COLUMNS)} FROM runs"
 _LIGHT_COLUMNS = ["''" if c in ("protocol_source", "program") else c for c in RUN_COLUMNS]
 _ACTIVE = f"state NOT IN ({', '.join(repr(s.value) for s in TERMINAL_STATES)})"
@@ -113,10 +116,15 @@ class Store:
     ``data_dir`` is the station's own folder (service lock, tokens, exports) and, by default, where its SQLite
     database lives. ``database``: station.yaml's ``database:`` URL (``$STATION_DATABASE`` wins over it). A
     data directory's SQLite is migrated when opened; a central PostgreSQL database is migrated only by
-    ``station db upgrade`` (``migrate=True``), since stations of several versions may share it."""
+    ``station db upgrade`` (``migrate=True``), since stations of several versions may share it. ``station``: the
+    name of the station this process works for (station.yaml's ``station:``). ``local``: the data directory's
+    SQLite, whatever station.yaml or ``$STATION_DATABASE`` say (a station's own store, a directory to copy)."""
 
-    def __init__(self, data_dir: str | Path, database: str | None = None, *, migrate: bool | None = None):
-        self._connect(data_dir, database)
+    def __init__(self, data_dir: str | Path, database: str | None = None, *, migrate: bool | None = None,
+                 station: str | None = None, local: bool = False):
+        self._connect(data_dir, None if local else database_url(database))
+        self.station = station
+        """This station's name: stamped on the runs it creates, and the owner of the channels it uses."""
         try:
             self._refuse_foreign()
             self.backend.configure()
@@ -132,7 +140,7 @@ class Store:
     def schema_of(cls, data_dir: str | Path, database: str | None = None) -> int:
         """The schema version of a database (0: a new, empty one), read without changing anything."""
         store = cls.__new__(cls)
-        store._connect(data_dir, database)
+        store._connect(data_dir, database_url(database))
         try:
             store._refuse_foreign()
             return store._version()
@@ -143,7 +151,7 @@ class Store:
 
     def _connect(self, data_dir: str | Path, database: str | None) -> None:
         self.data_dir = Path(data_dir)
-        self.database = database_url(database)
+        self.database = database
         try:
             self.data_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -284,14 +292,86 @@ class Store:
             busy = db.execute(f"SELECT id, state FROM runs WHERE channel=? AND {_ACTIVE}", (channel,)).fetchone()
             if busy:
                 raise ChannelBusy(channel, busy[0], busy[1])
+            if not dry_run:  # a dry run drives no instrument: it claims nothing
+                self._claim(db, channel, at)
             db.execute(
                 "INSERT INTO runs(id, created_at, updated_at, state, channel, instrument, protocol_name, "
-                "protocol_file, protocol_source, parameters, program, cell, dry_run, sample_id) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "protocol_file, protocol_source, parameters, program, cell, dry_run, sample_id, station) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (run_id, at, at, RunState.CREATED.value, channel, json.dumps(instrument), protocol_name, protocol_file,
-                 protocol_source, json.dumps(parameters), program, json.dumps(cell), int(dry_run), sample_id))
+                 protocol_source, json.dumps(parameters), program, json.dumps(cell), int(dry_run), sample_id,
+                 self.station))
             db.execute("INSERT INTO events(run_id, at, kind, message) VALUES (?,?,?,?)",
                        (run_id, at, "state", RunState.CREATED.value))
+
+    def _claim(self, db: Any, channel: str, at: float) -> None:
+        """Make ``channel`` this station's if no station owns it; refuse if another does. The owners' primary key
+        decides between two stations claiming at once: the second waits for the first's commit, then finds it."""
+        if self.station is None:
+            return
+        db.execute("INSERT INTO channel_owners(channel, station, claimed_at) VALUES (?,?,?) ON CONFLICT(channel) DO "
+                   "NOTHING", (channel, self.station, at))
+        owner = db.execute("SELECT station FROM channel_owners WHERE channel=?", (channel,)).fetchone()[0]
+        if owner != self.station:
+            raise ChannelOwned(channel, owner)
+
+    @_guarded
+    def claim_channels(self, channels: Sequence[str], at: float) -> dict[str, str]:
+        """Claim every one of ``channels`` that no station owns, in one transaction (a service of 2048 channels
+        starts with one commit); returns those another station owns, with it. Claimed in sorted order: two
+        stations claiming overlapping channels at once then wait for each other, never deadlock."""
+        if self.station is None or not channels:
+            return {}
+        channels = sorted(set(channels))
+        owners: dict[str, str] = {}
+        with self.transaction() as db:
+            db.executemany("INSERT INTO channel_owners(channel, station, claimed_at) VALUES (?,?,?) ON "
+                           "CONFLICT(channel) DO NOTHING", [(c, self.station, at) for c in channels])
+            for at_chunk in range(0, len(channels), _IN_CHUNK):
+                chunk = list(channels[at_chunk:at_chunk + _IN_CHUNK])
+                marks = ",".join("?" * len(chunk))
+                owners.update(db.execute(f"SELECT channel, station FROM channel_owners WHERE channel IN ({marks})",
+                                         chunk).fetchall())
+        return {c: owner for c, owner in owners.items() if owner != self.station}
+
+    @_guarded
+    def channel_owners(self) -> dict[str, str]:
+        return dict(self.db.execute("SELECT channel, station FROM channel_owners ORDER BY channel").fetchall())
+
+    @_guarded
+    def release_channel(self, channel: str) -> str | None:
+        """Forget who owns ``channel`` (a lab moved the instrument to another PC); refused while a run is active on
+        it. Returns the station that owned it (``None``: nobody did)."""
+        with self.transaction() as db:
+            busy = db.execute(f"SELECT id, state, station FROM runs WHERE channel=? AND {_ACTIVE}",
+                              (channel,)).fetchone()
+            if busy:
+                raise StoreError(f"channel {channel} has run {busy[0]} ({busy[1]}) of station {busy[2]}; stop it or "
+                                 f"let it finish first")
+            row = db.execute("SELECT station FROM channel_owners WHERE channel=?", (channel,)).fetchone()
+            db.execute("DELETE FROM channel_owners WHERE channel=?", (channel,))
+        return row[0] if row else None
+
+    @_guarded
+    def station_seen(self, at: float, *, started_at: float | None = None, api_url: str | None = None,
+                     pid: int | None = None, version: str | None = None) -> None:
+        """Record that this station's service runs (at its start: where it listens; then on every rescan)."""
+        if self.station is None:
+            return
+        with self.transaction() as db:
+            if started_at is not None:
+                db.execute("INSERT INTO stations(name, started_at, seen_at, api_url, pid, version) VALUES "
+                           "(?,?,?,?,?,?) ON CONFLICT(name) DO UPDATE SET started_at=excluded.started_at, seen_at="
+                           "excluded.seen_at, api_url=excluded.api_url, pid=excluded.pid, version=excluded.version",
+                           (self.station, started_at, at, api_url, pid, version))
+            else:
+                db.execute("UPDATE stations SET seen_at=? WHERE name=?", (at, self.station))
+
+    @_guarded
+    def stations(self) -> list[StationRow]:
+        rows = self.db.execute("SELECT name, started_at, seen_at, api_url, pid, version FROM stations ORDER BY "
+                               "name").fetchall()
+        return [StationRow(*r) for r in rows]
 
     @_guarded
     def import_run(self, *, run_id: str, at: float, channel: str, instrument: dict[str, Any], protocol_name: str,
@@ -306,10 +386,11 @@ class Store:
             db.execute(
                 "INSERT INTO runs(id, created_at, updated_at, state, channel, instrument, protocol_name, "
                 "protocol_file, protocol_source, parameters, program, cell, dry_run, sample_id, started_at, "
-                "last_seq, message) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "last_seq, message, station) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (run_id, at, at if ended_at is None else ended_at, RunState.FINISHED.value, channel,
                  json.dumps(instrument), protocol_name, protocol_file, protocol_source, "{}", program,
-                 json.dumps(cell), 0, sample_id, started_at, int(block["seq"][-1]) if len(block) else 0, message))
+                 json.dumps(cell), 0, sample_id, started_at, int(block["seq"][-1]) if len(block) else 0, message,
+                 self.station))
             db.execute("INSERT INTO events(run_id, at, kind, message) VALUES (?,?,?,?)",
                        (run_id, at, "state", f"{RunState.FINISHED.value}: {message}"))
             step = 1 << 16  # records per block row, as a long run's downloaded pages would be
@@ -395,10 +476,12 @@ class Store:
         return self._run_row(row)
 
     @_guarded
-    def runs(self, *, active_only: bool = False, channel: str | None = None, light: bool = False) -> list[RunRow]:
-        """Runs oldest first; ``channel``: only that channel's. ``light`` leaves out the two large texts (the
-        protocol source and the step program, given as empty strings): what a service looking over thousands of
-        runs every few seconds, or a channel list, needs is everything else."""
+    def runs(self, *, active_only: bool = False, channel: str | None = None, light: bool = False,
+             station: str | None = None) -> list[RunRow]:
+        """Runs oldest first; ``channel``: only that channel's; ``station``: only that station's (and those from
+        before stations had names). ``light`` leaves out the two large texts (the protocol source and the step
+        program, given as empty strings): what a service looking over thousands of runs every few seconds, or a
+        channel list, needs is everything else."""
         sql = f"SELECT {', '.join(_LIGHT_COLUMNS)} FROM runs" if light else _SELECT_RUNS
         where, args = [], []
         if active_only:
@@ -406,15 +489,22 @@ class Store:
         if channel is not None:
             where.append("channel=?")
             args.append(channel)
+        if station is not None:
+            where.append("(station=? OR station IS NULL)")
+            args.append(station)
         if where:
             sql += " WHERE " + " AND ".join(where)
         return [self._run_row(r) for r in self.db.execute(sql + " ORDER BY created_at, id", args).fetchall()]
 
     @_guarded
-    def active_run_ids(self) -> set[str]:
-        """The ids of the active runs, and nothing else: what a service that rescans thousands of runs every few
-        seconds needs first, without reading (and decoding) their rows."""
-        return {run_id for (run_id,) in self.db.execute(f"SELECT id FROM runs WHERE {_ACTIVE}")}
+    def active_run_ids(self, station: str | None = None) -> set[str]:
+        """The ids of the active runs (of ``station``, and from before stations had names, when given), and nothing
+        else: what a service that rescans thousands of runs every few seconds needs first, without reading (and
+        decoding) their rows."""
+        if station is None:
+            return {run_id for (run_id,) in self.db.execute(f"SELECT id FROM runs WHERE {_ACTIVE}")}
+        rows = self.db.execute(f"SELECT id FROM runs WHERE {_ACTIVE} AND (station=? OR station IS NULL)", (station,))
+        return {run_id for (run_id,) in rows}
 
     def _run_row(self, row: Sequence[Any]) -> RunRow:
         data = dict(zip(RUN_COLUMNS, row, strict=True))
@@ -434,7 +524,7 @@ class Store:
             handle=json.loads(data["handle"]) if data["handle"] else None, dry_run=bool(data["dry_run"]),
             last_seq=int(data["last_seq"]), message=data["message"], stop_requested=data["stop_requested"],
             contact_lost_at=data["contact_lost_at"], started_at=data["started_at"], sample_id=data["sample_id"],
-            campaign_id=data["campaign_id"], campaign_stage=data["campaign_stage"])
+            campaign_id=data["campaign_id"], campaign_stage=data["campaign_stage"], station=data["station"])
 
     # -- samples ---------------------------------------------------------------------------------------------------
 

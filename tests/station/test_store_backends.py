@@ -145,7 +145,7 @@ def test_both_backends_have_the_same_tables_and_columns(tmp_path, postgres):
     pg_columns: dict[str, list[str]] = {}
     for table, column in rows:
         pg_columns.setdefault(table, []).append(column)
-    assert pg_columns == sqlite_columns and len(tables) == 8
+    assert pg_columns == sqlite_columns and len(tables) == 11
     lite_indexes = {r[0] for r in lite.execute("SELECT name FROM sqlite_master WHERE type='index' AND sql IS NOT NULL")}
     assert lite_indexes <= indexes and "one_active_run_per_channel" in lite_indexes
 
@@ -197,9 +197,19 @@ def test_an_unreachable_database_is_named_without_its_password(tmp_path):
         "check that the server runs and the address in station.yaml or $STATION_DATABASE")
 
 
-def test_station_database_wins_over_station_yaml(tmp_path, postgres, monkeypatch):
+def test_station_database_wins_over_station_yaml_and_a_url_given_wins_over_both(tmp_path, postgres, monkeypatch):
+    from station.config import load_config
+
     url = postgres.fresh()
+    (tmp_path / "station.yaml").write_text(f"data_dir: {tmp_path / 'data'}\ndatabase: postgresql://elsewhere/db\n"
+                                           "instruments: [{name: bts, kind: neware, simulated: true, channels: "
+                                           "[{id: 1, voltage: [0 V, 5 V], current: 10 mA}]}]\n")
     monkeypatch.setenv("STATION_DATABASE", url)
-    assert Store(tmp_path, "postgresql://elsewhere/db").backend.dialect == "postgresql"
+    cfg = load_config(str(tmp_path / "station.yaml"))[0]
+    assert cfg.database == url and Store(cfg.data_dir, cfg.database).backend.dialect == "postgresql"
     monkeypatch.setenv("STATION_DATABASE", "")  # set but empty: the data directory's SQLite
-    assert Store(tmp_path, url).backend.dialect == "sqlite"
+    cfg = load_config(str(tmp_path / "station.yaml"))[0]
+    assert cfg.database is None and Store(cfg.data_dir, cfg.database).backend.dialect == "sqlite"
+    assert Store(tmp_path / "data", url).backend.dialect == "postgresql"  # `--database URL`, `--to URL`
+    monkeypatch.setenv("STATION_DATABASE", url)
+    assert Store(tmp_path / "data", local=True).backend.dialect == "sqlite"  # a station's own store
