@@ -46,6 +46,7 @@ from station.cli_common import (
     out,
 )
 from station.config import ConfigError, StationConfig, UnknownChannel, load_config
+from station.lab import LabLink
 from station.store import Store, StoreError, UnknownCampaign, UnknownSample
 
 CampaignArg = Annotated[str, typer.Argument(help="campaign id (a unique prefix is enough)")]
@@ -73,10 +74,19 @@ def _errors():
 
 
 def _open(config: str | None, data_dir: str | None) -> tuple[StationConfig, Store]:
+    """This station's own store: its service runs the campaigns stored there (with a lab database too, whose
+    copy of them is forwarded)."""
     cfg, _ = load_config(config)
-    store = Store(data_dir or cfg.data_dir, cfg.database, station=cfg.station)
+    store = Store(data_dir or cfg.data_dir, local=True, station=cfg.station)
     err.print(f"data: {store.location}", markup=False, style="dim")
     return cfg, store
+
+
+def _sample(cfg: StationConfig, store: Store, sample_id: str) -> Cell:
+    """The sample's cell: from this station's store, or the lab's (the sample is copied here for its campaign)."""
+    if cfg.database:
+        return Cell.model_validate(LabLink(cfg.database, cfg.station, store, RealClock()).sample(sample_id).cell)
+    return Cell.model_validate(store.sample(sample_id).cell)
 
 
 def _who(by: str | None) -> str:
@@ -108,7 +118,7 @@ def campaign_check(file: Annotated[str, typer.Argument(help="campaign YAML file,
         cfg, _ = load_config(config)
         if sample is not None:
             _, store = _open(config, data_dir)
-            cell_record: Cell | None = Cell.model_validate(store.sample(sample).cell)
+            cell_record: Cell | None = _sample(cfg, store, sample)
         else:
             cell_record = load_cell(existing(cell, resolve_cell_path, "cell")) if cell else None
         loaded = load_campaign(path, cell_record)
@@ -138,7 +148,7 @@ def campaign_start(file: Annotated[str, typer.Argument(help="campaign YAML file,
     path = existing(file, resolve_campaign_path, "campaign")
     with _errors():
         cfg, store = _open(config, data_dir)
-        cell_record = Cell.model_validate(store.sample(sample).cell)
+        cell_record = _sample(cfg, store, sample)
         if channel is not None:
             cfg.find(channel)  # a wrong channel is told before the file's problems
         loaded = load_campaign(path, cell_record)

@@ -20,6 +20,7 @@ import contextlib
 import json
 import logging
 import os
+import socket
 from collections.abc import Callable
 from pathlib import Path
 
@@ -29,6 +30,7 @@ from station.api.client import SERVICE_FILE, SERVICE_LEASE
 from station.board import Board
 from station.campaigns import CampaignEngine
 from station.command_queue import CommandQueue
+from station.documents import iso_utc
 from station.instruments import InstrumentError
 from station.leases import Lease
 from station.runs import Progress, RunEnded, RunError
@@ -62,6 +64,7 @@ class StationService:
         self._states: dict[str, str] = {}
         self._last_event = 0
         self._channels: dict[str, str] = {}
+        self._lab_problem = ""
 
     @property
     def info_path(self) -> Path:
@@ -75,7 +78,8 @@ class StationService:
                                  f"{self.station.store.data_dir}; stop it first, or give another --data-dir")
         self._last_event = self.station.store.last_event_id()
         if not self.station.dry_run:  # simulated instruments claim no real channel
-            owned = self.station.store.claim_channels(self.station.config.channel_ids(), self.station.clock.unix())
+            channels, now, lab = self.station.config.channel_ids(), self.station.clock.unix(), self.station.lab
+            owned = lab.claim_all(channels, now) if lab else self.station.store.claim_channels(channels, now)
             for channel, owner in owned.items():
                 self.say(f"channel {channel} belongs to station {owner}: runs on it start there, not here (free it "
                          f"with `station db release-channel {channel}` once {owner} no longer has it)")
@@ -87,9 +91,14 @@ class StationService:
                "started_at": self.station.clock.unix()}
         if self.address is not None:
             doc |= {"host": self.address[0], "port": self.address[1]}
-        url = f"http://{self.address[0]}:{self.address[1]}" if self.address is not None else None
-        self.station.store.station_seen(doc["started_at"], started_at=doc["started_at"], api_url=url,
-                                        pid=doc["pid"], version=software_version())
+        url = None
+        if self.address is not None:  # bound to every address: other PCs reach it by this PC's name
+            host = socket.gethostname() if self.address[0] in ("0.0.0.0", "::", "") else self.address[0]
+            url = f"http://{f'[{host}]' if ':' in host else host}:{self.address[1]}"
+        service = {"started_at": doc["started_at"], "api_url": url, "pid": doc["pid"], "version": software_version()}
+        self.station.store.station_seen(doc["started_at"], **service)
+        if self.station.lab is not None:
+            self.station.lab.seen(doc["started_at"], **service)
         tmp = self.info_path.with_suffix(".tmp")
         tmp.write_text(json.dumps(doc))
         os.replace(tmp, self.info_path)
@@ -98,6 +107,8 @@ class StationService:
         """Settle and attach every active run nobody supervises; one note per run touched."""
         store, manager = self.station.store, self.station.manager
         store.station_seen(self.station.clock.unix())
+        if self.station.lab is not None:
+            self.station.lab.seen(self.station.clock.unix())
         mine = store.station  # another station's runs are its own service's to watch
 
         def unwatched() -> list:
@@ -175,6 +186,28 @@ class StationService:
         for note in self.campaigns.tick():
             self.say(note)
         self.publish(progress)
+        self.forward()
+
+    def forward(self) -> None:
+        """Forward this round's records and changes to the lab's database (a long backlog a slice per round);
+        say when the station starts buffering and when the lab's database has everything again."""
+        lab = self.station.lab
+        if lab is None:
+            return
+        was = lab.buffering_since
+        try:
+            lab.forward()
+        except StoreError as exc:  # not an outage (those are buffered): a conflict or damage, told once
+            if str(exc) != self._lab_problem:
+                self.say(f"lab database: {exc}; this station's own store keeps everything meanwhile")
+            self._lab_problem = str(exc)
+            return
+        self._lab_problem = ""
+        if was is None and lab.buffering_since is not None:
+            self.say(f"lab database {lab.where} unreachable ({lab.why}); buffering in {self.station.store.where} "
+                     f"and forwarding when it is back")
+        elif was is not None and lab.buffering_since is None:
+            self.say(f"lab database {lab.where} back; everything buffered since {iso_utc(was)} is forwarded")
 
     def carry_out(self) -> int:
         """Carry out the operator's requests that arrived, and tell the readers at once what they changed.

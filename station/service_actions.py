@@ -56,7 +56,7 @@ def _cell(station: Station, req: StartRequest) -> Cell:
         raise BadRequest("give the cell on the channel as 'cell' (a library name or a path on the station's PC), "
                          "'cell_source' (its YAML text) or 'sample' (a sample id), one of them")
     if req.sample is not None:
-        return Cell.model_validate(station.store.sample(req.sample).cell)
+        return Cell.model_validate(station.sample(req.sample).cell)
     if req.cell_source is not None:
         return load_cell_text(req.cell_source)
     assert req.cell is not None

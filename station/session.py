@@ -19,9 +19,10 @@ from protocols.program import StepProgram
 from station.alerts import Alerts
 from station.config import ConfigError, StationConfig
 from station.instruments import InstrumentError, Instruments
+from station.lab import LabLink
 from station.run_policy import RunState
 from station.runs import RunEnded, RunError, RunManager
-from station.store import ChannelBusy, RunRow, Store, StoreError
+from station.store import ChannelBusy, RunRow, SampleRow, Store, StoreError
 
 #: records per poll a dry run aims for: large jumps of simulated time, one download page each
 DRY_RUN_RECORDS_PER_POLL = 1000
@@ -48,24 +49,50 @@ class Station:
     alerts: Alerts | None = None
     claimed: str | None = None
     """The run the last :meth:`launch` claimed (stored), also when it then failed: the id the operator looks up."""
+    lab: LabLink | None = None
+    """The lab's database, when station.yaml (or $STATION_DATABASE) names one: the station's own store is still
+    its data directory's, and everything in it is forwarded there (station.lab)."""
+    _next_forward: float = 0.0
 
     @classmethod
     def open(cls, config: StationConfig, *, dry_run: bool = False, data_dir: str | None = None) -> Station:
         clock: Clock = VirtualClock() if dry_run else RealClock()
-        store = Store(Path(data_dir or config.data_dir), config.database, station=config.station)
+        store = Store(Path(data_dir or config.data_dir), local=True, station=config.station)
+        lab = LabLink(config.database, config.station, store, clock) if config.database else None
         instruments = Instruments(config, clock, store.data_dir, simulate_all=dry_run)
         manager = RunManager(store, clock)
         manager.cell_events = instruments.cell_events
         alerts = Alerts(config.alerts, clock)
         manager.on_alert = alerts.notify
-        return cls(config, clock, store, instruments, manager, dry_run, alerts)
+        return cls(config, clock, store, instruments, manager, dry_run, alerts, lab=lab)
 
     def close(self) -> None:
         if self.alerts is not None:
             self.alerts.close()  # what is queued still goes out, for a few seconds at most
         self.manager.close()
         self.instruments.close()
+        if self.lab is not None:
+            with contextlib.suppress(StoreError):  # what does not go now goes with the next station process
+                self.lab.forward(budget_bytes=None)
+            self.lab.close()
         self.store.close()
+
+    def forward_to_lab(self) -> None:
+        """Forward to the lab's database, at most once a second of the station's clock: a terminal supervising its
+        run keeps the lab's view current as the service does. An outage is buffered (the store keeps all); a
+        conflict is told by the service or the next command."""
+        if self.lab is None:
+            return
+        now = self.clock.now()
+        if now < self._next_forward:
+            return
+        self._next_forward = now + 1.0
+        with contextlib.suppress(StoreError):
+            self.lab.forward()
+
+    def sample(self, sample_id: str) -> SampleRow:
+        """A sample of this station, or of the lab (copied into this station's store for the runs on it)."""
+        return self.lab.sample(sample_id) if self.lab is not None else self.store.sample(sample_id)
 
     def launch(self, loaded: LoadedProtocol, cell: Cell, channel: str | None = None, *,
                sample_id: str | None = None) -> str:
@@ -101,6 +128,7 @@ class Station:
         free is skipped for the next one, so clients starting at once get different channels (or, when none is
         left, one clear refusal: :class:`ChannelBusy`)."""
         if channel is not None:
+            self._claim_in_lab(channel)
             return self.manager.claim(loaded, cell, channel, instrument=self.instruments.identity(channel),
                                       dry_run=self.dry_run, sample_id=sample_id, program=program)
         busy = {r.channel for r in self.store.runs(active_only=True, light=True)}
@@ -113,11 +141,18 @@ class Station:
                     raise lost from None
                 raise
             try:
+                self._claim_in_lab(chosen)
                 return self.manager.claim(loaded, cell, chosen, instrument=self.instruments.identity(chosen),
                                           dry_run=self.dry_run, sample_id=sample_id, program=program)
             except ChannelBusy as exc:
                 lost = exc
                 busy.add(chosen)
+
+    def _claim_in_lab(self, channel: str) -> None:
+        """With a lab database, the channel must be this station's there first (another station's is refused);
+        a dry run drives no instrument and claims nothing."""
+        if self.lab is not None and not self.dry_run:
+            self.lab.claim(channel, self.clock.unix())
 
     def _free_abandoned(self, channel: str | None) -> None:
         """Before claiming a channel, settle runs on it that no process looks after and that cannot be running:

@@ -60,6 +60,17 @@ class PostgresForTests:
         self.execute(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}")
         return self.url(name)
 
+    def stop(self) -> None:
+        """Stop the server, as a lab's database goes away (fast: open connections are cut)."""
+        from pgserver._commands import pg_ctl
+
+        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.server.pgdata, user=self.server.system_user)
+
+    def start(self) -> None:
+        """Start it again, on the same socket: every URL it handed out works again."""
+        with self.server._lock:
+            self.server.ensure_postgres_running()
+
     def close(self) -> None:
         self.server.cleanup()
         self._dir.cleanup()

@@ -58,6 +58,7 @@ from station.config import ConfigError, StationConfig, UnknownChannel
 from station.documents import event_doc, iso_utc, run_doc, sample_doc
 from station.export import ExportError, MissingDependency, export_run
 from station.instruments import InstrumentError
+from station.lab import LabLink
 from station.plan import plan_document, scan_rate_setting_for
 from station.run_data import load_run
 from station.runs import RunEnded, RunError
@@ -75,6 +76,7 @@ from station.session import Station
 from station.store import (
     RECORD_DTYPE,
     ChannelBusy,
+    SampleRow,
     Store,
     StoreError,
     UnknownCampaign,
@@ -164,7 +166,8 @@ class ApiState:
         self.commands = commands
         self.tokens = tokens
         self.sessions = sessions if sessions is not None else Sessions()
-        self.store = Store(station.store.data_dir, station.config.database, station=station.config.station)
+        # the station's own store (with a lab database too: its runs are this station's; the lab's are forwarded)
+        self.store = Store(station.store.data_dir, local=True, station=station.config.station)
         self._lock = threading.Lock()
         self.analyses: dict[tuple, dict] = {}
         self._analyses_lock = threading.Lock()
@@ -174,6 +177,12 @@ class ApiState:
         """The read connection, one request at a time (SQLite connections are not shared between threads)."""
         with self._lock:
             yield self.store
+
+    def sample(self, store: Store, sample_id: str) -> SampleRow:
+        """A sample from this station's store, or the lab's (copied here, for the campaign or run on it)."""
+        if self.config.database:
+            return LabLink(self.config.database, self.config.station, store, RealClock()).sample(sample_id)
+        return store.sample(sample_id)
 
     def act(self, action: Callable[[], Any]) -> Any:
         """Carry out ``action`` on the supervision thread and return its result (or raise its error)."""
@@ -210,6 +219,18 @@ def _error(status: int, message: str, **extra: Any) -> JSONResponse:
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     return JSONResponse({"error": {"status": status, "message": _one_line(message), **extra}}, status_code=status,
                         headers=headers)
+
+
+def _lab_doc(station: Station) -> dict[str, Any] | None:
+    """The lab's database as the station sees it: None without one; else whether it is reached, and since when
+    the station buffers (its own store keeps everything meanwhile)."""
+    lab = getattr(station, "lab", None)
+    if lab is None:
+        return None
+    s = lab.state()
+    return {"database": s.database, "connected": s.connected, "buffering": s.buffering_since is not None,
+            "buffering_since": iso_utc(s.buffering_since), "why": s.why, "forwarded_at": iso_utc(s.forwarded_at),
+            "backlog": s.backlog}
 
 
 def _status_of(exc: Exception) -> int:
@@ -364,7 +385,8 @@ def create_app(state: ApiState) -> FastAPI:
         return {"data_dir": str(state.station.store.data_dir), "poll_interval_s": state.config.poll_seconds,
                 "instruments": [{"name": i.name, "kind": i.kind, "channels": len(i.channels)}
                                 for i in state.config.instruments],
-                "you": user, "now": iso_utc(RealClock().unix())}
+                "you": user, "now": iso_utc(RealClock().unix()), "station": state.config.station,
+                "lab": _lab_doc(state.station)}
 
     @app.get(f"{API}/channels", summary="Every configured channel with its run and live values")
     def channels(user: Who, instrument: str | None = None, state_: Annotated[str | None, Query(alias="state")]
@@ -574,7 +596,7 @@ def create_app(state: ApiState) -> FastAPI:
             raise BadRequest(f"campaign '{body.campaign}' not found on the station's PC (give a library name or a "
                              f"path there)")
         with state.read() as store:
-            cell = Cell.model_validate(store.sample(body.sample).cell)
+            cell = Cell.model_validate(state.sample(store, body.sample).cell)
             if body.channel is not None:
                 state.config.find(body.channel)
             loaded = load_campaign(body.campaign, cell)

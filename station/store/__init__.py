@@ -14,6 +14,7 @@ from station.store.rows import (
     SampleRow,
     StationRow,
     StoreError,
+    StoreUnreachable,
     UnknownCampaign,
     UnknownRun,
     UnknownSample,
@@ -25,6 +26,6 @@ from station.store.store import DATABASE_ENV, Store, database_url
 __all__ = [
     "CAMPAIGN_ENDED", "DATABASE_ENV", "DB_NAME", "RECORD_COLUMNS", "RECORD_DTYPE", "RECORD_DTYPE_V1", "RESERVE_NAME",
     "SCHEMA_VERSION", "CampaignEventRow", "CampaignRow", "CampaignStepRow", "ChannelBusy", "ChannelOwned", "EventRow",
-    "RunRow", "SampleRow", "StationRow", "Store", "StoreError", "UnknownCampaign", "UnknownRun", "UnknownSample",
-    "database_url", "to_block",
+    "RunRow", "SampleRow", "StationRow", "Store", "StoreError", "StoreUnreachable", "UnknownCampaign", "UnknownRun",
+    "UnknownSample", "database_url", "to_block",
 ]

@@ -21,11 +21,11 @@ before stations had names get the name given).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from station.store.records import read_block
+from station.store.records import RECORD_DTYPE, read_block
 from station.store.rows import StoreError
 from station.store.store import Store
 
@@ -56,6 +56,8 @@ class Forwarded:
     campaign_events: int = 0
     records: int = 0
     blocks: int = 0
+    complete: bool = True
+    """Everything the station had is in the lab's database now (False: a budget left a backlog for next time)."""
 
     def total(self) -> int:
         return (self.samples + self.campaigns + self.runs + self.campaign_steps + self.events + self.campaign_events
@@ -69,23 +71,103 @@ def _upsert(table: str, columns: Sequence[str], key: str, keep: Sequence[str] = 
             f"ON CONFLICT({key}) DO UPDATE SET {sets}")
 
 
+#: the columns of a run that change while it runs (compared to tell a changed run; the rest is set at creation)
+_LIVE = ("updated_at", "state", "handle", "message", "stop_requested", "contact_lost_at", "started_at", "sample_id",
+         "campaign_id", "campaign_stage")
+
+
 def forward(local: Store, central: Store, station: str, *, batch_bytes: int = BATCH_BYTES,
+            budget_bytes: int | None = None, check: bool = True,
             progress: Callable[[Forwarded], None] | None = None) -> Forwarded:
-    """Forward everything of ``local`` that ``central`` lacks, for ``station``; returns what went."""
+    """Forward what ``central`` lacks of ``local``, for ``station``; returns what went.
+
+    A pass whose records fit in ``batch_bytes`` is one central transaction: the lab sees all of it or none. A
+    larger one (a copy, the backlog of a long outage) goes as a head (samples, campaigns, new runs), record
+    batches, and a tail (changed runs, campaign steps, events); a run's changed row goes only with the last of its
+    records, so no reader sees it ended while its records are still on the way. ``budget_bytes``: stop after
+    about that many record bytes (a supervising service forwards a long backlog a round at a time); the next
+    pass goes on. ``check``: refuse runs another station already has there (once per link is enough)."""
+    try:
+        return _forward(local, central, station, batch_bytes, budget_bytes, check, progress)
+    except central.backend.errors as exc:  # a database that went away in the middle: StoreUnreachable
+        raise central.backend.explain(exc) from None
+    except local.backend.errors as exc:
+        raise local.backend.explain(exc) from None
+
+
+def _forward(local: Store, central: Store, station: str, batch_bytes: int, budget_bytes: int | None, check: bool,
+             progress: Callable[[Forwarded], None] | None) -> Forwarded:
     done = Forwarded()
-    _check_owners(local, central, station)
+    if check:
+        _check_owners(local, central, station)
+    mine = _local_runs(local, station)
+    theirs = _central_runs(central, station)
+    new = [run_id for run_id in mine if run_id not in theirs]
+    changed = [run_id for run_id, (live, _) in mine.items() if run_id in theirs and theirs[run_id][0] != live]
+    pending = [(run_id, theirs.get(run_id, (None, 0))[1], end) for run_id, (_, end) in mine.items()
+               if end > theirs.get(run_id, (None, 0))[1]]
+    size = sum((end - after) * RECORD_DTYPE.itemsize for _, after, end in pending)
+    if size <= batch_bytes and (budget_bytes is None or size <= budget_bytes):
+        with central.transaction() as db:
+            _head(local, db, station, new, done)
+            batch = [b for run_id, after, _ in pending for b in _blocks(local, run_id, after)]
+            _store_blocks(central, db, batch, done)
+            _tail(local, db, station, changed, done)
+        if progress:
+            progress(done)
+        return done
     with central.transaction() as db:
-        done.samples = _samples(local, db)
-        done.campaigns = _rows(local, db, "campaigns", _CAMPAIGN)
-        done.runs = _runs(local, db, station)
-        done.campaign_steps = _steps(local, db, station)
-        done.events = _appended(local, db, station, "events", ("run_id", "at", "test_time", "kind", "message", "data"))
-        done.campaign_events = _appended(local, db, station, "campaign_events",
-                                         ("campaign_id", "at", "kind", "message", "who", "data"))
+        _head(local, db, station, new, done)
     if progress:
         progress(done)
-    _records(local, central, done, batch_bytes, progress)
+    incomplete = _records(local, central, pending, done, batch_bytes, budget_bytes, progress)
+    done.complete = not incomplete
+    with central.transaction() as db:
+        _tail(local, db, station, [r for r in changed if r not in incomplete], done)
+    if progress:
+        progress(done)
     return done
+
+
+def _head(local: Store, db: Any, station: str, new: list[str], done: Forwarded) -> None:
+    """What a run's rows point to (samples, campaigns), then the runs new to the lab's database."""
+    done.samples += _samples(local, db)
+    done.campaigns += _campaigns(local, db)
+    if new:
+        rows = []
+        for run_id in new:
+            row = list(local.db.execute(f"SELECT {', '.join(_RUN)} FROM runs WHERE id=?", (run_id,)).fetchone())
+            row[-1] = row[-1] or station
+            rows.append(tuple(row))
+        db.executemany(_upsert("runs", _RUN, "id"), rows)  # last_seq stays 0 until records go
+        done.runs += len(rows)
+
+
+def _tail(local: Store, db: Any, station: str, changed: list[str], done: Forwarded) -> None:
+    """The runs' changes, the campaign steps, and the events after each station's mark."""
+    if changed:
+        rows = []
+        for run_id in changed:
+            live = local.db.execute(f"SELECT {', '.join(_LIVE)} FROM runs WHERE id=?", (run_id,)).fetchone()
+            rows.append((*live, run_id))
+        db.executemany(f"UPDATE runs SET {', '.join(f'{c}=?' for c in _LIVE)} WHERE id=?", rows)
+        done.runs += len(rows)
+    done.campaign_steps += _steps(local, db, station)
+    done.events += _appended(local, db, station, "events", ("run_id", "at", "test_time", "kind", "message", "data"))
+    done.campaign_events += _appended(local, db, station, "campaign_events",
+                                      ("campaign_id", "at", "kind", "message", "who", "data"))
+
+
+def _local_runs(local: Store, station: str) -> dict[str, tuple[tuple, int]]:
+    """Every run of the station's own store: its changing columns and its last stored record."""
+    rows = local.db.execute(f"SELECT id, last_seq, {', '.join(_LIVE)} FROM runs ORDER BY created_at, id").fetchall()
+    return {r[0]: (tuple(r[2:]), int(r[1])) for r in rows}
+
+
+def _central_runs(central: Store, station: str) -> dict[str, tuple[tuple, int]]:
+    rows = central.db.execute(f"SELECT id, last_seq, {', '.join(_LIVE)} FROM runs WHERE station=?",
+                              (station,)).fetchall()
+    return {r[0]: (tuple(r[2:]), int(r[1])) for r in rows}
 
 
 def _check_owners(local: Store, central: Store, station: str) -> None:
@@ -105,43 +187,35 @@ def _check_owners(local: Store, central: Store, station: str) -> None:
 
 
 def _samples(local: Store, db: Any) -> int:
-    rows = local.db.execute(f"SELECT {', '.join(_SAMPLE)} FROM samples ORDER BY created_at, id").fetchall()
+    local_ids = [r[0] for r in local.db.execute("SELECT id FROM samples ORDER BY created_at, id").fetchall()]
     have = {r[0] for r in db.execute("SELECT id FROM samples").fetchall()}
-    new = [r for r in rows if r[0] not in have]
-    if new:  # a sample is the lab's: the first station to register its id wrote it, and it is not rewritten
-        db.executemany(f"INSERT INTO samples({', '.join(_SAMPLE)}) VALUES ({','.join('?' * len(_SAMPLE))}) "
-                       f"ON CONFLICT(id) DO NOTHING", new)
+    new = [i for i in local_ids if i not in have]
+    if not new:
+        return 0
+    rows = [local.db.execute(f"SELECT {', '.join(_SAMPLE)} FROM samples WHERE id=?", (i,)).fetchone() for i in new]
+    # a sample is the lab's: the first station to register its id wrote it, and it is not rewritten
+    db.executemany(f"INSERT INTO samples({', '.join(_SAMPLE)}) VALUES ({','.join('?' * len(_SAMPLE))}) "
+                   f"ON CONFLICT(id) DO NOTHING", [tuple(r) for r in rows])
     return len(new)
 
 
-def _rows(local: Store, db: Any, table: str, columns: Sequence[str]) -> int:
-    """Upsert the rows of ``table`` that the lab's database lacks or holds differently."""
-    select = f"SELECT {', '.join(columns)} FROM {table} ORDER BY created_at, id"
-    rows = [tuple(r) for r in local.db.execute(select).fetchall()]
-    have = {row[0]: row for row in (tuple(r) for r in db.execute(select).fetchall())}
-    changed = [r for r in rows if have.get(r[0]) != r]
-    if changed:
-        db.executemany(_upsert(table, columns, "id"), changed)
-    return len(changed)
-
-
-def _runs(local: Store, db: Any, station: str) -> int:
-    """Upsert the station's runs that are new or changed; a run's ``last_seq`` moves only with its records."""
-    select = f"SELECT {', '.join(_RUN)} FROM runs ORDER BY created_at, id"
-    rows = []
-    for r in local.db.execute(select).fetchall():
-        row = list(r)
-        row[-1] = row[-1] or station
-        rows.append(tuple(row))
-    have = {row[0]: row for row in (tuple(r) for r in db.execute(select).fetchall()) if row[-1] == station}
-    changed = [r for r in rows if have.get(r[0]) != r]
-    if changed:
-        db.executemany(_upsert("runs", _RUN, "id"), changed)
-    return len(changed)
+def _campaigns(local: Store, db: Any) -> int:
+    """Upsert the campaigns that are new or changed (every change moves a campaign's ``updated_at``)."""
+    mine = dict(local.db.execute("SELECT id, updated_at FROM campaigns").fetchall())
+    have = dict(db.execute("SELECT id, updated_at FROM campaigns").fetchall())
+    changed = [i for i, at in mine.items() if have.get(i) != at]
+    if not changed:
+        return 0
+    rows = [tuple(local.db.execute(f"SELECT {', '.join(_CAMPAIGN)} FROM campaigns WHERE id=?", (i,)).fetchone())
+            for i in changed]
+    db.executemany(_upsert("campaigns", _CAMPAIGN, "id"), rows)
+    return len(rows)
 
 
 def _steps(local: Store, db: Any, station: str) -> int:
     rows = local.db.execute(f"SELECT id, {', '.join(_STEP)} FROM campaign_steps ORDER BY id").fetchall()
+    if not rows:
+        return 0
     have = {r[0]: tuple(r[1:]) for r in db.execute(f"SELECT origin, {', '.join(_STEP)} FROM campaign_steps WHERE "
                                                    f"origin LIKE ?", (f"{station}:%",)).fetchall()}
     changed = [(*r[1:], f"{station}:{r[0]}") for r in rows if have.get(f"{station}:{r[0]}") != tuple(r[1:])]
@@ -165,48 +239,64 @@ def _appended(local: Store, db: Any, station: str, table: str, columns: Sequence
     return len(rows)
 
 
-def _records(local: Store, central: Store, done: Forwarded, batch_bytes: int,
-             progress: Callable[[Forwarded], None] | None) -> None:
-    """Each run's blocks after the last record the lab's database holds, in batches of whole blocks; a run's
-    ``last_seq`` there moves in the same transaction as its blocks."""
-    held = dict(central.db.execute("SELECT run_id, MAX(last_seq) FROM record_blocks GROUP BY run_id").fetchall())
-    ends = {r[0]: int(r[1]) for r in local.db.execute("SELECT id, last_seq FROM runs ORDER BY created_at, id")}
-    batch: list[tuple[str, int, int, int, bytes]] = []
-    size = 0
+Block = tuple[str, int, int, int, bytes]
+
+
+def _blocks(local: Store, run_id: str, after: int) -> Iterator[Block]:
+    """The run's stored blocks after record ``after``, whole (blocks never straddle a forwarded end)."""
+    cursor = local.db.execute("SELECT first_seq, last_seq, count, data FROM record_blocks WHERE run_id=? AND "
+                              "first_seq>? ORDER BY first_seq", (run_id, after))
+    for first, last_seq, count, data in cursor:
+        if read_block(data, count) is None:
+            raise local.backend.damaged(f"the record block of run {run_id} from record {first} has the wrong size")
+        yield (run_id, int(first), int(last_seq), int(count), bytes(data))
+
+
+def _store_blocks(central: Store, db: Any, batch: list[Block], done: Forwarded) -> None:
+    """Blocks into the lab's database with each run's ``last_seq`` moved to its last one (same transaction)."""
+    if not batch:
+        return
+    central.backend.insert_blocks(batch)
+    last = {run_id: last_seq for run_id, _, last_seq, _, _ in batch}
+    db.executemany("UPDATE runs SET last_seq=? WHERE id=?", [(seq, run_id) for run_id, seq in last.items()])
+    done.blocks += len(batch)
+    done.records += sum(b[3] for b in batch)
+
+
+def _records(local: Store, central: Store, pending: list[tuple[str, int, int]], done: Forwarded, batch_bytes: int,
+             budget_bytes: int | None, progress: Callable[[Forwarded], None] | None) -> set[str]:
+    """Record blocks in batches of about ``batch_bytes``, each its own transaction; returns the runs whose records
+    did not all go (the budget ran out)."""
+    batch: list[Block] = []
+    size = sent = 0
 
     def flush() -> None:
         nonlocal batch, size
-        if not batch:
-            return
-        with central.transaction() as db:
-            central.backend.insert_blocks(batch)
-            last: dict[str, int] = {}
-            for run_id, _, last_seq, _, _ in batch:
-                last[run_id] = last_seq
-            db.executemany("UPDATE runs SET last_seq=? WHERE id=?", [(seq, run_id) for run_id, seq in last.items()])
-        done.blocks += len(batch)
-        done.records += sum(b[3] for b in batch)
-        batch, size = [], 0
-        if progress:
-            progress(done)
+        if batch:
+            with central.transaction() as db:
+                _store_blocks(central, db, batch, done)
+            batch, size = [], 0
+            if progress:
+                progress(done)
 
-    for run_id, end in ends.items():
-        after = int(held.get(run_id) or 0)
-        if end <= after:
+    incomplete: set[str] = set()
+    for run_id, after, _ in pending:
+        if budget_bytes is not None and sent >= budget_bytes:
+            incomplete.add(run_id)
             continue
-        cursor = local.db.execute("SELECT first_seq, last_seq, count, data FROM record_blocks WHERE run_id=? AND "
-                                  "first_seq>? ORDER BY first_seq", (run_id, after))
-        for first, last_seq, count, data in cursor:
-            if read_block(data, count) is None:
-                raise local.backend.damaged(f"the record block of run {run_id} from record {first} has the wrong "
-                                            f"size")
-            batch.append((run_id, int(first), int(last_seq), int(count), bytes(data)))
-            size += len(data)
+        for block in _blocks(local, run_id, after):
+            batch.append(block)
+            size += len(block[4])
+            sent += len(block[4])
             if size >= batch_bytes:
                 flush()
-        flush()  # a run's blocks and its last_seq in one transaction where they fit
+            if budget_bytes is not None and sent >= budget_bytes:
+                incomplete.add(run_id)  # perhaps whole, perhaps not: its row waits for the next pass
+                break
+    flush()
+    return incomplete
 
 
 def summary(done: Forwarded) -> dict[str, int]:
     """What went, by table, for `station db copy --json`."""
-    return asdict(done)
+    return {k: v for k, v in asdict(done).items() if k != "complete"}

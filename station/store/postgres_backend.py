@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from station.store.rows import StoreError
+from station.store.rows import StoreError, StoreUnreachable
 
 MISSING = ("the PostgreSQL backend needs psycopg 3, which is missing: pip install 'psycopg[binary]' (or "
            "pip install --force-reinstall battery-test-station)")
@@ -90,8 +90,8 @@ class PostgresBackend:
         if conn is not None and not conn.closed and not conn.broken:
             return conn
         if conn is not None and getattr(self, "_in_tx", False):
-            raise StoreError(f"the connection to {self.where} broke in the middle of a transaction; nothing of it "
-                             f"was written, ask again")
+            raise StoreUnreachable(f"the connection to {self.where} broke in the middle of a transaction; nothing "
+                                   f"of it was written, ask again")
         try:
             self._conn = self._psycopg.connect(self.url, autocommit=True, connect_timeout=max(1, int(self._timeout)))
         except self._psycopg.Error as exc:
@@ -167,7 +167,7 @@ class PostgresBackend:
             return StoreError(f"{self.where} undid a write that collided with another station's ({text}); nothing "
                               f"of it was kept, ask again")
         if isinstance(exc, self._psycopg.OperationalError):
-            return StoreError(f"cannot reach the database {self.where} ({text}); check that the server runs and "
+            return StoreUnreachable(f"cannot reach the database {self.where} ({text}); check that the server runs and "
                               f"the address in station.yaml or $STATION_DATABASE")
         return StoreError(f"database error in {self.where}: {text}")
 

@@ -109,6 +109,11 @@ class StoreError(Exception):
     """The data directory or database cannot be used; the message says where and what to do."""
 
 
+class StoreUnreachable(StoreError):
+    """The database could not be reached (a server that stopped, a network that went): nothing of the call was
+    written. A station with a lab database buffers in its own store meanwhile (station.lab)."""
+
+
 @dataclass(frozen=True)
 class RunRow:
     id: str

@@ -117,8 +117,12 @@ def test_the_service_runs_a_campaign_across_two_instruments_to_its_end(tmp_path,
                          "0.5"], stderr=log, text=True, env=ENV)  # a file: a pipe nobody reads would fill up
         processes.append(service)
         wait_for(lambda: "serving " in (tmp_path / "service.log").read_text())
-        store = Store(data)
-        waiting = wait_for(lambda: (c := store.campaign(campaign)).state == "waiting" and c, timeout_s=180)
+        store = Store(data)  # with a lab database, its copy: the campaign is there once the service forwarded it
+
+        def row():
+            return next((c for c in store.campaigns() if c.id == campaign), None)
+
+        waiting = wait_for(lambda: (c := row()) is not None and c.state == "waiting" and c, timeout_s=180)
         move = ("stage eis runs on a biologic channel: move sample "
                 f"{sample} from bts/21-1-1 to bio/1, then confirm with `station campaign confirm {campaign}`")
         assert (waiting.stage, waiting.waiting) == (1, move)
@@ -131,7 +135,7 @@ def test_the_service_runs_a_campaign_across_two_instruments_to_its_end(tmp_path,
         assert json.loads(confirmed.stdout) == {"campaign_id": campaign, "action": "confirm", "state": "waiting",
                                                 "by": "bo", "channel": None,
                                                 "next": "the station service carries it out on its next round"}
-        done = wait_for(lambda: (c := store.campaign(campaign)).state != "waiting" and not c.active and c,
+        done = wait_for(lambda: (c := row()) is not None and c.state != "waiting" and not c.active and c,
                         timeout_s=180)
         assert (done.state, done.message, done.location, done.confirmed_by) == (
             "finished", "all 2 stages done", "bio/1", "bo")

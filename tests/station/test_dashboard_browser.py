@@ -725,3 +725,57 @@ def test_the_keyboard_reaches_every_row_of_a_long_grid(browser, many, shots):
     ready(browser, "run")
     assert text_of(browser, "h1 code") == doc["run_id"]
     assert many.api("POST", f"/runs/{doc['run_id']}/stop")[0] == 200
+
+
+# -- a station with a lab database ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def lab_station(tmp_path_factory):
+    """A third station, whose station.yaml names a lab database of its own that a test may stop and start."""
+    from tests.postgres import PostgresForTests
+
+    tmp = tmp_path_factory.mktemp("dashboard-lab")
+    database = PostgresForTests()
+    started: list[subprocess.Popen] = []
+    try:
+        cfg = write_config(tmp / "station.yaml", start_sim(started, channels=1), channels=1,
+                           extra=f"station: lab-pc-3\ndatabase: {database.fresh()}\n")
+        serve = popen([sys.executable, "-m", "station", "serve", "--config", str(cfg), "--port", "0", "--rescan",
+                       "0.5", "--json"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=ENV)
+        started.append(serve)
+        base = json.loads(serve.stdout.readline())["api"].rstrip("/")  # type: ignore[union-attr]
+        token = token_path(tmp / "data").read_text().strip()
+        yield SimpleNamespace(base=base, token=token, database=database,
+                              api=lambda method, path: _api(base, token, method, path))
+    finally:
+        for proc in reversed(started):
+            interrupt(proc)
+        database.close()
+
+
+def test_the_header_shows_a_station_buffering_while_its_lab_database_is_away(browser, lab_station, shots):
+    # the header asks every 0.3 s instead of every 10 s, in the pages this test loads only
+    pace = browser.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument",
+                                   {"source": "window.stationLabEveryMs = 300;"})
+    try:
+        log_in(browser, lab_station)
+        browser.refresh()
+        ready(browser, "grid")
+    finally:
+        browser.execute_cdp_cmd("Page.removeScriptToEvaluateOnNewDocument", {"identifier": pace["identifier"]})
+    assert browser.execute_script("return window.stationLabEveryMs") == 300
+    badge = "#lab:not([hidden])"
+    wait(browser, lambda d: text_of(d, badge) == "lab database", what="the lab database reached")
+    lab_station.database.stop()
+    try:
+        wait(browser, lambda d: text_of(d, badge) == "lab database: buffering", what="the station buffering")
+        title = browser.find_element(By.ID, "lab").get_attribute("title")
+        assert "is not reached since" in title and "keeps everything in its own store" in title
+        status, info = lab_station.api("GET", "/station")
+        assert status == 200 and info["lab"]["buffering"] and info["lab"]["buffering_since"] and info["station"] == (
+            "lab-pc-3")
+        shots("buffering")
+    finally:
+        lab_station.database.start()
+    wait(browser, lambda d: text_of(d, badge) == "lab database", what="the lab database back")

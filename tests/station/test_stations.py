@@ -93,9 +93,10 @@ def test_two_stations_on_one_database_each_watch_only_their_own_runs(tmp_path, p
             run_id = line.split()[1]
         if run_id and "records " in line and int(line.split("records ")[1].split()[0]) > 3:
             break
+    store = Store(tmp_path / "reader")
+    wait_for(lambda: run_id and store.has_run(run_id), what="the terminal forwarding the run to the lab")
     terminal.kill()  # A's run goes on on A's BTS with nobody watching it
     terminal.wait(timeout=30)
-    store = Store(tmp_path / "reader")
     assert run_id and store.run(run_id).state == "running" and store.run(run_id).station == "lab-a"
     events_before = len(store.events(run_id))
 
@@ -149,3 +150,66 @@ def test_station_db_release_channel_frees_a_channel_for_the_next_station(tmp_pat
     assert json.loads(release().stdout) == {"channel": "bts/21-1-1", "released_from": "lab-a"}
     assert json.loads(release().stdout) == {"channel": "bts/21-1-1", "released_from": None}
     assert store.channel_owners() == {}
+
+
+def test_an_operator_stops_another_station_s_run_through_its_service(tmp_path, postgres, processes, monkeypatch):
+    """Station B's CLI, asked to stop a run of station A, sends the stop to A's service with the operator's own
+    token; without a token it says what to do."""
+    from station.api.tokens import token_hash
+    from tests.station.sim_bts import ALICE, LONG
+
+    monkeypatch.setenv("STATION_DATABASE", postgres.fresh())
+    users = f"api:\n  users:\n    alice: {token_hash(ALICE)}\n"
+    configs = {}
+    for name in ("lab-a", "lab-b"):
+        (tmp_path / name).mkdir()
+        configs[name] = write_config(tmp_path / name / "station.yaml", start_sim(processes, channels=1),
+                                     channels=1, extra=f"station: {name}\n{users}")
+    service = popen([sys.executable, "-m", "station", "serve", "--config", str(configs["lab-a"]), "--port", "0",
+                     "--rescan", "0.3", "--json"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                    env=ENV)
+    processes.append(service)
+    json.loads(service.stdout.readline())  # type: ignore[union-attr]  # serving
+    (tmp_path / "long.yaml").write_text(LONG)
+    started = subprocess.run([sys.executable, "-m", "station", "run", str(tmp_path / "long.yaml"), "--cell",
+                              "predeposited-ncm622", "--config", str(configs["lab-a"]), "--json"],
+                             capture_output=True, text=True, env=ENV, timeout=120)
+    run_id = json.loads(started.stdout)["run_id"]
+    lab = Store(tmp_path / "reader")
+    wait_for(lambda: lab.has_run(run_id) and any(s.name == "lab-a" and s.api_url for s in lab.stations()),
+             what="the run and station lab-a in the lab's database")
+
+    def stop_from_b(**env: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "station", "stop", run_id[:15], "--config",
+                               str(configs["lab-b"]), "--json"], capture_output=True, text=True,
+                              env={**ENV, **env}, timeout=120)
+
+    refused = stop_from_b()
+    url = next(s.api_url for s in lab.stations() if s.name == "lab-a")
+    assert refused.returncode == 2 and refused.stderr.strip().endswith(
+        f"error: run {run_id} belongs to station lab-a ({url}); set $STATION_TOKEN to your user token (a user in that "
+        f"station's api: users:) to act on it from here")
+    done = stop_from_b(STATION_TOKEN=ALICE)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["confirmed"] is True and f"asking its service at {url}" in done.stderr
+    row = wait_for(lambda: (r := lab.run(run_id)).state == "stopped" and r, what="the stop in the lab's database")
+    said = [(e.kind, e.message) for e in lab.events(row.id)]
+    assert ("operator", "stop (by alice)") in said, said[-4:]  # recorded on station lab-a with who did it
+
+
+def test_a_station_not_seen_for_a_minute_is_not_asked(tmp_path, postgres, monkeypatch):
+    from station.config import load_config
+    from station.elsewhere import ElsewhereRefused, other_station
+
+    url = postgres.fresh()
+    a = Store(tmp_path / "a", url, station="lab-a")
+    a.create_run(run_id="r1", at=1.0, channel="bts/1", **RUN)
+    a.station_seen(100.0, started_at=100.0, api_url="http://lab-a:8760", pid=1, version="0.1.0")
+    cfg = write_config(tmp_path / "station.yaml", 1, extra=f"station: lab-b\ndatabase: {url}\n")
+    config = load_config(str(cfg))[0]
+    monkeypatch.setenv("STATION_TOKEN", "alice-token")
+    with pytest.raises(ElsewhereRefused, match=r"^run r1 belongs to station lab-a, whose service was last seen 61 s "
+                                               r"ago: it is not running, so nothing can reach the cell from here"):
+        other_station(config, str(tmp_path / "b"), "r1", 161.0)
+    assert other_station(config, str(tmp_path / "b"), "r1", 159.0).base_url == "http://lab-a:8760"  # type: ignore
+    assert other_station(config, str(tmp_path / "b"), "nope", 159.0) is None  # nowhere: the local command says so

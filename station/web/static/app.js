@@ -8,9 +8,9 @@
 // usable. Pages are chosen by the address' hash (#/, #/run/ID, #/sample/ID), so the browser's back button and
 // bookmarks work and the service serves one page shell.
 
-import { checkSession, login, logout, onLoggedOut, openStream, session } from "./api.js";
+import { checkSession, get, login, logout, onLoggedOut, openStream, session } from "./api.js";
 import { clearCharts } from "./charts.js";
-import { el, TIME_ZONE } from "./format.js";
+import { el, localTime, TIME_ZONE } from "./format.js";
 import { Grid } from "./grid.js";
 import { RunPage } from "./run.js";
 import { SamplePage } from "./sample.js";
@@ -18,6 +18,32 @@ import { SamplePage } from "./sample.js";
 const main = document.getElementById("main");
 const userEl = document.getElementById("user");
 const liveEl = document.getElementById("live");
+const labEl = document.getElementById("lab");
+
+/** How often the header asks whether the lab's database is reached (ms); the browser tests may set a shorter one. */
+const LAB_EVERY_MS = 10000;
+let labTimer = null;
+
+// A station with a lab database forwards its runs there every round; while that database is away it buffers in
+// its own store, and says so here (nothing changes for its cells).
+async function showLab() {
+  let info;
+  try {
+    info = await get("/station");
+  } catch {
+    return;  // the stream's badge already says when the station does not answer
+  }
+  const lab = info.lab;
+  labEl.hidden = !lab;
+  if (!lab) return;
+  labEl.className = lab.buffering ? "lab-buffering" : lab.backlog ? "lab-backlog" : "lab-ok";
+  labEl.textContent = lab.buffering ? "lab database: buffering" : lab.backlog ? "lab database: catching up"
+    : "lab database";
+  labEl.title = lab.buffering
+    ? `the lab's database ${lab.database} is not reached since ${localTime(lab.buffering_since)}: this station keeps `
+      + `everything in its own store and forwards it when the database is back (${lab.why || ""})`
+    : `runs are forwarded to ${lab.database}` + (lab.forwarded_at ? `; all in at ${localTime(lab.forwarded_at)}` : "");
+}
 const logoutButton = document.getElementById("logout");
 const nav = document.getElementById("nav");
 
@@ -101,6 +127,8 @@ function started() {
   logoutButton.hidden = false;
   nav.hidden = false;
   openEvents();
+  showLab();
+  if (labTimer === null) labTimer = setInterval(showLab, window.stationLabEveryMs ?? LAB_EVERY_MS);
   route();
 }
 

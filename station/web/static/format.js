@@ -61,6 +61,12 @@ export function utcText(date) {
   return date.toISOString().replace("T", " ").replace(/\.\d+Z$/, " UTC");
 }
 
+/** A time as text in the lab's time zone, with its UTC in brackets (for a title, which holds no markup). */
+export function localTime(value) {
+  const date = toDate(value);
+  return date ? `${LOCAL.format(date)} (${utcText(date)})` : DASH;
+}
+
 /** A <time> in the lab's time zone with UTC on hover (the title) and the ISO value machine-readable. */
 export function timeEl(value) {
   const date = toDate(value);
