@@ -57,7 +57,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_service_2048 import CHANNELS_PER_DEVICE, PROTOCOL, Sim, _cpu_s, _load  # noqa: E402  the same set-up
+from bench_service_2048 import CHANNELS_PER_DEVICE, PROTOCOL, Sim, _cpu_s, _load, report  # noqa: E402  the same set-up
+from headless import open_browser, skip_reason  # noqa: E402
 
 from protocols.cells import load_cell  # noqa: E402
 from protocols.loader import load_protocol_text  # noqa: E402
@@ -68,15 +69,12 @@ from station.session import Station  # noqa: E402
 try:
     from selenium import webdriver
     from selenium.common.exceptions import TimeoutException
-    from selenium.webdriver.chrome.service import Service as DriverService
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import Select, WebDriverWait
 except ImportError:  # the test extra is not installed
     webdriver = None
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
 BUDGET_S = 2.0
 CELL = "predeposited-ncm622"  # the simulators' cell (bench_service_2048.Sim)
 POLL_S = 0.05
@@ -157,15 +155,6 @@ setTimeout(() => {
 """
 
 ROW_STATE = "const r = document.querySelector(`#grid tr[data-channel='${arguments[0]}']`); return r && r.dataset.state"
-
-
-def skip_reason() -> str | None:
-    if webdriver is None:
-        return "selenium is not installed (pip install '.[test]')"
-    if not (CHROMIUM.is_file() and CHROMEDRIVER.is_file()):
-        return ("Debian's chromium and chromedriver are not installed (/usr/bin/chromium, /usr/bin/chromedriver): "
-                "apt-get install chromium chromium-driver, as .ci/run does")
-    return None
 
 
 # -- the station ----------------------------------------------------------------------------------------------------
@@ -266,20 +255,6 @@ def wait_api(predicate: Callable[[], bool], what: str, timeout_s: float = 300.0)
 
 
 # -- the browser ----------------------------------------------------------------------------------------------------
-
-
-def open_browser() -> Any:
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                "--window-size=1280,800", "--lang=en-GB", "--no-first-run", "--disable-extensions"):
-        options.add_argument(arg)
-    driver = webdriver.Chrome(service=DriverService(str(CHROMEDRIVER)), options=options)
-    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
-                           {"width": 1280, "height": 800, "deviceScaleFactor": 1, "mobile": False})
-    driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": STREAM_COUNTER})
-    driver.set_script_timeout(300)
-    return driver
 
 
 def wait(driver: Any, condition: Callable[[Any], Any], what: str, timeout_s: float = WAIT_S) -> Any:
@@ -428,7 +403,8 @@ def main() -> int:
                   flush=True)
 
             # -- (a) login until the grid counts every channel
-            driver = open_browser()
+            driver = open_browser(STREAM_COUNTER)
+            driver.set_script_timeout(300)
             logins = []
             for i in range(1, args.logins + 1):
                 count_s, ready_s, live_s = login(driver, serve.base, api.token, total)
@@ -540,11 +516,7 @@ def main() -> int:
                     step()
                 except Exception as exc:  # report it and go on cleaning up
                     print(f"clean-up: {exc}", file=sys.stderr)
-    ok = True
-    for name, passed, figure in results:
-        print(f"budget: {name}: {figure}: {'PASS' if passed else 'FAIL'}")
-        ok &= passed
-    return 0 if ok else 1
+    return report(results)
 
 
 if __name__ == "__main__":

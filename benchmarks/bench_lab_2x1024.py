@@ -33,7 +33,16 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench_service_2048 import CHANNELS_PER_DEVICE, PROTOCOL, Service, Sim, _load, counts  # noqa: E402
+from bench_service_2048 import (  # noqa: E402  the same set-up and the same count
+    CHANNELS_PER_DEVICE,
+    PROTOCOL,
+    Service,
+    Sim,
+    _load,
+    counts,
+    lost_and_duplicated,
+    report,
+)
 
 from protocols.cells import load_cell  # noqa: E402
 from protocols.loader import load_protocol_text  # noqa: E402
@@ -65,15 +74,7 @@ def audit(url: str, files: Path, channel_of: dict[str, str], instrument: dict[st
             seqs[run_id].append(np.frombuffer(bytes(data), dtype=RECORD_DTYPE)["seq"])
     finally:
         store.close()
-    stored = lost = duplicated = 0
-    for run_id, channel in channel_of.items():
-        seq = np.concatenate(seqs[run_id]) if seqs[run_id] else np.empty(0, dtype=np.int64)
-        unique = np.unique(seq)
-        stored += len(seq)
-        duplicated += len(seq) - len(unique)
-        top = int(unique[-1]) if len(unique) else 0
-        lost += max(0, instrument[channel] - top) + (top - len(unique))
-    return stored, lost, duplicated
+    return lost_and_duplicated(seqs, channel_of, instrument)
 
 
 def main() -> int:
@@ -200,11 +201,7 @@ def main() -> int:
             for sim in sims:
                 sim.close()
             database.close()
-    ok = True
-    for name, passed, figure in results:
-        print(f"budget: {name}: {figure}: {'PASS' if passed else 'FAIL'}")
-        ok &= passed
-    return 0 if ok else 1
+    return report(results)
 
 
 if __name__ == "__main__":

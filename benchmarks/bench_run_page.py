@@ -37,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_export import fill  # the same run as the export budget
 from fastapi.testclient import TestClient
+from headless import open_browser, skip_reason
 
 from station.api.app import ApiState, create_app
 from station.api.series import decimate
@@ -50,7 +51,6 @@ from station.store import Store
 try:
     from selenium import webdriver
     from selenium.common.exceptions import TimeoutException
-    from selenium.webdriver.chrome.service import Service as DriverService
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import WebDriverWait
@@ -59,8 +59,6 @@ except ImportError:  # the test extra is not installed
 
 BUDGET_S = 2.0
 TOKEN = "bench-token-0123456789abcdefghijklmnopqrstuvwxyz"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
 WAIT_S = 120.0
 
 #: installed before the page's scripts: stamps (performance.now(), ms from the navigation's start) the first frame
@@ -96,28 +94,6 @@ def best(label: str, action: Callable[[], object], tries: int = 3) -> float:
     return min(times)
 
 
-def browser_skip_reason() -> str | None:
-    if webdriver is None:
-        return "selenium is not installed (pip install '.[test]')"
-    if not (CHROMIUM.is_file() and CHROMEDRIVER.is_file()):
-        return ("Debian's chromium and chromedriver are not installed (/usr/bin/chromium, /usr/bin/chromedriver): "
-                "apt-get install chromium chromium-driver, as .ci/run does")
-    return None
-
-
-def open_browser() -> object:
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                "--window-size=1280,800", "--lang=en-GB", "--no-first-run", "--disable-extensions"):
-        options.add_argument(arg)
-    driver = webdriver.Chrome(service=DriverService(str(CHROMEDRIVER)), options=options)
-    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
-                           {"width": 1280, "height": 800, "deviceScaleFactor": 1, "mobile": False})
-    driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": STAMPS})
-    return driver
-
-
 def wait(driver: object, condition: Callable[[object], object], what: str) -> object:
     try:
         return WebDriverWait(driver, WAIT_S, poll_frequency=0.05).until(condition)
@@ -127,7 +103,7 @@ def wait(driver: object, condition: Callable[[object], object], what: str) -> ob
 
 def open_pages(base: str, run_id: str, records: int, opens: int) -> list[dict]:
     """Log in once, then open the run page ``opens`` times as new documents; each open's stamps (s)."""
-    driver = open_browser()
+    driver = open_browser(STAMPS)
     try:
         driver.get(base + "/#/")
         wait(driver, lambda d: d.find_elements(By.ID, "login-form"), "the login form")
@@ -186,7 +162,7 @@ def main() -> int:
         whole = best("GET /api/v1/runs/ID/series (whole request)", request)
         state.close()
 
-        reason = browser_skip_reason()
+        reason = skip_reason()
         if reason is None:
             served = ApiState(station, Board(), CommandQueue(), Tokens("bench", TOKEN, {}))  # type: ignore[arg-type]
             server = ApiServer(create_app(served), "127.0.0.1", 0)

@@ -201,15 +201,31 @@ def audit(db: Path, channel_of: dict[str, str], instrument: dict[str, int]) -> t
             seqs[run_id].append(np.frombuffer(data, dtype=RECORD_DTYPE)["seq"])
     finally:
         con.close()
+    return lost_and_duplicated(seqs, channel_of, instrument)
+
+
+def lost_and_duplicated(seqs: dict[str, list[np.ndarray]], channel_of: dict[str, str],
+                        instrument: dict[str, int]) -> tuple[int, int, int]:
+    """(records stored, lost, duplicated) of every run's stored sequence numbers: each run's must be 1..N, each
+    once, with N at least its instrument's count."""
     stored = lost = duplicated = 0
     for run_id, channel in channel_of.items():
-        seq = np.concatenate(seqs[run_id]) if seqs[run_id] else np.empty(0, dtype=np.int64)
+        seq = np.concatenate(seqs[run_id]) if seqs.get(run_id) else np.empty(0, dtype=np.int64)
         unique = np.unique(seq)
         stored += len(seq)
         duplicated += len(seq) - len(unique)
         top = int(unique[-1]) if len(unique) else 0
         lost += max(0, instrument[channel] - top) + (top - len(unique))  # missing at the end, and gaps in 1..top
     return stored, lost, duplicated
+
+
+def report(results: list[tuple[str, bool, str]]) -> int:
+    """Print each budget's verdict; the exit status: 1 if any failed."""
+    ok = True
+    for name, passed, figure in results:
+        print(f"budget: {name}: {figure}: {'PASS' if passed else 'FAIL'}")
+        ok &= passed
+    return 0 if ok else 1
 
 
 def main() -> int:
@@ -350,11 +366,7 @@ def main() -> int:
                 sim.close()
     print(f"channels {args.channels} on {args.sims} simulator process(es), record every {args.record_every:g} s, "
           f"poll {args.poll:g} s")
-    ok = True
-    for name, passed, figure in results:
-        print(f"budget: {name}: {figure}: {'PASS' if passed else 'FAIL'}")
-        ok &= passed
-    return 0 if ok else 1
+    return report(results)
 
 
 def block_rows(db: Path) -> int:
