@@ -34,6 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
+import numpy as np
+
 from drivers.base import (
     Capabilities,
     ChannelDriver,
@@ -50,7 +52,7 @@ from drivers.neware.address import ChannelAddress
 from drivers.neware.client import MAX_DOWNLOAD_COUNT, BackupSettings, BtsClient, StartItem
 from drivers.neware.codec import REPLY_FRAMING
 from drivers.neware.errors import CommandRefused
-from drivers.neware.replies import DataRecord, InquireDf, InquireReply
+from drivers.neware.replies import DataRecord, DownloadPage, InquireDf, InquireReply
 from drivers.neware.stepfile import CompileOptions, capabilities, check_program, compile_program, parse_step_map
 from drivers.transport import Backoff, SocketTransport
 from protocols.clock import Clock
@@ -95,7 +97,25 @@ class _Cursor:
     step_base: float  # test time at which the current step instance started
 
 
+#: what :meth:`NewareChannel.read_block` returns: ``Record``'s fields in its order, packed little-endian (SI
+#: units, signed capacity and energy; NaN impedance and CV cycle 0, which no Neware record has), the layout the
+#: station's store keeps, so that a page is stored as it comes
+BLOCK_DTYPE = np.dtype([("seq", "<i8"), ("test_time", "<f8"), ("step_time", "<f8"), ("step_index", "<i8"),
+                        ("cycle", "<i8"), ("voltage", "<f8"), ("current", "<f8"), ("capacity", "<f8"),
+                        ("energy", "<f8"), ("frequency", "<f8"), ("z_real", "<f8"), ("z_imag", "<f8"),
+                        ("cv_cycle", "<i8")])
+#: the fields a Neware record fills (the rest keep Record's defaults)
+_MEASURED = BLOCK_DTYPE.names[:9]
+
 _SIGNS = {**dict.fromkeys(DISCHARGE_TYPES, -1.0), **dict.fromkeys(CHARGE_TYPES, 1.0)}
+
+
+def _signs(steptypes: np.ndarray, current: np.ndarray) -> np.ndarray:
+    """Each record's sign for capacity and energy: the step type's, else the current's (as :func:`_sign`)."""
+    kinds, which = np.unique(steptypes, return_inverse=True)
+    by_kind = np.array([_SIGNS.get(k.decode("ascii") if isinstance(k, bytes) else str(k), 0.0) for k in kinds.tolist()])
+    sign = by_kind[which.ravel()]
+    return np.where(sign == 0.0, np.where(current < 0, -1.0, 1.0), sign)
 
 
 def _sign(steptype: str, current: float) -> float:
@@ -334,21 +354,29 @@ class NewareChannel(ChannelDriver):
         )
 
     def read_records(self, after_seq: int, limit: int = 1000) -> list[Record]:
+        block = self.read_block(after_seq, limit)
+        return [Record(*row) for row in zip(*(block[name].tolist() for name in _MEASURED), strict=True)]
+
+    def read_block(self, after_seq: int, limit: int = 1000) -> np.ndarray:
+        """:meth:`read_records` as one array of :data:`BLOCK_DTYPE` (the fields of ``Record`` but the impedance
+        ones), with no Python object per record: the station stores it as it is (a dry run reads ~700 pages)."""
         if not self._testid:
             raise DriverError(f"channel {self.channel} has no started or attached test to read")
         count = max(0, min(limit, MAX_DOWNLOAD_COUNT))
         if count == 0:
-            return []
+            return np.empty(0, dtype=BLOCK_DTYPE)
         page = self.client.download(self.address, testid=self._testid, startpos=after_seq + 1, count=count)
-        rows = [r for r in page.records if r.seqid > after_seq]
-        if not rows:
-            return []
-        if rows[0].seqid == 1:  # the test's first record: nothing came before it
-            self._cursor = _Cursor(0, rows[0].stepid, rows[0].testtime_ms / 1000, 0.0, 1, 0.0)
-            self._follow_from([], rows[0])
-        elif self._cursor is None or self._cursor.seq != rows[0].seqid - 1:
-            self._seed(rows[0])
-        return self._convert(rows)
+        skip = int(np.searchsorted(page.seqid, after_seq, side="right"))  # seqids run on by one (pages.py)
+        if skip == len(page):
+            return np.empty(0, dtype=BLOCK_DTYPE)
+        first = DataRecord(int(page.seqid[skip]), int(page.stepid[skip]), int(page.cycleid[skip]), "",
+                           float(page.testtime_ms[skip]), "", 0.0, 0.0, 0.0, 0.0)
+        if first.seqid == 1:  # the test's first record: nothing came before it
+            self._cursor = _Cursor(0, first.stepid, first.testtime_ms / 1000, 0.0, 1, 0.0)
+            self._follow_from([], first)
+        elif self._cursor is None or self._cursor.seq != first.seqid - 1:
+            self._seed(first)
+        return self._convert(page, skip)
 
     def _seed(self, first: DataRecord) -> None:
         """Recover where ``first``'s step sits in the test (start time, instance number, path through the program)
@@ -432,31 +460,55 @@ class NewareChannel(ChannelDriver):
     def _current_cycle(self, native: int) -> int:
         return self._execution.cycle if self._execution is not None else native + self.cycle_offset
 
-    def _convert(self, rows: list[DataRecord]) -> list[Record]:
+    def _convert(self, page: DownloadPage, skip: int) -> np.ndarray:
+        """The page's records from ``skip`` on in the station's convention, column by column; only the records
+        that start a step instance (a new ``stepid``, or the step clock starting over) are looked at one by one,
+        to follow the program. Each value is computed exactly as a loop over the records would (a new step starts
+        at the test time of the record before it; capacity and energy signed by the step type)."""
         cursor = self._cursor
         assert cursor is not None
-        prev_step, prev_step_time, prev_test_time = cursor.stepid, cursor.step_time, cursor.test_time
-        instance, base = cursor.instance, cursor.step_base
+        stepid, cycleid = page.stepid[skip:], page.cycleid[skip:]
+        step_time = page.testtime_ms[skip:] / 1000
+        n = len(stepid)
+        new = np.empty(n, dtype=bool)
+        new[0] = stepid[0] != cursor.stepid or step_time[0] < cursor.step_time
+        np.logical_or(stepid[1:] != stepid[:-1], step_time[1:] < step_time[:-1], out=new[1:])
+        starts = np.flatnonzero(new).tolist()
         mapping = self._step_map
-        step_index = mapping.get(prev_step, prev_step)
-        cycle = self._current_cycle(rows[0].cycleid)
-        signs = _SIGNS
-        out = []
-        append = out.append
-        for r in rows:  # the hot loop of a dry run: positional arguments, no calls but Record()
-            seq, stepid, _, steptype, testtime_ms, _, volt, curr, cap, eng = r
-            step_time = testtime_ms / 1000
-            if stepid != prev_step or step_time < prev_step_time:
-                base = prev_test_time  # a new step starts where the previous one's end record left off
-                instance += 1
-                step_index = mapping.get(stepid, stepid)
-                cycle = self._cycle(instance, step_index, r.cycleid)
-            test_time = base + step_time
-            sign = signs.get(steptype) or (-1.0 if curr < 0 else 1.0)
-            append(Record(seq, test_time, step_time, step_index, cycle, volt, curr, sign * cap, sign * eng))
-            prev_step, prev_step_time, prev_test_time = stepid, step_time, test_time
-        self._cursor = _Cursor(rows[-1].seqid, prev_step, prev_step_time, prev_test_time, instance, base)
-        return out
+        instance, base = cursor.instance, cursor.step_base
+        step_index = mapping.get(cursor.stepid, cursor.stepid)
+        cycle = self._current_cycle(int(cycleid[0]))
+        bounds, bases, indices, cycles = [0], [base], [step_index], [cycle]
+        stepids, natives = stepid[starts].tolist(), cycleid[starts].tolist()
+        before = step_time[np.maximum(np.asarray(starts, dtype=np.int64) - 1, 0)].tolist()
+        for i, sid, native, previous in zip(starts, stepids, natives, before, strict=True):
+            base = cursor.test_time if i == 0 else base + previous  # the previous record's test time
+            instance += 1
+            step_index = mapping.get(sid, sid)
+            cycle = self._cycle(instance, step_index, native)
+            bounds.append(i)
+            bases.append(base)
+            indices.append(step_index)
+            cycles.append(cycle)
+        lengths = np.diff(np.append(bounds, n))
+        block = np.empty(n, dtype=BLOCK_DTYPE)
+        block["seq"] = page.seqid[skip:]
+        block["test_time"] = np.repeat(bases, lengths) + step_time
+        block["step_time"] = step_time
+        block["step_index"] = np.repeat(indices, lengths)
+        block["cycle"] = np.repeat(cycles, lengths)
+        current = page.curr[skip:]
+        block["voltage"] = page.volt[skip:]
+        block["current"] = current
+        sign = _signs(page.steptype[skip:], current)
+        block["capacity"] = sign * page.cap[skip:]
+        block["energy"] = sign * page.eng[skip:]
+        block["frequency"] = block["z_real"] = block["z_imag"] = np.nan
+        block["cv_cycle"] = 0
+        last = block[-1]
+        self._cursor = _Cursor(int(last["seq"]), int(stepid[-1]), float(last["step_time"]), float(last["test_time"]),
+                               instance, base)
+        return block
 
     # -- control --------------------------------------------------------------------------------------------
 

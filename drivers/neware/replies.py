@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from typing import NamedTuple, TypeVar
 from xml.etree.ElementTree import Element
 
+import numpy as np
+
 from drivers.neware.address import ChannelAddress
 from drivers.neware.codec import INT64_MAX, INT64_MIN, as_float, as_int, optional, parse_int
 from drivers.neware.errors import NewareProtocolError
@@ -94,9 +96,43 @@ class DataRecord(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class DownloadPage:
+    """A ``download`` page as columns, one entry per record in seqid order, in the API's units (the fields of
+    :class:`DataRecord`). The station's hot path reads the columns; :attr:`records` builds the typed rows for
+    callers that want them one by one."""
+
     testid: int
     startpos: int
-    records: list[DataRecord]
+    seqid: np.ndarray  # int64, like stepid and cycleid
+    stepid: np.ndarray
+    cycleid: np.ndarray
+    steptype: np.ndarray  # text: str (U) or ASCII bytes (S)
+    testtime_ms: np.ndarray  # float64, like volt, curr, cap and eng
+    atime: np.ndarray  # text, as steptype
+    volt: np.ndarray
+    curr: np.ndarray
+    cap: np.ndarray
+    eng: np.ndarray
+
+    @classmethod
+    def empty(cls, testid: int, startpos: int) -> DownloadPage:
+        ints, floats, texts = np.empty(0, np.int64), np.empty(0, np.float64), np.empty(0, "U1")
+        return cls(testid, startpos, ints, ints, ints, texts, floats, texts, floats, floats, floats, floats)
+
+    def __len__(self) -> int:
+        return len(self.seqid)
+
+    @property
+    def records(self) -> list[DataRecord]:
+        if not len(self.seqid):
+            return []
+        return [DataRecord(*row) for row in zip(
+            self.seqid.tolist(), self.stepid.tolist(), self.cycleid.tolist(), _text(self.steptype),
+            self.testtime_ms.tolist(), _text(self.atime), self.volt.tolist(), self.curr.tolist(),
+            self.cap.tolist(), self.eng.tolist(), strict=True)]
+
+
+def _text(column: np.ndarray) -> list[str]:
+    return column.astype(str).tolist() if column.dtype.kind == "S" else column.tolist()
 
 
 class StepLayerRow(NamedTuple):
