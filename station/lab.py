@@ -84,7 +84,7 @@ class LabLink:
     def _lost(self, why: str) -> None:
         if self.buffering_since is None:
             self.buffering_since = self.clock.unix()
-            log.warning("lab database unreachable, buffering locally: %s", why)
+            log.info("lab database unreachable, buffering locally: %s", why)
         self.why = why
         self._next_try = self.clock.now() + RETRY_S
         if self._central is not None:
@@ -115,7 +115,7 @@ class LabLink:
         if not self.backlog:
             self.forwarded_at = self.clock.unix()
             if self.buffering_since is not None:
-                log.warning("lab database back; everything buffered is forwarded")
+                log.info("lab database back; everything buffered is forwarded")
             self.buffering_since, self.why = None, None
         return done
 

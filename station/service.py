@@ -65,6 +65,8 @@ class StationService:
         self._last_event = 0
         self._channels: dict[str, str] = {}
         self._lab_problem = ""
+        self._buffering_told: float | None = None
+        """Since when the station said it buffers (None: it has not, or said the lab's database is back)."""
 
     @property
     def info_path(self) -> Path:
@@ -194,7 +196,6 @@ class StationService:
         lab = self.station.lab
         if lab is None:
             return
-        was = lab.buffering_since
         try:
             lab.forward()
         except StoreError as exc:  # not an outage (those are buffered): a conflict or damage, told once
@@ -203,11 +204,16 @@ class StationService:
             self._lab_problem = str(exc)
             return
         self._lab_problem = ""
-        if was is None and lab.buffering_since is not None:
+        # told from what was last said, not from this call: the outage may have been found by another call to the
+        # lab's database (the rescan's "still here"), and its end by this one
+        if lab.buffering_since is not None and self._buffering_told is None:
+            self._buffering_told = lab.buffering_since
             self.say(f"lab database {lab.where} unreachable ({lab.why}); buffering in {self.station.store.where} "
                      f"and forwarding when it is back")
-        elif was is not None and lab.buffering_since is None:
-            self.say(f"lab database {lab.where} back; everything buffered since {iso_utc(was)} is forwarded")
+        elif lab.buffering_since is None and self._buffering_told is not None:
+            self.say(f"lab database {lab.where} back; everything buffered since {iso_utc(self._buffering_told)} is "
+                     f"forwarded")
+            self._buffering_told = None
 
     def carry_out(self) -> int:
         """Carry out the operator's requests that arrived, and tell the readers at once what they changed.

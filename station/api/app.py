@@ -77,12 +77,14 @@ from station.store import (
     RECORD_DTYPE,
     ChannelBusy,
     SampleRow,
+    StationRow,
     Store,
     StoreError,
     UnknownCampaign,
     UnknownRun,
     UnknownSample,
 )
+from station.store.postgres_backend import shown
 from station.web.serve import SecurityHeaders, add_static_routes
 
 log = logging.getLogger(__name__)
@@ -168,15 +170,52 @@ class ApiState:
         self.sessions = sessions if sessions is not None else Sessions()
         # the station's own store (with a lab database too: its runs are this station's; the lab's are forwarded)
         self.store = Store(station.store.data_dir, local=True, station=station.config.station)
+        self.lab: Store | None = None
+        """The lab's database, for the lab-wide pages (read only: every station writes its own store)."""
         self._lock = threading.Lock()
         self.analyses: dict[tuple, dict] = {}
         self._analyses_lock = threading.Lock()
 
     @contextlib.contextmanager
-    def read(self) -> Iterator[Store]:
-        """The read connection, one request at a time (SQLite connections are not shared between threads)."""
+    def read(self, run_id: str | None = None) -> Iterator[Store]:
+        """The read connection, one request at a time (SQLite connections are not shared between threads).
+        ``run_id``: a run that may be another station's; its pages are then read from the lab's database."""
         with self._lock:
+            if run_id is not None and self.config.database and not _holds(self.store, run_id):
+                lab = self._lab_store()
+                if lab is not None and _holds(lab, run_id):
+                    yield lab
+                    return
             yield self.store
+
+    def _lab_store(self) -> Store | None:
+        """The lab's database for reading every station's runs (opened on first use, again after it went away);
+        ``None`` while it cannot be reached."""
+        if self.lab is None:
+            try:
+                self.lab = Store(self.station.store.data_dir, self.config.database, station=self.config.station)
+            except StoreError:
+                return None
+        return self.lab
+
+    def lab_view(self) -> dict[str, Any]:
+        """Every station of the lab and every run, from the lab's database (this station's own store when it
+        cannot be reached, said so)."""
+        now = RealClock().unix()
+        with self._lock:
+            lab = self._lab_store() if self.config.database else None
+            try:
+                if lab is not None:
+                    return {"reachable": True, "database": lab.where, "this_station": self.config.station,
+                            "stations": [_station_doc(s, now) for s in lab.stations()],
+                            "runs": [run_doc(r, now) for r in lab.runs(light=True)]}
+            except StoreError:
+                with contextlib.suppress(StoreError):
+                    lab.close()  # type: ignore[union-attr]
+                self.lab = None
+            return {"reachable": False, "database": shown(self.config.database) if self.config.database else None,
+                    "this_station": self.config.station, "stations": [],
+                    "runs": [run_doc(r, now) for r in self.store.runs(light=True)]}
 
     def sample(self, store: Store, sample_id: str) -> SampleRow:
         """A sample from this station's store, or the lab's (copied here, for the campaign or run on it)."""
@@ -203,6 +242,8 @@ class ApiState:
     def close(self) -> None:
         with self._lock:
             self.store.close()
+            if self.lab is not None:
+                self.lab.close()
 
 
 class ApiError(Exception):
@@ -219,6 +260,19 @@ def _error(status: int, message: str, **extra: Any) -> JSONResponse:
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     return JSONResponse({"error": {"status": status, "message": _one_line(message), **extra}}, status_code=status,
                         headers=headers)
+
+
+def _holds(store: Store, run_id: str) -> bool:
+    try:
+        store.run(run_id)
+    except UnknownRun:
+        return False
+    return True
+
+
+def _station_doc(row: StationRow, now: float) -> dict[str, Any]:
+    return {"name": row.name, "api_url": row.api_url, "started_at": iso_utc(row.started_at),
+            "seen_at": iso_utc(row.seen_at), "seen_s_ago": max(0.0, now - row.seen_at), "version": row.version}
 
 
 def _lab_doc(station: Station) -> dict[str, Any] | None:
@@ -388,6 +442,10 @@ def create_app(state: ApiState) -> FastAPI:
                 "you": user, "now": iso_utc(RealClock().unix()), "station": state.config.station,
                 "lab": _lab_doc(state.station)}
 
+    @app.get(f"{API}/lab", summary="Every station of the lab and every run, from the lab's database")
+    def lab(user: Who) -> dict:
+        return state.lab_view()
+
     @app.get(f"{API}/channels", summary="Every configured channel with its run and live values")
     def channels(user: Who, instrument: str | None = None, state_: Annotated[str | None, Query(alias="state")]
                  = None) -> dict:
@@ -427,7 +485,7 @@ def create_app(state: ApiState) -> FastAPI:
             return run_doc(store.run(run_id), RealClock().unix())
 
     def _row(run_id: str):
-        with state.read() as store:
+        with state.read(run_id) as store:
             return store.run(run_id)
 
     @app.get(f"{API}/runs/{{run_id}}", summary="One run (a unique prefix of its id is enough), with live values")
@@ -456,7 +514,7 @@ def create_app(state: ApiState) -> FastAPI:
                                                        "thinned to at most N points keeping each bucket's min and max")
     def series(run_id: str, user: Who,
                points: Annotated[int, Query(ge=MIN_POINTS, le=MAX_POINTS)] = DEFAULT_POINTS) -> dict:
-        with state.read() as store:
+        with state.read(run_id) as store:
             row = store.run(run_id)
             records = store.records(row.id)
         return series_doc(row.id, records, points)
@@ -464,7 +522,7 @@ def create_app(state: ApiState) -> FastAPI:
     @app.get(f"{API}/runs/{{run_id}}/analysis", summary="The run's analysis (as `station analyze --json`) and the "
                                                          "data of its figures")
     def analysis(run_id: str, user: Who) -> dict:
-        with state.read() as store:
+        with state.read(run_id) as store:
             row = store.run(run_id)
             key = (row.id, row.last_seq, str(row.state))
             known = state.analyses.get(key)
@@ -485,7 +543,7 @@ def create_app(state: ApiState) -> FastAPI:
                format_: Annotated[Literal["csv", "parquet"], Query(alias="format")] = "csv") -> FileResponse:
         folder = Path(tempfile.mkdtemp(prefix="station-export-"))
         try:
-            with state.read() as store:
+            with state.read(run_id) as store:
                 row = store.run(run_id)
                 try:
                     written = export_run(store, row.id, folder, format_, summary=what == "summary")
@@ -530,7 +588,7 @@ def create_app(state: ApiState) -> FastAPI:
 
     @app.get(f"{API}/runs/{{run_id}}/events", summary="A run's events, oldest first")
     def events(run_id: str, user: Who, after: Annotated[int, Query(ge=0)] = 0) -> dict:
-        with state.read() as store:
+        with state.read(run_id) as store:
             rows = store.events(store.run(run_id).id)
         return {"events": [event_doc(e) for e in rows if e.id > after]}
 
@@ -540,7 +598,7 @@ def create_app(state: ApiState) -> FastAPI:
                 limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1000) -> dict:
         columns = list(RECORD_DTYPE.names)
         rows: list[list] = []
-        with state.read() as store:
+        with state.read(run_id) as store:
             row = store.run(run_id)
             for block in store.iter_record_blocks(row.id, after):
                 rows.extend(block[: limit - len(rows)].tolist())

@@ -17,6 +17,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -739,14 +740,15 @@ def lab_station(tmp_path_factory):
     database = PostgresForTests()
     started: list[subprocess.Popen] = []
     try:
+        url = database.fresh()
         cfg = write_config(tmp / "station.yaml", start_sim(started, channels=1), channels=1,
-                           extra=f"station: lab-pc-3\ndatabase: {database.fresh()}\n")
+                           extra=f"station: lab-pc-3\ndatabase: {url}\n")
         serve = popen([sys.executable, "-m", "station", "serve", "--config", str(cfg), "--port", "0", "--rescan",
                        "0.5", "--json"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=ENV)
         started.append(serve)
         base = json.loads(serve.stdout.readline())["api"].rstrip("/")  # type: ignore[union-attr]
         token = token_path(tmp / "data").read_text().strip()
-        yield SimpleNamespace(base=base, token=token, database=database,
+        yield SimpleNamespace(base=base, token=token, database=database, url=url, tmp=tmp,
                               api=lambda method, path: _api(base, token, method, path))
     finally:
         for proc in reversed(started):
@@ -779,3 +781,46 @@ def test_the_header_shows_a_station_buffering_while_its_lab_database_is_away(bro
     finally:
         lab_station.database.start()
     wait(browser, lambda d: text_of(d, badge) == "lab database", what="the lab database back")
+
+
+def test_the_lab_page_lists_every_station_and_another_station_s_run_opens_read_only(browser, lab_station, shots):
+    """Another station's runs reach the lab's database by its forwarding; here they are written there as it would."""
+    import numpy as np
+
+    from station.store import RECORD_DTYPE, Store
+
+    other = Store(lab_station.tmp / "other", lab_station.url, station="lab-pc-9")
+    now = time.time()
+    other.station_seen(now, started_at=now - 3600, api_url="http://lab-pc-9:8760", pid=4242, version="0.1.0")
+    other.create_run(run_id="20261130-070000-0ther9", at=now - 600, channel="bts9/21-1-1",
+                     instrument={"kind": "neware"}, protocol_name="long-rest", protocol_file=None,
+                     protocol_source=LONG, parameters={}, program='{"steps": []}', cell={"name": CELL},
+                     dry_run=False)
+    other.set_state("20261130-070000-0ther9", "running", now - 590)
+    block = np.zeros(50, dtype=RECORD_DTYPE)
+    block["seq"] = np.arange(1, 51)
+    block["test_time"] = block["step_time"] = 60.0 * block["seq"]
+    block["voltage"] = 3.0 + 0.01 * block["seq"]
+    block["frequency"] = block["z_real"] = block["z_imag"] = np.nan
+    other.append_records("20261130-070000-0ther9", block)
+    other.close()
+
+    log_in(browser, lab_station)
+    wait(browser, lambda d: not d.find_element(By.ID, "nav-lab").get_attribute("hidden"), what="the Lab link")
+    browser.get(lab_station.base + "/#/lab")
+    ready(browser, "lab")
+    stations = [r.get_attribute("data-station") for r in browser.find_elements(By.CSS_SELECTOR, "#lab-stations tr")
+                if r.get_attribute("data-station")]
+    assert stations == ["lab-pc-3", "lab-pc-9"]
+    row = "#lab-runs tr[data-run='20261130-070000-0ther9']"
+    assert text_of(browser, f"{row} td:nth-child(2)") == "lab-pc-9"
+    assert text_of(browser, f"{row} td:nth-child(9)") == "50"
+    shots("lab")
+    browser.find_element(By.CSS_SELECTOR, f"{row} a").click()
+    ready(browser, "run")
+    stop = browser.find_element(By.ID, "action-stop")
+    assert stop.get_attribute("disabled") is not None
+    assert stop.get_attribute("title") == "this run belongs to station lab-pc-9: act on it there"
+    status, series = lab_station.api("GET", "/runs/20261130-070000-0ther9/series")
+    assert status == 200 and series["records"] == 50 and series["voltage_v"][-1] == pytest.approx(3.5)  # the lab's
+    shots("other-station-run")

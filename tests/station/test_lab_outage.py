@@ -92,7 +92,8 @@ def test_a_channel_another_station_owns_is_refused_and_the_lab_s_samples_are_fou
 def test_a_station_keeps_supervising_through_an_outage_and_a_restart_and_forwards_everything_once(
         tmp_path, own_postgres, processes):
     url = own_postgres.fresh()
-    cfg = write_config(tmp_path / "station.yaml", start_sim(processes, channels=1),
+    # 1200x: the 100 h rest lasts 5 min, well beyond the outage and the restart on a loaded machine
+    cfg = write_config(tmp_path / "station.yaml", start_sim(processes, channels=1, speed=1200),
                        extra=f"station: lab-a\ndatabase: {url}\n")
     data = tmp_path / "data"
     (tmp_path / "long.yaml").write_text(LONG)

@@ -12,6 +12,7 @@ import { checkSession, get, login, logout, onLoggedOut, openStream, session } fr
 import { clearCharts } from "./charts.js";
 import { el, localTime, TIME_ZONE } from "./format.js";
 import { Grid } from "./grid.js";
+import { LabPage } from "./lab.js";
 import { RunPage } from "./run.js";
 import { SamplePage } from "./sample.js";
 
@@ -19,6 +20,7 @@ const main = document.getElementById("main");
 const userEl = document.getElementById("user");
 const liveEl = document.getElementById("live");
 const labEl = document.getElementById("lab");
+const labLink = document.getElementById("nav-lab");
 
 /** How often the header asks whether the lab's database is reached (ms); the browser tests may set a shorter one. */
 const LAB_EVERY_MS = 10000;
@@ -33,8 +35,10 @@ async function showLab() {
   } catch {
     return;  // the stream's badge already says when the station does not answer
   }
+  session.station = info.station;
   const lab = info.lab;
   labEl.hidden = !lab;
+  labLink.hidden = !lab;
   if (!lab) return;
   labEl.className = lab.buffering ? "lab-buffering" : lab.backlog ? "lab-backlog" : "lab-ok";
   labEl.textContent = lab.buffering ? "lab database: buffering" : lab.backlog ? "lab database: catching up"
@@ -127,9 +131,8 @@ function started() {
   logoutButton.hidden = false;
   nav.hidden = false;
   openEvents();
-  showLab();
   if (labTimer === null) labTimer = setInterval(showLab, window.stationLabEveryMs ?? LAB_EVERY_MS);
-  route();
+  showLab().then(route);  // a page needs the station's name first (another station's run is read-only here)
 }
 
 async function route() {
@@ -146,6 +149,9 @@ async function route() {
   } else if (kind === "sample" && id) {
     next = new SamplePage(main, id);
     document.title = `Sample ${id} – battery test station`;
+  } else if (kind === "lab") {
+    next = new LabPage(main);
+    document.title = "Lab – battery test station";
   } else {
     next = new Grid(main);
     document.title = "Channels – battery test station";

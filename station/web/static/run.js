@@ -2,7 +2,7 @@
 // million-record run opens at once), the analysis figures, the events, the protocol and plan, exports, and the
 // operator's actions (pause, continue, stop), each after a confirmation.
 
-import { apiUrl, get, post } from "./api.js";
+import { apiUrl, get, post, session } from "./api.js";
 import { COLOURS, lineChart, xyChart } from "./charts.js";
 import { confirmAction } from "./dialog.js";
 import {
@@ -138,13 +138,16 @@ export class RunPage {
     this.stateEl.className = stateClass(state);
     this.stateEl.textContent = state;
     this.stateEl.title = d.message || "";
+    // another station's run (read from the lab's database): its cell is watched there, and acted on there
+    const elsewhere = d.station && session.station && d.station !== session.station;
     for (const [name, a] of Object.entries(ACTIONS)) {
       const runState = d.live && !TERMINAL.includes(d.state) ? d.live.state : d.state;
-      this.buttons[name].disabled = !a.when.includes(runState);
+      this.buttons[name].disabled = elsewhere || !a.when.includes(runState);
+      this.buttons[name].title = elsewhere ? `this run belongs to station ${d.station}: act on it there` : "";
     }
     const fact = (label, ...value) => [el("dt", {}, label), el("dd", {}, ...value)];
     this.facts.replaceChildren(
-      ...fact("Channel", d.channel), ...fact("Protocol", d.protocol || "–"), ...fact("Cell", d.cell || "–"),
+      ...fact("Station", d.station || "–"), ...fact("Channel", d.channel), ...fact("Protocol", d.protocol || "–"), ...fact("Cell", d.cell || "–"),
       ...fact("Sample", d.sample ? el("a", { href: `#/sample/${d.sample}` }, d.sample) : "none registered"),
       ...fact("Created", timeEl(d.created_at)), ...fact("Started", timeEl(d.started_at)),
       ...fact("Duration (h:mm:ss)", this.durationEl = el("span", { id: "run-duration" }, duration(this.duration))),
