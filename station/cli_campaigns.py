@@ -22,7 +22,7 @@ from protocols.cells import Cell, load_cell
 from protocols.clock import RealClock
 from protocols.errors import ProtocolError
 from protocols.library import resolve_campaign_path, resolve_cell_path
-from station.api.client import service_running
+from station.api.client import ServiceError, service_running
 from station.campaigns import (
     CampaignError,
     campaign_doc,
@@ -46,6 +46,7 @@ from station.cli_common import (
     out,
 )
 from station.config import ConfigError, StationConfig, UnknownChannel, load_config
+from station.elsewhere import ElsewhereRefused, campaign_station
 from station.lab import LabLink
 from station.store import Store, StoreError, UnknownCampaign, UnknownSample
 
@@ -87,6 +88,32 @@ def _sample(cfg: StationConfig, store: Store, sample_id: str) -> Cell:
     if cfg.database:
         return Cell.model_validate(LabLink(cfg.database, cfg.station, store, RealClock()).sample(sample_id).cell)
     return Cell.model_validate(store.sample(sample_id).cell)
+
+
+def _sent_elsewhere(config: str | None, data_dir: str | None, campaign_id: str, action: str,
+                    body: dict | None, json_: bool) -> bool:
+    """A campaign another station of the lab runs: the request goes to that station's service (its engine is the
+    one that carries it out), with the operator's own token; True when it was sent there."""
+    with _errors():
+        cfg, _ = load_config(config)
+        try:
+            client = campaign_station(cfg, data_dir or cfg.data_dir, campaign_id, RealClock().unix())
+        except ElsewhereRefused as exc:
+            raise fail(EXIT_USAGE, f"error: {exc}") from None
+    if client is None:
+        return False
+    err.print(f"campaign {campaign_id} is another station's: asking its service at {client.base_url}",
+              markup=False, style="dim")
+    try:
+        doc = client.post(f"/campaigns/{campaign_id}/{action}", body)
+    except ServiceError as exc:
+        raise fail(EXIT_USAGE if 400 <= exc.status < 500 else EXIT_INSTRUMENT, f"error: {exc}") from None
+    err.print(f"campaign {doc['campaign_id']}: {action} by you stored at that station; it carries it out on its "
+              f"next round", markup=False)
+    if json_:
+        sys.stdout.write(json.dumps({"campaign_id": doc["campaign_id"], "action": action, "state": doc["state"],
+                                     "station": client.base_url}) + "\n")
+    return True
 
 
 def _who(by: str | None) -> str:
@@ -219,6 +246,8 @@ def campaign_confirm(campaign_id: CampaignArg,
                      json_: JsonOpt = False) -> None:
     """Confirm that the sample is where a waiting campaign asked (or on --channel), or run a held step again."""
     json_mode(json_)
+    if _sent_elsewhere(config, data_dir, campaign_id, "confirm", {"channel": channel} if channel else {}, json_):
+        return
     with _errors():
         cfg, store = _open(config, data_dir)
         row = request_confirm(store, RealClock(), cfg, campaign_id, _who(by), channel)
@@ -237,6 +266,8 @@ def campaign_stop(campaign_id: CampaignArg, by: ByOpt = None, config: ConfigOpt 
                   json_: JsonOpt = False) -> None:
     """Stop a campaign: the service stops its active run (if any) and ends it as stopped."""
     json_mode(json_)
+    if _sent_elsewhere(config, data_dir, campaign_id, "stop", None, json_):
+        return
     with _errors():
         _, store = _open(config, data_dir)
         row = request_stop(store, RealClock(), campaign_id, _who(by))

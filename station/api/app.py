@@ -188,6 +188,21 @@ class ApiState:
                     return
             yield self.store
 
+    @contextlib.contextmanager
+    def read_both(self) -> Iterator[tuple[Store, Store | None]]:
+        """This station's store and the lab's database (``None`` without one, or while it cannot be reached), for
+        the pages of what the lab shares (samples, campaigns): the lab's rows, and this station's own where it
+        holds them fresher (not forwarded yet)."""
+        with self._lock:
+            yield self.store, (self._lab_store() if self.config.database else None)
+
+    def lab_failed(self) -> None:
+        """The lab's database failed in the middle of a read: open it again next time."""
+        if self.lab is not None:
+            with contextlib.suppress(StoreError):
+                self.lab.close()
+        self.lab = None
+
     def _lab_store(self) -> Store | None:
         """The lab's database for reading every station's runs (opened on first use, again after it went away);
         ``None`` while it cannot be reached."""
@@ -260,6 +275,38 @@ def _error(status: int, message: str, **extra: Any) -> JSONResponse:
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     return JSONResponse({"error": {"status": status, "message": _one_line(message), **extra}}, status_code=status,
                         headers=headers)
+
+
+def _from_lab(state: ApiState, lab: Store | None, read: Callable[[Store], list],
+              missing: tuple[type[Exception], ...] = ()) -> list:
+    """What ``read`` finds in the lab's database; nothing when there is none, it cannot be reached (it is opened
+    again next time), or it does not hold what was asked (``missing``)."""
+    if lab is None:
+        return []
+    try:
+        return read(lab)
+    except missing:
+        return []
+    except StoreError:
+        state.lab_failed()
+        return []
+
+
+def _refuse_elsewhere(state: ApiState, campaign_id: str, action: str) -> None:
+    """A campaign another station runs is acted on there: its engine is the one that reads the request."""
+    with state.read_both() as (store, lab):
+        try:
+            store.campaign(campaign_id)
+            return
+        except UnknownCampaign:
+            runs = _from_lab(state, lab, lambda db: db.runs_of_campaign(db.campaign(campaign_id).id),
+                             missing=(UnknownCampaign,))
+            found = _from_lab(state, lab, lambda db: [db.campaign(campaign_id)], missing=(UnknownCampaign,))
+    if not found:
+        return  # nowhere: the request says so as it always did
+    where = found[0].station or next((r.station for r in runs if r.station), None)
+    raise ApiError(409, f"campaign {found[0].id} is run by {f'station {where}' if where else 'another station'}; "
+                        f"{action} it there (its dashboard, or `station campaign {action} {found[0].id}` on that PC)")
 
 
 def _holds(store: Store, run_id: str) -> bool:
@@ -611,17 +658,29 @@ def create_app(state: ApiState) -> FastAPI:
 
     # -- samples ------------------------------------------------------------------------------------------------------
 
-    @app.get(f"{API}/samples", summary="Every sample")
+    @app.get(f"{API}/samples", summary="Every sample (of the lab, with a lab database)")
     def samples(user: Who) -> dict:
-        with state.read() as store:
-            return {"samples": [sample_doc(r) for r in store.samples()]}
+        with state.read_both() as (store, lab):
+            rows = {r.id: r for r in _from_lab(state, lab, lambda db: db.samples())}
+            rows.update((r.id, r) for r in store.samples())
+        return {"samples": [sample_doc(r) for r in sorted(rows.values(), key=lambda r: (r.created_at, r.id))]}
 
-    @app.get(f"{API}/samples/{{sample_id}}", summary="A sample and every run on it")
+    @app.get(f"{API}/samples/{{sample_id}}", summary="A sample and every run on it (every station's, with a lab "
+                                                     "database)")
     def sample(sample_id: str, user: Who) -> dict:
         now = RealClock().unix()
-        with state.read() as store:
-            row = store.sample(sample_id)
-            return {**sample_doc(row), "runs": [run_doc(r, now) for r in store.runs_of_sample(row.id)]}
+        with state.read_both() as (store, lab):
+            there = _from_lab(state, lab, lambda db: [db.sample(sample_id)], missing=(UnknownSample,))
+            try:
+                row = store.sample(sample_id)
+            except UnknownSample:
+                if not there:
+                    raise
+                row = there[0]
+            runs = {r.id: r for r in _from_lab(state, lab, lambda db: db.runs_of_sample(row.id))}
+            runs.update((r.id, r) for r in store.runs_of_sample(row.id))  # this station's, fresher
+        ordered = sorted(runs.values(), key=lambda r: (r.created_at, r.id))
+        return {**sample_doc(row), "runs": [run_doc(r, now) for r in ordered]}
 
     @app.post(f"{API}/samples", status_code=201, summary="Register a sample (a physical cell); returns its id")
     def new_sample(body: SampleBody, user: Who) -> dict:
@@ -637,15 +696,26 @@ def create_app(state: ApiState) -> FastAPI:
     # -- campaigns ----------------------------------------------------------------------------------------------------
     # Requests are stored (with who made them) and carried out by the service's campaign engine on its next round.
 
-    @app.get(f"{API}/campaigns", summary="Every campaign")
+    @app.get(f"{API}/campaigns", summary="Every campaign (of the lab, with a lab database)")
     def campaigns(user: Who) -> dict:
-        with state.read() as store:
-            return {"campaigns": [campaign_doc(store, row, detail=False) for row in store.campaigns()]}
+        with state.read_both() as (store, lab):
+            mine = {row.id for row in store.campaigns()}
+            docs = [campaign_doc(store, row, detail=False) for row in store.campaigns()]
+            docs += _from_lab(state, lab, lambda db: [campaign_doc(db, row, detail=False) | {"here": False}
+                                                      for row in db.campaigns() if row.id not in mine])
+        return {"campaigns": [d if "here" in d else d | {"here": True} for d in docs]}
 
     @app.get(f"{API}/campaigns/{{campaign_id}}", summary="A campaign with its stages, runs, cycles and decisions")
     def campaign(campaign_id: str, user: Who) -> dict:
-        with state.read() as store:
-            return campaign_doc(store, store.campaign(campaign_id))
+        with state.read_both() as (store, lab):
+            try:
+                return campaign_doc(store, store.campaign(campaign_id)) | {"here": True}
+            except UnknownCampaign:
+                there = _from_lab(state, lab, lambda db: [campaign_doc(db, db.campaign(campaign_id))],
+                                  missing=(UnknownCampaign,))
+                if not there:
+                    raise
+                return there[0] | {"here": False}
 
     @app.post(f"{API}/campaigns", status_code=201, summary="Check a campaign on a sample and store it; the service "
                                                              "starts it on its next round")
@@ -668,6 +738,7 @@ def create_app(state: ApiState) -> FastAPI:
     @app.post(f"{API}/campaigns/{{campaign_id}}/confirm", summary="An operator confirms the sample is where the "
                                                                     "campaign asked (or: run a held step again)")
     def confirm_campaign(campaign_id: str, user: Who, body: ConfirmBody | None = None) -> dict:
+        _refuse_elsewhere(state, campaign_id, "confirm")
         with state.read() as store:
             row = request_confirm(store, RealClock(), state.config, campaign_id, user,
                                   body.channel if body else None)
@@ -675,6 +746,7 @@ def create_app(state: ApiState) -> FastAPI:
 
     @app.post(f"{API}/campaigns/{{campaign_id}}/stop", summary="Stop a campaign and its active run")
     def stop_campaign(campaign_id: str, user: Who) -> dict:
+        _refuse_elsewhere(state, campaign_id, "stop")
         with state.read() as store:
             return campaign_doc(store, request_stop(store, RealClock(), campaign_id, user))
 

@@ -36,7 +36,7 @@ BATCH_BYTES = 32 * 1024 * 1024
 _SAMPLE = ("id", "name", "created_at", "cell", "cell_file", "operator", "notes", "metadata")
 _CAMPAIGN = ("id", "name", "sample_id", "created_at", "updated_at", "state", "source_file", "source_text", "plan",
              "stage", "location", "waiting", "pending", "confirm_requested", "stop_requested", "started_by",
-             "confirmed_by", "message")
+             "confirmed_by", "message", "station")
 _RUN = ("id", "created_at", "updated_at", "state", "channel", "instrument", "protocol_name", "protocol_file",
         "protocol_source", "parameters", "program", "cell", "handle", "dry_run", "message", "stop_requested",
         "contact_lost_at", "started_at", "sample_id", "campaign_id", "campaign_stage", "station")
@@ -132,7 +132,7 @@ def _forward(local: Store, central: Store, station: str, batch_bytes: int, budge
 def _head(local: Store, db: Any, station: str, new: list[str], done: Forwarded) -> None:
     """What a run's rows point to (samples, campaigns), then the runs new to the lab's database."""
     done.samples += _samples(local, db)
-    done.campaigns += _campaigns(local, db)
+    done.campaigns += _campaigns(local, db, station)
     if new:
         rows = []
         for run_id in new:
@@ -199,15 +199,15 @@ def _samples(local: Store, db: Any) -> int:
     return len(new)
 
 
-def _campaigns(local: Store, db: Any) -> int:
+def _campaigns(local: Store, db: Any, station: str) -> int:
     """Upsert the campaigns that are new or changed (every change moves a campaign's ``updated_at``)."""
     mine = dict(local.db.execute("SELECT id, updated_at FROM campaigns").fetchall())
     have = dict(db.execute("SELECT id, updated_at FROM campaigns").fetchall())
     changed = [i for i, at in mine.items() if have.get(i) != at]
     if not changed:
         return 0
-    rows = [tuple(local.db.execute(f"SELECT {', '.join(_CAMPAIGN)} FROM campaigns WHERE id=?", (i,)).fetchone())
-            for i in changed]
+    rows = [(*local.db.execute(f"SELECT {', '.join(_CAMPAIGN)} FROM campaigns WHERE id=?", (i,)).fetchone()[:-1],
+             station) for i in changed]  # the station forwarding it runs it (one from before names: this one)
     db.executemany(_upsert("campaigns", _CAMPAIGN, "id"), rows)
     return len(rows)
 

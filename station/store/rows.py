@@ -62,6 +62,8 @@ class CampaignRow:
     started_by: str | None = None
     confirmed_by: str | None = None
     message: str = ""
+    station: str | None = None
+    """The station whose service runs it; ``None`` for a campaign from before stations had names."""
 
     @property
     def active(self) -> bool:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 
 MIGRATIONS: dict[int, str] = {
     1: """
@@ -188,6 +188,11 @@ MIGRATIONS: dict[int, str] = {
     );
     ALTER TABLE campaign_steps ADD COLUMN origin TEXT;
     CREATE UNIQUE INDEX IF NOT EXISTS campaign_steps_by_origin ON campaign_steps(origin);
+    """,
+    # The station whose service runs a campaign (its engine reads the operator's requests): where a confirmation
+    # or a stop typed on another station is sent. NULL: a campaign from before stations had names.
+    9: """
+    ALTER TABLE campaigns ADD COLUMN station TEXT;
     """,
 }
 

@@ -81,10 +81,10 @@ def _sample_row(row: Sequence[Any]) -> SampleRow:
 
 _CAMPAIGN_COLUMNS = ("id", "name", "sample_id", "created_at", "updated_at", "state", "source_file", "source_text",
                      "plan", "stage", "location", "waiting", "pending", "confirm_requested", "stop_requested",
-                     "started_by", "confirmed_by", "message")
+                     "started_by", "confirmed_by", "message", "station")
 _CAMPAIGN_JSON = ("pending", "confirm_requested", "stop_requested")
 _CAMPAIGN_UPDATABLE = frozenset(_CAMPAIGN_COLUMNS) - {"id", "name", "sample_id", "created_at", "source_file",
-                                                       "source_text", "plan"}
+                                                       "source_text", "plan", "station"}
 _STEP_COLUMNS = ("id", "campaign_id", "stage", "stage_name", "role", "chunk", "first_cycle", "parameters", "channel",
                  "run_id", "created_at", "ended_at", "outcome", "message", "cycles")
 
@@ -567,7 +567,7 @@ class Store:
             if busy:
                 raise UnknownCampaign(f"sample {row.sample_id} is already in campaign {busy[0]} ({busy[1]}); stop "
                                       f"it (station campaign stop {busy[0]}) or let it end first")
-            values = [getattr(row, c) for c in _CAMPAIGN_COLUMNS]
+            values = [getattr(row, c) if c != "station" else (row.station or self.station) for c in _CAMPAIGN_COLUMNS]
             values = [json.dumps(v) if c in _CAMPAIGN_JSON and v is not None else v
                       for c, v in zip(_CAMPAIGN_COLUMNS, values, strict=True)]
             db.execute(f"INSERT INTO campaigns({', '.join(_CAMPAIGN_COLUMNS)}) VALUES "

@@ -749,7 +749,7 @@ def lab_station(tmp_path_factory):
         base = json.loads(serve.stdout.readline())["api"].rstrip("/")  # type: ignore[union-attr]
         token = token_path(tmp / "data").read_text().strip()
         yield SimpleNamespace(base=base, token=token, database=database, url=url, tmp=tmp,
-                              api=lambda method, path: _api(base, token, method, path))
+                              api=lambda method, path, body=None: _api(base, token, method, path, body))
     finally:
         for proc in reversed(started):
             interrupt(proc)
@@ -824,3 +824,35 @@ def test_the_lab_page_lists_every_station_and_another_station_s_run_opens_read_o
     status, series = lab_station.api("GET", "/runs/20261130-070000-0ther9/series")
     assert status == 200 and series["records"] == 50 and series["voltage_v"][-1] == pytest.approx(3.5)  # the lab's
     shots("other-station-run")
+
+
+def test_the_lab_s_samples_and_campaigns_are_read_from_every_station_and_acted_on_where_they_run(lab_station):
+    """Another station's sample, its run and its campaign (forwarded to the lab's database as that station would):
+    this station's API lists and shows them, and refuses to confirm a campaign it does not run, naming where."""
+    from protocols.campaign import load_campaign
+    from station.store import CampaignRow, SampleRow, Store
+
+    other = Store(lab_station.tmp / "other-2", lab_station.url, station="lab-pc-8")
+    other.create_sample(SampleRow(id="S-LAB8", name="coin on lab-pc-8", created_at=time.time(), cell={"name": CELL}))
+    loaded = load_campaign("formation-cycling-80", load_cell("anode-free-ncm622"))
+    other.create_campaign(CampaignRow(id="C-LAB8", name=loaded.name, sample_id="S-LAB8", created_at=time.time(),
+                                      updated_at=time.time(), state="waiting", source_file=None,
+                                      source_text=loaded.source.text, plan=loaded.plan.to_json()), "started by bo")
+    other.create_run(run_id="20261130-080000-lab8r1", at=time.time(), channel="bts8/21-1-1",
+                     instrument={"kind": "neware"}, protocol_name="long-rest", protocol_file=None,
+                     protocol_source=LONG, parameters={}, program='{"steps": []}', cell={"name": CELL},
+                     dry_run=False, sample_id="S-LAB8")
+    other.link_run("20261130-080000-lab8r1", "C-LAB8", "formation")
+    other.close()
+
+    status, listed = lab_station.api("GET", "/samples")
+    assert status == 200 and "S-LAB8" in [s["sample_id"] for s in listed["samples"]]
+    status, sample = lab_station.api("GET", "/samples/S-LAB8")
+    assert status == 200 and [(r["run_id"], r["station"]) for r in sample["runs"]] == [
+        ("20261130-080000-lab8r1", "lab-pc-8")]
+    status, campaigns = lab_station.api("GET", "/campaigns")
+    assert status == 200 and [(c["campaign_id"], c["here"]) for c in campaigns["campaigns"]] == [("C-LAB8", False)]
+    status, refused = lab_station.api("POST", "/campaigns/C-LAB8/confirm")
+    assert status == 409 and refused["error"]["message"] == (
+        "campaign C-LAB8 is run by station lab-pc-8; confirm it there (its dashboard, or `station campaign confirm "
+        "C-LAB8` on that PC)")

@@ -213,3 +213,42 @@ def test_a_station_not_seen_for_a_minute_is_not_asked(tmp_path, postgres, monkey
         other_station(config, str(tmp_path / "b"), "r1", 161.0)
     assert other_station(config, str(tmp_path / "b"), "r1", 159.0).base_url == "http://lab-a:8760"  # type: ignore
     assert other_station(config, str(tmp_path / "b"), "nope", 159.0) is None  # nowhere: the local command says so
+
+
+def test_an_operator_stops_another_station_s_campaign_through_its_service(tmp_path, postgres, processes,
+                                                                          monkeypatch):
+    from station.api.tokens import token_hash
+    from tests.station.sim_bts import ALICE
+
+    monkeypatch.setenv("STATION_DATABASE", postgres.fresh())
+    users = f"api:\n  users:\n    alice: {token_hash(ALICE)}\n"
+    configs = {}
+    for name in ("lab-a", "lab-b"):
+        (tmp_path / name).mkdir()
+        configs[name] = write_config(tmp_path / name / "station.yaml", start_sim(processes, channels=1),
+                                     channels=1, extra=f"station: {name}\n{users}")
+
+    def cli(name: str, *args: str, **env: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "station", *args, "--config", str(configs[name]), "--json"],
+                              capture_output=True, text=True, env={**ENV, **env}, timeout=120)
+
+    sample = json.loads(cli("lab-a", "sample", "new", "--cell", "anode-free-ncm622").stdout)["sample_id"]
+    started = cli("lab-a", "campaign", "start", "formation-cycling-80", "--sample", sample)
+    assert started.returncode == 0, started.stderr
+    campaign = json.loads(started.stdout)["campaign_id"]
+    service = popen([sys.executable, "-m", "station", "serve", "--config", str(configs["lab-a"]), "--port", "0",
+                     "--rescan", "0.3", "--json"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                    env=ENV)
+    processes.append(service)
+    json.loads(service.stdout.readline())  # type: ignore[union-attr]  # serving
+    lab = Store(tmp_path / "reader")
+    wait_for(lambda: any(c.id == campaign for c in lab.campaigns()) and any(
+        s.name == "lab-a" and s.api_url for s in lab.stations()), what="the campaign in the lab's database")
+
+    refused = cli("lab-b", "campaign", "stop", campaign)
+    assert refused.returncode == 2 and "set $STATION_TOKEN to your user token" in refused.stderr
+    sent = cli("lab-b", "campaign", "stop", campaign, STATION_TOKEN=ALICE)
+    assert sent.returncode == 0, sent.stderr
+    row = wait_for(lambda: (c := next(c for c in lab.campaigns() if c.id == campaign)).state == "stopped" and c,
+                   what="the campaign stopped by station lab-a")
+    assert any(e.who == "alice" and e.kind == "operator" for e in lab.campaign_events(row.id))

@@ -104,7 +104,7 @@ def old_data_dir(path: Path, version: int) -> Path:
 @pytest.mark.parametrize("version", [1, 2])
 def test_an_old_data_directory_opens_with_every_run_and_record(tmp_path, version):
     store = Store(old_data_dir(tmp_path / "data", version))
-    assert store.schema_version == SCHEMA_VERSION == 8
+    assert store.schema_version == SCHEMA_VERSION == 9
     assert store.samples() == [] and all(r.sample_id is None for r in store.runs())  # v4: samples, none yet
     assert store.campaigns() == [] and all(r.campaign_id is None for r in store.runs())  # v5: campaigns, none yet
     runs = {r.id: r for r in store.runs()}
@@ -152,7 +152,7 @@ def test_a_newer_schema_is_refused_and_left_alone(tmp_path):
     db.commit()
     db.close()
     before = (data / DB_NAME).read_bytes()
-    with pytest.raises(StoreError, match=r"written by a newer station \(schema 99 > 8\); upgrade this program"):
+    with pytest.raises(StoreError, match=r"written by a newer station \(schema 99 > 9\); upgrade this program"):
         Store(data)
     assert (data / DB_NAME).read_bytes() == before
 
@@ -188,7 +188,7 @@ def test_a_version_4_data_directory_gains_campaigns_and_keeps_its_samples_and_ru
     db.commit()
     db.close()
     store = Store(data)
-    assert store.schema_version == 8
+    assert store.schema_version == 9
     (sample,) = store.samples()
     assert (sample.id, sample.name, sample.operator, sample.metadata) == ("S1", "host #7", "ana", {"batch": "B12"})
     run = store.run("r1")

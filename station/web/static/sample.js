@@ -63,8 +63,11 @@ export class SamplePage {
       el("p", {}, `Stage ${Math.min(c.stage.index + 1, c.stage.count)} of ${c.stage.count}`,
         c.stage.name ? ` (${c.stage.name})` : "", c.location ? `, at ${c.location}` : "",
         c.message && c.message !== c.waiting ? `: ${c.message}` : ""),
-      waiting ? el("p", { class: "waiting" }, `Waiting: ${c.waiting} `, el("button", { type: "button",
-        class: "primary", id: `confirm-${c.campaign_id}`, onclick: () => this.confirm(c) }, "Confirm…")) : null,
+      // a campaign another station runs is confirmed there: its engine is the one that reads the confirmation
+      waiting ? el("p", { class: "waiting" }, `Waiting: ${c.waiting} `, c.here === false
+        ? el("span", { class: "muted" }, "(another station runs this campaign: confirm it there)")
+        : el("button", { type: "button", class: "primary", id: `confirm-${c.campaign_id}`,
+          onclick: () => this.confirm(c) }, "Confirm…")) : null,
       c.confirm_pending ? el("p", { class: "muted" }, `Confirmed by ${c.confirm_pending.by || "?"}; the station `
         + "goes on at its next round.") : null,
       stages);
