@@ -116,6 +116,18 @@ def _sent_elsewhere(config: str | None, data_dir: str | None, campaign_id: str, 
     return True
 
 
+def _lab_view(cfg: StationConfig, store: Store) -> Store | None:
+    """The lab's database, for reading every station's campaigns; None without one, or while it cannot be
+    reached (this station's own are shown, and it says so)."""
+    if not cfg.database:
+        return None
+    try:
+        return Store(store.data_dir, cfg.database, station=cfg.station)
+    except StoreError as exc:
+        err.print(f"the lab's database cannot be reached ({exc}); this station's own campaigns only", markup=False)
+        return None
+
+
 def _who(by: str | None) -> str:
     if by:
         return by
@@ -196,14 +208,24 @@ def campaign_start(file: Annotated[str, typer.Argument(help="campaign YAML file,
 @campaign_app.command("status")
 def campaign_status(campaign_id: Annotated[str | None, typer.Argument(help="one campaign; default: all of them")]
                     = None, config: ConfigOpt = None, data_dir: DataDirOpt = None, json_: JsonOpt = False) -> None:
-    """Every campaign, or one with its stages, runs, cycles and every decision."""
+    """Every campaign (every station's, with a lab database), or one with its stages, runs, cycles and decisions."""
     json_mode(json_)
     with _errors():
-        _, store = _open(config, data_dir)
+        cfg, store = _open(config, data_dir)
+        lab = _lab_view(cfg, store)
         if campaign_id is None:
-            docs = [campaign_doc(store, row, detail=False) for row in store.campaigns()]
+            mine = store.campaigns()
+            docs = [campaign_doc(store, row, detail=False) for row in mine]
+            if lab is not None:
+                ids = {row.id for row in mine}
+                docs += [campaign_doc(lab, row, detail=False) for row in lab.campaigns() if row.id not in ids]
         else:
-            doc = campaign_doc(store, store.campaign(campaign_id))
+            try:
+                doc = campaign_doc(store, store.campaign(campaign_id))
+            except UnknownCampaign:
+                if lab is None:
+                    raise
+                doc = campaign_doc(lab, lab.campaign(campaign_id))
     if campaign_id is None:
         if json_:
             sys.stdout.write(json.dumps({"campaigns": docs}) + "\n")

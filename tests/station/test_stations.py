@@ -245,6 +245,8 @@ def test_an_operator_stops_another_station_s_campaign_through_its_service(tmp_pa
     wait_for(lambda: any(c.id == campaign for c in lab.campaigns()) and any(
         s.name == "lab-a" and s.api_url for s in lab.stations()), what="the campaign in the lab's database")
 
+    listed = json.loads(cli("lab-b", "campaign", "status").stdout)["campaigns"]
+    assert [c["campaign_id"] for c in listed] == [campaign]  # B reads A's campaigns from the lab's database
     refused = cli("lab-b", "campaign", "stop", campaign)
     assert refused.returncode == 2 and "set $STATION_TOKEN to your user token" in refused.stderr
     sent = cli("lab-b", "campaign", "stop", campaign, STATION_TOKEN=ALICE)
