@@ -64,7 +64,15 @@ from station.runs import Progress, RunEnded, RunError
 from station.samples import register_sample
 from station.service import ServiceRunning, StationService
 from station.session import Station
-from station.store import RECORD_DTYPE, ChannelBusy, Store, StoreError, UnknownRun, UnknownSample
+from station.store import (
+    RECORD_DTYPE,
+    ChannelBusy,
+    Store,
+    StoreError,
+    StoreUnreachable,
+    UnknownRun,
+    UnknownSample,
+)
 
 RunArg = Annotated[str, typer.Argument(help="run id (a unique prefix is enough)")]
 
@@ -110,8 +118,14 @@ def _say_where(store: Store) -> None:
 
 
 def _store(config: str | None, data_dir: str | None) -> Store:
+    """What the reading commands read: the lab's database when station.yaml names one (every station's runs), this
+    station's own store while it cannot be reached (said so), else the data directory's."""
     cfg, _ = load_config(config)
-    store = Store(data_dir or cfg.data_dir, cfg.database, station=cfg.station)
+    try:
+        store = Store(data_dir or cfg.data_dir, cfg.database, station=cfg.station)
+    except StoreUnreachable as exc:
+        err.print(f"the lab's database cannot be reached ({exc}); showing this station's own store", markup=False)
+        store = Store(data_dir or cfg.data_dir, local=True, station=cfg.station)
     _say_where(store)
     return store
 

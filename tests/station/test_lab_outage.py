@@ -149,3 +149,20 @@ def test_a_station_keeps_supervising_through_an_outage_and_a_restart_and_forward
     assert [(e.kind, e.message) for e in central.events(run_id)] == [(e.kind, e.message) for e in local.events(run_id)]
     service.terminate()
     service.wait(timeout=30)
+
+
+def test_the_reading_commands_show_this_station_s_own_runs_while_the_lab_is_away(tmp_path, own_postgres):
+    url = own_postgres.fresh()
+    cfg = write_config(tmp_path / "station.yaml", 1, extra=f"station: lab-a\ndatabase: {url}\n")
+    local = Store(tmp_path / "data", local=True, station="lab-a")
+    local.create_run(run_id="r-own", at=1.0, channel="bts/21-1-1", **RUN)
+    local.close()
+    own_postgres.stop()
+    try:
+        shown = subprocess.run([sys.executable, "-m", "station", "runs", "--config", str(cfg), "--json"],
+                               capture_output=True, text=True, env=ENV, timeout=120)
+    finally:
+        own_postgres.start()
+    assert shown.returncode == 0, shown.stderr
+    assert [r["run_id"] for r in json.loads(shown.stdout)["runs"]] == ["r-own"]
+    assert "the lab's database cannot be reached (cannot reach the database" in shown.stderr
