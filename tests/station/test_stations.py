@@ -152,11 +152,11 @@ def test_station_db_release_channel_frees_a_channel_for_the_next_station(tmp_pat
     assert store.channel_owners() == {}
 
 
-def test_an_operator_stops_another_station_s_run_through_its_service(tmp_path, postgres, processes, monkeypatch):
-    """Station B's CLI, asked to stop a run of station A, sends the stop to A's service with the operator's own
-    token; without a token it says what to do."""
+def two_stations(tmp_path, postgres, processes, monkeypatch) -> dict:
+    """Stations lab-a and lab-b, each with a simulated BTS of one channel, on one fresh lab database, both knowing
+    user alice (so that an action typed on one is accepted by the other)."""
     from station.api.tokens import token_hash
-    from tests.station.sim_bts import ALICE, LONG
+    from tests.station.sim_bts import ALICE
 
     monkeypatch.setenv("STATION_DATABASE", postgres.fresh())
     users = f"api:\n  users:\n    alice: {token_hash(ALICE)}\n"
@@ -165,6 +165,16 @@ def test_an_operator_stops_another_station_s_run_through_its_service(tmp_path, p
         (tmp_path / name).mkdir()
         configs[name] = write_config(tmp_path / name / "station.yaml", start_sim(processes, channels=1),
                                      channels=1, extra=f"station: {name}\n{users}")
+    return configs
+
+
+
+def test_an_operator_stops_another_station_s_run_through_its_service(tmp_path, postgres, processes, monkeypatch):
+    """Station B's CLI, asked to stop a run of station A, sends the stop to A's service with the operator's own
+    token; without a token it says what to do."""
+    from tests.station.sim_bts import ALICE, LONG
+
+    configs = two_stations(tmp_path, postgres, processes, monkeypatch)
     service = popen([sys.executable, "-m", "station", "serve", "--config", str(configs["lab-a"]), "--port", "0",
                      "--rescan", "0.3", "--json"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
                     env=ENV)
@@ -217,16 +227,9 @@ def test_a_station_not_seen_for_a_minute_is_not_asked(tmp_path, postgres, monkey
 
 def test_an_operator_stops_another_station_s_campaign_through_its_service(tmp_path, postgres, processes,
                                                                           monkeypatch):
-    from station.api.tokens import token_hash
     from tests.station.sim_bts import ALICE
 
-    monkeypatch.setenv("STATION_DATABASE", postgres.fresh())
-    users = f"api:\n  users:\n    alice: {token_hash(ALICE)}\n"
-    configs = {}
-    for name in ("lab-a", "lab-b"):
-        (tmp_path / name).mkdir()
-        configs[name] = write_config(tmp_path / name / "station.yaml", start_sim(processes, channels=1),
-                                     channels=1, extra=f"station: {name}\n{users}")
+    configs = two_stations(tmp_path, postgres, processes, monkeypatch)
 
     def cli(name: str, *args: str, **env: str) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, "-m", "station", *args, "--config", str(configs[name]), "--json"],
