@@ -215,7 +215,9 @@ def log_in(driver, station) -> None:
     wait(driver, lambda d: d.find_elements(By.ID, "login-form") or d.find_elements(By.CSS_SELECTOR,
                                                                                      "main[data-ready]"))
     if driver.find_elements(By.ID, "login-form"):
-        driver.find_element(By.ID, "token").send_keys(station.token, Keys.ENTER)
+        # the form may be drawn again as it is read (a session that just ended says so): type into the one there
+        wait(driver, lambda d: d.find_element(By.ID, "token").send_keys(station.token, Keys.ENTER) or True,
+             what="the token field")
     ready(driver, "grid")
 
 

@@ -28,7 +28,14 @@ let labTimer = null;
 
 // A station with a lab database forwards its runs there every round; while that database is away it buffers in
 // its own store, and says so here (nothing changes for its cells).
+function stopLab() {
+  if (labTimer !== null) clearInterval(labTimer);
+  labTimer = null;
+  labEl.hidden = true;
+}
+
 async function showLab() {
+  if (!session.user) return;  // logged out: nothing to ask (an answer of 401 would show the login form again)
   let info;
   try {
     info = await get("/station");
@@ -95,6 +102,7 @@ function leaveView() {
 function showLogin(note = "") {
   leaveView();
   closeEvents();
+  stopLab();
   userEl.textContent = "";
   logoutButton.hidden = true;
   nav.hidden = true;
