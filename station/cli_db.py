@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 
 from station.cli_common import EXIT_INVALID, EXIT_USAGE, ConfigOpt, DataDirOpt, JsonOpt, app, err, fail, json_mode
-from station.config import ConfigError, load_config
+from station.config import ConfigError, StationConfig, load_config
 from station.store import DB_NAME, Store, StoreError
 
 db_app = typer.Typer(help="The run database: schema upgrades.", no_args_is_help=True, add_completion=False)
@@ -26,15 +26,19 @@ DatabaseOpt = Annotated[str | None, typer.Option(
                        "then the data directory's SQLite)")]
 
 
+def _config(config: str | None) -> StationConfig:
+    try:
+        return load_config(config)[0]
+    except ConfigError as exc:
+        raise fail(EXIT_USAGE, f"station config: {exc}") from None
+
+
 @db_app.command("upgrade")
 def db_upgrade(config: ConfigOpt = None, data_dir: DataDirOpt = None, database: DatabaseOpt = None,
                json_: JsonOpt = False) -> None:
     """Migrate the database to this program's schema (safe to run again: it does nothing when it is current)."""
     json_mode(json_)
-    try:
-        cfg, _ = load_config(config)
-    except ConfigError as exc:
-        raise fail(EXIT_USAGE, f"station config: {exc}") from None
+    cfg = _config(config)
     url = database or cfg.database
     try:
         before = Store.schema_of(data_dir or cfg.data_dir, url)
@@ -59,10 +63,7 @@ def db_release_channel(channel: Annotated[str, typer.Argument(help="the channel,
     """Forget which station owns CHANNEL, so that the next station to start a run on it owns it (the lab moved
     the instrument to another PC). Refused while a run is active on it."""
     json_mode(json_)
-    try:
-        cfg, _ = load_config(config)
-    except ConfigError as exc:
-        raise fail(EXIT_USAGE, f"station config: {exc}") from None
+    cfg = _config(config)
     try:
         store = Store(data_dir or cfg.data_dir, cfg.database, station=cfg.station)
         try:
@@ -91,10 +92,7 @@ def db_copy(source: Annotated[str, typer.Option("--from", help="the data directo
     json_mode(json_)
     from station.store.forward import forward, summary
 
-    try:
-        cfg, _ = load_config(config)
-    except ConfigError as exc:
-        raise fail(EXIT_USAGE, f"station config: {exc}") from None
+    cfg = _config(config)
     name = station or cfg.station
     if not (Path(source) / DB_NAME).is_file():
         raise fail(EXIT_USAGE, f"error: {source} holds no {DB_NAME}; give the data directory of a station with --from")

@@ -91,10 +91,10 @@ class StationService:
         """service.json: who serves this data directory and where its API is; replaced whole, never half-written."""
         doc = {"pid": os.getpid(), "data_dir": str(self.station.store.data_dir),
                "started_at": self.station.clock.unix()}
+        url = None
         if self.address is not None:
             doc |= {"host": self.address[0], "port": self.address[1]}
-        url = None
-        if self.address is not None:  # bound to every address: other PCs reach it by this PC's name
+            # bound to every address: other PCs reach it by this PC's name
             host = socket.gethostname() if self.address[0] in ("0.0.0.0", "::", "") else self.address[0]
             url = f"http://{f'[{host}]' if ':' in host else host}:{self.address[1]}"
         service = {"started_at": doc["started_at"], "api_url": url, "pid": doc["pid"], "version": software_version()}

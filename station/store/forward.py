@@ -100,7 +100,7 @@ def _forward(local: Store, central: Store, station: str, batch_bytes: int, budge
     done = Forwarded()
     if check:
         _check_owners(local, central, station)
-    mine = _local_runs(local, station)
+    mine = _local_runs(local)
     theirs = _central_runs(central, station)
     new = [run_id for run_id in mine if run_id not in theirs]
     changed = [run_id for run_id, (live, _) in mine.items() if run_id in theirs and theirs[run_id][0] != live]
@@ -158,7 +158,7 @@ def _tail(local: Store, db: Any, station: str, changed: list[str], done: Forward
                                       ("campaign_id", "at", "kind", "message", "who", "data"))
 
 
-def _local_runs(local: Store, station: str) -> dict[str, tuple[tuple, int]]:
+def _local_runs(local: Store) -> dict[str, tuple[tuple, int]]:
     """Every run of the station's own store: its changing columns and its last stored record."""
     rows = local.db.execute(f"SELECT id, last_seq, {', '.join(_LIVE)} FROM runs ORDER BY created_at, id").fetchall()
     return {r[0]: (tuple(r[2:]), int(r[1])) for r in rows}
@@ -188,7 +188,11 @@ def _check_owners(local: Store, central: Store, station: str) -> None:
 
 def _samples(local: Store, db: Any) -> int:
     local_ids = [r[0] for r in local.db.execute("SELECT id FROM samples ORDER BY created_at, id").fetchall()]
-    have = {r[0] for r in db.execute("SELECT id FROM samples").fetchall()}
+    have: set[str] = set()
+    for at in range(0, len(local_ids), 500):  # only this station's: the lab's samples grow with every station
+        chunk = local_ids[at:at + 500]
+        have.update(r[0] for r in db.execute(f"SELECT id FROM samples WHERE id IN ({','.join('?' * len(chunk))})",
+                                             chunk).fetchall())
     new = [i for i in local_ids if i not in have]
     if not new:
         return 0
@@ -202,7 +206,7 @@ def _samples(local: Store, db: Any) -> int:
 def _campaigns(local: Store, db: Any, station: str) -> int:
     """Upsert the campaigns that are new or changed (every change moves a campaign's ``updated_at``)."""
     mine = dict(local.db.execute("SELECT id, updated_at FROM campaigns").fetchall())
-    have = dict(db.execute("SELECT id, updated_at FROM campaigns").fetchall())
+    have = dict(db.execute("SELECT id, updated_at FROM campaigns WHERE station=?", (station,)).fetchall())
     changed = [i for i, at in mine.items() if have.get(i) != at]
     if not changed:
         return 0
