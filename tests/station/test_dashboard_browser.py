@@ -215,9 +215,19 @@ def log_in(driver, station) -> None:
     wait(driver, lambda d: d.find_elements(By.ID, "login-form") or d.find_elements(By.CSS_SELECTOR,
                                                                                      "main[data-ready]"))
     if driver.find_elements(By.ID, "login-form"):
-        # the form may be drawn again as it is read (a session that just ended says so): type into the one there
-        wait(driver, lambda d: d.find_element(By.ID, "token").send_keys(station.token, Keys.ENTER) or True,
-             what="the token field")
+        # the form may be drawn again as it is read (a session that just ended says so): type into the one there,
+        # from an empty field, so that a try the redraw cut short leaves no half token behind
+
+        def type_token(d) -> bool:
+            field = d.find_element(By.ID, "token")
+            field.clear()
+            field.send_keys(station.token)
+            if field.get_attribute("value") != station.token:
+                return False
+            field.send_keys(Keys.ENTER)
+            return True
+
+        wait(driver, type_token, what="the token typed whole")
     ready(driver, "grid")
 
 
