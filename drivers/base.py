@@ -94,6 +94,24 @@ STEP_FEATURES = {
 }
 
 
+#: step kinds the station carries out itself, between the instrument programs of a run (:mod:`protocols.segments`):
+#: no channel runs them, whatever it declares
+STATION_STEP_KINDS = frozenset({"temperature"})
+
+
+def station_step_problem(program: StepProgram) -> str | None:
+    """One line naming the steps of ``program`` the station carries out, not a channel (``None``: it has none).
+
+    One line for all of them, first among a channel's problems: a program with temperature steps reaches a channel
+    only as its segments, so nothing else about the whole program is worth saying first."""
+    found = [s for s in program.steps if s.kind in STATION_STEP_KINDS]
+    if not found:
+        return None
+    where = ", ".join(str(s.index) for s in found)
+    return (f"step {where} (temperature): temperature steps are carried out by the station, which sets the climate "
+            "chamber between the instrument programs of a run, not by this channel")
+
+
 def step_features(step: ProgramStep) -> frozenset[str]:
     """The optional forms (:data:`STEP_FEATURES`) ``step`` uses."""
     features = set()
@@ -164,13 +182,20 @@ class Capabilities:
         """What in ``program`` this channel cannot run, one line per problem (empty: it may run it)."""
         out: list[str] = []
         a = f"a {self.instrument} channel"
+        station = station_step_problem(program)
+        if station is not None:
+            out.append(station)
         if self.max_steps is not None and len(program.steps) > self.max_steps:
             out.append(f"the program has {len(program.steps)} steps; {a} runs at most {self.max_steps}")
         for name in sorted(n for n in SafetyLimits.model_fields if getattr(program.safety, n) is not None):
+            if name == "temperature_max" and station is not None:
+                continue  # with temperature steps the station reads the chamber and enforces it, not a channel
             if name not in self.safety:
                 out.append(f"safety.{name}: {a} cannot enforce it")
         last = program.steps[-1].index if program.steps else 0
         for step in program.steps:
+            if step.kind in STATION_STEP_KINDS:
+                continue
             where = f"step {step.index} ({step.kind})"
             support = self.support(step.kind)
             if support is None:

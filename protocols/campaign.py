@@ -40,6 +40,16 @@ of cycles) over all chunks after each one. The price is that a condition is met 
 go on up to N - 1 cycles past the point where retention crossed its limit, so N is the resolution of the stop.
 The last chunk is shortened to end exactly at the maximum number of cycles.
 
+**Temperatures.** A stage may give ``temperature: 45 degC`` (or the mapping a protocol's temperature step takes:
+``{set: 45 degC, band: 0.5 degC, stable_for: 1 h, max_wait: 4 h}``): before the stage's first run the station sets
+the climate chamber its channel sits in and waits until it is stable, as for a temperature step. The set point is
+held to the stage protocol's ``safety: temperature:`` and the cell's temperature limit. To run one protocol at
+several temperatures, write one stage per temperature (``p3-at-27-and-45`` in the library): each temperature then
+has its own name in the campaign's record, its own ``go_on_if`` (whether to go on to the next temperature) and its
+own chunks and RPTs, and the stored plan is the file as written. An expansion (``temperatures: [27 degC, 45 degC]``
+on one stage) was not chosen: it would invent stage names, and leave open whether ``go_on_if`` and ``until`` apply
+per temperature or to the whole; a YAML anchor shares the repeated keys of explicit stages instead.
+
 Validation (:func:`load_campaign`) checks everything before the campaign is stored: the document's structure,
 every stage's protocol and RPT protocol is found, loads, takes its ``set:`` values and binds to the cell; a stage
 in chunks names a parameter its protocol declares and uses as a ``repeat`` count. Every problem is positioned in
@@ -60,11 +70,15 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, TypeAdapter, ValidationError, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
+from protocols.binding.context import Binding
+from protocols.binding.steps import StepCommon, temperature_step
 from protocols.cells import Cell, load_cell
 from protocols.errors import Path as DocPath
-from protocols.errors import Problem, ProtocolError, did_you_mean, name_list
+from protocols.errors import Problem, ProtocolError, did_you_mean, format_path, name_list
 from protocols.fields import Parsed
 from protocols.loader import LoadedProtocol, load_protocol_text
+from protocols.model import TemperatureBody
+from protocols.program import RecordRule, SafetyLimits, SourceLocation, TemperatureStep
 from protocols.validation import pydantic_problems
 from protocols.yamlsource import SourceDoc, load_yaml, load_yaml_file
 
@@ -208,6 +222,9 @@ class StageDoc(_Strict):
                              "sample's")
     instrument: Literal["neware", "biologic"] | None = Field(None, description="run on a channel of this kind")
     channel: str | None = Field(None, min_length=1, description="run on this channel (NAME/ID of station.yaml)")
+    temperature: TemperatureBody | None = Field(None, description="the chamber temperature the station sets, and "
+                                                "waits to be stable at, before the stage: '45 degC' or {set: 45 degC, "
+                                                "band: 0.5 degC, stable_for: 1 h, max_wait: 4 h}")
     go_on_if: GoOnIf = Field(default_factory=GoOnIf)
     chunks: Chunks | None = None
     rpt: RptDoc | None = None
@@ -249,6 +266,9 @@ class StagePlan(BaseModel):
     """The stage's own cell record (SI, as :class:`~protocols.cells.Cell` dumps it); ``None``: the sample's."""
     instrument: Literal["neware", "biologic"] | None = None
     channel: str | None = None
+    temperature: TemperatureStep | None = None
+    """What the station does with the chamber before the stage's first run, as a temperature step (index 1, the
+    stage's own); ``None``: the chamber is left as it is."""
     go_on_if: GoOnIf = GoOnIf()
     chunks: Chunks | None = None
     rpt: RptPlan | None = None
@@ -386,6 +406,9 @@ class _Checker:
             overrides.update(self._chunk_parameter(at, stage))
         protocol = self._protocol((*at, "protocol"), (*at, "set"), stage.protocol, overrides, cell,
                                   skip_cell=stage.cell is not None and cell is None)
+        temperature = None
+        if stage.temperature is not None:
+            temperature = self._temperature((*at, "temperature"), stage.temperature, stage.protocol, overrides, cell)
         rpt = None
         if stage.rpt is not None:
             rpt_protocol = self._protocol((*at, "rpt", "protocol"), (*at, "rpt", "set"), stage.rpt.protocol,
@@ -396,8 +419,26 @@ class _Checker:
         if len(self.problems) > before or protocol is None:
             return None
         return StagePlan(name=stage.name, protocol=protocol, set=dict(_texts(stage.set_)), cell=cell_record,
-                         instrument=stage.instrument, channel=stage.channel, go_on_if=stage.go_on_if,
-                         chunks=stage.chunks, rpt=rpt, until=stage.until)
+                         instrument=stage.instrument, channel=stage.channel, temperature=temperature,
+                         go_on_if=stage.go_on_if, chunks=stage.chunks, rpt=rpt, until=stage.until)
+
+    def _temperature(self, path: DocPath, body: TemperatureBody, name: str, overrides: dict[str, str],
+                     cell: Cell | None) -> TemperatureStep | None:
+        """The stage's chamber set point as a temperature step, held to the rules of one in a protocol: within the
+        stage protocol's whole-run temperature limit and the cell's."""
+        loaded = self._load(name, overrides)
+        limit = None
+        if isinstance(loaded, LoadedProtocol) and loaded.doc.safety.temperature is not None:
+            limit = loaded.doc.safety.temperature.value
+        if cell is not None and cell.temperature_max is not None:
+            limit = cell.temperature_max if limit is None else min(limit, cell.temperature_max)
+        b = Binding(source=self.source, cell=cell, safety=SafetyLimits(temperature_max=limit))
+        line, column = self.source.locate(path)
+        common = StepCommon(index=1, record=RecordRule(), tag=None, label=None, source=SourceLocation(
+            file=self.source.file, line=line, column=column, path=format_path(path)))
+        step = temperature_step(b, body, path, common)
+        self.problems.extend(b.problems)
+        return step
 
     def _chunk_parameter(self, at: DocPath, stage: StageDoc) -> dict[str, str]:
         """The chunk size as an override of the protocol's cycle-count parameter, if the protocol has one that

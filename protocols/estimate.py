@@ -14,6 +14,12 @@ it is estimated with a charge-balance rule and marked as an estimate:
   periods), a sweep takes its path length over the scan rate;
 * any ``time`` limit caps the estimate. Steps with nothing to estimate from (a rest until a voltage) are unknown.
 
+A temperature step (carried out by the station) waits for the chamber's ramp from the temperature before it (the
+previous temperature step's set point, else the cell record's ``temperature``, else :data:`DEFAULT_CHAMBER_C`) at
+the nominal :data:`CHAMBER_RAMP_K_PER_MIN`, plus its ``stable_for``; its ``max_wait`` is the upper bound. Both are
+assumptions about a chamber the plan does not know, so such a plan is never exact and says what it assumed
+(:attr:`PlanEstimate.temperature_assumption`); the instrument records nothing while the station waits.
+
 Records: one at each step's start and end plus one every ``every_s``; one per EIS frequency. Change-triggered
 records (``voltage_change``) add the swept voltage over the threshold for sweeps only, so counts are nominal.
 
@@ -56,6 +62,7 @@ from protocols.program import (
     Quantity,
     RestStep,
     StepProgram,
+    TemperatureStep,
     walk,
 )
 
@@ -69,6 +76,12 @@ STEP_BUDGET = 20_000
 WALK_BUDGET = 5_000
 #: durations and counts saturate here instead of overflowing to inf (only absurd hand-built programs get there)
 _HUGE = 1e300
+#: the climate chamber's ramp rate a plan assumes, K/min: a nominal figure (a benchtop chamber heats at 1-3 K/min
+#: empty and slower loaded, and cools slower still), so a plan's wait is an estimate and ``max_wait`` its bound
+CHAMBER_RAMP_K_PER_MIN = 1.0
+#: the chamber's temperature before a program's first temperature step when the cell record gives none (degC): the
+#: temperature the library's protocols are written for
+DEFAULT_CHAMBER_C = 27.0
 
 
 @dataclass
@@ -83,6 +96,35 @@ class StepEstimate:
     records: int = 0
 
 
+@dataclass(frozen=True)
+class TemperatureWait:
+    """What a plan assumes about one temperature step: the chamber ramps from ``from_c`` to ``to_c`` at the
+    nominal rate, then must stay stable for ``stable_s``; ``max_wait_s`` is the most the step may take."""
+
+    index: int
+    from_c: float
+    to_c: float
+    ramp_s: float
+    stable_s: float
+    max_wait_s: float
+
+    @property
+    def fits(self) -> bool:
+        """Whether the nominal ramp and the stable time fit in ``max_wait`` (if not, the run would fail there)."""
+        return self.ramp_s + self.stable_s <= self.max_wait_s
+
+    @property
+    def estimated_s(self) -> float:
+        """The nominal wait; a wait that does not fit ends at ``max_wait``, when the station fails the run."""
+        return min(self.ramp_s + self.stable_s, self.max_wait_s)
+
+
+def temperature_wait(step: TemperatureStep, from_c: float) -> TemperatureWait:
+    """The nominal wait of ``step`` for a chamber at ``from_c``."""
+    ramp = abs(step.setpoint - from_c) / CHAMBER_RAMP_K_PER_MIN * 60.0
+    return TemperatureWait(step.index, from_c, step.setpoint, ramp, step.stable_for, step.max_wait)
+
+
 @dataclass
 class PlanEstimate:
     total_s: float
@@ -95,6 +137,15 @@ class PlanEstimate:
     """Every jump and end of the program, each marked with whether the estimate's nominal path takes it."""
     assumption: str | None = None
     """What the estimate assumed about branches it cannot know (``None``: the program has none)."""
+    temperature_waits: list[TemperatureWait] = field(default_factory=list)
+    """Each temperature step's wait as estimated, in step order."""
+    temperature_assumption: str | None = None
+    """What the estimate assumed about the chamber (``None``: the program has no temperature step)."""
+
+    @property
+    def max_total_s(self) -> float:
+        """The total with every temperature step waiting its ``max_wait`` (the upper bound of the waits)."""
+        return self.total_s + sum(w.max_wait_s - w.estimated_s for w in self.temperature_waits)
 
 
 @dataclass
@@ -228,6 +279,9 @@ def _whole(value: float) -> int:
 def _records(step: ProgramStep, duration: float | None) -> int:
     if isinstance(step, EisStep):
         return step.point_count()
+    if isinstance(step, TemperatureStep):
+        return 0  # the station waits on the chamber; no instrument program runs to record
+
     if duration is None:
         return 2
     rule = step.record
@@ -369,9 +423,17 @@ class _Estimator:
             start_q = capacity if cell.ocv > (cell.voltage_min + cell.voltage_max) / 2 else 0.0
         self.balance = _Balance(capacity=capacity, q=start_q)
         self.budget = STEP_BUDGET
+        self.chamber_c = cell.temperature if cell is not None and cell.temperature is not None else DEFAULT_CHAMBER_C
+        self.waits: dict[int, TemperatureWait] = {}
 
     def step(self, step: ProgramStep, tally: _Tally) -> None:
         self.budget -= 1
+        if isinstance(step, TemperatureStep):
+            wait = temperature_wait(step, self.chamber_c)
+            self.waits.setdefault(step.index, wait)
+            self.chamber_c = step.setpoint
+            tally.add_step(step.index, wait.estimated_s, False, 0)
+            return
         duration, exact = estimate_step(step, self.balance, self.cell)
         tally.add_step(step.index, duration, exact, _records(step, duration))
 
@@ -501,6 +563,16 @@ def estimate_program(program: StepProgram, cell: Cell | None) -> PlanEstimate:
                                           end_s=t.end_s, exact=t.exact and not branching, known=t.known,
                                           records=t.records)
         latest_end = max(latest_end, steps[s.index].end_s)
+    waits = [estimator.waits[i] for i in sorted(estimator.waits)]
     return PlanEstimate(total_s=tally.elapsed, exact=tally.exact and not found, complete=tally.complete,
                         records=tally.records, steps=steps, executions=tally.executions, branches=found,
-                        assumption=_assumption(found))
+                        assumption=_assumption(found), temperature_waits=waits,
+                        temperature_assumption=_chamber_assumption(cell) if waits else None)
+
+
+def _chamber_assumption(cell: Cell | None) -> str:
+    """One sentence on what the temperature waits assume."""
+    first = "the cell record's temperature" if cell is not None and cell.temperature is not None else \
+        f"{DEFAULT_CHAMBER_C:g} degC"
+    return (f"temperature steps: the chamber is assumed to ramp at {CHAMBER_RAMP_K_PER_MIN:g} K/min from the set "
+            f"point before (the first from {first}), then hold for stable_for; max_wait is each step's upper bound")

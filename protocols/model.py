@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import functools
 import re
-from typing import Annotated, Any, Literal
+from dataclasses import dataclass
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     AfterValidator,
@@ -50,7 +51,17 @@ from protocols.fields import (
     refusal,
 )
 from protocols.program import MAX_PASSES
-from protocols.units import Capacity, Current, Duration, Energy, QuantityError, ScanRate, Voltage, parse_current
+from protocols.units import (
+    Capacity,
+    Current,
+    Duration,
+    Energy,
+    QuantityError,
+    Scalar,
+    ScanRate,
+    Voltage,
+    parse_current,
+)
 
 
 class _Strict(BaseModel):
@@ -196,6 +207,58 @@ class LsvBody(_Strict):
     id: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class TemperatureSpan(Scalar):
+    """A temperature difference in K (a stability band): ``0.5 K`` and ``0.5 degC`` are the same span, unlike the
+    temperatures ``0.5 K`` and ``0.5 degC``, which is why a band is not read as a :class:`Temperature`."""
+
+    kind: ClassVar[str] = "temperature difference"
+
+
+_SPAN = re.compile(r"^\s*(?P<num>[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)\s*(?P<unit>mK|K|degC|°C|C|degF|°F)\s*$")
+_SPAN_SCALE = {"mK": 1e-3, "K": 1.0, "degC": 1.0, "°C": 1.0, "C": 1.0, "degF": 5 / 9, "°F": 5 / 9}
+
+
+def _temperature_span(value: Any) -> TemperatureSpan:
+    if isinstance(value, TemperatureSpan):
+        return value
+    match = _SPAN.match(value) if isinstance(value, str) else None
+    if match is None:
+        raise PydanticCustomError("quantity", "{message}", {
+            "message": f"cannot read {str(value)[:40]!r} as a temperature difference",
+            "expected": "a temperature difference with its unit, such as '0.5 degC' or '1 K'",
+            "found": repr(value)[:60]})
+    return TemperatureSpan(float(match["num"]) * _SPAN_SCALE[match["unit"]], value)
+
+
+TemperatureSpanField = Annotated[TemperatureSpan, Parsed(_temperature_span)]
+#: what a temperature step assumes when the protocol does not say: a coin cell in a chamber is taken as settled when
+#: the chamber has held its set point within 1 K for 30 min; a chamber that has not settled in 4 h is faulty
+DEFAULT_BAND = TemperatureSpan(1.0, "1 K")
+DEFAULT_STABLE_FOR = Duration(1800.0, "30 min")
+DEFAULT_MAX_WAIT = Duration(4 * 3600.0, "4 h")
+
+
+class TemperatureBody(_Strict):
+    """Set the climate chamber and wait until it is stable (carried out by the station, between instrument runs)."""
+
+    setpoint: TemperatureField = Field(alias="set", description="the chamber set point, e.g. '45 degC'")
+    band: TemperatureSpanField = Field(default_factory=lambda: DEFAULT_BAND, description="stable while within "
+                                       "this of the set point, e.g. '0.5 degC' (default 1 K)")
+    stable_for: TimeField = Field(default_factory=lambda: DEFAULT_STABLE_FOR, description="how long it must stay "
+                                  "within the band before the next step starts, e.g. '30 min' (default 30 min)")
+    max_wait: TimeField = Field(default_factory=lambda: DEFAULT_MAX_WAIT, description="the longest the whole wait "
+                                "(ramp and stable time) may take before the run fails, e.g. '4 h' (default 4 h)")
+    id: str | None = Field(None, description="a name for the step (jumps cannot cross a temperature step)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _setpoint_shorthand(cls, data: Any) -> Any:
+        if isinstance(data, str | int | float) and not isinstance(data, bool):
+            return {"set": data}
+        return data
+
+
 # -- steps -------------------------------------------------------------------------------------------------------
 
 
@@ -235,6 +298,10 @@ class LsvStepDoc(_Strict):
     lsv: LsvBody
 
 
+class TemperatureStepDoc(_Strict):
+    temperature: TemperatureBody
+
+
 _WHOLE_NUMBER = re.compile(r"^\s*\+?\d+(?:\.0*)?(?:[eE]\+?\d{1,2})?\s*$")
 
 
@@ -269,11 +336,11 @@ class RepeatDoc(_Strict):
         return pass_count(value)
 
 
-STEP_KINDS = ("rest", "charge", "discharge", "hold", "power", "ca", "eis", "cv", "lsv", "repeat")
+STEP_KINDS = ("rest", "charge", "discharge", "hold", "power", "ca", "eis", "cv", "lsv", "temperature", "repeat")
 _STEP_MODELS: dict[str, type[BaseModel]] = {
     "rest": RestStepDoc, "charge": ChargeStepDoc, "discharge": DischargeStepDoc, "hold": HoldStepDoc,
     "power": PowerStepDoc, "ca": CaStepDoc, "eis": EisStepDoc, "cv": CvStepDoc, "lsv": LsvStepDoc,
-    "repeat": RepeatDoc,
+    "temperature": TemperatureStepDoc, "repeat": RepeatDoc,
 }
 
 
@@ -342,6 +409,7 @@ Step = Annotated[
     | Annotated[EisStepDoc, Tag("eis")]
     | Annotated[CvStepDoc, Tag("cv")]
     | Annotated[LsvStepDoc, Tag("lsv")]
+    | Annotated[TemperatureStepDoc, Tag("temperature")]
     | Annotated[RepeatDoc, Tag("repeat")]
     | Annotated[Annotated[str, AfterValidator(_parse_shorthand)], Tag("shorthand")]
     | Annotated[Annotated[Any, AfterValidator(_invalid_step)], Tag("invalid")],

@@ -7,7 +7,8 @@ a run and any later process (a re-attach, an export, another driver) reads exact
 
 Conventions, fixed for every consumer:
 
-* Units are SI: A, V, W, s, Ah (capacity is in ampere-hours, the unit labs and BDF use), Wh, Hz, V/s.
+* Units are SI: A, V, W, s, Ah (capacity is in ampere-hours, the unit labs and BDF use), Wh, Hz, V/s; temperatures
+  are in degC and temperature differences (a stability band) in K, as labs and BDF give them.
 * Positive current charges the cell (the Battery Data Format convention).
 * Step indices are 1-based and contiguous; ``LoopStep.target`` and ``Termination.target`` name indices.
 * Termination semantics per quantity (all OR-ed; the first that holds ends the step):
@@ -143,7 +144,7 @@ class SafetyLimits(_Frozen):
 class Control(_Frozen):
     """What a step holds constant, for tables and drivers: the quantity and its signed SI value."""
 
-    quantity: Literal["none", "current", "voltage", "power", "voltage_sweep", "impedance"]
+    quantity: Literal["none", "current", "voltage", "power", "voltage_sweep", "impedance", "temperature"]
     value: float | None
 
 
@@ -327,6 +328,33 @@ class LsvStep(_StepBase):
         return _timed([self.start if self.start is not None else ocv, self.end], self.scan_rate)
 
 
+class TemperatureStep(_StepBase):
+    """Set the climate chamber to ``setpoint`` (degC) and wait until the temperature has stayed within ``band`` (K)
+    of it for ``stable_for`` seconds; waiting longer than ``max_wait`` seconds in all fails the run.
+
+    The station carries it out, not the cycler: neither a Neware step file nor a Biologic technique sequence can
+    wait on an external chamber, so a program is run as instrument segments between its temperature steps
+    (:mod:`protocols.segments`). It passes no charge and has no terminations of its own; for cycle numbering it is
+    a step like a rest (it belongs with what follows it).
+    """
+
+    kind: Literal["temperature"] = "temperature"
+    setpoint: float
+    band: float = Field(gt=0)
+    stable_for: float = Field(ge=0)
+    max_wait: float = Field(gt=0)
+
+    @model_validator(mode="after")
+    def _wait_covers_stability(self) -> TemperatureStep:
+        if self.max_wait < self.stable_for:
+            raise ValueError(f"max_wait {self.max_wait:g} s is shorter than stable_for {self.stable_for:g} s")
+        return self
+
+    @property
+    def control(self) -> Control:
+        return Control(quantity="temperature", value=self.setpoint)
+
+
 class LoopStep(_StepBase):
     """Jump back to ``target`` until the body has run ``count`` times in total (``count`` = passes, not jumps)."""
 
@@ -340,7 +368,7 @@ class LoopStep(_StepBase):
 
 
 ProgramStep = Annotated[
-    RestStep | CurrentStep | HoldStep | PowerStep | CaStep | EisStep | CvStep | LsvStep | LoopStep,
+    RestStep | CurrentStep | HoldStep | PowerStep | CaStep | EisStep | CvStep | LsvStep | TemperatureStep | LoopStep,
     Field(discriminator="kind"),
 ]
 
@@ -368,6 +396,9 @@ class StepProgram(_Frozen):
                 raise ValueError(f"step indices must run 1..N in order; position {position} has index {step.index}")
             if isinstance(step, LoopStep) and not step.target < step.index:
                 raise ValueError(f"loop step {step.index} must jump back, not to {step.target}")
+            if isinstance(step, TemperatureStep) and step.until:
+                raise ValueError(f"temperature step {step.index} ends when the chamber is stable, not on "
+                                 "terminations")
             for termination in step.until:
                 if termination.target is not None and not 1 <= termination.target <= len(self.steps):
                     raise ValueError(f"step {step.index} jumps to missing step {termination.target}")

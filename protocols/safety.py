@@ -7,6 +7,8 @@ same point. Vectorised, because it runs on every block of up to 2048 channels ea
 Tolerances absorb the instruments' number formats, not physics: a voltage may sit 1 uV past a limit (a
 single-precision reading of a value on the limit rounds by up to 0.25 uV at 4 V), a current or a capacity 1 ppm.
 A reading that is not a number breaks every limit: a channel that cannot measure its cell cannot be kept safe.
+The one exception is the chamber temperature: NaN there means no reading (no chamber, or a poll that got no
+answer), which the chamber's own alerts report; only a reading above ``temperature_max`` breaks that limit.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ missing (a driver checking raw points has no step time): the limits on them are 
 
 #: the columns the rule reads, in the order an invalid reading shows them, with their symbols
 _COLUMNS = {"voltage": "V", "current": "I", "test_time": "t", "capacity": "Q", "step_time": "step t"}
+#: the record's chamber temperature (degC): read only when the program limits it, and NaN is no reading, not invalid
+TEMPERATURE = "temperature"
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +77,9 @@ def _rules(limits: SafetyLimits) -> list[tuple[str, str, float, Callable[[float]
     if (run_s := limits.run_duration_max) is not None:
         rules.append(("test_time", _ABOVE, run_s,
                       lambda x: f"test time {x:.0f} s beyond the run limit {run_s:g} s"))
+    if (t_max := limits.temperature_max) is not None:
+        rules.append((TEMPERATURE, _ABOVE, t_max,
+                      lambda x: f"temperature {x:.1f} degC above the safety limit {t_max:g} degC"))
     return rules
 
 
@@ -102,9 +109,15 @@ def _clear(columns: dict[str, np.ndarray], limits: SafetyLimits) -> bool:
                      else limits.capacity_max * (1 + RELATIVE_TOLERANCE) + _ABSOLUTE_FLOOR),
         "step_time": (None, limits.step_duration_max),
         "test_time": (None, limits.run_duration_max),
+        TEMPERATURE: (None, limits.temperature_max),
     }
     for name, col in columns.items():
         if not col.size:
+            continue
+        if name == TEMPERATURE:  # NaN is no reading: only the readings there are count
+            readings, highest = col[~np.isnan(col)], bounds[name][1]
+            if readings.size and highest is not None and float(readings.max()) > highest:
+                return False
             continue
         low, high = float(col.min()), float(col.max())
         if not (math.isfinite(low) and math.isfinite(high)):
@@ -128,7 +141,8 @@ def first_breach(records: Columns, limits: SafetyLimits) -> Breach | None:
     """The earliest point that breaks any limit (the first rule in the order above when one point breaks two), or
     ``None``. Every column present must hold finite numbers."""
     names = records.dtype.names if isinstance(records, np.ndarray) else tuple(records)
-    present = {name: col for name in _COLUMNS if (col := _column(records, name, names)) is not None}
+    read = (*_COLUMNS, TEMPERATURE) if limits.temperature_max is not None else tuple(_COLUMNS)
+    present = {name: col for name in read if (col := _column(records, name, names)) is not None}
     if not present:
         return None
     shapes = {col.shape for col in present.values()}
@@ -144,12 +158,13 @@ def _first_breach_vector(present: dict[str, np.ndarray], limits: SafetyLimits) -
     n = len(next(iter(present.values())))
     first: Breach | None = None
     invalid = np.zeros(n, dtype=bool)
-    for col in present.values():
-        invalid |= ~np.isfinite(col)
+    measured = [name for name in present if name in _COLUMNS]
+    for name in measured:
+        invalid |= ~np.isfinite(present[name])
     if invalid.any():
         k = int(np.argmax(invalid))
         first = Breach(k, _invalid_message(", ".join(f"{_COLUMNS[name]} {float(present[name][k])!r}"
-                                                     for name in present)))
+                                                     for name in measured)))
     for name, comparison, bound, message in _rules(limits):
         col = present.get(name)
         if col is None:
@@ -168,10 +183,11 @@ def _first_breach_few(present: dict[str, list[float]], n: int, limits: SafetyLim
     columns' values as Python floats (the same IEEE doubles, compared the same way)."""
     isfinite = math.isfinite
     first: Breach | None = None
+    measured = {name: col for name, col in present.items() if name in _COLUMNS}
     for k in range(n):
-        if not all(isfinite(col[k]) for col in present.values()):
+        if not all(isfinite(col[k]) for col in measured.values()):
             first = Breach(k, _invalid_message(", ".join(f"{_COLUMNS[name]} {col[k]!r}"
-                                                         for name, col in present.items())))
+                                                         for name, col in measured.items())))
             break
     for name, comparison, bound, message in _rules(limits):
         col = present.get(name)

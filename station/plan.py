@@ -12,8 +12,15 @@ whether the estimate's path takes it), ``"estimate_assumes"`` (the path the esti
 else ``null``) and ``"notes"`` (what an instrument's native program writes differently, e.g. a 0 V limit written
 to a Neware step file as 0.1 mV).
 
-``"warnings"`` lists what will make the run's numbers wrong although it runs: today, a DC polarisation between
-blocking electrodes held too short for the chemical diffusion to settle (:func:`dc_polarisation_warnings`).
+``"warnings"`` lists what will make the run's numbers wrong although it runs: a DC polarisation between blocking
+electrodes held too short for the chemical diffusion to settle (:func:`dc_polarisation_warnings`), and a temperature
+step whose nominal ramp and stable time do not fit in its ``max_wait`` (the run would fail there).
+
+Temperature steps (carried out by the station, which sets the climate chamber and waits) carry ``"setpoint_c"``,
+``"band_k"``, ``"stable_for_s"``, ``"max_wait_s"`` and ``"wait"`` (``{"from_c", "ramp_s", "stable_s",
+"estimated_s", "max_wait_s"}``); at the top, ``"temperature_steps"`` lists those waits, ``"temperature_assumption"``
+says what the chamber is assumed to do (``null`` without temperature steps) and ``"estimated_duration_max_s"`` is
+the total with every temperature step waiting its ``max_wait``. The notes say the same in words for the table.
 
 CV and LSV steps also carry ``"biologic_scan_rate"``: the ``Scan_Rate`` number a Biologic channel will receive,
 in the unit its firmware is set to read (``scan_rate_unit`` in station.yaml; the driver's default when the plan
@@ -28,7 +35,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from protocols.cells import Cell
-from protocols.estimate import PlanEstimate, estimate_program
+from protocols.estimate import PlanEstimate, TemperatureWait, estimate_program
 from protocols.paths import arrivals, hold_direction, start_voltage
 from protocols.program import (
     CaStep,
@@ -42,6 +49,7 @@ from protocols.program import (
     ProgramStep,
     Quantity,
     StepProgram,
+    TemperatureStep,
 )
 from protocols.units import format_si
 
@@ -123,6 +131,7 @@ def plan_document(
     if scan_rate is None and not channel_given:
         scan_rate = ScanRateSetting.default()
     ways_in = arrivals(program)
+    waits = {w.index: w for w in estimate.temperature_waits}
     steps = []
     for step in program.steps:
         est = estimate.steps[step.index]
@@ -148,6 +157,8 @@ def plan_document(
         if isinstance(step, HoldStep):
             found = hold_direction(step, ways_in.get(step.index, []))
             entry.update(direction=found.direction, direction_reason=found.reason)
+        if step.index in waits:
+            entry["wait"] = _wait_doc(waits[step.index])
         if isinstance(step, CvStep | LsvStep) and scan_rate is not None:
             entry["biologic_scan_rate"] = {
                 "label": "Scan_Rate", "value": scan_rate.as_sent(step.scan_rate), "unit": scan_rate.unit,
@@ -171,9 +182,40 @@ def plan_document(
                       "target": b.termination.target, "nominal": b.nominal, "text": b.describe()}
                      for b in estimate.branches],
         "estimate_assumes": estimate.assumption,
-        "notes": instrument_notes(program, instrument_kind),
-        "warnings": dc_polarisation_warnings(program, cell),
+        "temperature_steps": [_wait_doc(w) for w in estimate.temperature_waits],
+        "temperature_assumption": estimate.temperature_assumption,
+        "estimated_duration_max_s": estimate.max_total_s,
+        "notes": [*instrument_notes(program, instrument_kind), *temperature_notes(estimate)],
+        "warnings": [*dc_polarisation_warnings(program, cell), *temperature_warnings(estimate)],
     }
+
+
+def _wait_doc(wait: TemperatureWait) -> dict[str, float]:
+    return {"step": wait.index, "from_c": wait.from_c, "to_c": wait.to_c, "ramp_s": wait.ramp_s,
+            "stable_s": wait.stable_s, "estimated_s": wait.estimated_s, "max_wait_s": wait.max_wait_s}
+
+
+def temperature_notes(estimate: PlanEstimate) -> list[str]:
+    """One line per temperature step (what the station does and how long it is expected to wait), the chamber
+    assumption, and the total with every wait at its bound."""
+    if not estimate.temperature_waits:
+        return []
+    lines = [f"step {w.index} (temperature): the station sets the chamber to {w.to_c:g} degC and waits "
+             f"~{format_duration(w.estimated_s)} (ramp from {w.from_c:g} degC {format_duration(w.ramp_s)} + stable "
+             f"{format_duration(w.stable_s)}), at most {format_duration(w.max_wait_s)} (max_wait)"
+             for w in estimate.temperature_waits]
+    lines.append(str(estimate.temperature_assumption))
+    lines.append(f"with every temperature step waiting its max_wait: total at most "
+                 f"{format_duration(estimate.max_total_s)}")
+    return lines
+
+
+def temperature_warnings(estimate: PlanEstimate) -> list[str]:
+    """A warning for each temperature step whose nominal ramp and stable time exceed its ``max_wait``."""
+    return [f"step {w.index} (temperature): ramping {abs(w.to_c - w.from_c):g} K at the assumed rate takes "
+            f"{format_duration(w.ramp_s)}, and with stable_for {format_duration(w.stable_s)} that is more than "
+            f"max_wait {format_duration(w.max_wait_s)}: the run would fail there; raise max_wait"
+            for w in estimate.temperature_waits if not w.fits]
 
 
 def has_blocking_electrodes(cell: Cell) -> bool:
@@ -258,6 +300,9 @@ def _details(step: ProgramStep) -> dict[str, Any]:
         return {"start": step.start, "end": step.end}
     if isinstance(step, CaStep):
         return {"vs_ocv": step.vs_ocv}
+    if isinstance(step, TemperatureStep):
+        return {"setpoint_c": step.setpoint, "band_k": step.band, "stable_for_s": step.stable_for,
+                "max_wait_s": step.max_wait}
     return {}
 
 
@@ -289,6 +334,8 @@ def describe_setpoint(step: ProgramStep) -> str:
         return f"{format_si(step.scan_rate, 'V/s')} {step.vertex_1:g}<->{step.vertex_2:g} V x{step.cycles}"
     if isinstance(step, LsvStep):
         return f"{format_si(step.scan_rate, 'V/s')} to {step.end:g} V"
+    if isinstance(step, TemperatureStep):
+        return f"{step.setpoint:g} degC +-{step.band:g} K"
     control = step.control
     if control.value is None:
         return "-"

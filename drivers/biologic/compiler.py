@@ -40,7 +40,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from drivers.base import Capabilities, CapabilityError, ChannelRanges, StepSupport
+from drivers.base import Capabilities, CapabilityError, ChannelRanges, StepSupport, station_step_problem
 from drivers.biologic.codes import ERange, ExitCond, IRange
 from drivers.biologic.limits import MAX_LIMIT_TESTS, LimitTest, StepSafety, plan_safety, termination_tests
 from drivers.biologic.params import (
@@ -510,6 +510,9 @@ class _StepCompiler:
 
 def compile_program(program: StepProgram, caps: ChannelCapabilities) -> CompiledProgram:
     """The technique list for ``program``; raises :class:`CapabilityError` listing every step that cannot run."""
+    station = station_step_problem(program)
+    if station is not None:  # a program with temperature steps reaches a channel only as its segments
+        raise CapabilityError([station])
     problems = _Problems()
     compiler = _StepCompiler(program, caps, problems)
     first_technique: dict[int, int] = {}

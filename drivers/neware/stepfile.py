@@ -54,7 +54,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from drivers.base import Capabilities, CapabilityError, ChannelRanges, StepSupport
+from drivers.base import Capabilities, CapabilityError, ChannelRanges, StepSupport, station_step_problem
 from drivers.neware.codec import quote_attribute
 from protocols.paths import Arrival, HoldDirection, arrivals, hold_direction
 from protocols.program import (
@@ -524,6 +524,9 @@ def _check_encodable(step: ProgramStep | None, emit: Callable[[], object], probl
 
 def check_program(program: StepProgram, ranges: ChannelRanges, options: CompileOptions = CompileOptions()) -> None:
     """Raise :class:`CapabilityError` listing every step (and safety limit) a Neware channel cannot run."""
+    station = station_step_problem(program)
+    if station is not None:  # a program with temperature steps reaches a channel only as its segments
+        raise CapabilityError([station])
     problems: list[str] = []
     native_steps = len(program.steps)
     if native_steps > options.max_steps:

@@ -44,6 +44,7 @@ from protocols.program import (
     RecordRule,
     RestStep,
     SourceLocation,
+    TemperatureStep,
     Termination,
 )
 from protocols.units import Current, Voltage, format_si
@@ -88,6 +89,8 @@ class StepBinder:
     labels: dict[str, int] = field(default_factory=dict)
     jumps: list[tuple[int, Jump]] = field(default_factory=list)  # (position in steps, jump)
     passes: int = 1  # how often the steps being bound run: the product of the enclosing repeat counts
+    depth: int = 0  # how many repeats enclose the steps being bound
+    temperature_steps: list[int] = field(default_factory=list)  # indices of temperature steps, built or not
     last_voltage_end: tuple[str, float] | None = None  # (direction, V) where the step before left the cell
 
     def bind_steps(self, steps: list[BaseModel], path: Path, tag: str | None, indices: list[int] | None = None) -> None:
@@ -119,6 +122,9 @@ class StepBinder:
                 bound = self.cv(cv, body_path, common)
             case m.LsvStepDoc(lsv=lsv):
                 bound = self.lsv(lsv, body_path, common)
+            case m.TemperatureStepDoc(temperature=temperature):
+                self.temperature_steps.append(common["index"])
+                bound = self.temperature(temperature, body_path, path, common)
             case _:  # pragma: no cover - the models admit no other step
                 raise TypeError(f"not a step model: {type(step).__name__}")
         if bound is None:
@@ -349,6 +355,20 @@ class StepBinder:
         self.last_voltage_end = None
         return LsvStep(scan_rate=rate, start=start, end=end, **common)
 
+    def temperature(self, body: m.TemperatureBody, path: Path, step_path: Path, common: StepCommon) -> Bound:
+        """A chamber set point the station waits on. The station runs the instrument programs between temperature
+        steps one after the other (:mod:`protocols.segments`), so a temperature step cannot be repeated by an
+        instrument's loop."""
+        inside = bool(self.depth)
+        if inside:
+            self.b.problem(step_path, "a temperature step is carried out by the station between instrument programs, "
+                           "so in this version it stands at the top level of 'steps', not inside 'repeat'",
+                           expected="the temperature step before or after the repeat (repeat the protocol at several "
+                           "temperatures with a campaign)", found="a temperature step inside a repeat", key=True)
+        self.last_voltage_end = None  # the open-circuit voltage moves with the temperature
+        step = temperature_step(self.b, body, path, common)
+        return None if inside else step
+
     def repeat(self, step: m.RepeatDoc, path: Path, tag: str | None) -> None:
         """A loop: its body, then a jump back to the body's first step. Nested counts multiply, and their product
         is held to the same bound as one count, because the instruments number every pass (cycle) with counters of
@@ -362,7 +382,9 @@ class StepBinder:
                            "product of the nested counts)", found=f"{step.repeat} x {outer}")
         self.passes = min(total, MAX_PASSES + 1)
         self.last_voltage_end = None
+        self.depth += 1
         self.bind_steps(step.steps, (*path, "steps"), step.tag or tag)
+        self.depth -= 1
         self.passes = outer
         index = self._next_index(path)
         self.steps.append(LoopStep(index=index, target=first, count=step.repeat, tag=step.tag or tag,
@@ -370,6 +392,12 @@ class StepBinder:
         self.last_voltage_end = None
 
     # -- finish ------------------------------------------------------------------------------------------------
+
+    def _temperature_between(self, source: int, target: int) -> int | None:
+        """The index of a temperature step a jump from step ``source`` to step ``target`` crosses or lands on
+        (``None``: both are in the same instrument program)."""
+        low, high = min(source, target), max(source, target)
+        return next((i for i in self.temperature_steps if low <= i <= high and i != source), None)
 
     def resolve_jumps(self) -> None:
         """Every ``then: <id>`` becomes a jump to that step's index, or a problem naming the ids there are."""
@@ -381,6 +409,13 @@ class StepBinder:
                                f"{did_you_mean(jump.label, self.labels)}",
                                expected="'next', 'end' or the id of a step: " + ids, found=repr(jump.label))
                 continue
+            crossed = self._temperature_between(position + 1, target)
+            if crossed is not None:
+                self.b.problem(jump.path, f"'then: {jump.label}' jumps across the temperature step {crossed}: the "
+                               "station runs the steps between temperature steps as separate instrument programs, "
+                               "and an instrument cannot jump into another", expected="a step between the same "
+                               "temperature steps, 'next' or 'end'", found=repr(jump.label))
+                continue
             step = self.steps[position]
             if step is None:  # not built: only the id is checked
                 continue
@@ -390,3 +425,44 @@ class StepBinder:
                 continue
             until[at] = until[at].model_copy(update={"then": Action.JUMP, "target": target})
             self.steps[position] = step.model_copy(update={"until": tuple(until)})
+
+
+def temperature_step(b: Binding, body: m.TemperatureBody, path: Path, common: StepCommon) -> TemperatureStep | None:
+    """A temperature step's set point, band and waits, checked (``None``: a problem was reported at ``path``).
+
+    The set point, and the top of its band, must keep the cell within the whole-run and cell temperature limits
+    (``b.safety``): a chamber that settles within its band must not stop the run. Campaign stages that set the
+    chamber are held to the same rules (:mod:`protocols.campaign`)."""
+    ok = True
+    setpoint, band = body.setpoint.value, body.band.value
+    if band <= 0:
+        b.problem((*path, "band"), "the stability band must be above zero", "a difference such as '0.5 degC'",
+                  repr(body.band.text))
+        ok = False
+    if body.stable_for.value < 0:
+        b.problem((*path, "stable_for"), "the time to stay stable cannot be negative", "a duration such as "
+                  "'30 min' (0 s: go on once within the band)", repr(body.stable_for.text))
+        ok = False
+    if body.max_wait.value <= 0 or body.max_wait.value < body.stable_for.value:
+        b.problem((*path, "max_wait"), f"max_wait {body.max_wait.text} is shorter than stable_for "
+                  f"{body.stable_for.text}, so the wait would always fail",
+                  expected=f"at least {body.stable_for.text} plus the chamber's ramp time",
+                  found=repr(body.max_wait.text))
+        ok = False
+    limit = b.safety.temperature_max
+    if limit is not None and setpoint > limit:
+        b.problem((*path, "set"), f"the set point {body.setpoint.text} is above the safety/cell temperature limit "
+                  f"{limit:g} degC, so the run would stop once the chamber got there",
+                  expected=f"a set point of at most {limit:g} degC, or a higher safety.temperature",
+                  found=repr(body.setpoint.text))
+        ok = False
+    elif limit is not None and band > 0 and setpoint + band > limit:
+        b.problem((*path, "band"), f"the band reaches {setpoint + band:g} degC, above the safety/cell temperature "
+                  f"limit {limit:g} degC: an ordinary reading within the band would stop the run",
+                  expected=f"a band of at most {limit - setpoint:g} K, or a lower set point",
+                  found=repr(body.band.text))
+        ok = False
+    if not ok:
+        return None
+    return TemperatureStep(setpoint=setpoint, band=band, stable_for=body.stable_for.value,
+                           max_wait=body.max_wait.value, **common)

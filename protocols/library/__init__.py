@@ -23,6 +23,7 @@ PAIRS = {
     "p5-eis": "host-cu-li",
     "p6-cyclic-voltammetry": "host-cu-li",
     "p7-conductivity": "host-blocking",
+    "p8-temperature-cycling": "predeposited-ncm622",
 }
 
 

@@ -131,7 +131,7 @@ def test_misspelt_keys_missing_protocols_and_duplicate_names_are_each_told():
         "c.yaml:6:14: stages[0].channel: give the instrument kind or a channel, not both; expected instrument: "
         "neware|biologic, or channel: NAME/ID, found both",
         "c.yaml:9:5: stages[1].instrumnt: unknown key 'instrumnt' (did you mean 'instrument'?); expected one of cell, "
-        "channel, chunks, go_on_if, instrument, name, protocol, rpt, set, until, found 'instrumnt'"]
+        "channel, chunks, go_on_if, instrument, name, protocol, rpt, set, temperature, until, found 'instrumnt'"]
 
 
 def test_duplicate_stage_names_are_refused():
@@ -231,7 +231,7 @@ def test_a_chunk_parameter_nested_in_repeats_counts(tmp_path):
 @pytest.mark.parametrize(("name", "cell"), [("p7-before-after-lithiation", "host-blocking"),
                                             ("formation-cycling-80", "anode-free-ncm622")])
 def test_the_library_campaigns_load_and_bind_to_their_cells(name, cell):
-    assert campaign_names() == ["formation-cycling-80", "p7-before-after-lithiation"]
+    assert campaign_names() == ["formation-cycling-80", "p3-at-27-and-45", "p7-before-after-lithiation"]
     loaded = load_campaign(name, load_cell(cell))
     assert loaded.source.file == str(CAMPAIGNS / f"{name}.yaml")
     stages = loaded.plan.stages

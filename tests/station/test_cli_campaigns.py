@@ -148,6 +148,7 @@ def test_the_library_lists_campaigns_and_copies_one_with_its_own_protocols(env, 
     listed = json.loads(runner.invoke(app, ["library", "--json"]).stdout)["campaigns"]
     assert [(c["name"], c["path"]) for c in listed] == [
         ("formation-cycling-80", str(CAMPAIGNS / "formation-cycling-80.yaml")),
+        ("p3-at-27-and-45", str(CAMPAIGNS / "p3-at-27-and-45.yaml")),
         ("p7-before-after-lithiation", str(CAMPAIGNS / "p7-before-after-lithiation.yaml"))]
     copied = runner.invoke(app, ["library", "copy", "p7-before-after-lithiation", "--to", str(tmp_path / "mine")])
     assert copied.exit_code == 0, copied.output
@@ -162,4 +163,4 @@ def test_the_campaign_file_has_a_json_schema_for_editors():
     doc = json.loads(runner.invoke(app, ["schema", "campaign"]).stdout)
     assert doc["title"] == "CampaignDoc" and doc["required"] == ["campaign", "stages"]
     assert list(doc["$defs"]["StageDoc"]["properties"]) == ["name", "protocol", "set", "cell", "instrument", "channel",
-                                                            "go_on_if", "chunks", "rpt", "until"]
+                                                            "temperature", "go_on_if", "chunks", "rpt", "until"]
