@@ -23,7 +23,7 @@ from station.analysis.cycling import cycle_table
 from station.exports import vocabulary
 from station.exports.eis import eis_table
 from station.exports.metadata import sidecar
-from station.exports.records import record_table, time_series
+from station.exports.records import record_columns, record_table, time_series
 from station.exports.summary import summary_table
 from station.exports.writer import FORMATS, WriterMissing, write_table
 from station.run_data import run_data
@@ -84,7 +84,7 @@ def export_run(store: Store, run_id: str, out: Path | None, fmt: str = "csv", su
             series = time_series(records, unix0, StepProgram.from_json(run.program))
             write_table(path, *record_table(series), fmt)
             files["records"] = path.name
-            columns["records"] = vocabulary.describe(vocabulary.RECORD_COLUMNS)
+            columns["records"] = vocabulary.describe(record_columns(series))
             eis = eis_table(records, series)
             files["eis"] = None
             if eis is not None:

@@ -21,7 +21,7 @@ import numpy as np
 from protocols.program import StepProgram
 from station.analysis.steps import step_starts
 from station.exports.step_types import program_table
-from station.exports.vocabulary import RECORD_COLUMNS
+from station.exports.vocabulary import RECORD_COLUMNS, TEMPERATURE_COLUMNS
 from station.exports.writer import Categorical
 
 _QUANTITIES = (("capacity_ah", "capacity"), ("energy_wh", "energy"))
@@ -118,11 +118,27 @@ def time_series(records: np.ndarray, started_unix: float, program: StepProgram |
     step = scoped(test, "step", starts)
     cols.update({**test, **step, **scoped(test, "cycle", cycle_starts(records))})
     cols["step_type"] = step_types(records, program, starts, step["step_net_capacity_ah"])
+    if has_temperature(records):
+        cols["ambient_temperature_celsius"] = records["temperature"]
     return cols
 
 
+def has_temperature(records: np.ndarray) -> bool:
+    """Whether some record has a temperature reading (a store block of an older layout reads back with none)."""
+    names = records.dtype.names or ()
+    return "temperature" in names and bool(np.isfinite(records["temperature"]).any())
+
+
+def record_columns(series: dict[str, np.ndarray | Categorical]) -> tuple[tuple[str, str], ...]:
+    """The records file's columns for ``series``: :data:`RECORD_COLUMNS`, then ``Ambient Temperature`` when a
+    record has one (a run without a chamber gets no empty column)."""
+    extra = tuple(column for column in TEMPERATURE_COLUMNS if column[1] in series)
+    return RECORD_COLUMNS + extra
+
+
 def record_table(series: dict[str, np.ndarray | Categorical]) -> tuple[list[str], list[np.ndarray | Categorical]]:
-    """The records file from :func:`time_series`: headers and columns in :data:`RECORD_COLUMNS` order. EIS points
+    """The records file from :func:`time_series`: headers and columns in :func:`record_columns` order. EIS points
     stay in as records of the run (their time, DC voltage and current are measured like any other record's, and
     the running relations hold through them); their spectra go to the EIS file."""
-    return [label for label, _ in RECORD_COLUMNS], [series[name] for _, name in RECORD_COLUMNS]
+    columns = record_columns(series)
+    return [label for label, _ in columns], [series[name] for _, name in columns]

@@ -13,7 +13,7 @@ from protocols.program import CurrentStep, HoldStep, PowerStep, StepProgram
 
 #: the kinds whose type does not depend on a sign
 _BY_KIND = {"rest": "REST", "eis": "EIS", "ca": "CA", "cv": "CYCLIC_VOLTAMMETRY", "lsv": "LINEAR_SWEEP",
-            "loop": "LOOP"}
+            "temperature": "TEMPERATURE", "loop": "LOOP"}
 UNKNOWN = ""  # a record whose step the program does not have (or an export given no program)
 
 

@@ -88,6 +88,7 @@ TERMS: dict[str, Term] = _terms(
     ("imaginary_impedance_ohm", "Imaginary Impedance / ohm", "Ohm"),
     ("absolute_impedance_ohm", "Absolute Impedance / ohm", "Ohm"),
     ("phase_degree", "Phase / deg", "deg"),
+    ("ambient_temperature_celsius", "Ambient Temperature / degC", "Cel"),
 )
 
 
@@ -108,6 +109,9 @@ RECORD_COLUMNS: tuple[tuple[str, str], ...] = _columns(
     *_running("step_", ("charging", "discharging", "net")),
     *_running("cycle_", ("charging", "discharging", "net")),
 )
+#: the records file's last column when some record has a chamber temperature (``Ambient Temperature``: the
+#: ontology maps a chamber's temperature there, and a cycler's unqualified sensor to ``Temperature T1``)
+TEMPERATURE_COLUMNS: tuple[tuple[str, str], ...] = _columns("ambient_temperature_celsius")
 # The step and cycle "cumulative" terms (charging + discharging) are left out of the records file: each is the sum
 # of two columns it has, and at a million records every float column costs ~0.1 s of CSV formatting and ~24 MB.
 
@@ -161,6 +165,8 @@ STEP_TYPES: dict[str, str] = {
     "CA": "chronoamperometry: potentiostatic step, e.g. DC polarisation (not listed in 1.2.0)",
     "CYCLIC_VOLTAMMETRY": "cyclic voltage sweep (not listed in 1.2.0)",
     "LINEAR_SWEEP": "linear voltage sweep (not listed in 1.2.0)",
+    "TEMPERATURE": "the station sets the climate chamber and waits until it is stable; no current (not listed in "
+                   "1.2.0)",
     "LOOP": "program flow only; records never carry it (not listed in 1.2.0)",
 }
 
@@ -180,6 +186,8 @@ MEANINGS: dict[str, str] = {
                              "plating below 0 V counts negative)",
     "imaginary_impedance_ohm": "as measured: negative for capacitive behaviour",
     "phase_degree": "atan2(Z'', Z') in degrees",
+    "ambient_temperature_celsius": "the climate chamber's temperature when the record was taken; empty where the "
+                                   "station had no reading",
 }
 _SCOPE_MEANING = {"step": "the test-scope value minus its value just before the step execution's first record",
                   "cycle": "the test-scope value minus its value just before the cycle's first record"}

@@ -156,6 +156,7 @@ def to_records(table: VendorTable, index_of: dict[int, int], program: StepProgra
     for name in ("frequency", "z_real", "z_imag"):
         values = getattr(table, name)
         block[name] = np.nan if values is None else values
+    block["temperature"] = np.nan  # no chamber reading in a vendor file (not 0 degC)
     if "cv_cycle" in RECORD_DTYPE.names:
         cv_steps = [s.index for s in program.steps if s.kind == "cv"]
         if cv_steps:

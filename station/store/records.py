@@ -11,40 +11,42 @@ import numpy as np
 from drivers.base import Record
 
 RECORD_COLUMNS = ("seq", "test_time", "step_time", "step_index", "cycle", "voltage", "current", "capacity", "energy",
-                  "frequency", "z_real", "z_imag", "cv_cycle")
-#: The packed layout of one record in a block: little-endian, SI units, positive current charging, NaN where an
-#: impedance column does not apply. Blocks hold consecutive seqs, so a run reads back as a few hundred blobs.
+                  "frequency", "z_real", "z_imag", "cv_cycle", "temperature")
+#: The packed layout of one record in a block: little-endian, SI units (temperature in degC, as labs and BDF give
+#: it), positive current charging, NaN where an impedance column does not apply and where no temperature was read.
+#: Blocks hold consecutive seqs, so a run reads back as a few hundred blobs.
 RECORD_DTYPE = np.dtype([("seq", "<i8"), ("test_time", "<f8"), ("step_time", "<f8"), ("step_index", "<i8"),
                          ("cycle", "<i8"), ("voltage", "<f8"), ("current", "<f8"), ("capacity", "<f8"),
                          ("energy", "<f8"), ("frequency", "<f8"), ("z_real", "<f8"), ("z_imag", "<f8"),
-                         ("cv_cycle", "<i8")])
+                         ("cv_cycle", "<i8"), ("temperature", "<f8")])
 #: The layout before records carried ``cv_cycle``: blocks written then read back with ``cv_cycle`` 0 (no CV scan had
-#: its cycles counted), so a data directory from before needs no rewrite.
-RECORD_DTYPE_V1 = np.dtype(RECORD_DTYPE.descr[:-1])
+#: its cycles counted) and no temperature, so a data directory from before needs no rewrite.
+RECORD_DTYPE_V1 = np.dtype(RECORD_DTYPE.descr[:12])
+#: The layout before records carried ``temperature``: blocks written then read back with it NaN (no reading).
+RECORD_DTYPE_V2 = np.dtype(RECORD_DTYPE.descr[:13])
+#: what a field a block's layout lacks reads as: NaN for a measurement that was not made, 0 for a count
+_ABSENT = {"frequency": np.nan, "z_real": np.nan, "z_imag": np.nan, "temperature": np.nan}
 
 
 def read_block(data: bytes, count: int) -> np.ndarray | None:
-    """A stored block as :data:`RECORD_DTYPE`, whichever layout wrote it; None when its size fits neither."""
+    """A stored block as :data:`RECORD_DTYPE`, whichever layout wrote it; None when its size fits none."""
     if len(data) == count * RECORD_DTYPE.itemsize:
         return np.frombuffer(data, dtype=RECORD_DTYPE)
-    if len(data) == count * RECORD_DTYPE_V1.itemsize:
-        old = np.frombuffer(data, dtype=RECORD_DTYPE_V1)
-        block = np.zeros(count, dtype=RECORD_DTYPE)
-        for name in RECORD_DTYPE_V1.names:
-            block[name] = old[name]
-        return block
+    for layout in (RECORD_DTYPE_V2, RECORD_DTYPE_V1):
+        if len(data) == count * layout.itemsize:
+            return conformed(np.frombuffer(data, dtype=layout))
     return None
 
 
 def conformed(block: np.ndarray) -> np.ndarray:
     """``block`` in :data:`RECORD_DTYPE`: a block built with fewer fields (an older layout, an importer's own) gets
-    the missing ones as a record without them reads (NaN impedance, ``cv_cycle`` 0), so every stored blob has one
-    size per record."""
+    the missing ones as a record without them reads (NaN impedance and temperature, ``cv_cycle`` 0), so every
+    stored blob has one size per record."""
     if block.dtype == RECORD_DTYPE:
         return block
     out = np.zeros(len(block), dtype=RECORD_DTYPE)
-    for name in ("frequency", "z_real", "z_imag"):
-        out[name] = np.nan
+    for name, value in _ABSENT.items():
+        out[name] = value
     for name in RECORD_DTYPE.names:
         if name in (block.dtype.names or ()):
             out[name] = block[name]
@@ -52,10 +54,18 @@ def conformed(block: np.ndarray) -> np.ndarray:
 
 
 def to_block(records: Sequence[Record]) -> np.ndarray:
+    """Records as a block. A channel's record has no temperature of its own (the station adds the chamber's), so
+    the column is NaN unless the record type carries one."""
     nan = float("nan")
     return np.array([(r.seq, r.test_time, r.step_time, r.step_index, r.cycle, r.voltage, r.current, r.capacity,
                       r.energy, nan if r.frequency is None else r.frequency, nan if r.z_real is None else r.z_real,
-                      nan if r.z_imag is None else r.z_imag, r.cv_cycle) for r in records], dtype=RECORD_DTYPE)
+                      nan if r.z_imag is None else r.z_imag, r.cv_cycle, _temperature(r)) for r in records],
+                    dtype=RECORD_DTYPE)
+
+
+def _temperature(record: Record) -> float:
+    value = getattr(record, "temperature", None)
+    return float("nan") if value is None else value
 
 
 def newer(parts: Sequence[np.ndarray], last: int) -> np.ndarray:

@@ -25,7 +25,7 @@ def records(plan: list[tuple[int, int, int, int]]) -> np.ndarray:
         for k in range(n):
             t = float(k if not restart or k < restart else k - restart)
             rows.append((len(rows) + 1, float(len(rows)), t, step, cycle, 3.0, 1e-3, 1e-4 * (k + 1) * (-1) ** step,
-                         1e-3 * k, np.nan, np.nan, np.nan, 0))
+                         1e-3 * k, np.nan, np.nan, np.nan, 0, np.nan))
     return np.array(rows, dtype=RECORD_DTYPE)
 
 
