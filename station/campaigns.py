@@ -60,7 +60,7 @@ from station.campaign_policy import (
 )
 from station.config import StationConfig
 from station.documents import iso_utc
-from station.instruments import channel_ranges, kind_capabilities
+from station.instruments import channel_ranges, kind_capabilities, program_problems
 from station.run_data import run_data
 from station.run_policy import TERMINAL_STATES
 from station.samples import ALPHABET
@@ -116,7 +116,7 @@ def instrument_problems(loaded: LoadedCampaign, cell: Cell, config: StationConfi
         for what, protocol in programs:
             program = protocol.bind(stage.stage_cell(cell))
             assert program is not None
-            refusals = [kind_capabilities(kind, ranges).problems(program) for kind, ranges in kinds]
+            refusals = [program_problems(kind_capabilities(kind, ranges), program) for kind, ranges in kinds]
             if all(refusals):  # no channel of the kind (or the named one) can run it
                 problems.append(loaded.source.problem(
                     ("stages", i, key), f"{stage.where()} cannot run the {what} of stage {stage.name}: "
@@ -452,7 +452,7 @@ class CampaignEngine:
         busy |= {c.pending["target"] for c in self.store.campaigns(active_only=True)
                  if c.id != campaign_id and c.state == C.WAITING and c.pending and c.pending.get("target")}
         return [ChannelView(id=f"{i.name}/{c.id}", instrument=i.name, kind=i.kind, busy=f"{i.name}/{c.id}" in busy,
-                            fits=not kind_capabilities(i.kind, channel_ranges(c)).problems(program))
+                            fits=not program_problems(kind_capabilities(i.kind, channel_ranges(c)), program))
                 for i in self.station.config.instruments for c in i.channels]
 
     def _launch(self, ctx: _Context, start: Start, channel: str | None, confirmed_by: str | None) -> list[str]:
@@ -505,8 +505,11 @@ class CampaignEngine:
                                                channel=channel, at=at)
         error: BaseException | None = None
         run_id: str | None = None
+        # the stage's chamber temperature comes first in its first run (not in each chunk or RPT after it)
+        first = not any(s.stage == start.stage for s in self.store.campaign_steps(row.id) if s.id != step_id)
+        temperature = stage.temperature if first and start.role != "rpt" else None
         try:
-            run_id = self.station.launch(loaded, cell, channel, sample_id=row.sample_id)
+            run_id = self.station.launch(loaded, cell, channel, sample_id=row.sample_id, temperature=temperature)
         except Exception as exc:  # whatever it was, the campaign says so and holds; the service goes on
             error = exc
         run_id = run_id or self._launched(row.sample_id, at)

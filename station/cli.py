@@ -45,7 +45,7 @@ from station.cli_common import (
     out,
 )
 from station.config import ConfigError, load_config
-from station.instruments import DRIVERS, channel_ranges, kind_capabilities, validate_binding
+from station.instruments import DRIVERS, channel_ranges, kind_capabilities, program_problems, validate_binding
 from station.plan import (
     describe_hold,
     describe_setpoint,
@@ -110,7 +110,7 @@ def _check_channel(program, channel: str | None, instrument: str | None, config:
                                    f"{', '.join(sorted(DRIVERS))}")
         capabilities = kind_capabilities(instrument)
         label = f"a {instrument} channel"
-    problems = capabilities.problems(program)
+    problems = program_problems(capabilities, program)
     if problems:
         raise fail(EXIT_USAGE, f"error: {label} cannot run this program: " + "; ".join(problems))
 

@@ -167,6 +167,8 @@ def _progress_line(p: Progress) -> str:
             parts.append(f"step Q {s.step_capacity * 1e3:.4f} mAh")
         if s.test_time is not None:
             parts.append(f"at {format_duration(s.test_time)}")
+    if p.waiting is not None:
+        parts.append(p.waiting)
     if p.eta_s is not None:
         parts.append(f"ETA {format_duration(p.eta_s)}")
     return "  ".join(parts)

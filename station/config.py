@@ -138,10 +138,11 @@ class InstrumentConfig(BaseModel):
 _NEWARE_ADDRESS = re.compile(r"^([\w.-]+:\d+|TCPIP\d*::[\w.-]+::\d+::SOCKET)$")
 
 
-AlertOn = Literal["safety", "protection", "instrument", "finished", "campaign"]
+AlertOn = Literal["safety", "protection", "instrument", "finished", "campaign", "temperature"]
 """``campaign``: a campaign waits for an operator (to move its sample to another channel, or after a run of it
-ended otherwise than planned) or has ended."""
-_ALL_ALERTS: list[AlertOn] = ["safety", "protection", "instrument", "finished", "campaign"]
+ended otherwise than planned) or has ended. ``temperature``: a climate chamber left its band while its runs cycle,
+or a temperature step failed (not stable within its max_wait, or runs sharing a chamber disagreed)."""
+_ALL_ALERTS: list[AlertOn] = ["safety", "protection", "instrument", "finished", "campaign", "temperature"]
 
 
 class WebhookConfig(BaseModel):
@@ -199,6 +200,48 @@ class ApiConfig(BaseModel):
         return users
 
 
+_DIFFERENCE = re.compile(r"^\s*(?P<num>\d+(?:\.\d*)?|\.\d+)\s*(?:degC|°C|K)\s*$")
+
+
+class ChamberConfig(BaseModel):
+    """A climate chamber and the channels whose cells sit in it (one chamber per channel at most)."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="short name, shown in the dashboard and events")
+    vendor: Literal["espec"] = Field("espec", description="the chamber's command set (drivers/chamber)")
+    resource: str | None = Field(None, description="pyvisa resource string: 'ASRL/dev/ttyUSB0::INSTR' (serial) or "
+                                 "'TCPIP::10.0.0.5::10001::SOCKET' (a serial-to-Ethernet adapter)")
+    address: int | None = Field(None, ge=1, le=16, description="ESPEC: the bus address set on the chamber's panel, "
+                                "for chambers on one RS-485 line; leave it out on a point-to-point line")
+    simulated: bool = Field(False, description="serve a simulated chamber on a pseudo-terminal instead")
+    channels: list[str] = Field(min_length=1, description="the channels in it, as NAME/ID")
+    timeout: TimeField = Field("2 s", validate_default=True, description="how long to wait for each reply")
+    door_alarms: list[int] = Field(default_factory=list, description="the chamber's alarm codes that mean its door "
+                                   "is open (ESPEC does not publish them: read them off the panel)")
+    alarm_band: str = Field("2 degC", description="while its runs cycle, an alert when the chamber is further than "
+                            "this from its set point, e.g. '2 degC'")
+
+    @field_validator("alarm_band")
+    @classmethod
+    def _difference(cls, value: str) -> str:
+        if not _DIFFERENCE.match(value):
+            raise ValueError(f"'{value}' is not a temperature difference; write e.g. '2 degC' or '0.5 K'")
+        return value
+
+    @property
+    def alarm_band_c(self) -> float:
+        match = _DIFFERENCE.match(self.alarm_band)
+        assert match is not None  # validated
+        return float(match["num"])
+
+    @model_validator(mode="after")
+    def _resource_for_real_hardware(self) -> ChamberConfig:
+        if not self.simulated and not self.resource:
+            raise ValueError(f"chamber '{self.name}' needs a resource (e.g. 'ASRL/dev/ttyUSB0::INSTR'), or "
+                             "simulated: true")
+        return self
+
+
 class StationConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     data_dir: str = Field(default_factory=lambda: default_data_dir(), description="where the run database and "
@@ -216,6 +259,8 @@ class StationConfig(BaseModel):
     alerts: AlertsConfig = Field(default_factory=AlertsConfig, description="who hears of safety stops, protection "
                                  "trips, instrument failures and finished runs")
     api: ApiConfig = Field(default_factory=ApiConfig, description="the service's HTTP API and its users")
+    chambers: list[ChamberConfig] = Field(default_factory=list, description="climate chambers and the channels in "
+                                          "them: a protocol's temperature steps set them")
 
     @model_validator(mode="after")
     def _unique_names(self) -> StationConfig:
@@ -223,7 +268,26 @@ class StationConfig(BaseModel):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"instrument names repeat: {', '.join(dupes)}")
+        names = [c.name for c in self.chambers]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"chamber names repeat: {', '.join(dupes)}")
+        placed: dict[str, str] = {}
+        known = set(self.channel_ids())
+        for chamber in self.chambers:
+            for channel in chamber.channels:
+                if channel not in known:
+                    raise ValueError(f"chamber '{chamber.name}': channel '{channel}' is not configured; name a "
+                                     f"channel as NAME/ID, one of {', '.join(sorted(known))}")
+                if channel in placed:
+                    raise ValueError(f"channel '{channel}' is in two chambers ('{placed[channel]}' and "
+                                     f"'{chamber.name}'); a cell sits in one chamber")
+                placed[channel] = chamber.name
         return self
+
+    def chamber_of(self, channel: str) -> ChamberConfig | None:
+        """The chamber a channel (NAME/ID) sits in, if any."""
+        return next((c for c in self.chambers if channel in c.channels), None)
 
     @property
     def poll_seconds(self) -> float:

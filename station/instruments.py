@@ -9,6 +9,7 @@ place a coin cell in a holder.
 from __future__ import annotations
 
 import contextlib
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from protocols.clock import Clock
 from protocols.errors import Problem, ProtocolError, did_you_mean, one_line
 from protocols.loader import LoadedProtocol
 from protocols.program import StepProgram
+from protocols.segments import SegmentError, segments, temperature_steps
 from protocols.yamlsource import load_yaml_file
 from station.config import ChannelConfig, ConfigError, InstrumentConfig, StationConfig
 
@@ -45,6 +47,19 @@ DRIVERS: dict[str, type[ChannelDriver]] = {"neware": NewareChannel, "biologic": 
 def kind_capabilities(kind: str, ranges: ChannelRanges | None = None) -> Capabilities:
     """What a channel of an instrument of ``kind`` with ``ranges`` can run (no instrument is asked)."""
     return DRIVERS[kind].declared_capabilities(ranges)
+
+
+def program_problems(capabilities: Capabilities, program: StepProgram) -> list[str]:
+    """What a channel with ``capabilities`` cannot run of ``program``. A program with temperature steps reaches a
+    channel as the instrument programs between them (the station carries the steps out: station.temperature_runs),
+    so those are what is checked."""
+    if not temperature_steps(program):
+        return capabilities.problems(program)
+    try:
+        parts = [s.program for s in segments(program) if s.program is not None]
+    except SegmentError as exc:
+        return [str(exc)]
+    return list(dict.fromkeys(problem for part in parts for problem in capabilities.problems(part)))
 
 
 def cell_model_problems(cell: Cell) -> list[Problem]:
@@ -194,17 +209,40 @@ class Instruments:
             return []
         return [(e.kind, f"{e.message} (step time {e.step_time:.0f} s)") for e in model.drain_events()]
 
+    def set_cell_temperature(self, driver: ChannelDriver, celsius: float) -> None:
+        """A simulated channel's cell takes its chamber's temperature (a coin cell follows the air within minutes,
+        faster than any poll of a dry run); a real channel's cell needs no telling, and a model without temperature
+        dependence keeps its own."""
+        key = self._driver_keys.get(id(driver)) if self._models else None
+        model = self._models.get(key) if key is not None else None
+        if model is None or not math.isfinite(celsius):
+            return
+        kelvin = celsius + 273.15
+        if getattr(model, "kelvin_now", None) == kelvin:
+            return
+        try:
+            model.set_temperature(kelvin)
+        except NotImplementedError:
+            return
+        model.kelvin_now = kelvin
+
     def choose_channel(self, program: StepProgram, busy: set[str]) -> str:
         """The first free configured channel whose instrument kind's capabilities, with the channel's configured
-        ranges, cover ``program`` (nothing is connected: the driver then checks the program on the channel)."""
+        ranges, cover ``program`` (nothing is connected: the driver then checks the program on the channel). A
+        program with temperature steps reaches a channel as its segments, and needs a channel in a chamber (any
+        channel in a dry run, whose chambers are simulated)."""
         free, refusals = 0, []
+        staged = bool(temperature_steps(program))
         for instrument in self.config.instruments:
             for chan in instrument.channels:
                 channel_id = f"{instrument.name}/{chan.id}"
                 if channel_id in busy:
                     continue
                 free += 1
-                problems = kind_capabilities(instrument.kind, channel_ranges(chan)).problems(program)
+                problems = program_problems(kind_capabilities(instrument.kind, channel_ranges(chan)), program)
+                if not problems and staged and not self.simulate_all and self.config.chamber_of(channel_id) is None:
+                    problems = ["it sits in no climate chamber (station.yaml chambers:), and the program has "
+                                "temperature steps"]
                 if not problems:
                     return channel_id
                 refusals.append(f"{channel_id}: {problems[0]}")

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from rich.console import Group, RenderableType
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 from station.plan import format_duration
 from station.runs import Progress as RunProgress
@@ -84,4 +85,6 @@ class LiveView:
             self.bar.update(self.task, total=total, completed=min(t, total), clock=clock)
         elif t is not None:
             self.bar.update(self.task, clock=f"{self.clock_name} {format_duration(t)} (no estimate)")
+        if p.waiting:  # a run between segments, waiting for its climate chamber
+            return Group(self.bar.get_renderable(), reading_table(p, self.resolution), Text(p.waiting))
         return Group(self.bar.get_renderable(), reading_table(p, self.resolution))

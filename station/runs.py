@@ -21,6 +21,7 @@ what the driver reports.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import secrets
 import threading
 from collections.abc import Callable, Sequence
@@ -72,7 +73,15 @@ from station.run_policy import (
     lost_test,
     stop_pending,
 )
+from station.run_segments import Place
 from station.store import RECORD_DTYPE, RunRow, Store, StoreError, to_block
+from station.temperature_runs import (
+    WAIT_POLL_S,
+    TemperatureStepError,
+    TemperatureSteps,
+    has_temperature_steps,
+    instrument_program,
+)
 
 S = RunState
 INT64_MAX = 2**63 - 1
@@ -122,8 +131,18 @@ def handle_from_row(row: RunRow) -> TestHandle | None:
     return TestHandle(channel=h["channel"], test_id=h["test_id"], barcode=h["barcode"], extra=h.get("extra", {}))
 
 
-def handle_doc(handle: TestHandle) -> dict[str, Any]:
-    return {"channel": handle.channel, "test_id": handle.test_id, "barcode": handle.barcode, "extra": handle.extra}
+def handle_doc(handle: TestHandle, place: Place | None = None) -> dict[str, Any]:
+    doc: dict[str, Any] = {"channel": handle.channel, "test_id": handle.test_id, "barcode": handle.barcode,
+                           "extra": handle.extra}
+    if place is not None:
+        doc["segment"] = place.to_doc()
+    return doc
+
+
+def place_from_row(row: RunRow) -> Place | None:
+    """Where a run with temperature steps stands, as stored with its handle."""
+    doc = (row.handle or {}).get("segment")
+    return Place.from_doc(doc) if doc else None
 
 
 @dataclass
@@ -139,6 +158,12 @@ class Progress:
     contact_lost_s: float | None = None
     """How long the instrument has not answered; while set, ``status`` is stale and must not be shown as live."""
     stop_requested: str | None = None
+    waiting: str | None = None
+    """What a run with temperature steps waits for (its chamber), while no instrument test runs."""
+    chamber_c: float | None = None
+    """The last reading of the run's climate chamber, when it sits in one."""
+    chamber_set_c: float | None = None
+    """The set point the run wants of its chamber now (its last or awaited temperature step)."""
 
 
 @dataclass
@@ -170,6 +195,24 @@ class ActiveRun:
     stop_alarmed: bool = False
     breach_alarmed: bool = False
     contact_lost_at: float | None = None
+    segments: list[Any] = field(default_factory=list)
+    """The program's instrument segments (protocols.segments), for a program with temperature steps; else empty."""
+    place: Place | None = None
+    """Where a run with temperature steps stands (station.run_segments)."""
+    chamber: Any = None
+    """The climate chamber the run's channel sits in (station.chambers.ChamberUnit), if the station has one."""
+    started_unix: float | None = None
+    """When the run's start was first intended: its test time 0."""
+    last_cycle: int = 0
+    """The cycle of the last stored record (a new segment's cycles go on from it)."""
+    last_test_time: float = 0.0
+    """The test time of the last stored record."""
+    last_step: int = 0
+    """The (whole program's) step index of the last stored record."""
+    noted: str | None = None
+    """The last warning noted while waiting for the chamber (each distinct one is stored once)."""
+    band_alarmed: bool = False
+    """An alarm was raised for the chamber out of its band; cleared when it is back."""
 
 
 #: records a round stages before it commits early: bounds memory (about 100 bytes a record) when hundreds of
@@ -252,6 +295,8 @@ class RunManager:
         """Threads that observe independent instrument links at once (see :meth:`poll_round`), made when needed."""
         self._store_lock = threading.Lock()
         """Held for every write of a round's records, which link threads may make while the round is observed."""
+        self.temperature = TemperatureSteps(self)
+        """Carries out temperature steps (station.temperature_runs); the station tells it its chambers."""
 
     def close(self) -> None:
         if self._links is not None:
@@ -356,18 +401,25 @@ class RunManager:
         channel cannot run ends the run as failed, which frees the channel."""
         program, cell = self._claimed.pop(run_id)
         channel = self.store.run(run_id).channel
+        parts: list[Any] = []
+        chamber = None
         try:
-            driver.check(program)
+            if has_temperature_steps(program):
+                parts, chamber = self.temperature.check(program, channel, driver)
+            else:
+                driver.check(program)
             estimate = estimate_program(program, cell)
         except Exception as exc:  # whatever failed, nothing was sent: the run ends here and frees the channel
-            why = str(exc) if isinstance(exc, DriverError | RunError) else f"{type(exc).__name__}: {exc}"
+            known = DriverError | RunError | TemperatureStepError
+            why = str(exc) if isinstance(exc, known) else f"{type(exc).__name__}: {exc}"
             self.fail_before_start(run_id, f"the channel cannot run this program: {why}")
             raise RunError(f"channel {channel} cannot run this program: {why}") from None
         except KeyboardInterrupt as exc:
             self.fail_before_start(run_id, exc)
             raise
         self._transition(run_id, S.VALIDATED, f"checked against channel {channel}")
-        self.active[run_id] = ActiveRun(run_id, driver, program, 0, estimate.total_s if estimate.complete else None)
+        self.active[run_id] = ActiveRun(run_id, driver, program, 0, estimate.total_s if estimate.complete else None,
+                                        segments=parts, chamber=chamber)
 
     def fail_before_start(self, run_id: str, exc: BaseException | str) -> None:
         """End a run that failed before start was sent (created or validated): ``failed``, with the reason as an
@@ -394,10 +446,15 @@ class RunManager:
             raise RunError(f"run {run_id} could not start: channel {run.driver.channel} did not answer ({exc}); "
                            f"nothing was sent", instrument=True) from None
         run.marker = marker
+        run.started_unix = self.clock.unix()
+        if run.segments:
+            run.place = self.temperature.first_place(run)
+            if run.place.phase == "waiting":
+                return self._start_waiting(run)
         self._transition(run_id, S.STARTING, f"sending start to {run.driver.channel} with barcode {run.barcode}",
                          data={"barcode": run.barcode, "marker": marker})
         try:
-            handle = run.driver.start(run.program, barcode=run.barcode)
+            handle = run.driver.start(instrument_program(run.program), barcode=run.barcode)
         except Refused as exc:  # nothing reached the channel; it may be running someone else's test
             self._transition(run_id, S.FAILED, f"start refused: {exc}")
             raise RunError(f"run {run_id} could not start: {exc}", instrument=exc.unreachable) from None
@@ -411,9 +468,21 @@ class RunManager:
         self._record_started(run, handle, f"test {handle.test_id} on {handle.channel}")
         return handle
 
+    def _start_waiting(self, run: ActiveRun) -> TestHandle:
+        """Start a program that opens with a temperature step: the run is running (the channel and cell are its
+        own) while the station waits for the chamber; nothing is sent to the channel until it is stable."""
+        self._transition(run.run_id, S.STARTING, f"waiting for the chamber before anything is sent to "
+                         f"{run.driver.channel}", data={"barcode": run.barcode, "marker": run.marker})
+        handle = TestHandle(run.driver.channel, "", run.barcode or run.run_id)
+        run.handle = handle
+        self._transition(run.run_id, S.STARTED, f"waiting for chamber {run.chamber.name}; the first segment starts "
+                         "when it is stable", handle=handle_doc(handle, run.place))
+        self._transition(run.run_id, S.RUNNING)
+        return handle
+
     def _record_started(self, run: ActiveRun, handle: TestHandle, message: str) -> None:
         run.handle = handle
-        self._transition(run.run_id, S.STARTED, message, handle=handle_doc(handle))
+        self._transition(run.run_id, S.STARTED, message, handle=handle_doc(handle, run.place))
         polled = handle.extra.get("polled_limits")
         if polled:
             self._event(run.run_id, "info", f"safety limits the instrument cannot enforce itself, checked on every "
@@ -424,7 +493,7 @@ class RunManager:
         """Start failed after something may have reached the instrument: find out before deciding anything.
         Returns False when the instrument cannot tell (the run then stays 'starting', to be reconciled)."""
         try:
-            handle = run.driver.find_test(run.program, run.barcode or run.run_id, run.marker)
+            handle = run.driver.find_test(instrument_program(run.program), run.barcode or run.run_id, run.marker)
         except DriverError as exc:
             self._event(run.run_id, "alarm", f"start failed ({why}) and channel {run.driver.channel} cannot tell "
                         f"whether it started the test ({exc}); the run stays 'starting' and `station attach "
@@ -436,7 +505,7 @@ class RunManager:
             return True
         run.handle = handle
         self._transition(run.run_id, S.STARTED, f"test {handle.test_id} started although start failed ({why})",
-                         handle=handle_doc(handle))
+                         handle=handle_doc(handle, run.place))
         run.ends_as = S.FAILED
         run.stop_requested = f"start failed: {why}; the instrument had started the test, so it was stopped"
         self.store.request_stop(run.run_id, run.stop_requested, self.clock.unix())
@@ -462,8 +531,9 @@ class RunManager:
             return S.FAILED
         program = StepProgram.from_json(row.program)
         barcode, marker = self._intent(row)
+        first = Place(0, "running", step0=0) if has_temperature_steps(program) else None
         try:
-            handle = driver.find_test(program, barcode, marker)
+            handle = driver.find_test(instrument_program(program), barcode, marker)
         except DriverError:
             self._release(run_id)
             raise
@@ -476,8 +546,12 @@ class RunManager:
             return S.FAILED
         self._event(run_id, "operator", f"reconciled: the instrument runs test {handle.test_id} with barcode "
                     f"{barcode}; adopting it")
+        if first is not None:  # the start sent was the first segment's (one after a wait is never unconfirmed)
+            from protocols.segments import segments
+
+            first = Place(0, "running", step0=next(s.first_index for s in segments(program) if s.program) - 1)
         self._transition(run_id, S.STARTED, f"adopted test {handle.test_id} on {handle.channel}",
-                         handle=handle_doc(handle))
+                         handle=handle_doc(handle, first))
         self._release(run_id)
         return S.STARTED
 
@@ -502,10 +576,15 @@ class RunManager:
             row = self.store.run(run_id)
         handle = handle_from_row(row)
         assert handle is not None
+        place = place_from_row(row)
         if supervise:
             self._lease(run_id)
         try:
-            driver.attach(handle)
+            if place is None or place.phase == "running":
+                driver.attach(handle)
+            elif handle.test_id:  # waiting after a segment: its finished test tells whether the channel is at rest
+                with contextlib.suppress(TestGone):
+                    driver.attach(handle)
         except TestGone as exc:  # the instrument was reset or the channel reused: the run did not finish
             self._event(run_id, "alarm", f"{exc}; every record stored so far ({row.last_seq}) is kept; check the "
                         "instrument (was it reset, or the channel reused?)")
@@ -518,10 +597,20 @@ class RunManager:
         program = StepProgram.from_json(row.program)
         cell = Cell.model_validate(row.cell)
         estimate = estimate_program(program, cell)
-        self.active[run_id] = ActiveRun(run_id, driver, program, row.last_seq,
-                                        estimate.total_s if estimate.complete else None,
-                                        records=self.store.record_count(run_id), state=row.state, handle=handle,
-                                        stop_requested=row.stop_requested, contact_lost_at=row.contact_lost_at)
+        active = ActiveRun(run_id, driver, program, row.last_seq, estimate.total_s if estimate.complete else None,
+                           records=self.store.record_count(run_id), state=row.state, handle=handle,
+                           stop_requested=row.stop_requested, contact_lost_at=row.contact_lost_at,
+                           started_unix=row.started_at)
+        if has_temperature_steps(program):
+            from protocols.segments import segments
+
+            active.segments = segments(program)
+            active.chamber = self.temperature.chamber_of(row.channel)
+            if place is not None and place.wait is not None:  # stability seen before the restart is not known now
+                place = dataclasses.replace(place, wait=dataclasses.replace(place.wait, stable_since=None))
+            active.place = place
+            active.last_cycle, active.last_test_time, active.last_step = self._last_record(run_id, row.last_seq)
+        self.active[run_id] = active
         if supervise:
             self._event(run_id, "operator", f"attached; catching up from record {row.last_seq + 1}")
         if row.state is S.STARTED:
@@ -555,10 +644,17 @@ class RunManager:
         with contextlib.suppress(StoreError):  # a stop asked for by another process (`station stop`)
             for run_id, why in self.store.stop_requests(run_ids).items():
                 self.active[run_id].stop_requested = self.active[run_id].stop_requested or why
+        once = [self.active[run_id] for run_id in dict.fromkeys(run_ids)]  # two observations would stage twice
+        waiting = [run for run in once if not run.done and self.temperature.waiting(run)]
+        if waiting:
+            self.temperature.tend(waiting)
+        chambered = [run for run in once if not run.done and run.chamber is not None and not
+                     self.temperature.waiting(run)]
+        if chambered:
+            self.temperature.watch(chambered)
         groups: dict[tuple[type, object], list[ActiveRun]] = {}
-        for run_id in dict.fromkeys(run_ids):  # each run once: two observations would stage its pages twice
-            run = self.active[run_id]
-            if run.done:
+        for run in once:
+            if run.done or self.temperature.waiting(run):
                 continue
             groups.setdefault((type(run.driver), run.driver.batch_key()), []).append(run)
         links = list(groups.values())
@@ -602,6 +698,8 @@ class RunManager:
     def _observe(self, run: ActiveRun, status: ChannelStatus, batch: _Round) -> None:
         """Download and check what the status announces, up to the end of a finished or stopped program; the
         pages are staged in ``batch``, never another test's records under this run."""
+        if run.place is not None:  # a segment's test counts from its own start: in the run's numbering
+            status = run.place.shift_status(status)
         seen = _Observed(run, self._view(run), status=status, fetched_seq=run.last_seq)  # the view is as of the
         batch.seen.append(seen)  # status: records downloaded after it are newer than what it counted
         if lost_test(seen.view, status) is not None:
@@ -656,6 +754,8 @@ class RunManager:
         for action in actions:
             match action:
                 case Transition(state, message, test_time):
+                    if state is S.FINISHED and self.temperature.segment_finished(run, message, test_time):
+                        continue  # a segment of the program, not its end: the run now waits for the chamber
                     self._transition(run.run_id, state, message, test_time=test_time)
                     if state is S.FINISHED:
                         self.on_alert("finished", run.run_id, message)
@@ -730,23 +830,33 @@ class RunManager:
         """The next page as a store block (:data:`RECORD_DTYPE`), its record numbers checked. A driver with
         ``read_block`` (the Neware one) hands its columns over as an array, with no object per record: a dry run
         or a catch-up reads hundreds of thousands of records; any other driver's records are packed here."""
+        place = run.place
+        if place is not None and place.seq0:  # a segment's test numbers its records from 1
+            after -= place.seq0
+            final = None if final is None else final - place.seq0
         read_block = _block_reader(run.driver)
         if read_block is None:
             records = run.driver.read_records(after, self.page)
             if records:
                 self._check_numbers(run, after, records, final)
-            return to_block(records) if records else np.empty(0, dtype=RECORD_DTYPE)
-        columns = read_block(after, self.page)
-        if len(columns):
-            self._check_numbers(run, after, columns["seq"], final)
-        if columns.dtype == RECORD_DTYPE:
-            return columns
-        block = np.empty(len(columns), dtype=RECORD_DTYPE)
-        for name in RECORD_DTYPE.names:
-            if name in columns.dtype.names:
-                block[name] = columns[name]
-            else:  # what a record without impedance or CV cycle holds (to_block's None -> NaN, cv_cycle 0)
-                block[name] = 0 if name == "cv_cycle" else np.nan
+            block = to_block(records) if records else np.empty(0, dtype=RECORD_DTYPE)
+        else:
+            columns = read_block(after, self.page)
+            if len(columns):
+                self._check_numbers(run, after, columns["seq"], final)
+            if columns.dtype == RECORD_DTYPE:
+                block = columns
+            else:
+                block = np.empty(len(columns), dtype=RECORD_DTYPE)
+                for name in RECORD_DTYPE.names:
+                    if name in columns.dtype.names:
+                        block[name] = columns[name]
+                    else:  # what a record without impedance or CV cycle holds (to_block's None -> NaN, cv_cycle 0)
+                        block[name] = 0 if name == "cv_cycle" else np.nan
+        if len(block) and place is not None:
+            place.shift_block(block, run.segments[place.index].lead_steps)
+        if len(block) and run.chamber is not None:
+            self.temperature.stamp(run, block)
         return block
 
     def _commit(self, batch: _Round) -> None:
@@ -776,6 +886,9 @@ class RunManager:
             last = stored[run.run_id]
             run.records += max(0, last - run.last_seq)
             run.last_seq = last
+            run.last_cycle = int(seen.pages[-1]["cycle"][-1])
+            run.last_test_time = float(seen.pages[-1]["test_time"][-1])
+            run.last_step = int(seen.pages[-1]["step_index"][-1])
             if seen.breach and run.breach is None:
                 run.breach = seen.breach
             seen.pages = []
@@ -833,6 +946,8 @@ class RunManager:
         except DriverError as exc:
             self._decide(run, NoAnswer(str(exc)), stop_sent=True)
             return False
+        if run.place is not None:
+            status = run.place.shift_status(status)
         self._decide(run, status, stop_sent=True)
         return run.state in TERMINAL_STATES
 
@@ -868,6 +983,28 @@ class RunManager:
                     break
         return False
 
+    # -- the ends of a wait for the chamber (station.temperature_runs) -------------------------------------------
+
+    def finish_after_wait(self, run: ActiveRun, message: str) -> None:
+        """The program's last step was a temperature step, now done: the instrument had finished the segment
+        before it."""
+        self._transition(run.run_id, S.FINISHED, message)
+        self.on_alert("finished", run.run_id, message)
+
+    def end_waiting(self, run: ActiveRun, state: RunState, why: str) -> None:
+        """End a run while it waits for the chamber: no instrument test runs (the instrument said so)."""
+        self._transition(run.run_id, state, why)
+
+    def _last_record(self, run_id: str, last_seq: int) -> tuple[int, float, int]:
+        """The cycle, test time and step index of the last stored record (0 before any)."""
+        last = (0, 0.0, 0)
+        if last_seq <= 0:
+            return last
+        for block in self.store.iter_record_blocks(run_id, after_seq=max(0, last_seq - 1)):
+            if len(block):
+                last = (int(block["cycle"][-1]), float(block["test_time"][-1]), int(block["step_index"][-1]))
+        return last
+
     # -- progress ---------------------------------------------------------------------------------------------
 
     def progress(self, run_id: str) -> Progress:
@@ -880,7 +1017,10 @@ class RunManager:
         if run.estimated_s is not None and status and status.test_time is not None:
             eta = max(0.0, run.estimated_s - status.test_time)
         lost = None if run.contact_lost_at is None else max(0.0, self.clock.unix() - run.contact_lost_at)
-        return Progress(run_id, run.state, status, run.records, tag, eta, lost, run.stop_requested)
+        waiting = self.temperature.describe_wait(run) if self.temperature.waiting(run) else None
+        reading = run.chamber.reading if run.chamber is not None else None
+        return Progress(run_id, run.state, status, run.records, tag, eta, lost, run.stop_requested, waiting,
+                        reading.temperature_c if reading is not None else None, self.temperature.target(run))
 
     def supervise(self, run_ids: list[str], poll_seconds: float,
                   on_progress: Callable[[Progress], None] | None = None,
@@ -895,14 +1035,21 @@ class RunManager:
             pending = [run_id for run_id in pending if not self.active[run_id].done]
             if not pending or (should_stop and should_stop()):
                 return
-            # rounds on a fixed beat: a slow round shortens the wait instead of stretching the poll interval
-            next_round = max(next_round + poll_seconds, self.clock.now())
+            # rounds on a fixed beat: a slow round shortens the wait instead of stretching the poll interval; a run
+            # waiting for its chamber is looked at every WAIT_POLL_S at least
+            beat = poll_seconds
+            if any(self.temperature.waiting(self.active[run_id]) for run_id in pending):
+                beat = min(beat, WAIT_POLL_S)
+            next_round = max(next_round + beat, self.clock.now())
             self.clock.sleep(next_round - self.clock.now())
 
     # -- operator actions -------------------------------------------------------------------------------------------
 
     def pause(self, run_id: str, who: str | None = None) -> None:
         run = self.active[run_id]
+        if self.temperature.waiting(run):
+            raise RunError(f"run {run_id} is waiting for its chamber and nothing runs on channel "
+                           f"{run.driver.channel} to pause; `station stop {run_id}` ends it, or let the wait finish")
         run.driver.pause()
         self._event(run_id, "operator", "pause" + _by(who))
         self._transition(run_id, S.PAUSED, "paused by the operator" + _by(who))
@@ -922,6 +1069,10 @@ class RunManager:
         if self.store.run(run_id).state in TERMINAL_STATES:
             run.done = True
             return True
+        if self.temperature.waiting(run):
+            with contextlib.suppress(DriverError):
+                self.temperature.stop_waiting(run)
+            return run.state in TERMINAL_STATES
         return self._try_stop(run)
 
     def retry_stop(self, run_id: str) -> bool:
@@ -942,7 +1093,7 @@ class RunManager:
         if driver is not None:
             program = StepProgram.from_json(row.program)
             barcode, marker = self._intent(row)
-            handle = driver.find_test(program, barcode, marker)  # DriverError: cannot tell, so refuse
+            handle = driver.find_test(instrument_program(program), barcode, marker)  # DriverError: cannot tell
             if handle is not None and (row.handle is None or handle.test_id == row.handle.get("test_id")):
                 driver.attach(handle)
                 state = driver.status().state

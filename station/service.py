@@ -295,4 +295,5 @@ def live_doc(p: Progress, channel: str) -> dict:
         "voltage_v": s.voltage if s else None, "current_a": s.current if s else None,
         "step_capacity_ah": s.step_capacity if s else None, "test_time_s": s.test_time if s else None,
         "eta_s": p.eta_s, "contact_lost_s": p.contact_lost_s, "stop_requested": p.stop_requested,
+        "chamber_c": p.chamber_c, "chamber_set_c": p.chamber_set_c, "waiting": p.waiting,
     }

@@ -15,8 +15,10 @@ from drivers.base import DriverError
 from protocols.cells import Cell
 from protocols.clock import Clock, RealClock, VirtualClock
 from protocols.loader import LoadedProtocol
-from protocols.program import StepProgram
+from protocols.program import StepProgram, TemperatureStep
+from protocols.segments import prepend_temperature
 from station.alerts import Alerts
+from station.chambers import Chambers
 from station.config import ConfigError, StationConfig
 from station.instruments import InstrumentError, Instruments
 from station.lab import LabLink
@@ -53,6 +55,8 @@ class Station:
     """The lab's database, when station.yaml (or $STATION_DATABASE) names one: the station's own store is still
     its data directory's, and everything in it is forwarded there (station.lab)."""
     _next_forward: float = 0.0
+    chambers: Chambers | None = None
+    """The climate chambers of station.yaml (simulated in a dry run), opened when a run first needs one."""
 
     @classmethod
     def open(cls, config: StationConfig, *, dry_run: bool = False, data_dir: str | None = None) -> Station:
@@ -62,14 +66,20 @@ class Station:
         instruments = Instruments(config, clock, store.data_dir, simulate_all=dry_run)
         manager = RunManager(store, clock)
         manager.cell_events = instruments.cell_events
+        chambers = Chambers(config, clock, simulate_all=dry_run)
+        manager.temperature.chamber_of = chambers.of
+        manager.temperature.cell_temperature = instruments.set_cell_temperature
+        manager.temperature.compress_idle = dry_run
         alerts = Alerts(config.alerts, clock)
         manager.on_alert = alerts.notify
-        return cls(config, clock, store, instruments, manager, dry_run, alerts, lab=lab)
+        return cls(config, clock, store, instruments, manager, dry_run, alerts, lab=lab, chambers=chambers)
 
     def close(self) -> None:
         if self.alerts is not None:
             self.alerts.close()  # what is queued still goes out, for a few seconds at most
         self.manager.close()
+        if self.chambers is not None:
+            self.chambers.close()
         self.instruments.close()
         if self.lab is not None:
             with contextlib.suppress(StoreError):  # what does not go now goes with the next station process
@@ -95,7 +105,7 @@ class Station:
         return self.lab.sample(sample_id) if self.lab is not None else self.store.sample(sample_id)
 
     def launch(self, loaded: LoadedProtocol, cell: Cell, channel: str | None = None, *,
-               sample_id: str | None = None) -> str:
+               sample_id: str | None = None, temperature: TemperatureStep | None = None) -> str:
         """Bind, claim and check the channel, start the program; returns the run id (state: running).
 
         The run is stored (``created``) before anything else touches the channel: that row is the atomic claim of
@@ -103,6 +113,8 @@ class Station:
         built, the channel cannot run the program, Ctrl-C) ends the run as ``failed`` and frees the channel."""
         program = loaded.bind(cell)
         assert program is not None
+        if temperature is not None:  # a campaign stage's chamber temperature, carried out before its protocol
+            program = prepend_temperature(program, temperature)
         if channel is not None:
             instrument, chan = self.config.find(channel)
             channel = f"{instrument.name}/{chan.id}"

@@ -418,6 +418,16 @@ class Store:
                         json.dumps(data) if data is not None else None))
 
     @_guarded
+    def set_handle(self, run_id: str, handle: dict[str, Any], at: float, message: str, kind: str = "info") -> None:
+        """Replace a running run's handle with its event, in one transaction: a run with temperature steps starts
+        a new instrument test for each segment, and where it stands must survive a crash with the event that
+        says so."""
+        with self.transaction() as db:
+            db.execute("UPDATE runs SET handle=?, updated_at=? WHERE id=?", (json.dumps(handle), at, run_id))
+            db.execute("INSERT INTO events(run_id, at, test_time, kind, message, data) VALUES (?,?,?,?,?,?)",
+                       (run_id, at, None, kind, message, None))
+
+    @_guarded
     def start_intent(self, run_id: str) -> dict[str, Any]:
         """What the last intent to start said (the barcode sent and the channel's start marker), for settling an
         unconfirmed start with the instrument; empty for runs stored before intents carried it."""

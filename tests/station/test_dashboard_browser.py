@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -88,7 +89,11 @@ def station(tmp_path_factory):
     started: list[subprocess.Popen] = []
     try:
         port = start_sim(started, channels=4)
-        cfg = write_config(tmp / "station.yaml", port, channels=4)
+        # channel 4 sits in a simulated climate chamber (an ESPEC on a pseudo-terminal, in real time)
+        cfg = write_config(tmp / "station.yaml", port, channels=4, extra="""
+            chambers:
+              - {name: oven, simulated: true, channels: [bts/21-1-4]}
+            """)
         serve = popen([sys.executable, "-m", "station", "serve", "--config", str(cfg), "--port", "0", "--rescan",
                        "0.5", "--json"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=ENV)
         started.append(serve)
@@ -317,6 +322,38 @@ def test_the_grid_follows_a_run_from_one_step_to_the_next_without_reloading(brow
     assert len(shown()) == 4
     assert station.api("POST", f"/runs/{run['run_id']}/stop")[0] == 200
     wait(browser, lambda d: cell(d, channel, "state") == "stopped", what="the stopped state")
+
+
+#: a temperature step the simulated chamber (room 23 degC) takes many minutes to satisfy: the run waits for it
+HOT = """
+protocol: hot
+record: {every: 60 s}
+steps:
+  - temperature: {set: 60 degC, band: 0.5 degC, stable_for: 1 h, max_wait: 4 h}
+  - rest: 1 h
+"""
+
+
+def test_the_grid_shows_a_run_waiting_for_its_chamber_with_the_chamber_s_temperature(browser, station, shots):
+    log_in(browser, station)
+    run = station.start(HOT, cell=CELL, channel="bts/21-1-4")
+    channel = run["channel"]
+    wait(browser, lambda d: re.fullmatch(r"\d+\.\d → 60", cell(d, channel, "chamber") or "") is not None,
+         what="the chamber's reading, heading to 60")
+    reading = float(cell(browser, channel, "chamber").split(" ")[0])
+    assert 23.0 <= reading < 60.0  # the simulated room's 23 degC, warming
+    assert cell(browser, channel, "state") == "running"
+    title = browser.find_element(By.CSS_SELECTOR, f"#grid tr[data-channel='{channel}'] td[data-col='chamber']"
+                                 ).get_attribute("title")
+    assert title.startswith("waiting for chamber oven: 60 °C ± 0.5 °C held for 60 min (at most 4 h), now ")
+    status, doc = station.api("GET", f"/runs/{run['run_id']}")
+    assert status == 200 and doc["live"]["chamber_set_c"] == 60.0 and doc["live"]["waiting"] == title
+    shots("waiting-for-chamber")
+    assert station.api("POST", f"/runs/{run['run_id']}/stop")[0] == 200
+    wait(browser, lambda d: cell(d, channel, "state") == "stopped", what="stopped while waiting")
+    status, doc = station.api("GET", f"/runs/{run['run_id']}")
+    assert doc["message"] == ("stopped by the operator (by root); the run was waiting for its chamber, and nothing "
+                              "had been sent to the channel yet")
 
 
 def test_a_run_page_plots_exactly_the_points_the_server_sends(browser, station, shots):

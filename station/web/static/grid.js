@@ -26,6 +26,7 @@ const COLUMNS = [
   { key: "capacity", label: "Step cap. (mAh)", width: "5.6rem", num: true },
   { key: "time", label: "Time in run (h:mm:ss)", width: "8.6rem", num: true },
   { key: "eta", label: "ETA (h:mm:ss)", width: "8.6rem", num: true },
+  { key: "chamber", label: "Chamber (°C)", width: "6.4rem", num: true },
   { key: "alarms", label: "Alarms", width: "9rem" },
 ];
 
@@ -98,6 +99,12 @@ class Row {
     const time = live && live.test_time_s !== null ? live.test_time_s : run && !lost ? run.duration_s : null;
     this.set("time", run ? duration(time) : "");
     this.set("eta", live && live.eta_s !== null && live.eta_s !== undefined ? duration(live.eta_s) : "");
+    // the chamber's reading; "→ set point" while the run waits for it to get there
+    const chamber = live && live.chamber_c !== null && live.chamber_c !== undefined ? live.chamber_c.toFixed(1) : "";
+    const toward = live && live.waiting && live.chamber_set_c !== null && live.chamber_set_c !== undefined
+      ? ` → ${live.chamber_set_c}` : "";
+    this.set("chamber", live ? (chamber || (toward ? "–" : "")) + toward : "",
+      { title: live && live.waiting ? live.waiting : null });
     const alarms = [];
     if (live && live.contact_lost_s !== null && live.contact_lost_s !== undefined) {
       alarms.push(`no contact for ${duration(live.contact_lost_s)}`);

@@ -1,0 +1,369 @@
+"""Runs with temperature steps, end to end on the simulated instruments: the station runs the instrument segments
+between the steps, sets the simulated chamber (an ESPEC on a pseudo-terminal, through pyvisa-py and pyserial),
+waits until it is stable, and numbers the run's records on across segments. Virtual clock: days in seconds."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from protocols.cells import load_cell
+from protocols.loader import load_protocol, load_protocol_text
+from station.config import load_config
+from station.run_policy import RunState
+from station.runs import RunError
+from station.session import Station
+
+CELL = load_cell("predeposited-ncm622")
+
+TWO_TEMPERATURES = """
+protocol: two-temperatures
+parameters: {first: 27 degC, second: 45 degC, n1: 1, n2: 1}
+requires: [capacity]
+safety: {voltage: [2.5 V, 4.4 V], current: 2C, temperature: 50 degC}
+record: {every: 60 s}
+steps:
+  - temperature: {set: "${first}", band: 0.5 degC, stable_for: 10 min, max_wait: 2 h}
+  - rest: 10 min
+  - repeat: ${n1}
+    tag: low
+    steps:
+      - charge: {current: 0.5C, until: {voltage: 4.3 V}}
+      - discharge: {current: 0.5C, until: {voltage: 3.0 V}}
+  - temperature: {set: "${second}", band: 0.5 degC, stable_for: 10 min, max_wait: 2 h}
+  - repeat: ${n2}
+    tag: high
+    steps:
+      - charge: {current: 0.5C, until: {voltage: 4.3 V}}
+      - discharge: {current: 0.5C, until: {voltage: 3.0 V}}
+"""
+
+STATION = """
+data_dir: {data}
+poll_interval: 10 s
+instruments:
+  - name: bts
+    kind: neware
+    simulated: true
+    channels:
+      - {{id: 21-1-1, voltage: [-1 V, 5 V], current: 10 mA}}
+      - {{id: 21-1-2, voltage: [-1 V, 5 V], current: 10 mA}}
+      - {{id: 21-1-3, voltage: [-1 V, 5 V], current: 10 mA}}
+chambers:
+  - {{name: oven, simulated: true, channels: [bts/21-1-1, bts/21-1-2], door_alarms: [1]}}
+"""
+
+
+@pytest.fixture
+def station(tmp_path: Path):
+    (tmp_path / "station.yaml").write_text(STATION.format(data=tmp_path / "data"))
+    cfg, _ = load_config(str(tmp_path / "station.yaml"))
+    station = Station.open(cfg, dry_run=True)
+    yield station
+    station.close()
+
+
+def protocol(**sets: str):
+    return load_protocol_text(textwrap.dedent(TWO_TEMPERATURES), "two.yaml", overrides=sets or None)
+
+
+def supervise(station: Station, run_ids: list[str], poll_s: float = 600.0) -> None:
+    station.manager.supervise(run_ids, poll_s)
+
+
+def events(station: Station, run_id: str) -> list[str]:
+    return [e.message for e in station.store.events(run_id) if e.kind != "state"]
+
+
+def test_p8_cycles_at_27_then_45_degc_with_the_temperature_in_every_record_and_the_resistance_following_it(
+        station: Station) -> None:
+    loaded = load_protocol("p8-temperature-cycling", {"cycles_27": "2", "cycles_45": "2"})
+    run_id = station.launch(loaded, CELL, "bts/21-1-3")  # in no chamber of station.yaml: a dry run gives it one
+    supervise(station, [run_id], poll_s=30_000.0)
+    row = station.store.run(run_id)
+    assert row.state is RunState.FINISHED
+    said = events(station, run_id)
+    chamber = "sim-chamber-bts-21-1-3"
+    assert said[0] == f"chamber {chamber} set to 27 °C"
+    assert said[1].startswith(f"chamber {chamber} stable at 27.0 °C (27 °C ± 0.5 °C held for 30 min")
+    assert said[2:4] == ["starting segment 1 of 2 on 21-1-3", "segment 1 of 2 started: test 1 on 21-1-3"]
+    assert said[4] == ("segment 1 of 2 finished (program completed); waiting for the chamber: 45 °C ± 0.5 °C held "
+                       "for 60 min (at most 4 h)")
+    assert said[5] == f"chamber {chamber} set to 45 °C"
+    assert said[7:] == ["starting segment 2 of 2 on 21-1-3", "segment 2 of 2 started: test 2 on 21-1-3"]
+
+    records = station.store.records(run_id)
+    program = loaded.bind(CELL)
+    assert np.array_equal(records["seq"], np.arange(1, len(records) + 1))
+    assert np.all(np.diff(records["test_time"]) >= 0)
+    tags = np.array([program.step(int(i)).tag for i in records["step_index"]])
+    low = np.isin(tags, ["formation", "cycling-27"]) | (records["step_index"] == 2)
+    high = tags == "cycling-45"
+    assert low.sum() + high.sum() == len(records)
+    assert np.all(np.abs(records["temperature"][low] - 27.0) <= 0.5)
+    assert np.all(np.abs(records["temperature"][high] - 45.0) <= 0.5)
+    # whole-program step indices and cycles: formation 1-2, cycling at 27 degC 3-4, at 45 degC 5-6
+    assert sorted(set(records["step_index"][high].tolist())) == [10, 11]
+    assert sorted(set(records["cycle"][low].tolist())) == [1, 2, 3, 4]
+    assert sorted(set(records["cycle"][high].tolist())) == [5, 6]
+    # the second segment's test time goes on from the run's start: after the first's end and the wait
+    first_high = np.flatnonzero(high)[0]
+    gap = records["test_time"][first_high] - records["test_time"][first_high - 1]
+    assert 3600.0 <= gap <= 4 * 3600.0 + 600.0  # stable_for 60 min <= the wait <= max_wait (+ one round)
+
+    # the simulated cell took the chamber's temperature, and its resistance followed: a smaller gap between the
+    # mean charge and discharge voltages at 45 degC than at 27 degC
+    model = station.instruments._models["bts/21-1-3"]
+    assert model.kelvin_now == pytest.approx(318.15)
+
+    def hysteresis(cycle: int) -> float:
+        mine = records[records["cycle"] == cycle]
+        return float(mine["voltage"][mine["current"] > 0].mean() - mine["voltage"][mine["current"] < 0].mean())
+
+    assert hysteresis(6) < 0.75 * hysteresis(4)
+
+
+def test_a_run_waits_for_the_other_run_in_its_chamber_before_the_chamber_changes(station: Station) -> None:
+    quick = station.launch(protocol(n1="1"), CELL, "bts/21-1-1")
+    slow = station.launch(protocol(n1="3"), CELL, "bts/21-1-2")
+    supervise(station, [quick, slow])
+    assert station.store.run(quick).state is RunState.FINISHED
+    assert station.store.run(slow).state is RunState.FINISHED
+    said = events(station, quick)
+    assert f"waiting for run {slow} on channel bts/21-1-2, which shares chamber oven, to reach a temperature step" \
+        in said
+    # the chamber went to 45 degC only once the slow run had finished its cycles at 27 degC
+    slow_records = station.store.records(slow)
+    quick_records = station.store.records(quick)
+    # (cycles: the rest and the cycles at 27 degC are 1..n1, the cycle at 45 degC is n1 + 1)
+    assert sorted(set(quick_records["cycle"].tolist())) == [1, 2]
+    assert sorted(set(slow_records["cycle"].tolist())) == [1, 2, 3, 4]
+    slow_low_end = station.store.run(slow).started_at + slow_records["test_time"][slow_records["cycle"] <= 3][-1]
+    quick_high_start = station.store.run(quick).started_at + quick_records["test_time"][quick_records["cycle"] == 2][0]
+    assert quick_high_start > slow_low_end
+    for records in (slow_records, quick_records):
+        last_low = records["cycle"] < records["cycle"].max()
+        assert np.all(np.abs(records["temperature"][last_low] - 27.0) <= 0.5)
+        assert np.all(np.abs(records["temperature"][~last_low] - 45.0) <= 0.5)
+    oven = station.chambers.units["oven"].simulator
+    assert [line for line in oven.lines if line.startswith("TEMP, S")] == ["TEMP, S27.0", "TEMP, S27.0",
+                                                                          "TEMP, S45.0", "TEMP, S45.0"]
+
+
+def test_runs_that_disagree_on_the_chambers_temperature_the_later_is_refused(station: Station) -> None:
+    first = station.launch(protocol(), CELL, "bts/21-1-1")
+    station.clock.sleep(1.0)
+    other = station.launch(protocol(first="35 degC"), CELL, "bts/21-1-2")
+    supervise(station, [first, other])
+    assert station.store.run(first).state is RunState.FINISHED
+    row = station.store.run(other)
+    assert row.state is RunState.FAILED
+    assert row.message == (f"chamber oven is shared with run {first} on channel bts/21-1-1, which waits for 27 °C; "
+                           "this run asks for 35 °C. Runs sharing a chamber must agree on its temperature")
+    assert station.store.record_count(other) == 0  # nothing was ever sent to its channel
+
+
+def test_a_chamber_never_stable_fails_the_run_after_max_wait_with_the_channel_at_rest(station: Station) -> None:
+    run_id = station.launch(protocol(), CELL, "bts/21-1-1")
+    station.manager.poll_round([run_id])  # the chamber is opened and set
+    oven = station.chambers.units["oven"]
+    oven.simulator.open_door()  # the controller is cut off: the air drifts to the room's 23 degC
+    supervise(station, [run_id], poll_s=60.0)
+    row = station.store.run(run_id)
+    assert row.state is RunState.FAILED
+    assert row.message.startswith("temperature step 1: chamber oven did not hold 27 °C ± 0.5 °C for 10 min within "
+                                  "max_wait 2 h (last reading: 2")
+    assert row.message.endswith(" °C, door open); the cell is at rest, nothing runs on the channel")
+    assert float(row.message.split("last reading: ")[1].split(" °C")[0]) == 23.0  # the simulated room
+    assert "chamber oven: its door is open; the stable time starts again when it is closed" in events(station, run_id)
+    assert station.store.record_count(run_id) == 0
+    assert (row.updated_at - row.started_at) == pytest.approx(2 * 3600.0, abs=61.0)
+
+
+def test_stop_and_pause_while_waiting(station: Station) -> None:
+    run_id = station.launch(protocol(), CELL, "bts/21-1-1")
+    station.manager.poll_round([run_id])
+    with pytest.raises(RunError, match="is waiting for its chamber and nothing runs on channel 21-1-1 to pause"):
+        station.manager.pause(run_id)
+    assert station.manager.stop(run_id, who="ana") is True
+    row = station.store.run(run_id)
+    assert row.state is RunState.STOPPED
+    assert row.message == ("stopped by the operator; the run was waiting for its chamber, and nothing had "
+                           "been sent to the channel yet")
+
+
+def test_a_restarted_station_goes_on_waiting_and_runs_the_next_segment(station: Station) -> None:
+    """The place in the program is stored with the run: a new engine adopts a run that waits between segments."""
+    run_id = station.launch(protocol(), CELL, "bts/21-1-1")
+    manager = station.manager
+    while not (manager.active[run_id].place.index == 1 and manager.temperature.waiting(manager.active[run_id])):
+        manager.poll_round([run_id])
+        station.clock.sleep(600.0)
+    stored = station.store.record_count(run_id)
+    manager.close()  # the station process ends here; the instrument and chamber go on
+    from station.runs import RunManager
+
+    again = RunManager(station.store, station.clock)
+    again.temperature.chamber_of = station.chambers.of
+    again.temperature.cell_temperature = station.instruments.set_cell_temperature
+    again.attach(run_id, station.instruments.driver("bts/21-1-1"))
+    assert again.active[run_id].place.phase == "waiting" and again.active[run_id].last_cycle == 1
+    again.supervise([run_id], 600.0)
+    assert station.store.run(run_id).state is RunState.FINISHED
+    records = station.store.records(run_id)
+    assert np.array_equal(records["seq"], np.arange(1, len(records) + 1)) and len(records) > stored
+    assert sorted(set(records["cycle"][stored:].tolist())) == [2]
+    again.close()
+
+
+def test_a_chamber_leaving_its_band_while_the_run_cycles_raises_one_alarm_and_one_note_when_back(
+        station: Station) -> None:
+    alerts: list[tuple[str, str, str]] = []
+    station.manager.on_alert = lambda kind, run_id, message: alerts.append((kind, run_id, message))
+    run_id = station.launch(protocol(n2="2"), CELL, "bts/21-1-1")
+    manager = station.manager
+    run = manager.active[run_id]
+    while not (run.place.index == 1 and run.place.phase == "running"):
+        manager.poll_round([run_id])
+        station.clock.sleep(600.0)
+    oven = station.chambers.units["oven"]
+    progress = manager.progress(run_id)
+    assert progress.chamber_set_c == 45.0 and progress.chamber_c == pytest.approx(45.0, abs=0.5)
+    oven.simulator.open_door()
+    for _ in range(3):  # the air falls to the room's 23 degC within minutes: one alarm, not one per round
+        station.clock.sleep(600.0)
+        manager.poll_round([run_id])
+    oven.simulator.close_door()
+    for _ in range(6):
+        station.clock.sleep(600.0)
+        manager.poll_round([run_id])
+    said = [e.message for e in station.store.events(run_id) if "chamber oven at" in e.message or "back within" in
+            e.message]
+    assert len(said) == 2
+    assert said[0].startswith("chamber oven at 2") and said[0].endswith(
+        " °C, more than 2 °C from the set point 45 °C while the run cycles; its door is open; its records carry the "
+        "temperature")
+    assert said[1].startswith("chamber oven back within 2 °C of 45 °C (")
+    assert [(kind, rid) for kind, rid, _ in alerts] == [("temperature", run_id)]
+    # the records of the excursion carry it
+    records = station.store.records(run_id)
+    assert records["temperature"][records["cycle"] == 2].min() < 30.0
+
+
+def test_a_segment_start_whose_reply_is_lost_is_settled_by_the_instrument_and_never_sent_twice(
+        station: Station) -> None:
+    from drivers.base import DriverError
+
+    run_id = station.launch(protocol(), CELL, "bts/21-1-1")
+    manager = station.manager
+    run = manager.active[run_id]
+    while not (run.place.index == 1 and run.place.phase == "waiting"):
+        manager.poll_round([run_id])
+        station.clock.sleep(600.0)
+    driver = run.driver
+    real_start = driver.start
+    starts: list[str] = []
+
+    def start_then_lose_the_reply(program, barcode):
+        starts.append(barcode)
+        real_start(program, barcode)
+        raise DriverError("the reply to start was lost")
+
+    driver.start = start_then_lose_the_reply
+    while run.place.phase != "starting":
+        manager.poll_round([run_id])
+        station.clock.sleep(60.0)
+    assert starts == [run_id]
+    stored = station.store.run(run_id).handle["segment"]
+    assert stored["phase"] == "starting" and stored["marker"] == {"test_before": "1"}  # the intent survives a crash
+    manager.poll_round([run_id])
+    assert run.place.phase == "running" and run.handle.test_id == "2" and starts == [run_id]
+    said = events(station, run_id)
+    assert "start of segment 2 failed (the reply to start was lost); asking the instrument whether it started before " \
+        "trying again" in said
+    assert said[-1] == "segment 2 of 2 adopted (it had started): test 2 on 21-1-1"
+    manager.supervise([run_id], 600.0)
+    assert station.store.run(run_id).state is RunState.FINISHED and starts == [run_id]
+
+
+AT_TWO_TEMPERATURES = """
+campaign: p3-at-two-temperatures
+stages:
+  - name: at-27
+    protocol: p3-full-cell-cycling
+    set: {cycles: 1}
+    instrument: neware
+    temperature: {set: 27 degC, band: 0.5 degC, stable_for: 10 min, max_wait: 2 h}
+  - name: at-45
+    protocol: p3-full-cell-cycling
+    set: {cycles: 1}
+    instrument: neware
+    temperature: 45 degC
+"""
+
+
+def test_a_campaign_runs_one_protocol_at_two_temperatures_each_run_opening_with_its_chamber_step(
+        station: Station, tmp_path: Path) -> None:
+    from protocols.campaign import load_campaign_text
+    from station.campaigns import CampaignEngine, start_campaign
+    from station.store import SampleRow
+
+    station.store.create_sample(SampleRow(id="S1", name="S1", created_at=0.0, cell=CELL.model_dump(mode="json")))
+    loaded = load_campaign_text(textwrap.dedent(AT_TWO_TEMPERATURES), str(tmp_path / "c.yaml"), CELL,
+                                base_dir=tmp_path)
+    row = start_campaign(station.store, station.clock, loaded, "S1", channel="bts/21-1-1", who="ana",
+                         config=station.config)
+    engine = CampaignEngine(station)
+    for _ in range(5000):
+        engine.tick()
+        if station.store.campaign(row.id).state in ("finished", "stopped", "failed"):
+            break
+        runs = [run_id for run_id, run in station.manager.active.items() if not run.done]
+        if runs:
+            station.manager.poll_round(runs)
+        station.clock.sleep(3600.0)
+    assert station.store.campaign(row.id).state == "finished"
+    first, second = sorted(station.store.runs_of_campaign(row.id), key=lambda r: r.created_at)
+    for run, celsius in ((first, 27.0), (second, 45.0)):
+        assert run.state is RunState.FINISHED
+        program = run.program if isinstance(run.program, str) else None
+        steps = __import__("json").loads(program)["steps"] if program else []
+        assert steps[0]["kind"] == "temperature" and steps[0]["setpoint"] == celsius
+        records = station.store.records(run.id)
+        assert np.all(np.abs(records["temperature"] - celsius) <= 1.0)
+        # the protocol's own cycle numbers: the chamber step counts like the rest before formation
+        assert sorted(set(records["cycle"].tolist())) == [1, 2, 3]
+        said = events(station, run.id)
+        assert said[0] == f"chamber oven set to {celsius:g} °C"
+
+
+ENDS_EARLY = """
+protocol: ends-early
+requires: [capacity]
+safety: {voltage: [2.5 V, 4.4 V], current: 2C}
+record: {every: 60 s}
+steps:
+  - temperature: {set: 27 degC, band: 0.5 degC, stable_for: 10 min, max_wait: 2 h}
+  - charge: {current: 0.5C, until: [{voltage: 4.3 V}, {time: 10 min, then: end}]}
+  - discharge: {current: 0.5C, until: {voltage: 3.0 V}}
+  - temperature: {set: 45 degC, band: 0.5 degC, stable_for: 10 min, max_wait: 2 h}
+  - rest: 10 min
+"""
+
+
+def test_a_then_end_met_inside_a_segment_ends_the_run_without_the_temperature_steps_after_it(
+        station: Station) -> None:
+    loaded = load_protocol_text(textwrap.dedent(ENDS_EARLY), "early.yaml")
+    run_id = station.launch(loaded, CELL, "bts/21-1-1")
+    supervise(station, [run_id])
+    row = station.store.run(run_id)
+    assert row.state is RunState.FINISHED
+    records = station.store.records(run_id)
+    assert set(records["step_index"].tolist()) == {2}  # the charge, ended after 10 min: no discharge
+    said = events(station, run_id)
+    assert ("the program ended at step 2 (a 'then: end' limit), before the end of segment 1 of 2: the temperature "
+            "steps after it are not carried out") in said
+    assert not any("set to 45" in line for line in said)
