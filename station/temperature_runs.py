@@ -119,7 +119,8 @@ class TemperatureSteps:
         now = self.manager.clock.unix()
         idle = place.idle
         if self.compress_idle and run.started_unix is not None:
-            ended = max(test_time or 0.0, run.last_test_time)
+            # the segment's last record (an instrument's status may count on past the end of its test)
+            ended = run.last_test_time if run.last_seq > place.seq0 else (test_time or 0.0)
             idle += max(0.0, now - (run.started_unix + place.idle + ended))
         run.place = replace(place.waiting(now), index=place.index + 1, idle=idle)
         self._persist(run, f"segment {place.index + 1} of {n} finished ({message}); waiting for the chamber: "

@@ -367,3 +367,37 @@ def test_a_then_end_met_inside_a_segment_ends_the_run_without_the_temperature_st
     assert ("the program ended at step 2 (a 'then: end' limit), before the end of segment 1 of 2: the temperature "
             "steps after it are not carried out") in said
     assert not any("set to 45" in line for line in said)
+
+
+EIS_TWICE = """
+protocol: eis-at-two-temperatures
+record: {every: 10 s}
+steps:
+  - temperature: {set: 25 degC, band: 0.5 degC, stable_for: 10 min, max_wait: 2 h}
+  - eis: {from: 100 kHz, to: 1 Hz, points_per_decade: 5, amplitude: 10 mV}
+  - temperature: {set: 60 degC, band: 0.5 degC, stable_for: 10 min, max_wait: 2 h}
+  - eis: {from: 100 kHz, to: 1 Hz, points_per_decade: 5, amplitude: 10 mV}
+"""
+
+
+def test_a_biologic_channel_measures_eis_at_two_chamber_temperatures_and_the_electrolyte_conducts_better_hot(
+        tmp_path: Path) -> None:
+    cfg, _ = load_config(None)
+    station = Station.open(cfg.model_copy(update={"data_dir": str(tmp_path / "data")}), dry_run=True)
+    try:
+        run_id = station.launch(load_protocol_text(textwrap.dedent(EIS_TWICE), "eis.yaml"), load_cell("llto-li"),
+                                "sim-biologic/1")
+        supervise(station, [run_id])
+        assert station.store.run(run_id).state is RunState.FINISHED
+        records = station.store.records(run_id)
+        cold, hot = records[records["step_index"] == 2], records[records["step_index"] == 4]
+        assert len(cold) == len(hot) == 26  # 5 points a decade over 5 decades, both ends
+        assert np.all(np.abs(cold["temperature"] - 25.0) <= 0.5) and np.all(np.abs(hot["temperature"] - 60.0) <= 0.5)
+        # the second spectrum follows the first by the chamber's wait (not by the dry run's hours-long rounds)
+        gap = hot["test_time"][0] - cold["test_time"][-1]
+        assert 600.0 <= gap <= 2 * 3600.0 + 60.0
+        r_cold = cold["z_real"][np.argmax(cold["frequency"])]
+        r_hot = hot["z_real"][np.argmax(hot["frequency"])]
+        assert r_hot < 0.7 * r_cold  # the ohmic resistance falls with temperature (Arrhenius)
+    finally:
+        station.close()
