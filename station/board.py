@@ -34,11 +34,19 @@ class Board:
         self._log: deque[Change] = deque(maxlen=log_length)
         self._next = 1
         self._changed = threading.Condition(self._lock)
+        self._chambers: list[dict[str, Any]] = []
 
     # -- the supervision thread -----------------------------------------------------------------------------------
 
+    def chambers(self) -> list[dict[str, Any]]:
+        """The climate chambers' latest documents (the last ``chambers`` change published)."""
+        with self._lock:
+            return list(self._chambers)
+
     def publish(self, kind: str, data: Any) -> int:
         with self._lock:
+            if kind == "chambers":
+                self._chambers = list(data)
             change = Change(self._next, kind, data)
             self._next += 1
             self._log.append(change)

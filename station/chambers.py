@@ -10,6 +10,11 @@ temperature steps dry-runs on any channel. A real run on a channel in no chamber
 Readings are kept as a trace (time, temperature) per chamber; a record's temperature is the trace interpolated at
 the record's time, NaN before the first reading. A chamber that does not answer adds nothing to the trace, so its
 gap shows as a straight line between the readings on each side of it, and its error is kept for the dashboard.
+
+On a real station each chamber is read on a thread of its own every :data:`POLL_S` seconds, and a round takes the
+latest reading without waiting: a chamber that stops answering costs its reads' timeouts and repeats (seconds) on
+that thread, never in the round that supervises every channel. A reading older than :data:`STALE_S` counts as
+none. A dry run reads on its own clock, in the round, since its rounds jump hours.
 """
 
 from __future__ import annotations
@@ -26,6 +31,10 @@ import numpy as np
 from protocols.clock import Clock
 from station.config import ChamberConfig, StationConfig
 
+#: how often a real station reads each chamber (seconds), on the chamber's own thread
+POLL_S = 2.0
+#: a reading older than this is no reading: the chamber's thread has not had an answer for that long
+STALE_S = 30.0
 #: readings kept per chamber for stamping records: at a 1 s poll, over an hour; a page older than the trace gets
 #: the trace's first value (downloads lag by minutes at most, except a catch-up, whose records get what is known)
 TRACE_LENGTH = 4096
@@ -58,7 +67,14 @@ class ChamberUnit:
     read_at: float | None = None
     held_c: float | None = None
     """The set point this station last sent."""
+    background: bool = False
+    """Read on a thread of its own (a real station), not in the caller's round (a dry run)."""
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    """Guards what a reader sees (reading, error, trace); held for no I/O."""
+    _io: threading.RLock = field(default_factory=threading.RLock)
+    """Held across an exchange with the chamber (opening it, a read, a set point)."""
+    _thread: threading.Thread | None = None
+    _stop: threading.Event = field(default_factory=threading.Event)
 
     @property
     def alarm_band_c(self) -> float:
@@ -87,19 +103,44 @@ class ChamberUnit:
         return self.driver
 
     def read(self) -> Any:
+        """The chamber's reading: read now (a dry run), or the latest its thread took (a real station; ``None``
+        while there is none newer than :data:`STALE_S`). ``None`` and :attr:`error` when it failed."""
+        if not self.background:
+            return self.read_now()
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._poll, name=f"chamber {self.name}", daemon=True)
+            self._thread.start()
+        with self._lock:
+            if self.reading is not None and self.read_at is not None and self.clock.unix() - self.read_at > STALE_S:
+                return None
+            return self.reading
+
+    def _poll(self) -> None:
+        while not self._stop.is_set():
+            self.read_now()
+            self._stop.wait(POLL_S)
+
+    def read_now(self) -> Any:
         """Read the chamber now (one exchange, whatever its alarms); ``None`` and :attr:`error` when it fails."""
         from drivers.chamber import ChamberError
 
+        with self._io:
+            return self._read_locked(ChamberError)
+
+    def _read_locked(self, chamber_error: type[Exception]) -> Any:
         with self._lock:
             now = self.clock.unix()
-            try:
-                reading = self._open().read(allow_alarm=True)
-            except ChamberError as exc:
+        try:
+            reading = self._open().read(allow_alarm=True)
+        except chamber_error as exc:
+            with self._lock:
                 self.reading, self.error, self.read_at = None, str(exc), now
-                return None
-            except Exception as exc:  # pyvisa refusing the resource (no such port): told, never raised into a round
+            return None
+        except Exception as exc:  # pyvisa refusing the resource (no such port): told, never raised into a round
+            with self._lock:
                 self.reading, self.error, self.read_at = None, f"chamber {self.name}: {type(exc).__name__}: {exc}", now
-                return None
+            return None
+        with self._lock:
             self.reading, self.error, self.read_at = reading, None, now
             if math.isfinite(reading.temperature_c):
                 self.trace.append((now, reading.temperature_c))
@@ -109,7 +150,7 @@ class ChamberUnit:
         """Set the chamber to hold ``celsius`` (and to run, if it stood by); the value it was sent."""
         from drivers.chamber import ChamberError
 
-        with self._lock:
+        with self._io:
             try:
                 driver = self._open()
                 sent = driver.set_point(celsius)
@@ -123,13 +164,19 @@ class ChamberUnit:
 
     def temperatures(self, unix: np.ndarray) -> np.ndarray:
         """The chamber temperature at each of ``unix`` (seconds), from the trace; NaN without readings."""
-        if not self.trace:
+        with self._lock:
+            trace = list(self.trace)
+        if not trace:
             return np.full(len(unix), np.nan)
-        times, values = np.array(self.trace).T
+        times, values = np.array(trace).T
         return np.interp(unix, times, values)
 
     def close(self) -> None:
-        with self._lock:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+            self._thread = None
+        with self._io:
             if self.driver is not None:
                 with contextlib.suppress(Exception):
                     self.driver.close()
@@ -141,11 +188,11 @@ class ChamberUnit:
 class Chambers:
     """Every chamber of the station, opened when first used."""
 
-    def __init__(self, config: StationConfig, clock: Clock, *, simulate_all: bool = False):
+    def __init__(self, config: StationConfig, clock: Clock, *, simulate_all: bool = False, background: bool = False):
         self.clock = clock
         self.simulate_all = simulate_all
         self.units: dict[str, ChamberUnit] = {
-            c.name: ChamberUnit(c.name, tuple(c.channels), c, simulate_all or c.simulated, clock)
+            c.name: ChamberUnit(c.name, tuple(c.channels), c, simulate_all or c.simulated, clock, background=background)
             for c in config.chambers
         }
         self._lock = threading.Lock()

@@ -29,6 +29,7 @@ from protocols.clock import RealClock
 from station.api.client import SERVICE_FILE, SERVICE_LEASE
 from station.board import Board
 from station.campaigns import CampaignEngine
+from station.chambers import ChamberUnit
 from station.command_queue import CommandQueue
 from station.documents import iso_utc
 from station.instruments import InstrumentError
@@ -62,6 +63,7 @@ class StationService:
         self.address: tuple[str, int] | None = None
         """Where the API listens, once it does (written to service.json for the CLI)."""
         self._states: dict[str, str] = {}
+        self._chambers_told: list[dict] = []
         self._last_event = 0
         self._channels: dict[str, str] = {}
         self._lab_problem = ""
@@ -188,7 +190,19 @@ class StationService:
         for note in self.campaigns.tick():
             self.say(note)
         self.publish(progress)
+        self.publish_chambers()
         self.forward()
+
+    def publish_chambers(self) -> None:
+        """Tell the readers each chamber's latest reading when it changed: the grid shows it on every channel in
+        the chamber, with a run or without. Never waits for a chamber (each is read on a thread of its own)."""
+        chambers = self.station.chambers
+        if chambers is None:
+            return
+        docs = [chamber_doc(unit) for unit in chambers.units.values() if unit.config is not None]
+        if docs and docs != self._chambers_told:
+            self._chambers_told = docs
+            self.board.publish("chambers", docs)
 
     def forward(self) -> None:
         """Forward this round's records and changes to the lab's database (a long backlog a slice per round);
@@ -283,6 +297,18 @@ class StationService:
             self.info_path.unlink()
         self.station.close()
         self._lock.release()
+
+
+def chamber_doc(unit: ChamberUnit) -> dict:
+    """A chamber as the API and the dashboard show it: its latest reading (``None`` while there is none) and why
+    there is none."""
+    reading = unit.read()
+    return {"name": unit.name, "channels": list(unit.channels),
+            "temperature_c": reading.temperature_c if reading is not None else None,
+            "set_point_c": reading.set_point_c if reading is not None else None,
+            "mode": str(reading.mode) if reading is not None else None,
+            "alarms": list(reading.alarms) if reading is not None else [],
+            "error": unit.error}
 
 
 def live_doc(p: Progress, channel: str) -> dict:

@@ -66,7 +66,7 @@ class Station:
         instruments = Instruments(config, clock, store.data_dir, simulate_all=dry_run)
         manager = RunManager(store, clock)
         manager.cell_events = instruments.cell_events
-        chambers = Chambers(config, clock, simulate_all=dry_run)
+        chambers = Chambers(config, clock, simulate_all=dry_run, background=not dry_run)
         manager.temperature.chamber_of = chambers.of
         manager.temperature.cell_temperature = instruments.set_cell_temperature
         manager.temperature.compress_idle = dry_run

@@ -500,6 +500,7 @@ def create_app(state: ApiState) -> FastAPI:
         with state.read() as store:
             active = {r.channel: r for r in store.runs(active_only=True, light=True)}
         live = {doc["channel"]: doc for doc in state.board.live().values()}
+        chambers = {channel: doc for doc in state.board.chambers() for channel in doc["channels"]}
         out = []
         for inst in state.config.instruments:
             if instrument is not None and inst.name != instrument:
@@ -509,7 +510,8 @@ def create_app(state: ApiState) -> FastAPI:
                 row = active.get(cid)
                 doc = {"channel": cid, "instrument": inst.name, "kind": inst.kind,
                        "state": str(row.state) if row else "free",
-                       "run": run_doc(row, now) if row else None, "live": live.get(cid) if row else None}
+                       "run": run_doc(row, now) if row else None, "live": live.get(cid) if row else None,
+                       "chamber": chambers.get(cid)}
                 if state_ is None or doc["state"] == state_:
                     out.append(doc)
         return {"channels": out}
@@ -754,7 +756,8 @@ def create_app(state: ApiState) -> FastAPI:
 
     @app.get(f"{API}/stream", response_class=EventSourceResponse,
              summary="Server-sent events: 'channels' (live values that changed), 'run' (state changes), 'event' "
-                     "(run events); resumable with Last-Event-ID; 'reset' means reload")
+                     "(run events), 'chambers' (climate chambers' readings); resumable with Last-Event-ID; 'reset' "
+                     "means reload")
     async def stream(user: Who, request: Request,
                      last_event_id: Annotated[str | None, Header()] = None) -> AsyncIterator[ServerSentEvent]:
         board = state.board

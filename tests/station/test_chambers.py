@@ -100,3 +100,23 @@ def test_a_chamber_that_does_not_answer_gives_no_reading_and_says_why_and_a_set_
         assert len(unit.trace) == 1  # the silence added nothing to the trace
     finally:
         chambers.close()
+
+
+def test_on_a_real_station_a_chamber_is_read_on_its_own_thread_and_a_silent_one_never_holds_up_a_round() -> None:
+    from protocols.clock import RealClock
+    from tests.processes import wait_for
+
+    chambers = Chambers(config({"name": "oven", "simulated": True, "channels": ["bts/21-1-1"], "timeout": "0.3 s"}),
+                        RealClock(), background=True)
+    unit = chambers.of("bts/21-1-1")
+    try:
+        unit.read()  # starts the chamber's thread
+        wait_for(lambda: unit.read() is not None, what="the first reading")
+        assert unit.read().temperature_c == pytest.approx(23.0)
+        unit.simulator.silence(lines=10_000)
+        wait_for(lambda: unit.error is not None, what="the silent chamber's error")
+        asked = len(unit.simulator.lines)
+        assert unit.read() is None  # the latest reading failed: none, at once, and nothing was sent for it
+        assert len(unit.simulator.lines) - asked <= 3  # (the thread's own repeats may land meanwhile)
+    finally:
+        chambers.close()

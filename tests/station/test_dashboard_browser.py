@@ -336,8 +336,14 @@ steps:
 
 def test_the_grid_shows_a_run_waiting_for_its_chamber_with_the_chamber_s_temperature(browser, station, shots):
     log_in(browser, station)
-    run = station.start(HOT, cell=CELL, channel="bts/21-1-4")
-    channel = run["channel"]
+    channel = "bts/21-1-4"
+    # with no run, the channel shows its chamber's reading (the simulated room's 23 degC, the chamber on standby)
+    wait(browser, lambda d: cell(d, channel, "chamber") == "23.0", what="the idle chamber's reading")
+    status, listed = station.api("GET", "/channels")
+    chamber = next(c["chamber"] for c in listed["channels"] if c["channel"] == channel)
+    assert chamber["name"] == "oven" and chamber["temperature_c"] == 23.0 and chamber["error"] is None
+    assert all(c["chamber"] is None for c in listed["channels"] if c["channel"] != channel)
+    run = station.start(HOT, cell=CELL, channel=channel)
     wait(browser, lambda d: re.fullmatch(r"\d+\.\d → 60", cell(d, channel, "chamber") or "") is not None,
          what="the chamber's reading, heading to 60")
     reading = float(cell(browser, channel, "chamber").split(" ")[0])

@@ -83,6 +83,7 @@ function openEvents() {
     channels: dispatch("onChannels"),
     run: dispatch("onRun"),
     event: dispatch("onEvent"),
+    chambers: dispatch("onChambers"),
     reset: () => route(),  // the stream lost track: read everything again
   }, setLive);
 }

@@ -46,6 +46,7 @@ class Row {
     this.run = doc.run;          // the run doc of the channel's current run, or of its last one once ended
     this.live = doc.live;        // the latest live doc of the run (step, cycle, V, I, ...)
     this.alarms = [];            // alarm events of the current run seen on the stream
+    this.chamber = doc.chamber || null;  // the climate chamber the channel sits in: its latest reading
     this.cells = {};
     this.text = {};
     this.dirty = true;
@@ -99,12 +100,18 @@ class Row {
     const time = live && live.test_time_s !== null ? live.test_time_s : run && !lost ? run.duration_s : null;
     this.set("time", run ? duration(time) : "");
     this.set("eta", live && live.eta_s !== null && live.eta_s !== undefined ? duration(live.eta_s) : "");
-    // the chamber's reading; "→ set point" while the run waits for it to get there
-    const chamber = live && live.chamber_c !== null && live.chamber_c !== undefined ? live.chamber_c.toFixed(1) : "";
+    // the chamber's reading (the run's, else the chamber's own: a channel in a chamber shows it with no run);
+    // "→ set point" while the run waits for the chamber to get there
+    const own = this.chamber;
+    const reading = live && live.chamber_c !== null && live.chamber_c !== undefined ? live.chamber_c
+      : own && own.temperature_c !== null && own.temperature_c !== undefined ? own.temperature_c : null;
     const toward = live && live.waiting && live.chamber_set_c !== null && live.chamber_set_c !== undefined
       ? ` → ${live.chamber_set_c}` : "";
-    this.set("chamber", live ? (chamber || (toward ? "–" : "")) + toward : "",
-      { title: live && live.waiting ? live.waiting : null });
+    const shown = reading !== null ? reading.toFixed(1) : own && own.error ? "no reading" : toward ? "–" : "";
+    const about = live && live.waiting ? live.waiting
+      : own ? `chamber ${own.name}` + (own.set_point_c !== null ? `, set point ${own.set_point_c} °C` : "")
+        + (own.error ? `: ${own.error}` : "") : null;
+    this.set("chamber", shown + toward, { title: about });
     const alarms = [];
     if (live && live.contact_lost_s !== null && live.contact_lost_s !== undefined) {
       alarms.push(`no contact for ${duration(live.contact_lost_s)}`);
@@ -351,6 +358,17 @@ export class Grid {
       }
       if (row.run.state !== doc.state) row.run.state = doc.state;
       this.touch(row);
+    }
+  }
+
+  onChambers(docs) {
+    for (const doc of docs) {
+      for (const channel of doc.channels) {
+        const row = this.rows.get(channel);
+        if (!row) continue;
+        row.chamber = doc;
+        this.touch(row);
+      }
     }
   }
 
