@@ -44,6 +44,10 @@ class ChamberUnavailable(Exception):
     """The chamber cannot be opened or does not answer; the message says which and how to fix it."""
 
 
+class SetPointRefused(ChamberUnavailable):
+    """The chamber refused the set point (outside its own limits): asking again will not help."""
+
+
 @dataclass
 class ChamberUnit:
     """One chamber, its channels, its driver and what it last said."""
@@ -148,13 +152,15 @@ class ChamberUnit:
 
     def hold(self, celsius: float) -> float:
         """Set the chamber to hold ``celsius`` (and to run, if it stood by); the value it was sent."""
-        from drivers.chamber import ChamberError
+        from drivers.chamber import ChamberError, ChamberRefused
 
         with self._io:
             try:
                 driver = self._open()
                 sent = driver.set_point(celsius)
                 driver.start()
+            except ChamberRefused as exc:
+                raise SetPointRefused(str(exc)) from None
             except ChamberError as exc:
                 raise ChamberUnavailable(str(exc)) from None
             except Exception as exc:

@@ -48,6 +48,7 @@ from protocols.estimate import estimate_program
 from protocols.loader import LoadedProtocol
 from protocols.program import StepProgram
 from protocols.safety import first_breach
+from station.active_run import ActiveRun, handle_doc, handle_from_row, place_from_row
 from station.leases import Lease, LeaseError
 from station.run_policy import (
     ENDED,
@@ -124,27 +125,6 @@ def new_run_id(clock: Clock) -> str:
     return f"{stamp}-{secrets.token_hex(3)}"
 
 
-def handle_from_row(row: RunRow) -> TestHandle | None:
-    if not row.handle:
-        return None
-    h = row.handle
-    return TestHandle(channel=h["channel"], test_id=h["test_id"], barcode=h["barcode"], extra=h.get("extra", {}))
-
-
-def handle_doc(handle: TestHandle, place: Place | None = None) -> dict[str, Any]:
-    doc: dict[str, Any] = {"channel": handle.channel, "test_id": handle.test_id, "barcode": handle.barcode,
-                           "extra": handle.extra}
-    if place is not None:
-        doc["segment"] = place.to_doc()
-    return doc
-
-
-def place_from_row(row: RunRow) -> Place | None:
-    """Where a run with temperature steps stands, as stored with its handle."""
-    doc = (row.handle or {}).get("segment")
-    return Place.from_doc(doc) if doc else None
-
-
 @dataclass
 class Progress:
     """What the CLI shows while a run is supervised."""
@@ -164,55 +144,6 @@ class Progress:
     """The last reading of the run's climate chamber, when it sits in one."""
     chamber_set_c: float | None = None
     """The set point the run wants of its chamber now (its last or awaited temperature step)."""
-
-
-@dataclass
-class ActiveRun:
-    run_id: str
-    driver: ChannelDriver
-    program: StepProgram
-    last_seq: int
-    estimated_s: float | None
-    records: int = 0
-    done: bool = False
-    failures: int = 0
-    """Consecutive polls the instrument did not answer."""
-    data_failures: int = 0
-    """Consecutive download pages that could not be trusted."""
-    last_status: ChannelStatus | None = None
-    breach: str | None = None
-    """The first record that broke a safety limit; it stays the run's breach until the run ends."""
-    state: RunState = RunState.VALIDATED
-    """The run's state as this process last wrote or saw it: polls read it here, not from the store."""
-    handle: TestHandle | None = None
-    stop_requested: str | None = None
-    barcode: str | None = None
-    """What start sent as the barcode: the sample's id, or the run id for a run on a bare cell record."""
-    marker: dict[str, str] | None = None
-    """The channel's start marker from before start (drivers.base.ChannelDriver.start_marker)."""
-    ends_as: RunState = RunState.STOPPED
-    """The state a confirmed stop ends the run in: failed when the stop cleans up after a failed start."""
-    stop_alarmed: bool = False
-    breach_alarmed: bool = False
-    contact_lost_at: float | None = None
-    segments: list[Any] = field(default_factory=list)
-    """The program's instrument segments (protocols.segments), for a program with temperature steps; else empty."""
-    place: Place | None = None
-    """Where a run with temperature steps stands (station.run_segments)."""
-    chamber: Any = None
-    """The climate chamber the run's channel sits in (station.chambers.ChamberUnit), if the station has one."""
-    started_unix: float | None = None
-    """When the run's start was first intended: its test time 0."""
-    last_cycle: int = 0
-    """The cycle of the last stored record (a new segment's cycles go on from it)."""
-    last_test_time: float = 0.0
-    """The test time of the last stored record."""
-    last_step: int = 0
-    """The (whole program's) step index of the last stored record."""
-    noted: str | None = None
-    """The last warning noted while waiting for the chamber (each distinct one is stored once)."""
-    band_alarmed: bool = False
-    """An alarm was raised for the chamber out of its band; cleared when it is back."""
 
 
 #: records a round stages before it commits early: bounds memory (about 100 bytes a record) when hundreds of

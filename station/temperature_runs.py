@@ -24,20 +24,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from drivers.base import ChannelDriver, ChannelState, DriverError, Refused
+from protocols.clock import Clock
 from protocols.program import StepProgram
 from protocols.segments import Segment, SegmentError, segments, temperature_steps
-from station.chambers import ChamberUnavailable, ChamberUnit
+from station.active_run import ActiveRun, handle_doc
+from station.chambers import ChamberUnavailable, ChamberUnit, SetPointRefused
 from station.run_policy import ENDED, RunState
 from station.run_segments import Place
 from station.temperature_wait import Verdict, WaitSpec, assess
-
-if TYPE_CHECKING:
-    from station.runs import ActiveRun, RunManager
 
 S = RunState
 #: how often (station clock) a waiting run's chamber is read when the poll interval is longer (a dry run's polls
@@ -58,6 +57,18 @@ def instrument_program(program: StepProgram) -> StepProgram:
     return first if first is not None else program
 
 
+class Engine(Protocol):
+    """What this module needs of the run engine (station.runs.RunManager), and all it may do to a run's state."""
+
+    clock: Clock
+    store: Any
+    on_alert: Callable[[str, str, str], None]
+
+    def finish_after_wait(self, run: ActiveRun, message: str) -> None: ...
+
+    def end_waiting(self, run: ActiveRun, state: RunState, why: str) -> None: ...
+
+
 class TemperatureStepError(ValueError):
     """A program with temperature steps that cannot run on this channel; the message says why and what to do."""
 
@@ -65,12 +76,14 @@ class TemperatureStepError(ValueError):
 class TemperatureSteps:
     """The engine's collaborator for runs with temperature steps (see the module docstring)."""
 
-    def __init__(self, manager: RunManager):
+    def __init__(self, manager: Engine):
         self.manager = manager
         self.chamber_of: Callable[[str], ChamberUnit | None] = lambda channel: None
         """The chamber a channel sits in (the station's :class:`station.chambers.Chambers`)."""
         self.cell_temperature: Callable[[ChannelDriver, float], None] = lambda driver, celsius: None
         """Tell a simulated channel's cell its temperature (dry runs: the cell follows the chamber)."""
+        self._hold_retry: dict[str, float] = {}
+        """When a set point the chamber did not take may be sent again, by run."""
         self.compress_idle = False
         """A dry run: leave the time between a segment's end and the round that saw it out of the run's test time
         (:attr:`station.run_segments.Place.idle`)."""
@@ -201,10 +214,22 @@ class TemperatureSteps:
                     self._fail(run, blocker.removeprefix("refuse:"))
                     return
                 self._note(run, blocker)
-            else:
+            elif self.manager.clock.unix() >= self._hold_retry.get(run.run_id, 0.0):
                 try:
                     sent = chamber.hold(spec.set_c)
+                except SetPointRefused as exc:
+                    self._fail(run, f"temperature step {segment.temperature.index}: chamber {chamber.name} refused "
+                                    f"{spec.set_c:g} °C: {exc}; the cell is at rest, nothing runs on the channel")
+                    return
                 except ChamberUnavailable as exc:
+                    if self.manager.clock.unix() - wait.since >= spec.max_wait_s:
+                        self._fail(run, f"temperature step {segment.temperature.index}: chamber {chamber.name} could "
+                                        f"not be set to {spec.set_c:g} °C within max_wait "
+                                        f"{spec.max_wait_s / 3600:g} h ({exc}); the cell is at rest, nothing runs on "
+                                        "the channel")
+                        return
+                    # asked again a minute later, not every round: a silent chamber's timeouts would hold it up
+                    self._hold_retry[run.run_id] = self.manager.clock.unix() + WAIT_POLL_S
                     self._note(run, f"could not set the chamber: {exc}")
                 else:
                     wait = replace(wait, applied=True, applied_at=self.manager.clock.unix())
@@ -402,8 +427,6 @@ class TemperatureSteps:
     # -- bookkeeping ----------------------------------------------------------------------------------------------
 
     def _persist(self, run: ActiveRun, message: str) -> None:
-        from station.runs import handle_doc
-
         doc = handle_doc(run.handle) if run.handle is not None else {
             "channel": run.driver.channel, "test_id": "", "barcode": run.barcode or run.run_id, "extra": {}}
         doc["segment"] = run.place.to_doc() if run.place is not None else None

@@ -401,3 +401,37 @@ def test_a_biologic_channel_measures_eis_at_two_chamber_temperatures_and_the_ele
         assert r_hot < 0.7 * r_cold  # the ohmic resistance falls with temperature (Arrhenius)
     finally:
         station.close()
+
+
+def test_a_set_point_the_chamber_refuses_fails_the_run_at_once(station: Station) -> None:
+    run_id = station.launch(protocol(), CELL, "bts/21-1-1")
+    station.manager.poll_round([run_id])  # opens the chamber and sets 27 degC
+    station.chambers.units["oven"].simulator.upper_limit_c = 40.0  # its own high-temperature alarm limit
+    supervise(station, [run_id])
+    row = station.store.run(run_id)
+    assert row.state is RunState.FAILED
+    assert row.message.startswith("temperature step 6: chamber oven refused 45 °C: ASRL/dev/pts/")
+    assert "out of range" in row.message.lower()
+    assert row.message.endswith("; the cell is at rest, nothing runs on the channel")
+
+
+def test_a_chamber_that_cannot_be_set_fails_the_run_after_max_wait(station: Station) -> None:
+    from station.chambers import ChamberUnavailable
+
+    oven = station.chambers.units["oven"]
+
+    def silent_read():  # what a chamber that no longer answers gives (the serial path's own faults are tested
+        oven.error = "chamber oven: no answer"  # in tests/drivers/chamber; here the wait's rule is)
+        return None
+
+    def silent_hold(celsius: float) -> float:
+        raise ChamberUnavailable("chamber oven: no answer to 'TEMP, S27.0'")
+
+    oven.read, oven.hold = silent_read, silent_hold
+    run_id = station.launch(protocol(), CELL, "bts/21-1-1")
+    supervise(station, [run_id], poll_s=600.0)
+    row = station.store.run(run_id)
+    assert row.state is RunState.FAILED
+    assert row.message.startswith("temperature step 1: chamber oven could not be set to 27 °C within max_wait 2 h (")
+    assert any(line.startswith("could not set the chamber: ") for line in events(station, run_id))
+    assert station.store.record_count(run_id) == 0
