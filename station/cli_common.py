@@ -41,8 +41,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)  # "p.yaml:100:5" stays text, not 💯
+out = Console(highlight=False, soft_wrap=True, emoji=False)
 
 ProtocolArg = Annotated[str, typer.Argument(help="protocol YAML file, or a library name such as p1-li-deposition")]
 CellOpt = Annotated[str | None, typer.Option("--cell", "-c", help="cell YAML file, or a library cell name")]

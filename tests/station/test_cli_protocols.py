@@ -82,3 +82,13 @@ def test_installed_console_script_runs_as_a_subprocess():
                              "host-cu-li"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert "valid with cell 'host-cu-li'" in result.stderr
+
+
+def test_an_error_on_line_100_is_named_by_its_number_not_drawn_as_an_emoji(tmp_path) -> None:
+    """rich reads ':100:' as an emoji code unless told not to: the place of the error must stay text."""
+    path = tmp_path / "p.yaml"
+    path.write_text("protocol: x\nsteps:\n" + "  - rest: 1 h\n" * 97 + "  - rest: {bogus: 1}\n")
+    result = run("validate", str(path))
+    assert result.exit_code == 1
+    assert f"{path}:100:12: steps[97].rest.bogus: unknown key 'bogus'" in result.output
+    assert "\N{HUNDRED POINTS SYMBOL}" not in result.output
