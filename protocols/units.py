@@ -19,9 +19,10 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from tokenize import TokenError
-from typing import Any, ClassVar, Literal, Self, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self, TypeVar
 
-import pint
+if TYPE_CHECKING:  # pint itself (~0.2 s) is imported when the first quantity is read: commands that read none skip it
+    import pint
 
 T = TypeVar("T")
 
@@ -37,6 +38,8 @@ class QuantityError(ValueError):
 
 @functools.cache
 def ureg() -> pint.UnitRegistry:
+    import pint
+
     return pint.UnitRegistry()
 
 
@@ -146,6 +149,8 @@ def to_quantity(text: str) -> pint.Quantity:
     reason = _unsafe_reason(cleaned)
     if reason is not None:
         raise ValueError(reason)
+    import pint
+
     try:
         quantity = _pint_quantity(cleaned)
     except (pint.errors.UndefinedUnitError, pint.errors.DefinitionSyntaxError, AttributeError, TypeError,

@@ -62,7 +62,6 @@ from station.run_data import run_data
 from station.run_policy import TERMINAL_STATES, RunState
 from station.runs import Progress, RunEnded, RunError
 from station.samples import register_sample
-from station.service import ServiceRunning, StationService
 from station.session import Station
 from station.store import (
     RECORD_DTYPE,
@@ -620,6 +619,7 @@ def serve(config: ConfigOpt = None, data_dir: DataDirOpt = None,
     from station.api.app import API, ApiState, create_app
     from station.api.server import ApiBindError, ApiServer, is_loopback
     from station.api.tokens import TokenError, load_tokens, token_path
+    from station.service import ServiceRunning, StationService  # and campaigns, which a single run does not use
 
     if rescan <= 0:
         raise fail(EXIT_USAGE, "error: --rescan must be positive")

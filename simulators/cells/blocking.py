@@ -43,7 +43,6 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
-from scipy.optimize import brentq
 
 from simulators.cells import impedance as zel
 from simulators.cells.engine import ConstantCurrentPath, SimulatedCell
@@ -236,6 +235,8 @@ def dc_hold_needed(tau: float, shape: float, tolerance: float = DC_TOLERANCE) ->
 
     def excess(t: float) -> float:
         return math.log(float(dc_polarisation_error(t, tau, shape)[0]) / tolerance)
+
+    from scipy.optimize import brentq  # here, not at import: only this model's DC hold needs it
 
     hi = tau
     while excess(hi) > 0.0:

@@ -17,7 +17,9 @@ from typing import IO
 
 import numpy as np
 
-CHUNK = 65_536
+#: rows per chunk: ~1 MB in memory (the chunk being filled, and the copy written when it is full); 65 536 rows cost a
+#: 1000-cycle dry run ~10 MB more peak memory for no speed (a page still spans at most two chunks)
+CHUNK = 16_384
 
 #: column name -> dtype; seqid is implicit (row + 1)
 COLUMNS: dict[str, type] = {

@@ -90,8 +90,8 @@ def reply(command: str, lines: list[str]) -> bytes:
 def dotnet(value: float) -> str:
     """A .NET-style double: up to 15 significant digits, capital E exponent (``2.11492042581085E-05``).
 
-    Python's ``%.15G`` writes exactly that form (signed, at least two exponent digits), so the hot path in the
-    server uses the same format inside one ``%`` template per record.
+    Python's ``%.15G`` writes exactly that form (signed, at least two exponent digits); download pages, the hot
+    path, write the same bytes column-wise (:mod:`simulators.neware.pagetext`).
     """
     return f"{value:.15G}"
 
@@ -102,11 +102,29 @@ def rounded(value: float, digits: int = 4) -> str:
     return "0" if text in ("-0", "") else text
 
 
-def atimes(epoch: dt.datetime, seconds: np.ndarray) -> list[str]:
-    """Vectorised ``YYYY-MM-DD HH:MM:SS`` for many records (numpy datetime64, no per-record datetime objects)."""
-    base = np.datetime64(epoch.replace(microsecond=0), "s")
-    stamps = base + np.floor(seconds).astype("timedelta64[s]")
-    return [text.replace("T", " ") for text in np.datetime_as_string(stamps, unit="s").tolist()]
+def atimes(epoch: dt.datetime, seconds: np.ndarray) -> np.ndarray:
+    """``YYYY-MM-DD HH:MM:SS`` for many records as an ``(n, 19)`` block of ASCII bytes, the seconds floored.
+
+    Column-wise, with no object per record (a download page is built so, see pagetext): the date is written once
+    per distinct day (a page spans a few), the time of day from a table of two-digit numbers.
+    """
+    base = np.datetime64(epoch.replace(microsecond=0), "s").astype(np.int64)
+    stamps = base + np.floor(seconds).astype(np.int64)
+    days, second = np.divmod(stamps, 86_400)
+    distinct, index = np.unique(days, return_inverse=True)
+    dates = np.datetime_as_string(distinct.astype("datetime64[D]")).astype("S10")
+    block = np.empty((len(stamps), 19), dtype=np.uint8)
+    block[:, :10] = np.frombuffer(dates.tobytes(), dtype=np.uint8).reshape(len(distinct), 10)[index.ravel()]
+    block[:, 10] = ord(" ")
+    block[:, 13] = block[:, 16] = ord(":")
+    hours, rest = np.divmod(second, 3600)
+    for column, value in ((11, hours), (14, rest // 60), (17, rest % 60)):
+        block[:, column : column + 2] = _TWO_DIGITS[value]
+    return block
+
+
+#: "00" .. "99" as bytes
+_TWO_DIGITS = np.array([[ord(str(i // 10)), ord(str(i % 10))] for i in range(100)], dtype=np.uint8)
 
 
 class AtimeFormatter:
