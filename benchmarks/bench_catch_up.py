@@ -15,16 +15,47 @@ each request and writes the next recorded reply, so what is timed is what the st
   per transaction, as a catch-up commits them.
 
 The decode part is also shown alone (``parse_download_frame`` on the recorded frames in memory), and so is what
-the server took to compute and encode them while they were recorded (for scale; it is not in the budget).
+the server took to compute and encode them while they were recorded (for scale; it is not in the budget). The
+replay server runs in a forked process, as a BTS runs on a machine of its own (an in-process thread would take the
+station's interpreter lock for every reply it writes). Wall seconds are what users wait for; this thread's CPU
+seconds are printed beside them, since other work on a shared machine stretches the wall figures.
+
+Measured 2026-11-30 on the shared 2-core machine, 1500 cycles (952 195 records, 953 pages, 191 MB of XML), the
+before and after runs back to back (load average ~2-2.6 from other work), median of 3:
+
+| | decode only | download+decode | store append | both |
+|---|---|---|---|---|
+| before (regex + ``numpy.fromstring`` reader) | 2.97 s (321 k/s) | 3.27 s (292 k/s) | 0.87 s | 4.48 s: 212 631/s |
+| after | 0.58 s (1.64 M/s) | 1.01 s (941 k/s) | 0.75 s | 1.78 s: 536 369/s |
+
+Other runs after, load 1.6-3: medians 493 k and 336 k (best runs 448-548 k). At 10:36, on a quieter machine (load
+0.5), "before" gave 263-275 k. On this thread's CPU time, which load stretches less: before 247 k records/s, after
+585-628 k: the budget is met with little margin, and the store's append is now ~45 % of the time (see below).
+("Before" is the tree without this work: its Neware blocks lacked the store's new ``temperature`` field, which
+cost the store a field-by-field copy of every page.)
+Where one 1000-record page's time goes now (this thread's CPU, ms):
+
+| part | ms | |
+|---|---|---|
+| page read (``page_scan``): quotes found by numpy | 0.09 | |
+| the text outside the values checked (one pyarrow ``take`` and compare) | 0.07 | |
+| the values taken by kind, their bytes checked (``bytes.translate``) | 0.10 | |
+| integers and floats converted (pyarrow ``cast``: fast_float, correctly rounded) | 0.10 | |
+| texts, envelope and first row through defusedxml, the page's checks, the rest | 0.20 | total 0.6-0.7, was 2.4 |
+| transport: request sent, reply received and framed | 0.07 | was 0.17 |
+| request building, records assembled in the station's convention | 0.19 | |
+| store append: SQLite writing 112 kB of blob a page in 4 kB pages | ~0.45 | a 64 kB page size: ~40 % less |
+| store append: a round's pages concatenated and filtered (``records.newer``), twice copied | ~0.13 | |
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import socket
+import statistics
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -94,54 +125,61 @@ def record_pages(cycles: int, anode_ce: float, step_dir: Path) -> tuple[NewareCh
 
 class Replay:
     """A loopback server that answers each request (read up to the request terminator) with the next recorded
-    frame and the BTS's trailer: a BTS whose pages are already encoded."""
+    frame and the BTS's trailer: a BTS whose pages are already encoded. It runs in a process of its own (forked, so
+    that the recorded frames are shared, not copied), as a BTS runs on a machine of its own: its reads and writes
+    take neither the station's interpreter lock nor its thread, and the station waits for each reply as it would
+    on a network."""
 
     def __init__(self, frames: list[bytes]):
-        self.frames = frames
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def _serve(self) -> None:
-        conn, _ = self.listener.accept()
-        with conn:
-            pending = b""
-            for frame in self.frames:
-                while TRAILER not in pending:
-                    chunk = conn.recv(65536)
-                    if not chunk:
-                        return
-                    pending += chunk
-                pending = pending[pending.index(TRAILER) + len(TRAILER):]
-                conn.sendall(frame + TRAILER)
+        self.process = multiprocessing.get_context("fork").Process(target=_serve, args=(self.listener, frames),
+                                                                   daemon=True)
+        self.process.start()
 
     def close(self) -> None:
+        self.process.join(timeout=60)
         self.listener.close()
 
 
-def replay(channel: NewareChannel, frames: list[bytes]) -> tuple[list, float]:
-    """Download and decode every page again, from the replay server: the timed catch-up read."""
+def _serve(listener: socket.socket, frames: list[bytes]) -> None:
+    conn, _ = listener.accept()
+    with conn:
+        pending = b""
+        for frame in frames:
+            while TRAILER not in pending:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    return
+                pending += chunk
+            pending = pending[pending.index(TRAILER) + len(TRAILER):]
+            conn.sendall(frame + TRAILER)
+
+
+def replay(channel: NewareChannel, frames: list[bytes]) -> tuple[list, float, float]:
+    """Download and decode every page again, from the replay server: the timed catch-up read. Returns the pages,
+    the wall seconds and the CPU seconds of this thread."""
     server = Replay(frames)
     client = open_client("127.0.0.1", server.port, timeout_s=60.0)
     channel.client = client
     channel._cursor = None  # a fresh read from the first record, as the recording did
     check = RunManager._check_numbers
     pages, after = [], 0
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.thread_time()
     for _ in frames:
         block = channel.read_block(after, PAGE)
         check(None, None, after, block["seq"], None)  # type: ignore[arg-type]
         pages.append(block)
         after = int(block["seq"][-1])
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, time.thread_time() - cpu
     client.transport.close()
     server.close()
-    return pages, elapsed
+    return pages, elapsed, cpu
 
 
-def store_append(pages: list, data_dir: str) -> float:
-    """Append the pages to a fresh SQLite store, ROUND_RECORDS per transaction as a catch-up commits."""
+def store_append(pages: list, data_dir: str) -> tuple[float, float]:
+    """Append the pages to a fresh SQLite store, ROUND_RECORDS per transaction as a catch-up commits. Returns the
+    wall seconds and the CPU seconds of this thread."""
     store = Store(data_dir)
     loaded, cell = load_protocol("p3-full-cell-cycling"), load_cell("predeposited-ncm622")
     run_id = "20261130-000000-c47c40"
@@ -150,13 +188,13 @@ def store_append(pages: list, data_dir: str) -> float:
                      parameters=loaded.resolved_parameters(), program=loaded.bind(cell).to_json(),
                      cell=cell.model_dump(mode="json"), dry_run=True)
     per_commit = max(1, ROUND_RECORDS // PAGE)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.thread_time()
     for at in range(0, len(pages), per_commit):
         store.append_blocks({run_id: pages[at:at + per_commit]})
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, time.thread_time() - cpu
     assert store.record_count(run_id) == sum(len(p) for p in pages)
     store.close()
-    return elapsed
+    return elapsed, cpu
 
 
 def decode_only(frames: list[bytes]) -> float:
@@ -178,20 +216,24 @@ def main() -> None:
         records = sum(frame.count(b"<data ") for frame in frames)
         print(f"{records} records in {len(frames)} pages of {PAGE}, {sum(map(len, frames)) / 1e6:.0f} MB of XML; "
               f"the simulated BTS took {recorded:.2f} s to compute, encode and send them (not in the budget)")
-        print(f"{'run':>4} {'decode only':>12} {'download+decode':>16} {'store append':>13} {'both':>8}  records/s "
+        print("wall seconds (and this thread's CPU seconds: what the figures would be on an idle machine)")
+        print(f"{'run':>4} {'decode only':>12} {'download+decode':>17} {'store append':>15} {'both':>15}  records/s "
               f"(decode only / download+decode / store / both)")
-        best = 0.0
+        rates, cpu_rates = [], []
         for k in range(args.repeat):
             decode = decode_only(frames)
-            pages, download = replay(channel, frames)
-            append = store_append(pages, str(Path(tmp) / f"store-{k}"))
-            both = download + append
-            best = max(best, records / both)
-            print(f"{k + 1:4d} {decode:11.2f}s {download:15.2f}s {append:12.2f}s {both:7.2f}s  "
-                  f"{records / decode:,.0f} / {records / download:,.0f} / {records / append:,.0f} / "
-                  f"{records / both:,.0f}")
-        print(f"budget: at least 500,000 records/s through download+decode and store append: best {best:,.0f} "
-              f"records/s, {'PASS' if best >= 500_000 else 'FAIL'}")
+            pages, download, download_cpu = replay(channel, frames)
+            append, append_cpu = store_append(pages, str(Path(tmp) / f"store-{k}"))
+            both, both_cpu = download + append, download_cpu + append_cpu
+            rates.append(records / both)
+            cpu_rates.append(records / both_cpu)
+            print(f"{k + 1:4d} {decode:11.2f}s {download:7.2f}s ({download_cpu:5.2f}) {append:6.2f}s "
+                  f"({append_cpu:5.2f}) {both:6.2f}s ({both_cpu:5.2f})  {records / decode:,.0f} / "
+                  f"{records / download:,.0f} / {records / append:,.0f} / {records / both:,.0f}")
+        rate = statistics.median(rates)
+        print(f"budget: at least 500,000 records/s through download+decode and store append: median {rate:,.0f} "
+              f"records/s (best {max(rates):,.0f}; on this thread's CPU time {statistics.median(cpu_rates):,.0f}), "
+              f"{'PASS' if rate >= 500_000 else 'FAIL'}")
 
 
 if __name__ == "__main__":

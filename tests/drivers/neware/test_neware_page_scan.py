@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from drivers.neware import page_scan
 from drivers.neware.errors import NewareProtocolError
 from drivers.neware.page_scan import scan_rows
 from drivers.neware.pages import PageRequest, _parsed_page, parse_download_frame
@@ -22,6 +23,17 @@ HEAD = ('<?xml version="1.0" encoding="UTF-8"?>\r\n<bts version="1.0">\r\n  <cmd
         '  <download devtype="27" devid="21" subdevid="1" chlid="2" testid="143" startpos="%d" count="%d" '
         'auxid="0" />\r\n  <list count="%d">\r\n')
 TAIL = "\r\n  </list>\r\n</bts>"
+
+
+#: the row count from which pages are read by columns, before the fixture below lowers it
+DEFAULT_MIN_ROWS = page_scan.MIN_ROWS
+
+
+@pytest.fixture(autouse=True)
+def _scan_small_pages(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pages of a few rows are read by expat, which is faster there; these tests hold the column reader to expat
+    on pages small enough to build by hand, so it reads them too."""
+    monkeypatch.setattr(page_scan, "MIN_ROWS", 4)
 
 
 def page(rows: list[tuple], startpos: int, count: int | None = None, separator: str = "\r\n    ") -> bytes:
@@ -168,3 +180,99 @@ def test_runs_of_one_text_and_whole_numbers_read_as_float_reads_them(texts: list
     assert got.volt.tolist() == [float(t) for t in reversed(texts)] and set(got.cap.tolist()) == {1.5}
     assert [math.copysign(1, v) for v in got.curr.tolist()] == [math.copysign(1, float(t)) for t in texts]
     assert outcome(parse_download_frame, frame, request) == outcome(expat, frame, request)
+
+
+@pytest.mark.parametrize("separator", ["\r\n    ", "\n", "\r", "\r\n\t\t", " ", ""],
+                         ids=["crlf-indented", "lf", "cr", "tabs", "one-line-spaced", "one-line"])
+def test_rows_apart_by_any_white_space_are_read_by_columns(separator: str) -> None:
+    """The same white space between every two rows (rows on one line included) is one shape."""
+    frame = page(rows_from(41, 25), 41, separator=separator)
+    request = PageRequest("21-1-2", 41, 25)
+    assert scan_rows(frame, 25) is not None
+    fast = parse_download_frame(frame, "download", request)
+    assert fast.records == expat(frame, "download", request).records
+    assert fast.seqid.tolist() == list(range(41, 66)) and fast.stepid.tolist()[-1] == 1 + 24 // 7
+
+
+def test_a_first_row_indented_unlike_the_others_is_still_read_by_columns() -> None:
+    frame = page(rows_from(1, 20), 1).replace(b"    <data", b"<data", 1)
+    request = PageRequest("21-1-2", 1, 20)
+    assert scan_rows(frame, 20) is not None
+    assert outcome(parse_download_frame, frame, request) == outcome(expat, frame, request)
+
+
+#: the end of the eighth row and the start of the ninth
+NINTH = '/>\r\n    <data seqid="9"'
+#: rows whose spacing differs somewhere, or that carry another attribute: what the column reader makes of them
+SHAPES = [
+    ("a blank line between two rows", lambda t: t.replace(NINTH, "/>\r\n\r\n    <data seqid=\"9\""), False),
+    ("one row on the line of another", lambda t: t.replace(NINTH, "/><data seqid=\"9\""), False),
+    ("spaces before a row's end", lambda t: t.replace('830335" />\r\n    <data seqid="9"',
+                                                      '830335"   />\r\n    <data seqid="9"'), False),
+    ("a line break inside one row", lambda t: t.replace('"9" stepid=', '"9"\r\n stepid='), False),
+    ("a line break inside every row", lambda t: t.replace('" stepid=', '"\r\n stepid='), True),
+    ("a quote inside a value", lambda t: t.replace('atime="2025-12-28 22:29:05" volt="3.6780698299408" curr',
+                                                   "atime='2025-12-28 \"22:29:05' volt=\"3.6780698299408\" curr", 1),
+     False),
+    ("another attribute on every row", lambda t: t.replace('830335" />', '830335" aux="a b-c" />'), True),
+    ("an entity in another attribute", lambda t: t.replace('830335" />', '830335" aux="&lt;" />'), False),
+]
+
+
+@pytest.mark.parametrize(("change", "edit", "scannable"), SHAPES, ids=[c[0] for c in SHAPES])
+def test_rows_of_another_spacing_or_attributes_read_as_expat_reads_them(change: str, edit, scannable: bool) -> None:
+    frame = edit(page(rows_from(1, 30), 1).decode()).encode()
+    assert frame != page(rows_from(1, 30), 1)
+    request = PageRequest("21-1-2", 1, 30)
+    assert outcome(parse_download_frame, frame, request) == outcome(expat, frame, request)
+    assert (scan_rows(frame, 30) is not None) == scannable
+
+
+def test_a_page_of_more_rows_is_refused_in_expats_words_whatever_follows_the_row_after_the_count() -> None:
+    """expat stops at the row after the count: rows past it, even garbled, change nothing; rows before it do."""
+    good = page(rows_from(1, 60), 1).decode()
+    past = good.replace('<data seqid="55"', '<data seqid="55" x="&bad;"').replace('<data seqid="58"', "<dat<a")
+    before = good.replace('<data seqid="12"', '<data seqid="12" x="&bad;"')
+    request = PageRequest("21-1-2", 1, 40)
+    for frame in (good.encode(), past.encode()):
+        with pytest.raises(NewareProtocolError, match="more than the 40 records asked for; refused unread"):
+            parse_download_frame(frame, "download", request)
+        assert outcome(parse_download_frame, frame, request) == outcome(expat, frame, request)
+        assert scan_rows(frame, 40) is not None and scan_rows(frame, 40).count == 41
+    assert scan_rows(before.encode(), 40) is None
+    assert outcome(parse_download_frame, before.encode(), request) == outcome(expat, before.encode(), request)
+
+
+@pytest.mark.parametrize("extra", [1, 2, 37])
+def test_a_page_of_a_few_rows_more_than_asked_is_refused_by_the_column_reader(extra: int) -> None:
+    """The row after the count may be the page's last: the page is then proven whole, and still refused."""
+    frame = page(rows_from(1, 30 + extra), 1)
+    request = PageRequest("21-1-2", 1, 30)
+    scanned = scan_rows(frame, 30)
+    assert scanned is not None and scanned.count == 31 and scanned.floats == {}
+    with pytest.raises(NewareProtocolError, match="more than the 30 records asked for; refused unread"):
+        parse_download_frame(frame, "download", request)
+    assert outcome(parse_download_frame, frame, request) == outcome(expat, frame, request)
+
+
+@given(st.data(), st.sampled_from(["\r\n    ", ""]))
+@settings(max_examples=150, deadline=None)
+def test_a_page_with_bytes_cut_or_added_reads_as_expat_reads_it(data: st.DataObject, separator: str) -> None:
+    """Cuts and insertions move every quote after them: the pieces between quotes then no longer line up."""
+    frame = bytearray(page(rows_from(1, 12), 1, separator=separator))
+    for _ in range(data.draw(st.integers(1, 3))):
+        at = data.draw(st.integers(0, len(frame) - 1))
+        if data.draw(st.booleans()):
+            del frame[at:at + data.draw(st.integers(1, 4))]
+        else:
+            frame[at:at] = data.draw(st.binary(min_size=1, max_size=3))
+    for request in (PageRequest("21-1-2", 1, 12), PageRequest("21-1-2", 1, 8), None):
+        assert outcome(parse_download_frame, bytes(frame), request) == outcome(expat, bytes(frame), request)
+
+
+def test_a_page_of_fewer_rows_than_worth_proving_is_read_by_expat(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(page_scan, "MIN_ROWS", DEFAULT_MIN_ROWS)
+    small, large = page(rows_from(1, DEFAULT_MIN_ROWS - 1), 1), page(rows_from(1, DEFAULT_MIN_ROWS), 1)
+    assert scan_rows(small) is None and scan_rows(large) is not None
+    request = PageRequest("21-1-2", 1, DEFAULT_MIN_ROWS - 1)
+    assert outcome(parse_download_frame, small, request) == outcome(expat, small, request)
