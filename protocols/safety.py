@@ -7,8 +7,9 @@ same point. Vectorised, because it runs on every block of up to 2048 channels ea
 Tolerances absorb the instruments' number formats, not physics: a voltage may sit 1 uV past a limit (a
 single-precision reading of a value on the limit rounds by up to 0.25 uV at 4 V), a current or a capacity 1 ppm.
 A reading that is not a number breaks every limit: a channel that cannot measure its cell cannot be kept safe.
-The one exception is the chamber temperature: NaN there means no reading (no chamber, or a poll that got no
-answer), which the chamber's own alerts report; only a reading above ``temperature_max`` breaks that limit.
+The one exception is temperature, the chamber's and the instrument's auxiliary sensor's: NaN there means no reading
+(no chamber or sensor, or a poll that got no answer), which the chamber's own alerts report; only a reading above
+``temperature_max`` breaks that limit, whichever of the two read it.
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ missing (a driver checking raw points has no step time): the limits on them are 
 _COLUMNS = {"voltage": "V", "current": "I", "test_time": "t", "capacity": "Q", "step_time": "step t"}
 #: the record's chamber temperature (degC): read only when the program limits it, and NaN is no reading, not invalid
 TEMPERATURE = "temperature"
+#: the record's auxiliary sensor temperature (degC, a Neware T1 on the cell): read and judged as the chamber's
+AUX_TEMPERATURE = "aux_temperature"
+_TEMPERATURES = {TEMPERATURE: "chamber", AUX_TEMPERATURE: "cell sensor"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +84,8 @@ def _rules(limits: SafetyLimits) -> list[tuple[str, str, float, Callable[[float]
     if (t_max := limits.temperature_max) is not None:
         rules.append((TEMPERATURE, _ABOVE, t_max,
                       lambda x: f"temperature {x:.1f} degC above the safety limit {t_max:g} degC"))
+        rules.append((AUX_TEMPERATURE, _ABOVE, t_max,
+                      lambda x: f"cell sensor temperature {x:.1f} degC above the safety limit {t_max:g} degC"))
     return rules
 
 
@@ -110,11 +116,12 @@ def _clear(columns: dict[str, np.ndarray], limits: SafetyLimits) -> bool:
         "step_time": (None, limits.step_duration_max),
         "test_time": (None, limits.run_duration_max),
         TEMPERATURE: (None, limits.temperature_max),
+        AUX_TEMPERATURE: (None, limits.temperature_max),
     }
     for name, col in columns.items():
         if not col.size:
             continue
-        if name == TEMPERATURE:  # NaN is no reading: only the readings there are count
+        if name in _TEMPERATURES:  # NaN is no reading: only the readings there are count
             readings, highest = col[~np.isnan(col)], bounds[name][1]
             if readings.size and highest is not None and float(readings.max()) > highest:
                 return False
@@ -141,7 +148,7 @@ def first_breach(records: Columns, limits: SafetyLimits) -> Breach | None:
     """The earliest point that breaks any limit (the first rule in the order above when one point breaks two), or
     ``None``. Every column present must hold finite numbers."""
     names = records.dtype.names if isinstance(records, np.ndarray) else tuple(records)
-    read = (*_COLUMNS, TEMPERATURE) if limits.temperature_max is not None else tuple(_COLUMNS)
+    read = (*_COLUMNS, *_TEMPERATURES) if limits.temperature_max is not None else tuple(_COLUMNS)
     present = {name: col for name in read if (col := _column(records, name, names)) is not None}
     if not present:
         return None

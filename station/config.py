@@ -41,6 +41,9 @@ class ChannelConfig(BaseModel):
                                         description="[min, max]")
     current: CurrentField = Field("100 mA", validate_default=True, description="largest |I| the channel can drive")
     scan_rate_unit: ScanRateUnit | None = Field(None, description=_SCAN_RATE_HELP + " (overrides the instrument's)")
+    aux_temperature: bool = Field(False, description="Neware: an auxiliary thermocouple on the cell is mapped to "
+                                  "this channel in the BTS (its T1): every record then carries its reading. A "
+                                  "simulated channel reports its cell's temperature")
 
     @field_validator("id", mode="before")
     @classmethod
@@ -110,6 +113,9 @@ class InstrumentConfig(BaseModel):
         dupes = sorted({i for i in ids if ids.count(i) > 1})
         if dupes:
             raise ValueError(f"channel ids repeat: {', '.join(dupes)}")
+        if self.kind != "neware" and any(c.aux_temperature for c in self.channels):
+            raise ValueError("aux_temperature is a Neware setting (a thermocouple mapped to the channel, its T1); a "
+                             "Biologic channel has none here")
         if self.kind != "biologic" and (self.scan_rate_unit or any(c.scan_rate_unit for c in self.channels)):
             raise ValueError("scan_rate_unit is a Biologic setting; a Neware channel runs no CV or LSV")
         neware_only = [name for name in ("step_dir", "bts_step_dir", "backup") if getattr(self, name) is not None]

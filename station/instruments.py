@@ -220,10 +220,15 @@ class Instruments:
         kelvin = celsius + 273.15
         if getattr(model, "kelvin_now", None) == kelvin:
             return
-        try:
-            model.set_temperature(kelvin)
-        except NotImplementedError:
-            return
+        name, _, chan_id = key.partition("/")
+        simulator = self._bts_sims.get(name)
+        # a simulated BTS computes its channels under each one's lock (its catch-up worker too): never mid-step
+        lock = simulator.channel(chan_id).lock if simulator is not None else contextlib.nullcontext()
+        with lock:
+            try:
+                model.set_temperature(kelvin)
+            except NotImplementedError:
+                return
         model.kelvin_now = kelvin
 
     def choose_channel(self, program: StepProgram, busy: set[str]) -> str:
@@ -313,7 +318,8 @@ class Instruments:
 
         simulator = BtsSimulator(host="127.0.0.1", port=0, devices=max(i[0] for i in ids) - FIRST_DEVID + 1,
                                  subdevices=max(i[1] for i in ids), channels=max(i[2] for i in ids),
-                                 model_factory=model, clock=self.clock)
+                                 model_factory=model, clock=self.clock,
+                                 aux_temperature=[c.id for c in instrument.channels if c.aux_temperature])
         simulator.start()
         self._bts_sims[instrument.name] = simulator
         return simulator

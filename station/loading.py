@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 #: (label, stored field) of the stored quantities the records file leaves to the EIS file or does not carry
 _EXTRA = (("Frequency / Hz", "frequency"), ("Real Impedance / ohm", "z_real"),
           ("Imaginary Impedance / ohm", "z_imag"), ("CV Cycle / 1", "cv_cycle"),
-          ("Ambient Temperature / degC", "temperature"))
+          ("Ambient Temperature / degC", "temperature"), ("Temperature T1 / degC", "aux_temperature"))
 #: the column order of the frame
 COLUMNS = (*(label for label, _ in RECORD_COLUMNS), *(label for label, _ in _EXTRA))
 

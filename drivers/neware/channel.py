@@ -99,12 +99,13 @@ class _Cursor:
 
 #: what :meth:`NewareChannel.read_block` returns: ``Record``'s fields in its order, packed little-endian (SI
 #: units, signed capacity and energy; NaN impedance and CV cycle 0, which no Neware record has), then a NaN
-#: temperature (a channel reads none; the station stamps the climate chamber's): the layout the station's store
-#: keeps, so that a page is stored as it comes (a page of another layout is copied field by field, ~0.2 ms)
+#: temperature (a channel reads none; the station stamps the climate chamber's) and the channel's auxiliary
+#: thermocouple in degC (the rows' ``T1``, NaN for a channel without one): the layout the station's store keeps,
+#: so that a page is stored as it comes (a page of another layout is copied field by field, ~0.2 ms)
 BLOCK_DTYPE = np.dtype([("seq", "<i8"), ("test_time", "<f8"), ("step_time", "<f8"), ("step_index", "<i8"),
                         ("cycle", "<i8"), ("voltage", "<f8"), ("current", "<f8"), ("capacity", "<f8"),
                         ("energy", "<f8"), ("frequency", "<f8"), ("z_real", "<f8"), ("z_imag", "<f8"),
-                        ("cv_cycle", "<i8"), ("temperature", "<f8")])
+                        ("cv_cycle", "<i8"), ("temperature", "<f8"), ("aux_temperature", "<f8")])
 #: the fields a Neware record fills (the rest keep Record's defaults)
 _MEASURED = BLOCK_DTYPE.names[:9]
 
@@ -524,6 +525,7 @@ class NewareChannel(ChannelDriver):
         block["capacity"] = sign * page.cap[skip:]
         block["energy"] = sign * page.eng[skip:]
         block["frequency"] = block["z_real"] = block["z_imag"] = block["temperature"] = np.nan
+        block["aux_temperature"] = page.aux_temperature[skip:]
         block["cv_cycle"] = 0
         last = block[-1]
         self._cursor = _Cursor(int(last["seq"]), int(stepid[-1]), float(last["step_time"]), float(last["test_time"]),

@@ -17,7 +17,8 @@ this module proves the page's shape on it, whole columns at a time:
 * every piece outside the values is, byte for byte, the first row's (and its separator's) text there: one
   ``take`` of them all and one comparison;
 * the values are plain printable ASCII: digits for ``seqid``/``stepid``/``cycleid`` (1 to 18, so they fit 64
-  bits), ``[0-9+-.eE]`` for the numbers (1 to 40), and no ``"``, ``&``, ``<`` or ``>`` in any value (nothing expat
+  bits), ``[0-9+-.eE]`` for the numbers (1 to 40; ``T1``, the auxiliary temperature, is one of them on a page
+  whose first row carries it, so every row must), and no ``"``, ``&``, ``<`` or ``>`` in any value (nothing expat
   would decode or normalise differently): checked on the values of each kind, one after the other, by one
   ``bytes.translate``;
 * the numbers are converted by pyarrow's cast, one call for each kind (integers digit by digit; floats by
@@ -52,6 +53,11 @@ import numpy as np
 INT_FIELDS = ("seqid", "stepid", "cycleid")
 FLOAT_FIELDS = ("testtime", "volt", "curr", "cap", "eng")
 TEXT_FIELDS = ("steptype", "atime")
+#: optional numbers a BTS adds to every row of a channel that has them mapped (neware-bts-api.md 2.7, "aux
+#: attributes"): ``T1``, the auxiliary thermocouple in degC. Read as floats when the first row carries them; a page
+#: whose rows do not all carry them is of another shape, read by expat
+AUX_TEMPERATURE = "T1"
+OPTIONAL_FLOAT_FIELDS = (AUX_TEMPERATURE,)
 #: below this many rows the expat reading is faster (~0.04 ms + 5 us a row against ~0.23 ms + 0.3 us a row on the
 #: machine of 2026-11-30): a poll's pages of a few new records are not worth proving
 MIN_ROWS = 48
@@ -142,13 +148,14 @@ def scan_rows(frame: bytes, max_rows: int | None = None) -> ScannedRows | None:
     pieces = _pieces(frame, start, stop, quotes)
     if not pieces.take(_outside(len(quotes))).equals(_expected(layout, rows, stop == end)):
         return None
-    others = tuple(name for name in layout.names if name not in INT_FIELDS and name not in FLOAT_FIELDS)
-    order = INT_FIELDS + FLOAT_FIELDS + others  # the texts, and any other attribute
+    float_fields = FLOAT_FIELDS + tuple(name for name in OPTIONAL_FLOAT_FIELDS if name in layout.names)
+    others = tuple(name for name in layout.names if name not in INT_FIELDS and name not in float_fields)
+    order = INT_FIELDS + float_fields + others  # the texts, and any other attribute
     values = pieces.take(_inside(tuple(layout.names.index(name) for name in order), len(layout.names), rows))
     ints, floats, texts = {}, {}, {}
     at = 0
     for fields, allowed, kind, out in ((INT_FIELDS, _INT_CLASS, pa.int64(), ints),
-                                       (FLOAT_FIELDS, _FLOAT_CLASS, pa.float64(), floats),
+                                       (float_fields, _FLOAT_CLASS, pa.float64(), floats),
                                        (others, _TEXT_CLASS, None, texts)):
         kept = values.slice(at * rows, len(fields) * rows)  # the columns of one kind, one after the other
         at += len(fields)

@@ -13,9 +13,9 @@ A page is checked, not trusted (one renumbered record once made the station skip
 seqid of 1e30 crashed it): the records must be exactly the ones asked for, ``startpos``, ``startpos + 1``, ... and
 no more than ``count``; record numbers must fit a 64-bit integer, and times must be finite. Anything else is a
 :class:`NewareProtocolError`, raised inside the parse so that the client's retry-after-garbled covers it. Voltage,
-current, capacity and energy are taken as they come, NaN and infinity included: judging those is the station's
-safety check, not the parser's. The checks work on whole columns (C-level ``min``/``max``/``==``) and only walk
-the rows one by one to describe a fault once one is known.
+current, capacity, energy and the optional auxiliary temperature ``T1`` are taken as they come, NaN and infinity
+included: judging those is the station's safety check, not the parser's. The checks work on whole columns (C-level
+``min``/``max``/``==``) and only walk the rows one by one to describe a fault once one is known.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from defusedxml.expatreader import DefusedExpatParser
 
 from drivers.neware.codec import INT64_MAX, parse_int
 from drivers.neware.errors import NewareProtocolError
-from drivers.neware.page_scan import ScannedRows, scan_rows
+from drivers.neware.page_scan import AUX_TEMPERATURE, ScannedRows, scan_rows
 from drivers.neware.replies import DataRecord, DownloadPage
 
 #: the range of each integer field of a record. ``cycleid`` may be 0: a field report (BTS Client 2025.11.24) has
@@ -153,8 +153,10 @@ def _scanned_page(frame: bytes, request: PageRequest | None) -> DownloadPage | N
     except NewareProtocolError:
         return None
     floats = rows.floats
+    aux = floats.get(AUX_TEMPERATURE)
     return DownloadPage(testid, startpos, seqid, stepid, cycleid, rows.texts["steptype"], testtime,
-                        rows.texts["atime"], floats["volt"], floats["curr"], floats["cap"], floats["eng"])
+                        rows.texts["atime"], floats["volt"], floats["curr"], floats["cap"], floats["eng"],
+                        np.full(rows.count, np.nan) if aux is None else aux)
 
 
 def _same_row(attrs: dict[str, str], rows: ScannedRows) -> bool:
@@ -212,6 +214,7 @@ def _parsed_page(frame: bytes, command: str, request: PageRequest | None) -> Dow
             )
             for a in reader.rows
         ]
+        aux = [math.nan if (text := a.get(AUX_TEMPERATURE)) is None else float(text) for a in reader.rows]
     except (KeyError, ValueError):
         raise NewareProtocolError(f"{where}: {_describe_bad_row(reader.rows)}") from None
     if records:
@@ -226,7 +229,7 @@ def _parsed_page(frame: bytes, command: str, request: PageRequest | None) -> Dow
     ints = [np.array(column, dtype=np.int64) for column in (seqid, stepid, cycleid)]
     floats = [np.array(column, dtype=np.float64) for column in (testtime, volt, curr, cap, eng)]
     return DownloadPage(testid, startpos, *ints, np.array(steptype, dtype=str), floats[0], np.array(atime, dtype=str),
-                        *floats[1:])
+                        *floats[1:], np.array(aux, dtype=np.float64))
 
 
 def _describe_bad_row(rows: list[dict[str, str]]) -> str:
@@ -248,6 +251,14 @@ def _describe_bad_row(rows: list[dict[str, str]]) -> str:
                 float(text)
             except ValueError:
                 return f"record {index} has {name}={text!r}, not a number"
+        text = attrs.get(AUX_TEMPERATURE)
+        if text is not None:
+            try:
+                float(text)
+            except ValueError:
+                seqid = attrs.get("seqid")
+                return (f"record {index} (seqid {seqid}) has {AUX_TEMPERATURE}={text!r}, not a number (the "
+                        "auxiliary temperature in degC); check the thermocouple mapped to the channel")
     return "a record is incomplete or not numeric"
 
 

@@ -97,8 +97,14 @@ class DataRecord(NamedTuple):
 @dataclass(frozen=True, slots=True)
 class DownloadPage:
     """A ``download`` page as columns, one entry per record in seqid order, in the API's units (the fields of
-    :class:`DataRecord`). The station's hot path reads the columns; :attr:`records` builds the typed rows for
-    callers that want them one by one."""
+    :class:`DataRecord`, then ``aux_temperature``). The station's hot path reads the columns; :attr:`records`
+    builds the typed rows for callers that want them one by one.
+
+    ``aux_temperature`` is the row's optional ``T1`` attribute, the channel's auxiliary thermocouple in degC
+    (neware-bts-api.md 2.7): a BTS sends it only for a channel with a thermocouple mapped to it, so it is NaN for
+    rows without it. It is a column only, not a :class:`DataRecord` field: the rows keep the ten attributes every
+    BTS sends.
+    """
 
     testid: int
     startpos: int
@@ -112,11 +118,12 @@ class DownloadPage:
     curr: np.ndarray
     cap: np.ndarray
     eng: np.ndarray
+    aux_temperature: np.ndarray  # float64 degC, NaN where the row has no T1
 
     @classmethod
     def empty(cls, testid: int, startpos: int) -> DownloadPage:
         ints, floats, texts = np.empty(0, np.int64), np.empty(0, np.float64), np.empty(0, "U1")
-        return cls(testid, startpos, ints, ints, ints, texts, floats, texts, floats, floats, floats, floats)
+        return cls(testid, startpos, ints, ints, ints, texts, floats, texts, floats, floats, floats, floats, floats)
 
     def __len__(self) -> int:
         return len(self.seqid)

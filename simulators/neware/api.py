@@ -23,7 +23,7 @@ import contextlib
 import datetime as dt
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 from xml.etree.ElementTree import Element
@@ -43,6 +43,40 @@ log = logging.getLogger("simulators.neware.server")
 FIRST_DEVID = 21
 #: a fixed, documented wall-clock origin for ``atime`` (the simulator never reads the wall clock itself)
 DEFAULT_EPOCH = dt.datetime(2025, 1, 1, 0, 0, 0)
+
+#: which channels have an auxiliary thermocouple: their keys ``(devid, subdevid, chlid)`` or station channel ids
+#: ``"devid-subdevid-chlid"``, or a predicate on the key; None: none has one
+AuxChannels = Iterable[Key | str] | Callable[[Key], bool] | None
+
+
+def aux_channel_keys(aux: AuxChannels, channels: Iterable[Key]) -> frozenset[Key]:
+    """The keys of the channels ``aux`` names (see :data:`AuxChannels`); a channel the simulator does not have is a
+    mistake in the caller's configuration, refused with the channels it has."""
+    keys = list(channels)
+    if aux is None:
+        return frozenset()
+    if callable(aux):
+        return frozenset(key for key in keys if aux(key))
+    if isinstance(aux, str) or (isinstance(aux, tuple) and len(aux) == 3 and all(isinstance(x, int) for x in aux)):
+        aux = [aux]  # one channel named alone, not a collection of them
+    chosen = set()
+    for item in aux:
+        key = _aux_key(item)
+        if key not in keys:
+            first, last = "-".join(map(str, keys[0])), "-".join(map(str, keys[-1]))
+            raise ValueError(f"aux_temperature names channel {item!r}, which this simulated BTS does not have "
+                             f"(its channels are {first} .. {last}); name one of those")
+        chosen.add(key)
+    return frozenset(chosen)
+
+
+def _aux_key(item: Key | str) -> Key | None:
+    try:
+        parts = item.split("-") if isinstance(item, str) else list(item)
+        devid, subdevid, chlid = (int(part) for part in parts)
+    except (TypeError, ValueError):
+        return None
+    return (devid, subdevid, chlid)
 
 
 def default_model_factory(cell: str, options: dict[str, Any]) -> Callable[[Key], CellModel]:
@@ -73,6 +107,8 @@ class BtsApi(BtsCommands):
     2025.11.24; 1: the same numbering as ``downloadStepLayer`` and ``inquire``). ``measurement``: noise and start
     transient of the records (none by default). ``request_budget_s``: seconds of ``budget_clock`` a request may
     spend computing channels (``None``: no limit, which keeps as-fast-as-possible runs deterministic).
+    ``aux_temperature``: the channels with an auxiliary thermocouple (:data:`AuxChannels`), whose ``download`` rows
+    and ``inquire`` elements carry ``T1``, the cell model's temperature in degC (:mod:`simulators.neware.commands`).
     """
 
     def __init__(
@@ -93,6 +129,7 @@ class BtsApi(BtsCommands):
         request_budget_s: float | None = None,
         faults: FaultPlan | None = None,
         read_step_file: Callable[[str], NativePlan] | None = None,
+        aux_temperature: AuxChannels = None,
     ):
         if download_cycle_base not in (0, 1):
             raise ValueError(f"download_cycle_base must be 0 or 1, found {download_cycle_base!r}")
@@ -119,6 +156,7 @@ class BtsApi(BtsCommands):
                         measurement=measurement,
                         noise_key=key,
                     )
+        self.aux_channels = aux_channel_keys(aux_temperature, self.channels)
         self._testid = 0
         self._lock = threading.RLock()  # the testid counter and last_start_errors; never held while cells run
         self._origin = self.clock.now()

@@ -20,6 +20,10 @@ are documented where they are made:
   schedule back (``true`` with its cycle and step, ``false`` with -1/-1 when none); ``cancelpause`` drops it.
   ``reset`` (replace a running test's step plan) is answered ``false``, the BTS's refusal: what it does to the
   running step is not documented (reference 2.13), and the simulator does not run another program silently.
+* A channel with an auxiliary thermocouple (:attr:`aux_channels`) adds ``T1`` to its ``download`` rows, after
+  ``eng`` (the cell model's temperature when the record was computed, degC to 0.1 degC: ``pagetext``), and to its
+  ``inquire`` element, after ``log_code`` (the temperature now); a real BTS sends aux attributes only for channels
+  with an auxiliary channel mapped (reference 2.4, 2.7). Other channels' replies carry none.
 """
 
 from __future__ import annotations
@@ -67,6 +71,8 @@ class BtsCommands:
     server_ip: str
     last_start_errors: dict[str, str]
     download_cycle_base: int
+    #: the channels with an auxiliary thermocouple (module notes)
+    aux_channels: frozenset[Key]
     _origin: float
     _atime: wire.AtimeFormatter
     _lock: threading.RLock
@@ -185,7 +191,8 @@ class BtsCommands:
 
     def _inquire(self, root: Element, now: float, budget: Budget) -> list[str]:
         items = self._list(root, "inquire")
-        views = self._each([self._engine(e)[1] for e in items], lambda i, e: (e.live(now, budget), e.barcode))
+        views = self._each([self._engine(e)[1] for e in items],
+                           lambda i, e: (e.live(now, budget), e.barcode, e.temperature_c()))
         lines = [f'<list count="{len(items)}">']
         for element, view in zip(items, views, strict=True):
             parts = (element.get("devtype", str(DEVTYPE)), element.get("devid"), element.get("subdevid"))
@@ -193,7 +200,7 @@ class BtsCommands:
             if view is None:
                 lines.append(f'  <inquire dev="{wire.escape(dev)}" workstatus="false" />')
                 continue
-            live, barcode = view
+            live, barcode, celsius = view
             a: dict[str, object] = {"dev": dev, "cycle_id": live.cycle_id}
             if live.step_id is not None:
                 a["step_id"] = live.step_id
@@ -210,6 +217,8 @@ class BtsCommands:
                 open_or_close=0,
                 log_code=live.log_code,
             )
+            if self._key(element) in self.aux_channels:
+                a[pagetext.AUX_TEMPERATURE] = pagetext.AUX_TEMPERATURE_FORMAT % celsius
             lines.append(f"  <inquire{wire.attrs(a)} />")
         lines.append("</list>")
         return lines
@@ -362,7 +371,7 @@ class BtsCommands:
         element = self._single(root, "download")
         if element is None:
             return ['<list count="0" />']
-        _, engine = self._engine(element)
+        key, engine = self._engine(element)
         testid = _int(element, "testid", 0)
         startpos = _int(element, "startpos", 1)
         count = min(MAX_PAGE, max(0, _int(element, "count", MAX_PAGE)))
@@ -381,12 +390,13 @@ class BtsCommands:
         if n == 0:
             return [*lines, '<list count="0" />']
         lines.append(f'<list count="{n}">')
-        lines += self._data_lines(offset, first + 1, rows)
+        lines += self._data_lines(offset, first + 1, rows, aux=key in self.aux_channels)
         lines.append("</list>")
         return lines
 
-    def _data_lines(self, offset: float, startpos: int, rows: dict[str, Any]) -> list[str]:
-        """The page's records as one body line (the server's hot path: built column-wise, see pagetext)."""
+    def _data_lines(self, offset: float, startpos: int, rows: dict[str, Any], *, aux: bool = False) -> list[str]:
+        """The page's records as one body line (the server's hot path: built column-wise, see pagetext); ``aux``:
+        the channel has a thermocouple, whose ``T1`` each row carries."""
         n = len(rows["stepid"])
         columns = {
             "seqid": np.arange(startpos, startpos + n, dtype=np.int64),
@@ -399,7 +409,8 @@ class BtsCommands:
             "cap": rows["cap"],
             "eng": rows["eng"],
         }
-        return [pagetext.page_text(columns, API_STEP_NAMES, wire.atimes(self._atime.epoch, offset + rows["test_time"]))]
+        atimes = wire.atimes(self._atime.epoch, offset + rows["test_time"])
+        return [pagetext.page_text(columns, API_STEP_NAMES, atimes, rows["temperature_c"] if aux else None)]
 
     def _inquiredf(self, root: Element, now: float, budget: Budget) -> list[str]:
         items = self._list(root, "chl")

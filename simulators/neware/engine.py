@@ -34,6 +34,11 @@ Behaviour follows neware-bts-api.md 2.15, the checklist in section 8 and the sem
   102000 when the channel is stopped (Uni-Lab-OS's captures; inquire also shows 102000 on a stopped channel), and
   :data:`LOG_PROTECT` when it trips (the real code is not public: LogCode.csv is not available, reference 2.4).
 * A step-level ``Record`` replaces the global one (the reference leaves this open).
+* **Temperature.** Each record keeps the cell's temperature its segment was computed at (the model's
+  ``temperature``, which ``set_temperature`` changes, as a climate chamber does: from the next segment computed on,
+  like the physics); a channel with a thermocouple sends it as ``T1`` (:mod:`simulators.neware.commands`). A cut
+  (stop, pause, trip) re-runs its segment from the saved state at that temperature and then puts the model back
+  at the temperature it had been set to since.
 
 The work of one :meth:`ChannelEngine.advance` is bounded whatever the step file: at most
 :data:`MAX_MOVES_PER_ADVANCE` step entries and about :data:`MAX_RECORDS_PER_ADVANCE` records per call, and a caller's
@@ -66,6 +71,7 @@ from protocols.program import (
     Termination,
 )
 from simulators.cells.base import CellModel, StepResult
+from simulators.cells.engine import COMMON_PARAMETERS
 from simulators.neware.conditions import NativeCondition
 from simulators.neware.records import RecordStore
 from simulators.neware.stepfile import (
@@ -102,6 +108,18 @@ MAX_IDLE_ENTRIES = 1000
 
 #: the BTS default record interval when the file says nothing (NW-WEB: 1 s)
 DEFAULT_RECORD_S = 1.0
+
+KELVIN_AT_0_DEGC = 273.15
+#: the temperature of a cell model that has none (no ``temperature`` parameter): the one the cell models default to
+DEFAULT_KELVIN = COMMON_PARAMETERS["temperature"].default
+
+
+def model_kelvin(model: CellModel | None) -> float:
+    """The cell's temperature (K) as its model runs now: the ``temperature`` parameter, which ``set_temperature``
+    changes (a climate chamber's set point); :data:`DEFAULT_KELVIN` for a model without one. What a thermocouple on
+    the cell (the channel's auxiliary ``T1``) reads."""
+    kelvin = getattr(getattr(model, "p", None), "temperature", None)
+    return DEFAULT_KELVIN if not isinstance(kelvin, int | float) else float(kelvin)
 
 
 def bts_energy(step_sign: int, energy: Any) -> Any:
@@ -198,6 +216,8 @@ class _StepRun:
     result: StepResult | None = None
     clamped: bool = False  # the direction rule ended the step
     released: int = 0
+    #: the cell's temperature (degC) the running segment was computed at: its records' auxiliary temperature
+    temperature_c: float = DEFAULT_KELVIN - KELVIN_AT_0_DEGC
     # a long step runs in pieces of ``piece_s`` (None: in one call) up to ``limit_s`` of step time
     piece_s: float | None = None
     limit_s: float = MAX_STEP_S
@@ -337,6 +357,10 @@ class ChannelEngine:
     @property
     def last_seqid(self) -> int:
         return self.records.count
+
+    def temperature_c(self) -> float:
+        """The cell's temperature now (degC), as a thermocouple on it reads: ``inquire``'s live ``T1``."""
+        return model_kelvin(self.model) - KELVIN_AT_0_DEGC
 
     # -- commands -------------------------------------------------------------------------------------------
 
@@ -628,6 +652,7 @@ class ChannelEngine:
     def _compute(self, run: _StepRun, program: ProgramStep, max_duration: float | None, first: bool) -> None:
         """Run the segment on the model (BTS grid, direction, measurement) into ``run.result``."""
         model = self._cell()
+        run.temperature_c = model_kelvin(model) - KELVIN_AT_0_DEGC
         result, clamped = run_directed(model, program, run.extra, max_duration, run.direction)
         run.result = self.measurement.apply(result, program, self._rng, first=first)
         run.clamped = clamped
@@ -705,6 +730,7 @@ class ChannelEngine:
                 "curr": result.current[start:stop],
                 "cap": np.abs(cap),
                 "eng": bts_energy(run.native.sign, eng),
+                "temperature_c": run.temperature_c,
             },
             stop - start,
         )
@@ -720,8 +746,11 @@ class ChannelEngine:
         elapsed = now - run.segment_start
         if elapsed < run.result.duration:
             model = self._cell()
-            model.load_state(run.state)
+            kelvin = model_kelvin(model)
+            model.load_state(run.state)  # the segment's start, at the temperature it was computed at
             self._compute(run, run.program, max(0.0, elapsed), first=run.segment_step_time0 == 0.0)
+            if model_kelvin(model) != kelvin:  # a chamber changed it since: the saved state must not undo that
+                model.set_temperature(kelvin)
         self._release(run, run.result.duration)
 
     def _finish_step(self, run: _StepRun, ended_by: int | None = None) -> None:

@@ -17,6 +17,7 @@ rounding error (Dekker's product), so the rounding decision is the one an exact 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -25,6 +26,11 @@ import numpy as np
 _FIELDS: Sequence[str] = ("seqid", "stepid", "cycleid", "steptype", "testtime", "atime", "volt", "curr", "cap", "eng")
 _INTEGERS = ("seqid", "stepid", "cycleid")
 _DOUBLES = ("testtime", "volt", "curr", "cap", "eng")
+#: the auxiliary thermocouple's attribute, after ``eng`` on the rows of a channel that has one (reference 2.7, "aux
+#: attributes"), and how it is written: degC to 0.1 degC, a thermocouple's resolution (**assumption**: no capture
+#: shows a ``T1`` value; a BTS85 unit writes its ``CPU1`` temperature with two decimals)
+AUX_TEMPERATURE = "T1"
+AUX_TEMPERATURE_FORMAT = "%.1f"
 #: between two records; wire.reply() writes the one before the first record itself
 _SEPARATOR = b"\r\n  "
 _LINE_START = _SEPARATOR + b'  <data seqid="'
@@ -173,12 +179,22 @@ def text_block(texts: Sequence[str]) -> np.ndarray:
     return array.view(np.uint8).reshape(len(texts), array.itemsize)
 
 
-def page_text(columns: Mapping[str, np.ndarray], steptype_names: Mapping[int, str], atimes: np.ndarray) -> str:
+def temperature_block(celsius: np.ndarray) -> np.ndarray:
+    """:data:`AUX_TEMPERATURE_FORMAT` of each temperature as a block padded with NUL. A page holds a few distinct
+    temperatures (one per chamber set point it spans), so each is formatted once, by Python, exactly."""
+    values, which = np.unique(np.asarray(celsius, dtype=np.float64), return_inverse=True)
+    return text_block([AUX_TEMPERATURE_FORMAT % value for value in values.tolist()])[which.ravel()]
+
+
+def page_text(columns: Mapping[str, np.ndarray], steptype_names: Mapping[int, str], atimes: np.ndarray,
+              aux_temperature: np.ndarray | None = None) -> str:
     """The page's ``<data .../>`` lines as one body line of ``wire.reply``: the records after the first carry the
     separator and indent that ``reply`` puts between body lines, the first gets them from ``reply``.
 
     ``columns``: seqid, stepid, cycleid (integers), steptype (codes), testtime, volt, curr, cap, eng (doubles);
-    ``atimes``: ``YYYY-MM-DD HH:MM:SS`` as an ``(n, 19)`` block (:func:`simulators.neware.wire.atimes`).
+    ``atimes``: ``YYYY-MM-DD HH:MM:SS`` as an ``(n, 19)`` block (:func:`simulators.neware.wire.atimes`);
+    ``aux_temperature``: degC of each record for a channel with a thermocouple, written as its last attribute
+    (:data:`AUX_TEMPERATURE`); None for a channel without one, whose rows are as before, byte for byte.
     """
     n = len(columns["seqid"])
     if n == 0:
@@ -192,8 +208,13 @@ def page_text(columns: Mapping[str, np.ndarray], steptype_names: Mapping[int, st
     doubles = float_block(np.concatenate([np.asarray(columns[name], dtype=np.float64) for name in _DOUBLES]))
     for index, name in enumerate(_DOUBLES):  # one pass over all five columns: numpy's cost is per call
         blocks[name] = doubles[index * n : (index + 1) * n]
-    pieces: list[np.ndarray] = [_LITERALS[0]]
-    for name, literal in zip(_FIELDS, _LITERALS[1:], strict=True):
+    fields = _FIELDS
+    if aux_temperature is not None:
+        blocks[AUX_TEMPERATURE] = temperature_block(aux_temperature)
+        fields = (*_FIELDS, AUX_TEMPERATURE)
+    literals = _literals(tuple(fields))
+    pieces: list[np.ndarray] = [literals[0]]
+    for name, literal in zip(fields, literals[1:], strict=True):
         pieces += [blocks[name], literal]
     matrix = np.empty((n, sum(piece.shape[-1] for piece in pieces)), dtype=np.uint8)
     column = 0
@@ -203,6 +224,8 @@ def page_text(columns: Mapping[str, np.ndarray], steptype_names: Mapping[int, st
     return matrix.tobytes().translate(None, b"\0")[len(_SEPARATOR) :].decode("ascii")
 
 
-#: the text around the values: before the first, between two, after the last
-_LITERALS = [np.frombuffer(text, dtype=np.uint8) for text in (
-    _LINE_START, *(f'" {name}="'.encode() for name in _FIELDS[1:]), _LINE_END)]
+@functools.cache
+def _literals(fields: tuple[str, ...]) -> list[np.ndarray]:
+    """The text around the values of a row of ``fields``: before the first, between two, after the last."""
+    return [np.frombuffer(text, dtype=np.uint8) for text in (
+        _LINE_START, *(f'" {name}="'.encode() for name in fields[1:]), _LINE_END)]

@@ -6,7 +6,7 @@ no transient copy when the store grows, and a 1000-record page never spans more 
 
 Like the real BTS, which keeps a test's data in its database on disk, a chunk that is full is written to an
 anonymous temporary file and dropped from memory, so a simulated channel's memory stays flat however long
-its test runs (58 bytes a record would otherwise be ~45 MB per million records and channel). Downloads read
+its test runs (66 bytes a record would otherwise be ~63 MB per million records and channel). Downloads read
 old pages back from the file; the chunk being filled stays in memory.
 """
 
@@ -32,6 +32,7 @@ COLUMNS: dict[str, type] = {
     "curr": np.float64,
     "cap": np.float64,  # Ah in the step, unsigned
     "eng": np.float64,  # Wh in the step, unsigned
+    "temperature_c": np.float64,  # the cell model's temperature when the record was computed, degC (T1 of aux)
 }
 
 

@@ -43,7 +43,7 @@ from typing import Any
 from protocols.clock import Clock, RealClock, ScaledClock
 from simulators.cells.base import CellModel
 from simulators.neware import wire
-from simulators.neware.api import DEFAULT_EPOCH, FIRST_DEVID, BtsApi, default_model_factory
+from simulators.neware.api import DEFAULT_EPOCH, FIRST_DEVID, AuxChannels, BtsApi, default_model_factory
 from simulators.neware.catchup import CatchUp
 from simulators.neware.commands import DEVTYPE, Key
 from simulators.neware.engine import ChannelEngine
@@ -76,6 +76,8 @@ class BtsSimulator:
     clock, :data:`DEFAULT_REQUEST_BUDGET_S` otherwise). ``catch_up``: run the catch-up worker (default: when the
     clock passes in real time). ``wire_clock``: the clock of link faults (a delayed reply) and request budgets,
     the wall by default, whatever clock the cells run on: the client's socket timeouts count in it.
+    ``aux_temperature``: the channels with an auxiliary thermocouple (keys ``(devid, subdevid, chlid)``, channel ids
+    ``"21-1-1"`` or a predicate on the key), whose records carry ``T1`` (:class:`~simulators.neware.api.BtsApi`).
     """
 
     def __init__(
@@ -99,6 +101,7 @@ class BtsSimulator:
         measurement: Measurement | None = None,
         request_budget_s: float | None = _AUTO,
         catch_up: bool | None = None,
+        aux_temperature: AuxChannels = None,
     ):
         self.host = host
         self.port = port
@@ -111,7 +114,7 @@ class BtsSimulator:
             model_factory=model_factory or default_model_factory(cell, cell_options or {}),
             clock=self.clock, budget_clock=self.wire_clock, epoch=epoch, live_refresh_s=live_refresh_s,
             server_ip=server_ip, ranges=ranges, download_cycle_base=download_cycle_base, measurement=measurement,
-            request_budget_s=budget, read_step_file=self._read_step_file,
+            request_budget_s=budget, read_step_file=self._read_step_file, aux_temperature=aux_temperature,
         )  # fmt: skip
         self.api.serving = self._serving
         self.api.on_change = self._woken
@@ -149,6 +152,11 @@ class BtsSimulator:
     @property
     def server_ip(self) -> str:
         return self.api.server_ip
+
+    @property
+    def aux_channels(self) -> frozenset[Key]:
+        """The channels with an auxiliary thermocouple (``aux_temperature``), whose records carry ``T1``."""
+        return self.api.aux_channels
 
     @property
     def download_cycle_base(self) -> int:
@@ -371,6 +379,7 @@ def serve(
     ranges: DeviceRanges | None = None,
     measurement: Measurement | None = None,
     download_cycle_base: int = 0,
+    aux_temperature: AuxChannels = None,
 ) -> None:
     """Serve a simulated BTS in the foreground until interrupted (Ctrl-C)."""
     simulator = BtsSimulator(
@@ -385,6 +394,7 @@ def serve(
         ranges=ranges,
         measurement=measurement,
         download_cycle_base=download_cycle_base,
+        aux_temperature=aux_temperature,
     )
 
     def listening() -> None:

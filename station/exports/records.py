@@ -120,18 +120,20 @@ def time_series(records: np.ndarray, started_unix: float, program: StepProgram |
     cols["step_type"] = step_types(records, program, starts, step["step_net_capacity_ah"])
     if has_temperature(records):
         cols["ambient_temperature_celsius"] = records["temperature"]
+    if has_temperature(records, "aux_temperature"):
+        cols["temperature_t1_celsius"] = records["aux_temperature"]
     return cols
 
 
-def has_temperature(records: np.ndarray) -> bool:
-    """Whether some record has a temperature reading (a store block of an older layout reads back with none)."""
+def has_temperature(records: np.ndarray, field: str = "temperature") -> bool:
+    """Whether some record has a reading of ``field`` (a store block of an older layout reads back with none)."""
     names = records.dtype.names or ()
-    return "temperature" in names and bool(np.isfinite(records["temperature"]).any())
+    return field in names and bool(np.isfinite(records[field]).any())
 
 
 def record_columns(series: dict[str, np.ndarray | Categorical]) -> tuple[tuple[str, str], ...]:
-    """The records file's columns for ``series``: :data:`RECORD_COLUMNS`, then ``Ambient Temperature`` when a
-    record has one (a run without a chamber gets no empty column)."""
+    """The records file's columns for ``series``: :data:`RECORD_COLUMNS`, then ``Ambient Temperature`` and
+    ``Temperature T1`` when a record has each (a run without a chamber or a sensor gets no empty column)."""
     extra = tuple(column for column in TEMPERATURE_COLUMNS if column[1] in series)
     return RECORD_COLUMNS + extra
 

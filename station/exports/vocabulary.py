@@ -89,6 +89,7 @@ TERMS: dict[str, Term] = _terms(
     ("absolute_impedance_ohm", "Absolute Impedance / ohm", "Ohm"),
     ("phase_degree", "Phase / deg", "deg"),
     ("ambient_temperature_celsius", "Ambient Temperature / degC", "Cel"),
+    ("temperature_t1_celsius", "Temperature T1 / degC", "Cel"),
 )
 
 
@@ -109,9 +110,10 @@ RECORD_COLUMNS: tuple[tuple[str, str], ...] = _columns(
     *_running("step_", ("charging", "discharging", "net")),
     *_running("cycle_", ("charging", "discharging", "net")),
 )
-#: the records file's last column when some record has a chamber temperature (``Ambient Temperature``: the
-#: ontology maps a chamber's temperature there, and a cycler's unqualified sensor to ``Temperature T1``)
-TEMPERATURE_COLUMNS: tuple[tuple[str, str], ...] = _columns("ambient_temperature_celsius")
+#: the records file's last columns, each when some record has it: the chamber's temperature (``Ambient
+#: Temperature``, where the ontology maps a chamber's) and the instrument's auxiliary sensor (``Temperature T1``,
+#: where it maps a cycler's channel-indexed sensor, whose placement the setup defines)
+TEMPERATURE_COLUMNS: tuple[tuple[str, str], ...] = _columns("ambient_temperature_celsius", "temperature_t1_celsius")
 # The step and cycle "cumulative" terms (charging + discharging) are left out of the records file: each is the sum
 # of two columns it has, and at a million records every float column costs ~0.1 s of CSV formatting and ~24 MB.
 
@@ -188,6 +190,8 @@ MEANINGS: dict[str, str] = {
     "phase_degree": "atan2(Z'', Z') in degrees",
     "ambient_temperature_celsius": "the climate chamber's temperature when the record was taken; empty where the "
                                    "station had no reading",
+    "temperature_t1_celsius": "the instrument's auxiliary temperature sensor of the channel (a Neware T1), as it "
+                              "recorded it; empty where the record has none",
 }
 _SCOPE_MEANING = {"step": "the test-scope value minus its value just before the step execution's first record",
                   "cycle": "the test-scope value minus its value just before the cycle's first record"}

@@ -70,3 +70,22 @@ def test_both_searches_agree_on_random_temperature_blocks():
         few = _first_breach_few({k: v.tolist() for k, v in columns.items()}, n, LIMITS)
         vector = _first_breach_vector(columns, LIMITS)
         assert few == vector, (temperature, voltage)
+
+
+@pytest.mark.parametrize("n", [3, 40])
+def test_the_cells_own_sensor_breaks_the_limit_too_and_whichever_reads_first_over_it_is_named(n):
+    """A Neware T1 on the cell (``aux_temperature``) is held to the same limit as the chamber; NaN there is no
+    sensor. The earlier of the two readings over the limit is the breach."""
+    records = np.zeros(n, dtype=[("voltage", "<f8"), ("current", "<f8"), ("test_time", "<f8"),
+                                 ("temperature", "<f8"), ("aux_temperature", "<f8")])
+    records["voltage"], records["current"], records["test_time"] = 3.7, 1e-3, np.arange(n, dtype=float)
+    records["temperature"] = 45.0
+    records["aux_temperature"] = NAN
+    assert first_breach(records, LIMITS) is None
+    records["aux_temperature"][1] = 50.6  # the cell heats above the limit before the chamber's air does
+    records["temperature"][n - 1] = 51.0
+    breach = first_breach(records, LIMITS)
+    assert breach is not None and breach.index == 1
+    assert breach.message == "cell sensor temperature 50.6 degC above the safety limit 50 degC"
+    vector = _first_breach_vector({name: records[name].astype(float) for name in records.dtype.names}, LIMITS)
+    assert vector == breach

@@ -120,3 +120,12 @@ def test_on_a_real_station_a_chamber_is_read_on_its_own_thread_and_a_silent_one_
         assert len(unit.simulator.lines) - asked <= 3  # (the thread's own repeats may land meanwhile)
     finally:
         chambers.close()
+
+
+def test_a_thermocouple_on_a_channel_is_a_neware_setting() -> None:
+    cfg = StationConfig.model_validate({"instruments": [{"name": "bts", "kind": "neware", "simulated": True,
+                                                         "channels": [{"id": "21-1-1", "aux_temperature": True}]}]})
+    assert cfg.instruments[0].channels[0].aux_temperature is True
+    with pytest.raises(ValueError, match="aux_temperature is a Neware setting"):
+        StationConfig.model_validate({"instruments": [{"name": "vmp", "kind": "biologic", "simulated": True,
+                                                       "channels": [{"id": "1", "aux_temperature": True}]}]})

@@ -16,7 +16,7 @@ from station.exports import writer
 from station.exports.records import record_table, time_series
 from station.exports.vocabulary import RECORD_COLUMNS, TERMS
 from station.store import RECORD_DTYPE, RECORD_DTYPE_V1, Store, to_block
-from station.store.records import RECORD_DTYPE_V2, conformed, read_block
+from station.store.records import RECORD_DTYPE_V2, RECORD_DTYPE_V3, conformed, read_block
 
 RUN = "20261130-120000-abc19a"
 
@@ -41,11 +41,23 @@ def _raw(store: Store, block: np.ndarray) -> None:
         db.execute("UPDATE runs SET last_seq=? WHERE id=?", (last, RUN))
 
 
-def test_the_layout_ends_with_a_temperature_in_degc_and_the_older_ones_are_its_prefixes():
-    assert RECORD_DTYPE.names[-1] == "temperature" and RECORD_DTYPE["temperature"] == np.dtype("<f8")
-    assert RECORD_DTYPE_V2.names == RECORD_DTYPE.names[:-1] and RECORD_DTYPE_V2.names[-1] == "cv_cycle"
-    assert RECORD_DTYPE_V1.names == RECORD_DTYPE.names[:-2]
-    assert (RECORD_DTYPE_V1.itemsize, RECORD_DTYPE_V2.itemsize, RECORD_DTYPE.itemsize) == (96, 104, 112)
+def test_the_layout_ends_with_two_temperatures_in_degc_and_the_older_ones_are_its_prefixes():
+    assert RECORD_DTYPE.names[-2:] == ("temperature", "aux_temperature")
+    assert RECORD_DTYPE["temperature"] == RECORD_DTYPE["aux_temperature"] == np.dtype("<f8")
+    assert RECORD_DTYPE_V3.names == RECORD_DTYPE.names[:-1] and RECORD_DTYPE_V3.names[-1] == "temperature"
+    assert RECORD_DTYPE_V2.names == RECORD_DTYPE.names[:-2] and RECORD_DTYPE_V2.names[-1] == "cv_cycle"
+    assert RECORD_DTYPE_V1.names == RECORD_DTYPE.names[:-3]
+    assert (RECORD_DTYPE_V1.itemsize, RECORD_DTYPE_V2.itemsize, RECORD_DTYPE_V3.itemsize,
+            RECORD_DTYPE.itemsize) == (96, 104, 112, 120)
+
+
+def test_a_block_of_the_layout_before_the_sensor_temperature_reads_back_with_none(store):
+    v3 = np.zeros(2, dtype=RECORD_DTYPE_V3)
+    v3["seq"], v3["voltage"], v3["temperature"], v3["frequency"] = [1, 2], [3.0, 3.1], [27.0, 27.1], np.nan
+    _raw(store, v3)
+    back = store.records(RUN)
+    assert back.dtype == RECORD_DTYPE
+    assert back["temperature"].tolist() == [27.0, 27.1] and np.isnan(back["aux_temperature"]).all()
 
 
 def test_blocks_of_both_older_layouts_read_back_with_no_temperature(store):
@@ -72,7 +84,7 @@ def test_an_old_layout_block_appended_is_stored_widened_and_a_new_one_keeps_its_
     with store.transaction() as db:
         sizes = [len(bytes(row[0])) for row in db.execute("SELECT data FROM record_blocks WHERE run_id=? "
                                                             "ORDER BY first_seq", (RUN,))]
-    assert sizes == [2 * 112, 2 * 112]  # every stored blob in the current layout
+    assert sizes == [2 * RECORD_DTYPE.itemsize] * 2  # every stored blob in the current layout
     back = store.records(RUN)["temperature"]
     assert np.isnan(back[[0, 1, 3]]).all() and back[2] == 44.9
 
@@ -98,6 +110,7 @@ def _records(temperature: list[float]) -> np.ndarray:
     records["voltage"] = 3.0
     records["frequency"] = records["z_real"] = records["z_imag"] = np.nan
     records["temperature"] = temperature
+    records["aux_temperature"] = np.nan  # no sensor on the cell
     return records
 
 
@@ -118,3 +131,15 @@ def test_the_records_file_gets_ambient_temperature_when_a_record_has_a_reading(t
 def test_the_records_file_has_no_temperature_column_without_a_reading():
     labels, _ = record_table(time_series(_records([np.nan] * 3), 0.0, PROGRAM))
     assert labels == [label for label, _ in RECORD_COLUMNS]
+
+
+def test_the_records_file_gets_temperature_t1_when_the_instrument_has_a_sensor_on_the_cell(tmp_path):
+    assert TERMS["temperature_t1_celsius"].label == "Temperature T1 / degC"
+    records = _records([np.nan] * 3)
+    records["aux_temperature"] = [27.3, 27.4, np.nan]
+    series = time_series(records, 0.0, PROGRAM)
+    labels, _ = record_table(series)
+    assert labels == [label for label, _ in RECORD_COLUMNS] + ["Temperature T1 / degC"]
+    writer.write_table(tmp_path / "t.csv", *record_table(series), "csv")
+    column = pd.read_csv(tmp_path / "t.csv")["Temperature T1 / degC"]
+    assert column.iloc[0] == 27.3 and column.iloc[1] == 27.4 and pd.isna(column.iloc[2])

@@ -51,7 +51,7 @@ instruments:
     channels:
       - {{id: 21-1-1, voltage: [-1 V, 5 V], current: 10 mA}}
       - {{id: 21-1-2, voltage: [-1 V, 5 V], current: 10 mA}}
-      - {{id: 21-1-3, voltage: [-1 V, 5 V], current: 10 mA}}
+      - {{id: 21-1-3, voltage: [-1 V, 5 V], current: 10 mA, aux_temperature: true}}
 chambers:
   - {{name: oven, simulated: true, channels: [bts/21-1-1, bts/21-1-2], door_alarms: [1]}}
 """
@@ -118,6 +118,10 @@ def test_p8_cycles_at_27_then_45_degc_with_the_temperature_in_every_record_and_t
     # mean charge and discharge voltages at 45 degC than at 27 degC
     model = station.instruments._models["bts/21-1-3"]
     assert model.kelvin_now == pytest.approx(318.15)
+    # the channel's thermocouple on the cell (its T1, one decimal) read the cell's temperature: 27 degC through the
+    # first segment, 45 degC in the second (the chamber's air and the cell agree once stable)
+    assert set(records["aux_temperature"][low].tolist()) == {27.0}
+    assert set(records["aux_temperature"][high].tolist()) == {45.0}
 
     def hysteresis(cycle: int) -> float:
         mine = records[records["cycle"] == cycle]
