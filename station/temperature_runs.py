@@ -267,15 +267,18 @@ class TemperatureSteps:
     def _blocker(self, run: ActiveRun, set_c: float) -> str | None:
         """Why the chamber cannot be set for ``run`` now (``refuse:...``: never), or ``None``."""
         chamber = run.chamber
-        for other in self.manager.store.runs(active_only=True):
-            if other.id == run.run_id or other.channel not in chamber.channels:
+        store = self.manager.store
+        for channel in chamber.channels:  # a chamber holds a few channels: only their runs are read
+            others = [r for r in store.runs(active_only=True, channel=channel, light=True) if r.id != run.run_id]
+            if not others:
                 continue
+            other = others[0]
             doc = (other.handle or {}).get("segment")
             place = Place.from_doc(doc) if doc else None
             if place is None or place.phase != "waiting" or place.wait is None:
                 return (f"waiting for run {other.id} on channel {other.channel}, which shares chamber "
                         f"{chamber.name}, to reach a temperature step")
-            program = StepProgram.from_json(other.program)
+            program = StepProgram.from_json(store.run(other.id).program)
             theirs = WaitSpec.of(segments(program)[place.index].temperature).set_c
             if theirs != set_c:
                 mine = (run.place.wait.since if run.place and run.place.wait else 0.0, run.run_id)
