@@ -36,11 +36,21 @@ class QuantityError(ValueError):
         self.found = found
 
 
+#: where pint keeps its parsed unit definitions between processes (its own cache, keyed by the definitions'
+#: content): building the registry takes ~0.13 s from the text and ~0.02 s from the cache, on every command
+PINT_CACHE = "pint-cache"
+
+
 @functools.cache
 def ureg() -> pint.UnitRegistry:
     import pint
+    import platformdirs
 
-    return pint.UnitRegistry()
+    folder = platformdirs.user_cache_path("battery-test-station", appauthor=False) / PINT_CACHE
+    try:
+        return pint.UnitRegistry(cache_folder=folder)
+    except Exception:  # a folder that cannot be written (a read-only home) or a cache file another
+        return pint.UnitRegistry()  # process was still writing: the definitions are parsed from the text instead
 
 
 _EXAMPLES = {
