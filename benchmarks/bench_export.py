@@ -62,6 +62,7 @@ def fill(store: Store, n: int) -> str:
         block["capacity"] = current * step_time / 3600
         block["energy"] = block["capacity"] * block["voltage"]
         block["frequency"] = block["z_real"] = block["z_imag"] = np.nan
+        block["temperature"] = block["aux_temperature"] = np.nan  # no chamber, no sensor: no temperature columns
         store.append_records(run_id, block)
         seq += k
         t0 += step_time[-1]

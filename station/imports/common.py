@@ -157,6 +157,7 @@ def to_records(table: VendorTable, index_of: dict[int, int], program: StepProgra
         values = getattr(table, name)
         block[name] = np.nan if values is None else values
     block["temperature"] = np.nan  # no chamber reading in a vendor file (not 0 degC)
+    block["aux_temperature"] = np.nan  # nor a sensor's (an auxiliary channel of the file is not read yet)
     if "cv_cycle" in RECORD_DTYPE.names:
         cv_steps = [s.index for s in program.steps if s.kind == "cv"]
         if cv_steps:
