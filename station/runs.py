@@ -48,6 +48,7 @@ from protocols.estimate import estimate_program
 from protocols.loader import LoadedProtocol
 from protocols.program import StepProgram
 from protocols.safety import first_breach
+from protocols.segments import segments
 from station.active_run import ActiveRun, handle_doc, handle_from_row, place_from_row
 from station.leases import Lease, LeaseError
 from station.run_policy import (
@@ -74,12 +75,13 @@ from station.run_policy import (
     lost_test,
     stop_pending,
 )
-from station.run_segments import Place
 from station.store import RECORD_DTYPE, RunRow, Store, StoreError, to_block
+from station.store.records import conformed
 from station.temperature_runs import (
     WAIT_POLL_S,
     TemperatureStepError,
     TemperatureSteps,
+    first_segment_place,
     has_temperature_steps,
     instrument_program,
 )
@@ -462,7 +464,7 @@ class RunManager:
             return S.FAILED
         program = StepProgram.from_json(row.program)
         barcode, marker = self._intent(row)
-        first = Place(0, "running", step0=0) if has_temperature_steps(program) else None
+        first = first_segment_place(program)
         try:
             handle = driver.find_test(instrument_program(program), barcode, marker)
         except DriverError:
@@ -477,10 +479,6 @@ class RunManager:
             return S.FAILED
         self._event(run_id, "operator", f"reconciled: the instrument runs test {handle.test_id} with barcode "
                     f"{barcode}; adopting it")
-        if first is not None:  # the start sent was the first segment's (one after a wait is never unconfirmed)
-            from protocols.segments import segments
-
-            first = Place(0, "running", step0=next(s.first_index for s in segments(program) if s.program) - 1)
         self._transition(run_id, S.STARTED, f"adopted test {handle.test_id} on {handle.channel}",
                          handle=handle_doc(handle, first))
         self._release(run_id)
@@ -533,8 +531,6 @@ class RunManager:
                            stop_requested=row.stop_requested, contact_lost_at=row.contact_lost_at,
                            started_unix=row.started_at)
         if has_temperature_steps(program):
-            from protocols.segments import segments
-
             active.segments = segments(program)
             active.chamber = self.temperature.chamber_of(row.channel)
             if place is not None and place.wait is not None:  # stability seen before the restart is not known now
@@ -775,15 +771,7 @@ class RunManager:
             columns = read_block(after, self.page)
             if len(columns):
                 self._check_numbers(run, after, columns["seq"], final)
-            if columns.dtype == RECORD_DTYPE:
-                block = columns
-            else:
-                block = np.empty(len(columns), dtype=RECORD_DTYPE)
-                for name in RECORD_DTYPE.names:
-                    if name in columns.dtype.names:
-                        block[name] = columns[name]
-                    else:  # what a record without impedance or CV cycle holds (to_block's None -> NaN, cv_cycle 0)
-                        block[name] = 0 if name == "cv_cycle" else np.nan
+            block = conformed(columns)  # a driver's own layout gets the fields it lacks as "none" (NaN, 0)
         if len(block) and place is not None:
             place.shift_block(block, run.segments[place.index].lead_steps)
         if len(block) and run.chamber is not None:

@@ -57,6 +57,15 @@ def instrument_program(program: StepProgram) -> StepProgram:
     return first if first is not None else program
 
 
+def first_segment_place(program: StepProgram) -> Place | None:
+    """Where a run stands once the first start it sent is confirmed (``None`` for a program without temperature
+    steps): running the first segment that has an instrument program."""
+    if not has_temperature_steps(program):
+        return None
+    found = next(((k, s) for k, s in enumerate(segments(program)) if s.program is not None), None)
+    return None if found is None else Place(found[0], "running", step0=found[1].first_index - 1)
+
+
 class Engine(Protocol):
     """What this module needs of the run engine (station.runs.RunManager), and all it may do to a run's state."""
 
@@ -206,36 +215,11 @@ class TemperatureSteps:
             return
         if reading is not None:
             self.cell_temperature(run.driver, reading.temperature_c)
-        wait = place.wait
-        if not wait.applied:
-            blocker = self._blocker(run, spec.set_c)
-            if blocker is not None:
-                if blocker.startswith("refuse:"):
-                    self._fail(run, blocker.removeprefix("refuse:"))
-                    return
-                self._note(run, blocker)
-            elif self.manager.clock.unix() >= self._hold_retry.get(run.run_id, 0.0):
-                try:
-                    sent = chamber.hold(spec.set_c)
-                except SetPointRefused as exc:
-                    self._fail(run, f"temperature step {segment.temperature.index}: chamber {chamber.name} refused "
-                                    f"{spec.set_c:g} °C: {exc}; the cell is at rest, nothing runs on the channel")
-                    return
-                except ChamberUnavailable as exc:
-                    if self.manager.clock.unix() - wait.since >= spec.max_wait_s:
-                        self._fail(run, f"temperature step {segment.temperature.index}: chamber {chamber.name} could "
-                                        f"not be set to {spec.set_c:g} °C within max_wait "
-                                        f"{spec.max_wait_s / 3600:g} h ({exc}); the cell is at rest, nothing runs on "
-                                        "the channel")
-                        return
-                    # asked again a minute later, not every round: a silent chamber's timeouts would hold it up
-                    self._hold_retry[run.run_id] = self.manager.clock.unix() + WAIT_POLL_S
-                    self._note(run, f"could not set the chamber: {exc}")
-                else:
-                    wait = replace(wait, applied=True, applied_at=self.manager.clock.unix())
-                    run.place = replace(place, wait=wait)
-                    self._persist(run, f"chamber {chamber.name} set to {sent:g} °C")
-                    reading = chamber.read()  # the stable time starts with a reading taken after the set point
+        if not place.wait.applied:
+            if not self._apply(run, spec, segment.temperature.index):
+                return  # the run failed
+            if run.place.wait.applied:
+                reading = chamber.read()  # the stable time starts with a reading taken after the set point
         elif reading is None and chamber.error:
             self._note(run, f"chamber {chamber.name} did not answer: {chamber.error}")
         usable = None
@@ -249,7 +233,7 @@ class TemperatureSteps:
             self._note(run, f"chamber {chamber.name} reports alarm {codes}; its temperature is not trusted until the "
                             "alarm is cleared on its panel")
         now = self.manager.clock.unix()
-        wait, verdict = assess(spec, wait, now, usable)
+        wait, verdict = assess(spec, run.place.wait, now, usable)
         run.place = replace(run.place, wait=wait)
         if verdict is Verdict.STABLE:
             self._event(run, "info", f"chamber {chamber.name} stable at {usable:.1f} °C "
@@ -264,8 +248,43 @@ class TemperatureSteps:
                             f"max_wait {spec.max_wait_s / 3600:g} h (last reading: {last}); the cell is at rest, "
                             "nothing runs on the channel")
 
-    def _blocker(self, run: ActiveRun, set_c: float) -> str | None:
-        """Why the chamber cannot be set for ``run`` now (``refuse:...``: never), or ``None``."""
+    def _apply(self, run: ActiveRun, spec: WaitSpec, step: int) -> bool:
+        """Send the step's set point once the chamber is the run's to set; False when that failed the run."""
+        chamber, wait = run.chamber, run.place.wait
+        blocker = self._blocker(run, spec.set_c)
+        if blocker is not None:
+            refused, why = blocker
+            if refused:
+                self._fail(run, why)
+                return False
+            self._note(run, why)
+            return True
+        now = self.manager.clock.unix()
+        if now < self._hold_retry.get(run.run_id, 0.0):
+            return True
+        try:
+            sent = chamber.hold(spec.set_c)
+        except SetPointRefused as exc:
+            self._fail(run, f"temperature step {step}: chamber {chamber.name} refused {spec.set_c:g} °C: {exc}; the "
+                            "cell is at rest, nothing runs on the channel")
+            return False
+        except ChamberUnavailable as exc:
+            if now - wait.since >= spec.max_wait_s:
+                self._fail(run, f"temperature step {step}: chamber {chamber.name} could not be set to "
+                                f"{spec.set_c:g} °C within max_wait {spec.max_wait_s / 3600:g} h ({exc}); the cell "
+                                "is at rest, nothing runs on the channel")
+                return False
+            # asked again a minute later, not every round: a silent chamber's timeouts would hold it up
+            self._hold_retry[run.run_id] = now + WAIT_POLL_S
+            self._note(run, f"could not set the chamber: {exc}")
+            return True
+        self._hold_retry.pop(run.run_id, None)
+        run.place = replace(run.place, wait=replace(wait, applied=True, applied_at=now))
+        self._persist(run, f"chamber {chamber.name} set to {sent:g} °C")
+        return True
+
+    def _blocker(self, run: ActiveRun, set_c: float) -> tuple[bool, str] | None:
+        """Why the chamber cannot be set for ``run`` now, and whether never (the run is refused), or ``None``."""
         chamber = run.chamber
         store = self.manager.store
         for channel in chamber.channels:  # a chamber holds a few channels: only their runs are read
@@ -276,18 +295,18 @@ class TemperatureSteps:
             doc = (other.handle or {}).get("segment")
             place = Place.from_doc(doc) if doc else None
             if place is None or place.phase != "waiting" or place.wait is None:
-                return (f"waiting for run {other.id} on channel {other.channel}, which shares chamber "
-                        f"{chamber.name}, to reach a temperature step")
+                return False, (f"waiting for run {other.id} on channel {other.channel}, which shares chamber "
+                               f"{chamber.name}, to reach a temperature step")
             program = StepProgram.from_json(store.run(other.id).program)
             theirs = WaitSpec.of(segments(program)[place.index].temperature).set_c
             if theirs != set_c:
                 mine = (run.place.wait.since if run.place and run.place.wait else 0.0, run.run_id)
                 if (place.wait.since, other.id) < mine:  # the one that reached its step first keeps the chamber
-                    return (f"refuse:chamber {chamber.name} is shared with run {other.id} on channel "
-                            f"{other.channel}, which waits for {theirs:g} °C; this run asks for {set_c:g} °C. Runs "
-                            "sharing a chamber must agree on its temperature")
-                return (f"waiting for run {other.id} on channel {other.channel} (chamber {chamber.name}), which "
-                        f"asks for {theirs:g} °C, to be refused or to agree")
+                    return True, (f"chamber {chamber.name} is shared with run {other.id} on channel "
+                                  f"{other.channel}, which waits for {theirs:g} °C; this run asks for {set_c:g} °C. "
+                                  "Runs sharing a chamber must agree on its temperature")
+                return False, (f"waiting for run {other.id} on channel {other.channel} (chamber {chamber.name}), "
+                               f"which asks for {theirs:g} °C, to be refused or to agree")
         return None
 
     def start_segment(self, run: ActiveRun) -> None:

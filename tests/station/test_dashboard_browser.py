@@ -26,6 +26,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from benchmarks.headless import open_browser, skip_reason
 from protocols.cells import load_cell
 from simulators.neware.faults import Fault
 from simulators.neware.server import BtsSimulator, make_clock
@@ -33,25 +34,15 @@ from station.api.tokens import owner_name, token_path
 from tests.processes import interrupt, popen, wait_for
 from tests.station.sim_bts import ENV, LONG, SHORT, start_sim, write_config
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
-
 try:
-    from selenium import webdriver
     from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import Select, WebDriverWait
-except ImportError:  # the test extra not installed
-    webdriver = None
+except ImportError:  # the test extra not installed: skip_reason says so
+    pass
 
-pytestmark = [
-    pytest.mark.skipif(webdriver is None, reason="selenium is not installed (pip install '.[test]')"),
-    pytest.mark.skipif(not (CHROMIUM.is_file() and CHROMEDRIVER.is_file()),
-                       reason="Debian's chromium and chromedriver are not installed (/usr/bin/chromium, "
-                              "/usr/bin/chromedriver): apt-get install chromium chromium-driver, as .ci/run does"),
-]
+pytestmark = pytest.mark.skipif(skip_reason() is not None, reason=skip_reason() or "")
 
 CELL = "predeposited-ncm622"
 #: two rests, 4 h then 100 h: at the simulator's 3600x the grid sees step 1 for about 4 s, then step 2 for 100 s
@@ -158,15 +149,7 @@ def many(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser(station):
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                "--window-size=1280,800", "--lang=en-GB", "--no-first-run", "--disable-extensions"):
-        options.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-    # the page's own viewport exactly 1280x800, whatever the headless window's frame takes
-    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
-                           {"width": 1280, "height": 800, "deviceScaleFactor": 1, "mobile": False})
+    driver = open_browser()  # the benchmarks' set-up: headless, the page's own viewport exactly 1280x800
     yield driver
     driver.quit()
 
