@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from drivers.base import ChannelDriver, ChannelStatus, TestHandle
 from protocols.program import StepProgram
 from station.run_policy import RunState
@@ -71,12 +73,9 @@ class ActiveRun:
     """The climate chamber the run's channel sits in (station.chambers.ChamberUnit), if the station has one."""
     started_unix: float | None = None
     """When the run's start was first intended: its test time 0."""
-    last_cycle: int = 0
-    """The cycle of the last stored record (a new segment's cycles go on from it)."""
-    last_test_time: float = 0.0
-    """The test time of the last stored record."""
-    last_step: int = 0
-    """The (whole program's) step index of the last stored record."""
+    last_record: np.void | None = None
+    """The last stored record (store layout), kept by runs with temperature steps: a new segment's record numbers,
+    times and cycles go on from it, and its step tells a segment's end from a ``then: end``."""
     noted: str | None = None
     """The last warning noted while waiting for the chamber (each distinct one is stored once)."""
     band_alarmed: bool = False

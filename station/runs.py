@@ -536,7 +536,7 @@ class RunManager:
             if place is not None and place.wait is not None:  # stability seen before the restart is not known now
                 place = dataclasses.replace(place, wait=dataclasses.replace(place.wait, stable_since=None))
             active.place = place
-            active.last_cycle, active.last_test_time, active.last_step = self._last_record(run_id, row.last_seq)
+            active.last_record = self._last_record(run_id, row.last_seq)
         self.active[run_id] = active
         if supervise:
             self._event(run_id, "operator", f"attached; catching up from record {row.last_seq + 1}")
@@ -805,9 +805,8 @@ class RunManager:
             last = stored[run.run_id]
             run.records += max(0, last - run.last_seq)
             run.last_seq = last
-            run.last_cycle = int(seen.pages[-1]["cycle"][-1])
-            run.last_test_time = float(seen.pages[-1]["test_time"][-1])
-            run.last_step = int(seen.pages[-1]["step_index"][-1])
+            if run.segments:
+                run.last_record = seen.pages[-1][-1].copy()
             if seen.breach and run.breach is None:
                 run.breach = seen.breach
             seen.pages = []
@@ -914,14 +913,13 @@ class RunManager:
         """End a run while it waits for the chamber: no instrument test runs (the instrument said so)."""
         self._transition(run.run_id, state, why)
 
-    def _last_record(self, run_id: str, last_seq: int) -> tuple[int, float, int]:
-        """The cycle, test time and step index of the last stored record (0 before any)."""
-        last = (0, 0.0, 0)
-        if last_seq <= 0:
-            return last
-        for block in self.store.iter_record_blocks(run_id, after_seq=max(0, last_seq - 1)):
-            if len(block):
-                last = (int(block["cycle"][-1]), float(block["test_time"][-1]), int(block["step_index"][-1]))
+    def _last_record(self, run_id: str, last_seq: int) -> np.void | None:
+        """The last stored record (``None`` before any)."""
+        last = None
+        if last_seq > 0:
+            for block in self.store.iter_record_blocks(run_id, after_seq=last_seq - 1):
+                if len(block):
+                    last = block[-1].copy()
         return last
 
     # -- progress ---------------------------------------------------------------------------------------------

@@ -142,7 +142,8 @@ class TemperatureSteps:
         idle = place.idle
         if self.compress_idle and run.started_unix is not None:
             # the segment's last record (an instrument's status may count on past the end of its test)
-            ended = run.last_test_time if run.last_seq > place.seq0 else (test_time or 0.0)
+            last = run.last_record
+            ended = float(last["test_time"]) if last is not None and run.last_seq > place.seq0 else (test_time or 0.0)
             idle += max(0.0, now - (run.started_unix + place.idle + ended))
         run.place = replace(place.waiting(now), index=place.index + 1, idle=idle)
         self._persist(run, f"segment {place.index + 1} of {n} finished ({message}); waiting for the chamber: "
@@ -158,9 +159,10 @@ class TemperatureSteps:
         assert place is not None
         program = run.segments[place.index].program
         last = max(s.index for s in program.steps if s.kind != "loop") + place.step0
-        if run.last_step in (0, last):
+        step = 0 if run.last_record is None else int(run.last_record["step_index"])
+        if step in (0, last):
             return None
-        return (f"the program ended at step {run.last_step} (a 'then: end' limit), before the end of segment "
+        return (f"the program ended at step {step} (a 'then: end' limit), before the end of segment "
                 f"{place.index + 1} of {len(run.segments)}: the temperature steps after it are not carried out")
 
     def waiting(self, run: ActiveRun) -> bool:
@@ -327,7 +329,8 @@ class TemperatureSteps:
         now = self.manager.clock.unix()
         started = run.started_unix if run.started_unix is not None else now
         run.place = Place(place.index, "starting", seq0=run.last_seq, time0=max(0.0, now - started - place.idle),
-                          cycle0=run.last_cycle, step0=segment.first_index - 1, marker=marker, idle=place.idle)
+                          cycle0=0 if run.last_record is None else int(run.last_record["cycle"]),
+                          step0=segment.first_index - 1, marker=marker, idle=place.idle)
         self._persist(run, f"starting segment {place.index + 1} of {len(run.segments)} on {run.driver.channel}")
         try:
             handle = run.driver.start(segment.program, barcode=run.barcode or run.run_id)

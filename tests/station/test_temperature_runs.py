@@ -214,7 +214,7 @@ def test_a_restarted_station_goes_on_waiting_and_runs_the_next_segment(station: 
     again.temperature.chamber_of = station.chambers.of
     again.temperature.cell_temperature = station.instruments.set_cell_temperature
     again.attach(run_id, station.instruments.driver("bts/21-1-1"))
-    assert again.active[run_id].place.phase == "waiting" and again.active[run_id].last_cycle == 1
+    assert again.active[run_id].place.phase == "waiting" and int(again.active[run_id].last_record["cycle"]) == 1
     again.supervise([run_id], 600.0)
     assert station.store.run(run_id).state is RunState.FINISHED
     records = station.store.records(run_id)
