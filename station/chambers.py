@@ -128,27 +128,20 @@ class ChamberUnit:
         """Read the chamber now (one exchange, whatever its alarms); ``None`` and :attr:`error` when it fails."""
         from drivers.chamber import ChamberError
 
+        now = self.clock.unix()
+        reading, error = None, None
         with self._io:
-            return self._read_locked(ChamberError)
-
-    def _read_locked(self, chamber_error: type[Exception]) -> Any:
+            try:
+                reading = self._open().read(allow_alarm=True)
+            except ChamberError as exc:
+                error = str(exc)
+            except Exception as exc:  # pyvisa refusing the resource (no such port): told, never raised into a round
+                error = f"chamber {self.name}: {type(exc).__name__}: {exc}"
         with self._lock:
-            now = self.clock.unix()
-        try:
-            reading = self._open().read(allow_alarm=True)
-        except chamber_error as exc:
-            with self._lock:
-                self.reading, self.error, self.read_at = None, str(exc), now
-            return None
-        except Exception as exc:  # pyvisa refusing the resource (no such port): told, never raised into a round
-            with self._lock:
-                self.reading, self.error, self.read_at = None, f"chamber {self.name}: {type(exc).__name__}: {exc}", now
-            return None
-        with self._lock:
-            self.reading, self.error, self.read_at = reading, None, now
-            if math.isfinite(reading.temperature_c):
+            self.reading, self.error, self.read_at = reading, error, now
+            if reading is not None and math.isfinite(reading.temperature_c):
                 self.trace.append((now, reading.temperature_c))
-            return reading
+        return reading
 
     def hold(self, celsius: float) -> float:
         """Set the chamber to hold ``celsius`` (and to run, if it stood by); the value it was sent."""

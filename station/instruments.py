@@ -167,6 +167,8 @@ class Instruments:
         self._fresh: set[str] = set()
         """Channels whose placed model no simulator has asked for yet."""
         self._driver_keys: dict[int, str] = {}
+        self._cell_kelvin: dict[str, float] = {}
+        """The temperature each simulated channel's cell was last given (K), so that it is told only changes."""
         """``instrument/channel`` of each driver this process made, by the driver's identity (drivers are kept)."""
         """The cell model each simulated channel built, by ``instrument/channel``: what cell_events drains."""
 
@@ -186,6 +188,7 @@ class Instruments:
             # built now, so that a cell record the model cannot be (an OCV out of its range) fails before the run
             # claims anything, and kept for the simulator's first ask rather than built twice
             self._models[key] = placement.build()
+            self._cell_kelvin.pop(key, None)  # a new cell: it is told the chamber's temperature again
             self._fresh.add(key)
             self._placements[(instrument.name, chan.id)] = placement
 
@@ -196,6 +199,7 @@ class Instruments:
             return self._models[key]
         model = placement.build()
         self._models[key] = model
+        self._cell_kelvin.pop(key, None)
         return model
 
     def cell_events(self, driver: ChannelDriver) -> list[tuple[str, str]]:
@@ -218,7 +222,7 @@ class Instruments:
         if model is None or not math.isfinite(celsius):
             return
         kelvin = celsius + 273.15
-        if getattr(model, "kelvin_now", None) == kelvin:
+        if self._cell_kelvin.get(key) == kelvin:
             return
         name, _, chan_id = key.partition("/")
         simulator = self._bts_sims.get(name)
@@ -229,7 +233,7 @@ class Instruments:
                 model.set_temperature(kelvin)
             except NotImplementedError:
                 return
-        model.kelvin_now = kelvin
+        self._cell_kelvin[key] = kelvin
 
     def choose_channel(self, program: StepProgram, busy: set[str]) -> str:
         """The first free configured channel whose instrument kind's capabilities, with the channel's configured

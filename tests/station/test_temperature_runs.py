@@ -117,7 +117,7 @@ def test_p8_cycles_at_27_then_45_degc_with_the_temperature_in_every_record_and_t
     # the simulated cell took the chamber's temperature, and its resistance followed: a smaller gap between the
     # mean charge and discharge voltages at 45 degC than at 27 degC
     model = station.instruments._models["bts/21-1-3"]
-    assert model.kelvin_now == pytest.approx(318.15)
+    assert model.p.temperature == pytest.approx(318.15)  # the model's own parameter, by which it computes
     # the channel's thermocouple on the cell (its T1, one decimal) read the cell's temperature: 27 degC through the
     # first segment, 45 degC in the second (the chamber's air and the cell agree once stable)
     assert set(records["aux_temperature"][low].tolist()) == {27.0}
