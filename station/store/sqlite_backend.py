@@ -86,6 +86,11 @@ class SQLiteBackend:
         try:
             db = sqlite3.connect(new, timeout=30, isolation_level=None)
             try:
+                # 16 KB pages (SQLite's default is 4 KB): records are blobs of a few to 120 KB, and a catch-up's
+                # append of a million records took 0.76 s with 4 KB pages, 0.6 s with these (bench_catch_up); a
+                # service's small commits cost no more (bench_service_2048: 63 % of a core either way). Set before
+                # the first table; a data directory made before keeps its own page size.
+                db.execute("PRAGMA page_size=16384")
                 db.execute("PRAGMA journal_mode=WAL")
                 db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
             finally:

@@ -49,3 +49,14 @@ def test_data_dir_and_station_data_move_it_and_commands_say_where(tmp_path, monk
     assert f"data: {tmp_path / 'env-data'}" in status.stderr
     explicit = runner.invoke(app, ["runs", "--data-dir", str(tmp_path / "given")])
     assert f"data: {tmp_path / 'given'}" in explicit.stderr
+
+
+def test_a_new_store_has_16_kb_pages(tmp_path):
+    """Record blocks are blobs of up to ~120 KB: 16 KB pages append a catch-up faster than SQLite's 4 KB."""
+    from station.store import Store
+
+    store = Store(tmp_path / "new")
+    try:
+        assert store.db.execute("PRAGMA page_size").fetchone()[0] == 16384
+    finally:
+        store.close()
