@@ -48,6 +48,7 @@ from simulators.cells import impedance as zel
 from simulators.cells.engine import ConstantCurrentPath, SimulatedCell
 from simulators.cells.parameters import Param
 from simulators.cells.physics import arrhenius_factor
+from simulators.cells.roots import find_root
 
 VACUUM_PERMITTIVITY = 8.8541878128e-12  # F/m, CODATA 2018
 MODES = 48
@@ -236,12 +237,10 @@ def dc_hold_needed(tau: float, shape: float, tolerance: float = DC_TOLERANCE) ->
     def excess(t: float) -> float:
         return math.log(float(dc_polarisation_error(t, tau, shape)[0]) / tolerance)
 
-    from scipy.optimize import brentq  # here, not at import: only this model's DC hold needs it
-
     hi = tau
     while excess(hi) > 0.0:
         hi *= 2.0
-    return float(brentq(excess, 0.0, hi, xtol=1e-9 * tau))
+    return find_root(excess, 0.0, hi, xtol=1e-9 * tau)
 
 
 class _BlockingPath(ConstantCurrentPath):

@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
-from scipy.optimize import brentq
 
 from protocols.program import (
     CaStep,
@@ -47,6 +46,7 @@ from simulators.cells.errors import ParameterError, StateError, StepKindError
 from simulators.cells.parameters import Param, Parameters, resolve_parameters
 from simulators.cells.physics import SECONDS_PER_HOUR
 from simulators.cells.recording import record_times
+from simulators.cells.roots import find_root
 from simulators.cells.terminations import Samples, first_hits, refine
 
 STATE_FORMAT = 1
@@ -517,7 +517,7 @@ class SimulatedCell(CellModel):
             lo -= 4 * (hi - lo)
         while residual(hi) < 0:
             hi += 4 * (hi - lo)
-        x = float(brentq(residual, lo, hi, xtol=1e-15, rtol=4 * np.finfo(float).eps, maxiter=500))
+        x = find_root(residual, lo, hi, xtol=1e-15, rtol=4 * np.finfo(float).eps, maxiter=500)
         return x, v_of(x)
 
     def _controlled(

@@ -62,7 +62,6 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
-from scipy.optimize import brentq
 
 from simulators.cells import impedance as zel
 from simulators.cells.engine import ConstantCurrentPath, SimulatedCell
@@ -77,6 +76,7 @@ from simulators.cells.physics import (
     butler_volmer_overpotential,
     thermal_voltage,
 )
+from simulators.cells.roots import find_root
 
 #: where the ``ce`` parameter is defined: 1 mA/cm^2 and 1 mAh/cm^2 per cycle (the seed's Fig. S7 conditions)
 _REFERENCE_CURRENT_DENSITY = 10.0  # A/m^2
@@ -499,7 +499,7 @@ class LiHostCell(SimulatedCell):
         lo = -1.0  # beyond the pristine end the OCV continues steeply upwards (a Cu mixed potential above 3 V)
         while f(lo) < voltage:
             lo *= 2.0
-        return float(brentq(lambda x: f(x) - voltage, lo, 1.0, xtol=1e-15, rtol=4 * np.finfo(float).eps))
+        return find_root(lambda x: f(x) - voltage, lo, 1.0, xtol=1e-15, rtol=4 * np.finfo(float).eps)
 
     def _constant_current(self, current: float) -> ConstantCurrentPath:
         return _HalfCellPath(self, float(current))

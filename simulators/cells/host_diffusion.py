@@ -39,7 +39,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import brentq
+
+from simulators.cells.roots import find_root
 
 #: explicit modes kept; the rest are lumped into one (resolves t >= tau / (16 pi)^2 = tau / 2500)
 DEFAULT_MODES = 16
@@ -61,7 +62,7 @@ def sphere_eigenvalues(n: int) -> np.ndarray:
     def f(lam: float) -> float:
         return math.sin(lam) - lam * math.cos(lam)
 
-    return np.array([brentq(f, k * math.pi + 1e-9, k * math.pi + 0.5 * math.pi - 1e-12) for k in range(1, n + 1)])
+    return np.array([find_root(f, k * math.pi + 1e-9, k * math.pi + 0.5 * math.pi - 1e-12) for k in range(1, n + 1)])
 
 
 def _slab_spectrum(tau: float, n: int) -> tuple[np.ndarray, np.ndarray, float, float]:

@@ -11,7 +11,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import special
 
 
 def angular(frequencies: np.ndarray) -> np.ndarray:
@@ -153,6 +152,8 @@ def bv_potentiostatic_factor(amplitude: float, vt: float) -> float:
     a = amplitude / (2.0 * vt)
     if a < 1e-6:
         return 1.0 - a * a / 8.0
+    from scipy import special  # here, not at import: only an EIS at a finite amplitude needs scipy
+
     return float(a / (2.0 * special.iv(1, a)))
 
 
@@ -169,6 +170,8 @@ def bv_galvanostatic_factor(amplitude: float, exchange_current: float) -> float:
     if b < 1e-4:
         return 1.0 - b * b / 8.0
     m = -b * b
+    from scipy import special  # here, not at import: only an EIS at a finite amplitude needs scipy
+
     k, e = special.ellipk(m), special.ellipe(m)
     return float((4.0 / np.pi) * (k + (k - e) / (b * b)))
 

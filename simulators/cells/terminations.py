@@ -12,9 +12,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import brentq
 
 from protocols.program import Comparison, Quantity, Termination
+from simulators.cells.roots import find_root
 
 #: time resolution of the end of a step, s: a microsecond, far below any instrument's sampling period (at the
 #: steepest end of a step, ~10 V/s when a cell runs dry, that is 10 uV)
@@ -87,4 +87,4 @@ def refine(term: Termination, quantity_at: Callable[[float], float], t_a: float,
     fa, fb = f(t_a), f(t_b)
     if fb == 0.0 or fa * fb > 0.0:
         return t_b
-    return float(brentq(f, t_a, t_b, xtol=TIME_TOLERANCE, rtol=4 * np.finfo(float).eps, maxiter=200))
+    return find_root(f, t_a, t_b, xtol=TIME_TOLERANCE, rtol=4 * np.finfo(float).eps, maxiter=200)

@@ -30,7 +30,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.linalg import expm
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +96,8 @@ class ThermalModel:
         """Move the state to ``now`` (a clock that went backwards is held where it was)."""
         dt = now - self._t
         if dt > 0:
+            from scipy.linalg import expm  # here, not at import: only a chamber's thermal model needs scipy
+
             self._x = expm(self._matrix() * dt) @ self._x
             self._t = now
 
