@@ -1,5 +1,5 @@
 """``python -m station`` is the same as the ``station`` command."""
 
-from station.cli import app
+from station.entry import main
 
-app(prog_name="station")
+main()
