@@ -74,10 +74,22 @@ def _temperature(record: Record, field: str) -> float:
 
 
 def newer(parts: Sequence[np.ndarray], last: int) -> np.ndarray:
-    """The records of ``parts`` (pages in download order) after seq ``last``, sorted, each seq once."""
-    block = parts[0] if len(parts) == 1 else np.concatenate(parts)
-    block = block[block["seq"] > last]
-    if len(block) > 1 and np.any(np.diff(block["seq"]) <= 0):  # out of order or repeated within the pages
-        block = block[np.argsort(block["seq"], kind="stable")]
-        block = block[np.r_[True, np.diff(block["seq"]) > 0]]
-    return block
+    """The records of ``parts`` (pages in download order) after seq ``last``, sorted, each seq once.
+
+    Worked out on the seq column alone, the records then moved as opaque rows: numpy joins and selects records of
+    a 15-field layout field by field (~0.5 ms for five pages, on every round of a catch-up), rows of bytes in one
+    copy."""
+    dtype = parts[0].dtype
+    if any(p.dtype != dtype for p in parts):
+        parts = [conformed(p) for p in parts]
+        dtype = RECORD_DTYPE
+    rows = [np.ascontiguousarray(p).view((np.void, dtype.itemsize)) for p in parts]
+    seq = parts[0]["seq"] if len(parts) == 1 else np.concatenate([p["seq"] for p in parts])
+    joined = rows[0] if len(rows) == 1 else np.concatenate(rows)
+    if len(seq) and seq[0] > last and bool(np.all(seq[1:] > seq[:-1])):  # the usual case: in order, all new
+        return joined.view(dtype)
+    keep = np.flatnonzero(seq > last)
+    if len(keep) > 1 and np.any(np.diff(seq[keep]) <= 0):  # out of order or repeated within the pages
+        keep = keep[np.argsort(seq[keep], kind="stable")]
+        keep = keep[np.r_[True, np.diff(seq[keep]) > 0]]
+    return joined[keep].view(dtype)
