@@ -220,7 +220,7 @@ class BtsApi(BtsCommands):
         if end >= 0:
             request = request[: end + len(wire.REQUEST_END)]
         try:
-            command, root = wire.parse_request(request)
+            command, root = wire.parse_request_cached(request)  # the element is shared: handlers only read it
         except wire.RequestError as exc:
             log.info("unparseable request: %s", exc)
             return wire.reply("error", ["<result>false</result>"])

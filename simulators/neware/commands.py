@@ -367,7 +367,7 @@ class BtsCommands:
 
     # -- data -----------------------------------------------------------------------------------------------
 
-    def _download(self, root: Element, now: float, budget: Budget) -> list[str]:
+    def _download(self, root: Element, now: float, budget: Budget) -> list[str | bytes]:
         element = self._single(root, "download")
         if element is None:
             return ['<list count="0" />']
@@ -378,7 +378,7 @@ class BtsCommands:
         echo = self._address_attrs(element, with_ip=False)
         echo.update(testid=engine.testid if engine is not None and testid == 0 else testid, startpos=startpos)
         echo.update(count=count, auxid=element.get("auxid", "0"))
-        lines = [f"<download{wire.attrs(echo)} />"]
+        lines: list[str | bytes] = [f"<download{wire.attrs(echo)} />"]
         if engine is None or not self._test_of(engine, testid) or count == 0:
             return [*lines, '<list count="0" />']
         with engine.lock:
@@ -394,9 +394,9 @@ class BtsCommands:
         lines.append("</list>")
         return lines
 
-    def _data_lines(self, offset: float, startpos: int, rows: dict[str, Any], *, aux: bool = False) -> list[str]:
-        """The page's records as one body line (the server's hot path: built column-wise, see pagetext); ``aux``:
-        the channel has a thermocouple, whose ``T1`` each row carries."""
+    def _data_lines(self, offset: float, startpos: int, rows: dict[str, Any], *, aux: bool = False) -> list[bytes]:
+        """The page's records as one body line of ASCII bytes (the server's hot path: built column-wise, see
+        pagetext); ``aux``: the channel has a thermocouple, whose ``T1`` each row carries."""
         n = len(rows["stepid"])
         columns = {
             "seqid": np.arange(startpos, startpos + n, dtype=np.int64),
@@ -410,7 +410,7 @@ class BtsCommands:
             "eng": rows["eng"],
         }
         atimes = wire.atimes(self._atime.epoch, offset + rows["test_time"])
-        return [pagetext.page_text(columns, API_STEP_NAMES, atimes, rows["temperature_c"] if aux else None)]
+        return [pagetext.page_bytes(columns, API_STEP_NAMES, atimes, rows["temperature_c"] if aux else None)]
 
     def _inquiredf(self, root: Element, now: float, budget: Budget) -> list[str]:
         items = self._list(root, "chl")
@@ -489,7 +489,7 @@ class BtsCommands:
         lines.append("</list>")
         return lines
 
-    def command_table(self) -> dict[str, Callable[..., list[str]]]:
+    def command_table(self) -> dict[str, Callable[..., list[str | bytes]]]:
         """Command name -> handler (case-sensitive, as the BTS: ``downloadStepLayer``, not ``downloadsteplayer``)."""
         return {
             "connect": self._connect,
