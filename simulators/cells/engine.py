@@ -332,20 +332,33 @@ class SimulatedCell(CellModel):
         if rule.every_s is not None:
             h = min(h, rule.every_s)
         horizon = max(t_cap - t0, 0.0)
-        need_dvdt = any(term.quantity is Quantity.DVDT for term in terms)
-        i_abs = abs(current)
+        wanted = {term.quantity for term in terms}
+        need_t, need_q, need_dvdt = Quantity.TIME in wanted, Quantity.CAPACITY in wanted, Quantity.DVDT in wanted
+        i_abs = float(abs(current))  # one number: first_hits reads a float as the same at every sample
         dv_max = _DV_MAX if rule.voltage_change is None else min(_DV_MAX, 0.25 * rule.voltage_change)
 
         def samples(tl: np.ndarray, v: np.ndarray, e: np.ndarray) -> Samples:
-            dvdt = _dvdt(path, tl) if need_dvdt else None
-            return Samples(tl + t0, v, np.full(len(tl), i_abs), q0 + current * tl / SECONDS_PER_HOUR, e, dvdt)
+            # only what the terminations compare; |I| is one number (constant current)
+            return Samples(
+                tl + t0 if need_t else None,
+                v,
+                i_abs,
+                q0 + current * tl / SECONDS_PER_HOUR if need_q else None,
+                e,
+                _dvdt(path, tl) if need_dvdt else None,
+            )
 
         t_parts = [np.zeros(1)]
         v_parts = [path.voltage(t_parts[0])]
         e_parts = [np.array([e0])]
-        k, who = first_hits(terms, samples(t_parts[0], v_parts[0], e_parts[0]))
+        t_prev, v_prev, e_prev = 0.0, float(v_parts[0][0]), float(e0)
+        if need_dvdt:
+            k, who = first_hits(terms, samples(t_parts[0], v_parts[0], e_parts[0]))
+        else:  # the start sample as plain floats: the same comparisons without a dozen one-element arrays
+            k, who = first_hits(terms, Samples(t0 + 0.0, v_prev, i_abs, q0 + current * 0.0 / SECONDS_PER_HOUR, e_prev))
         end_reason: EndReason = "termination"
         ended_by = who[0] if k == 0 else None
+        half_current = current * 0.5
         start = 0.0
         k0 = 0
         features = path.feature_times(rule.voltage_change is not None or rule.current_change is not None)
@@ -364,33 +377,45 @@ class SimulatedCell(CellModel):
             if last:
                 tl = np.append(tl[tl < horizon], horizon)
             if rule.voltage_change is not None:
-                tl, v = _refined(path, t_parts[-1][-1], v_parts[-1][-1], tl, dv_max)
+                tl, v = _refined(path, t_prev, v_prev, tl, dv_max)
             else:  # crossings are bracketed and solved exactly anyway; only change records need a fine grid
                 v = path.voltage(tl)
-            t_prev, v_prev, e_prev = t_parts[-1][-1], v_parts[-1][-1], e_parts[-1][-1]
-            dt = np.diff(tl, prepend=t_prev)
-            e = e_prev + np.cumsum(current * 0.5 * (v + np.append(v_prev, v[:-1])) * dt) / SECONDS_PER_HOUR
+            # e = e_prev + cumsum(I/2 (v + v shifted by one, v_prev first) dt) / 3600, evaluated in place: the same
+            # operations in the same order as the plain expression, without its temporaries
+            n = len(tl)
+            dt = np.empty(n)
+            dt[0] = tl[0] - t_prev
+            np.subtract(tl[1:], tl[:-1], out=dt[1:])
+            e = np.empty(n)
+            e[0] = v_prev
+            e[1:] = v[:-1]
+            e += v
+            e *= half_current
+            e *= dt
+            np.add.accumulate(e, out=e)  # np.cumsum's loop, without its wrapper
+            e /= SECONDS_PER_HOUR
+            e += e_prev
             k, who = first_hits(terms, samples(tl, v, e))
             if k >= 0:
-                t_a = float(tl[k - 1]) if k > 0 else float(t_prev)
-                v_a = float(v[k - 1]) if k > 0 else float(v_prev)
-                e_a = float(e[k - 1]) if k > 0 else float(e_prev)
+                t_a = float(tl[k - 1]) if k > 0 else t_prev
+                v_a = float(v[k - 1]) if k > 0 else v_prev
+                e_a = float(e[k - 1]) if k > 0 else e_prev
                 t_end, ended_by = self._refine_cc(path, terms, who, t_a, float(tl[k]), v_a, e_a, t0, q0)
-                keep = tl < t_end
+                keep = int(tl.searchsorted(t_end))  # tl ascends: the samples before the end are a prefix
                 v_end = path.voltage_at(t_end)
-                tl = np.append(tl[keep], t_end)
-                v = np.append(v[keep], v_end)
                 e_end = e_a + current * 0.5 * (v_a + v_end) * (t_end - t_a) / SECONDS_PER_HOUR
-                e = np.append(e[keep], e_end)
+                t_parts += (tl[:keep], np.array([t_end]))
+                v_parts += (v[:keep], np.array([v_end]))
+                e_parts += (e[:keep], np.array([e_end]))
+                break
             t_parts.append(tl)
             v_parts.append(v)
             e_parts.append(e)
-            if k >= 0:
-                break
             if last:
                 end_reason = "max_duration"
                 break
-            start = float(tl[-1])
+            t_prev, v_prev, e_prev = float(tl[-1]), float(v[-1]), float(e[-1])
+            start = t_prev
         tl = np.concatenate(t_parts)
         path.commit(float(tl[-1]))
         return _Segment(
@@ -730,6 +755,17 @@ class SimulatedCell(CellModel):
             i = np.concatenate([s.i for s in segments])
             q = np.concatenate([s.q for s in segments])
             e = np.concatenate([s.e for s in segments])
+        if len(segments) == 1 and len(times) and float(times.min()) >= 0.0:
+            # one piece holding every record (a step's segments start at step time 0): no masks to apply
+            seg = segments[0]
+            v = _exact_at(seg, times) if seg.exact_voltage is not None else np.interp(times, seg.t, seg.v)
+            # records on the dense grid (a time rule whose interval the grid shares) take the samples themselves:
+            # np.interp returns fp[j] exactly at x == xp[j], j the last such index (t ascends, so t[j] <= x)
+            j = t.searchsorted(times, side="right")
+            j -= 1
+            if (t[j] == times).all():
+                return v, _interp_step(times, t, i), q[j], e[j]
+            return v, _interp_step(times, t, i), np.interp(times, t, q), np.interp(times, t, e)
         v = np.empty(len(times))
         lo = 0.0
         for n, seg in enumerate(segments):
@@ -818,7 +854,8 @@ def _refined(
 
 def _exact_at(seg: _Segment, times: np.ndarray) -> np.ndarray:
     """Closed-form V at ``times``, reusing the dense samples where a record time is a grid point."""
-    idx = np.minimum(np.searchsorted(seg.t, times), len(seg.t) - 1)
+    idx = seg.t.searchsorted(times)
+    np.minimum(idx, len(seg.t) - 1, out=idx)
     on_grid = seg.t[idx] == times
     if on_grid.all():
         return seg.v[idx]
@@ -830,7 +867,7 @@ def _exact_at(seg: _Segment, times: np.ndarray) -> np.ndarray:
 
 def _interp_step(times: np.ndarray, t: np.ndarray, i: np.ndarray) -> np.ndarray:
     """Current at the record instants: exact for constant-current pieces, interpolated elsewhere."""
-    if len(i) and i[0] == i[-1] and np.all(i == i[0]):
+    if len(i) and i[0] == i[-1] and (i == i[0]).all():
         return np.full(len(times), float(i[0]))
     return np.interp(times, t, i)
 
@@ -843,9 +880,12 @@ def _dvdt(path: ConstantCurrentPath, t: np.ndarray) -> np.ndarray:
     return np.abs(path.voltage(hi) - path.voltage(lo)) / (hi - lo)
 
 
+_NESTED = (dict, np.integer)
+
+
 def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, dict):  # (leaves are returned as they are without a call: a state is saved every step)
+        return {k: _jsonable(v) if isinstance(v, _NESTED) else v for k, v in value.items()}
     if isinstance(value, np.integer):
         return int(value)
     return value

@@ -26,18 +26,19 @@ class Param:
 
 
 class Parameters:
-    """Resolved parameter values with attribute access (``p.ohmic_resistance``), immutable after creation."""
+    """Resolved parameter values with attribute access (``p.ohmic_resistance``), immutable after creation.
 
-    __slots__ = ("_values",)
+    The values are plain instance attributes: the models read them in every step (and a hold's solver in every
+    iteration), where a ``__getattr__`` fallback cost ~0.5 us a read against ~0.03 us for an attribute.
+    """
 
     def __init__(self, values: Mapping[str, float]) -> None:
-        object.__setattr__(self, "_values", dict(values))
+        values = dict(values)
+        object.__setattr__(self, "_values", values)
+        self.__dict__.update(values)
 
-    def __getattr__(self, name: str) -> float:
-        try:
-            return self._values[name]
-        except KeyError:
-            raise AttributeError(name) from None
+    def __getattr__(self, name: str) -> float:  # only reached for a name that is not a parameter
+        raise AttributeError(name)
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError("model parameters are fixed once the model is built")

@@ -15,6 +15,7 @@ searches on the dense trajectory, costing one numpy search per record.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -45,7 +46,7 @@ def record_times(
         if rule.every_s is None:
             return _spaced(np.array([start]), start, end, sp)
         every = max(rule.every_s, sp)
-        grid = start + every * np.arange(int(np.ceil((end - start) / every)))
+        grid = start + every * np.arange(math.ceil((end - start) / every), dtype=float)
         # drop a grid point that would sit within a rounding error of the end
         if len(grid) > 1 and end - grid[-1] < 1e-9 * max(1.0, end):
             grid = grid[:-1]
@@ -59,7 +60,10 @@ def _spaced(grid: np.ndarray, start: float, end: float, sp: float) -> np.ndarray
         grid = grid.copy()
         grid[0] = start + sp
         grid = grid[grid <= end - sp]
-    return np.append(grid, end)
+    times = np.empty(len(grid) + 1)
+    times[:-1] = grid
+    times[-1] = end
+    return times
 
 
 def _scan_changes(

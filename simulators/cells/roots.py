@@ -35,15 +35,19 @@ def find_root(
     xtol: float = DEFAULT_XTOL,
     rtol: float = DEFAULT_RTOL,
     maxiter: int = DEFAULT_MAXITER,
+    fa: float | None = None,
+    fb: float | None = None,
 ) -> float:
     """The x in [a, b] where ``f`` changes sign, to within ``xtol + rtol * |x|``.
 
     ``f(a)`` and ``f(b)`` must have opposite signs (or one of them be zero). ``maxiter`` bounds the evaluations
-    after the two at the ends.
+    after the two at the ends. A caller that has already evaluated ``f`` at the ends (to see whether there is a
+    crossing at all) passes those values as ``fa`` and ``fb``, saving two evaluations of a deterministic ``f``.
     """
     if not xtol > 0.0 or not rtol >= 0.0:
         raise RootError(f"find_root: xtol must be > 0 and rtol >= 0, got xtol={xtol!r}, rtol={rtol!r}")
-    fa, fb = float(f(a)), float(f(b))
+    fa = float(f(a)) if fa is None else float(fa)
+    fb = float(f(b)) if fb is None else float(fb)
     if math.isnan(fa) or math.isnan(fb):
         raise RootError(f"find_root: f is NaN at an end of the bracket [{a!r}, {b!r}] (f(a)={fa!r}, f(b)={fb!r})")
     if fa == 0.0:

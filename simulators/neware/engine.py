@@ -152,6 +152,17 @@ class Budget:
 UNLIMITED = Budget(None, None)
 
 
+class _Prepared(NamedTuple):
+    """What a native step becomes for the cell model (:meth:`ChannelEngine._prepare`)."""
+
+    program: ProgramStep
+    n_main: int
+    extra: tuple[Termination, ...]
+    direction: int
+    piece_s: float | None
+    limit_s: float
+
+
 class StepRow(NamedTuple):
     """One ``downloadStepLayer`` row (SI units; the server scales to the wire).
 
@@ -314,6 +325,7 @@ class ChannelEngine:
         self._stepindex = 0
         self._idle_entries = 0
         self._run: _StepRun | None = None
+        self._prepared: dict[int, tuple[NativeStep, NativePlan, _Prepared]] = {}  # step_id -> (step, plan, view)
         self._cursor = 0.0  # clock time at which the next step begins
         self._paused_at = 0.0
         self._test_time = 0.0  # test time at the cursor (excludes paused time)
@@ -602,26 +614,15 @@ class ChannelEngine:
             self.position += 1
 
     def _start_step(self, native: NativeStep, at: float) -> None:
-        assert self.plan is not None
-        record = native.record or self.plan.record
-        rule = record.to_rule()
-        if rule == RecordRule():
-            rule = RecordRule(every_s=DEFAULT_RECORD_S)
-        program = to_program_step(native, rule)
-        assert program is not None
-        n_main = len(program.until)
-        if native.conditions:
-            terms = tuple(c.termination() for c in native.conditions)
-            program = program.model_copy(update={"until": program.until + terms})
+        program, n_main, extra, direction, piece_s, limit_s = self._prepare(native)
         self._stepindex += 1
         self._ran_since_increment = True
-        piece_s, limit_s = _pieces(native, rule)
         run = _StepRun(
             native=native,
             program=program,
-            extra=_protection_terms(self.plan.protection, native.protect),
+            extra=extra,
             n_main=n_main,
-            direction=direction_of(program, native.sign),
+            direction=direction,
             stepindex=self._stepindex,
             cycle=self.cycle,
             first_seq=self.records.count + 1,
@@ -634,6 +635,36 @@ class ChannelEngine:
         if self._run is not None and run.result is not None and len(run.result):
             run.start_volt = float(run.result.voltage[0])
             run.start_curr = float(run.result.current[0])
+
+    def _prepare(self, native: NativeStep) -> _Prepared:
+        """The model's view of ``native`` under this plan: the same for every entry of the step (a 1000-cycle run
+        enters each of its steps a thousand times), so built once per test; the plan and its steps are frozen."""
+        plan = self.plan
+        assert plan is not None
+        cached = self._prepared.get(native.step_id)
+        if cached is not None and cached[0] is native and cached[1] is plan:
+            return cached[2]
+        record = native.record or plan.record
+        rule = record.to_rule()
+        if rule == RecordRule():
+            rule = RecordRule(every_s=DEFAULT_RECORD_S)
+        program = to_program_step(native, rule)
+        assert program is not None
+        n_main = len(program.until)
+        if native.conditions:
+            terms = tuple(c.termination() for c in native.conditions)
+            program = program.model_copy(update={"until": program.until + terms})
+        piece_s, limit_s = _pieces(native, rule)
+        prepared = _Prepared(
+            program,
+            n_main,
+            _protection_terms(plan.protection, native.protect),
+            direction_of(program, native.sign),
+            piece_s,
+            limit_s,
+        )
+        self._prepared[native.step_id] = (native, plan, prepared)
+        return prepared
 
     def _relax(self, seconds: float) -> None:
         """The cell rests at open circuit while the channel is paused (no records: the channel is not logging)."""
@@ -711,14 +742,21 @@ class ChannelEngine:
     def _release(self, run: _StepRun, upto: float) -> None:
         result = run.result
         assert result is not None
-        stop = int(np.searchsorted(result.t, upto, side="right"))
         start = run.released
+        if start >= len(result.t):  # all released (a finished step is released once more at its end)
+            return
+        stop = int(result.t.searchsorted(upto, side="right"))
         if stop <= start:
             return
         t = result.t[start:stop]
         step_time = run.segment_step_time0 + t
         cap = run.segment_cap0 + result.capacity[start:stop]
         eng = run.segment_eng0 + result.energy[start:stop]
+        sign = run.native.sign
+        if sign:  # bts_energy, in place: the same product, I x V signed by the step type
+            eng *= float(sign)
+        else:
+            np.abs(eng, out=eng)
         self.records.append(
             {
                 "stepid": run.native.step_id,
@@ -728,8 +766,8 @@ class ChannelEngine:
                 "test_time": run.test_time0 + step_time,
                 "volt": result.voltage[start:stop],
                 "curr": result.current[start:stop],
-                "cap": np.abs(cap),
-                "eng": bts_energy(run.native.sign, eng),
+                "cap": np.abs(cap, out=cap),
+                "eng": eng,
                 "temperature_c": run.temperature_c,
             },
             stop - start,

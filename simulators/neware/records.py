@@ -39,6 +39,8 @@ COLUMNS: dict[str, type] = {
 #: one record as stored on disk
 ROW = np.dtype([(name, dtype) for name, dtype in COLUMNS.items()])
 
+_NAMES = tuple(COLUMNS)
+
 
 class RecordStore:
     def __init__(self) -> None:
@@ -63,7 +65,7 @@ class RecordStore:
         if self._file is None:
             self._file = tempfile.TemporaryFile(prefix="bts-sim-records-")  # noqa: SIM115 - lives with the store
         self._file.seek(index * CHUNK * ROW.itemsize)
-        self._file.write(rows.tobytes())
+        self._file.write(rows.data)  # (rows record by record: a page read back is one read)
         self._chunks[index] = None
 
     def _read(self, index: int, offset: int, take: int) -> np.ndarray:
@@ -79,6 +81,15 @@ class RecordStore:
 
     def append(self, columns: dict[str, np.ndarray | float | int], n: int) -> None:
         """Append ``n`` rows; scalars are broadcast."""
+        offset = self.count % CHUNK
+        if offset and offset + n <= CHUNK:  # the usual case, a step's records within the chunk being filled: as is
+            chunk = self._chunks[-1]
+            assert chunk is not None
+            end = offset + n
+            for name in _NAMES:
+                chunk[name][offset:end] = columns[name]
+            self.count += n
+            return
         done = 0
         while done < n:
             offset = self.count % CHUNK
