@@ -115,19 +115,39 @@ _SIGNS = {**dict.fromkeys(DISCHARGE_TYPES, -1.0), **dict.fromkeys(CHARGE_TYPES, 
 def _signs(steptypes: np.ndarray, current: np.ndarray) -> np.ndarray:
     """Each record's sign for capacity and energy: the step type's, else the current's (as :func:`_sign`).
     A page holds a few runs of one step type: each run is looked up once (a sort of every record's type, as
-    ``numpy.unique`` does, cost 30 us a page); a page of many short runs is looked up by kind."""
+    ``numpy.unique`` does, cost 30 us a page); a page of many short runs is looked up by kind. The runs are found
+    on the types' bytes as integers where their width allows (``S4``: ``uint32``), ~5 times faster than numpy's
+    string comparison, with the same answer (two fixed-width texts are equal exactly when their bytes are)."""
     n = len(steptypes)
-    starts = np.flatnonzero(np.concatenate(([True], steptypes[1:] != steptypes[:-1])))
-    if len(starts) <= _RUNS_LOOKED_UP:
-        by_run = np.array([_kind_sign(k) for k in steptypes[starts].tolist()])
-        sign = np.repeat(by_run, np.diff(np.append(starts, n)))
-        unsigned = bool(np.any(by_run == 0.0))
+    if not n:
+        return np.empty(0)
+    codes = _as_integers(steptypes)
+    changes = np.flatnonzero(codes[1:] != codes[:-1]).tolist()
+    if len(changes) < _RUNS_LOOKED_UP:
+        starts = [0, *(i + 1 for i in changes)]
+        by_run = [_kind_sign(k) for k in steptypes[starts].tolist()]
+        if len(by_run) == 1 and by_run[0] != 0.0:
+            return np.full(n, by_run[0])
+        sign = np.repeat(by_run, [b - a for a, b in zip(starts, [*starts[1:], n], strict=True)])
+        unsigned = 0.0 in by_run
     else:
         kinds, which = np.unique(steptypes, return_inverse=True)
         by_kind = np.array([_kind_sign(k) for k in kinds.tolist()])
         sign = by_kind[which.ravel()]
         unsigned = bool(np.any(by_kind == 0.0))
     return np.where(sign == 0.0, np.where(current < 0, -1.0, 1.0), sign) if unsigned else sign
+
+
+_WORDS = {1: np.dtype("u1"), 2: np.dtype("<u2"), 4: np.dtype("<u4"), 8: np.dtype("<u8")}
+
+
+def _as_integers(texts: np.ndarray) -> np.ndarray:
+    """A contiguous column of fixed-width texts as one unsigned integer each, when their width is 1, 2, 4 or 8
+    bytes; else the texts themselves (compared by numpy, slower but the same)."""
+    word = _WORDS.get(texts.dtype.itemsize)
+    if word is None or texts.dtype.kind not in "SU" or not texts.flags.c_contiguous:
+        return texts
+    return texts.view(word)
 
 
 #: above this many runs of one step type in a page, signs are looked up by kind instead
@@ -501,7 +521,7 @@ class NewareChannel(ChannelDriver):
         cycle = self._current_cycle(int(cycleid[0]))
         bounds, bases, indices, cycles = [0], [base], [step_index], [cycle]
         stepids, natives = stepid[starts].tolist(), cycleid[starts].tolist()
-        before = step_time[np.maximum(np.asarray(starts, dtype=np.int64) - 1, 0)].tolist()
+        before = step_time[[i - 1 if i else 0 for i in starts]].tolist()
         for i, sid, native, previous in zip(starts, stepids, natives, before, strict=True):
             base = cursor.test_time if i == 0 else base + previous  # the previous record's test time
             instance += 1
@@ -511,10 +531,11 @@ class NewareChannel(ChannelDriver):
             bases.append(base)
             indices.append(step_index)
             cycles.append(cycle)
-        lengths = np.diff(np.append(bounds, n))
+        lengths = [b - a for a, b in zip(bounds, [*bounds[1:], n], strict=True)]
         block = np.empty(n, dtype=BLOCK_DTYPE)
         block["seq"] = page.seqid[skip:]
-        block["test_time"] = np.repeat(bases, lengths) + step_time
+        test_time = block["test_time"]
+        np.add(np.repeat(bases, lengths), step_time, out=test_time)
         block["step_time"] = step_time
         block["step_index"] = np.repeat(indices, lengths)
         block["cycle"] = np.repeat(cycles, lengths)
@@ -522,13 +543,12 @@ class NewareChannel(ChannelDriver):
         block["voltage"] = page.volt[skip:]
         block["current"] = current
         sign = _signs(page.steptype[skip:], current)
-        block["capacity"] = sign * page.cap[skip:]
-        block["energy"] = sign * page.eng[skip:]
+        np.multiply(sign, page.cap[skip:], out=block["capacity"])
+        np.multiply(sign, page.eng[skip:], out=block["energy"])
         block["frequency"] = block["z_real"] = block["z_imag"] = block["temperature"] = np.nan
-        block["aux_temperature"] = page.aux_temperature[skip:]
         block["cv_cycle"] = 0
-        last = block[-1]
-        self._cursor = _Cursor(int(last["seq"]), int(stepid[-1]), float(last["step_time"]), float(last["test_time"]),
+        block["aux_temperature"] = page.aux_temperature[skip:]
+        self._cursor = _Cursor(int(page.seqid[-1]), int(stepid[-1]), float(step_time[-1]), float(test_time[-1]),
                                instance, base)
         return block
 

@@ -142,11 +142,11 @@ def _scanned_page(frame: bytes, request: PageRequest | None) -> DownloadPage | N
     testtime = rows.floats["testtime"]
     if request is not None:
         first = request.first
-        if seqid[0] != first or np.any(np.diff(seqid) != 1):
+        if seqid[0] != first or (seqid[1:] - seqid[:-1] != 1).any():  # (1 to 18 digits each: no overflow)
             return None
     elif seqid.min() < 1:
         return None
-    if stepid.min() < 1 or not np.all(np.isfinite(testtime)):
+    if stepid.min() < 1 or not np.isfinite(testtime).all():
         return None  # cycleid holds digits only: 0 or more
     try:
         testid, startpos = _echo(reader.echo)
