@@ -758,6 +758,11 @@ class SimulatedCell(CellModel):
         if len(segments) == 1 and len(times) and float(times.min()) >= 0.0:
             # one piece holding every record (a step's segments start at step time 0): no masks to apply
             seg = segments[0]
+            if seg.exact_voltage is not None and len(times) == len(t) and (times == t).all():
+                # a record at every dense sample (a time rule whose interval is the grid's, the usual constant-current
+                # step): the samples themselves, as the searches below find them (record times ascend strictly, so
+                # the samples' times do too, and each record's sample is the one at its own index)
+                return seg.v.copy(), _interp_step(times, t, i), q.copy(), e.copy()
             v = _exact_at(seg, times) if seg.exact_voltage is not None else np.interp(times, seg.t, seg.v)
             # records on the dense grid (a time rule whose interval the grid shares) take the samples themselves:
             # np.interp returns fp[j] exactly at x == xp[j], j the last such index (t ascends, so t[j] <= x)

@@ -403,7 +403,7 @@ class BtsCommands:
             "stepid": rows["stepid"],
             "cycleid": rows["cycleid"].astype(np.int64) - 1 + self.download_cycle_base,
             "steptype": rows["steptype"],
-            "testtime": np.round(rows["step_time"] * 1000, 1),
+            "testtime": (rows["step_time"] * 1000).round(1),  # np.round's own call, without its wrapper
             "volt": rows["volt"],
             "curr": rows["curr"],
             "cap": rows["cap"],

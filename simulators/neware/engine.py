@@ -73,7 +73,7 @@ from protocols.program import (
 from simulators.cells.base import CellModel, StepResult
 from simulators.cells.engine import COMMON_PARAMETERS
 from simulators.neware.conditions import NativeCondition
-from simulators.neware.records import RecordStore
+from simulators.neware.records import COLUMNS, RecordStore
 from simulators.neware.stepfile import (
     CONTROL,
     CYCLE,
@@ -748,30 +748,36 @@ class ChannelEngine:
         stop = int(result.t.searchsorted(upto, side="right"))
         if stop <= start:
             return
-        t = result.t[start:stop]
-        step_time = run.segment_step_time0 + t
-        cap = run.segment_cap0 + result.capacity[start:stop]
-        eng = run.segment_eng0 + result.energy[start:stop]
+        n = stop - start
         sign = run.native.sign
+        rows = self.records.room(n)
+        in_place = rows is not None
+        if rows is None:  # across chunks: built here, appended in pieces
+            rows = {name: np.empty(n, dtype=dtype) for name, dtype in COLUMNS.items()}
+        # each column computed into its place in the store: the operations of the plain expressions
+        # (step_time = step_time0 + t, cap = |cap0 + capacity|, eng = bts_energy(sign, eng0 + energy)), no temporaries
+        step_time = rows["step_time"]
+        np.add(result.t[start:stop], run.segment_step_time0, out=step_time)
+        np.add(step_time, run.test_time0, out=rows["test_time"])
+        cap = rows["cap"]
+        np.add(result.capacity[start:stop], run.segment_cap0, out=cap)
+        np.abs(cap, out=cap)
+        eng = rows["eng"]
+        np.add(result.energy[start:stop], run.segment_eng0, out=eng)
         if sign:  # bts_energy, in place: the same product, I x V signed by the step type
             eng *= float(sign)
         else:
             np.abs(eng, out=eng)
-        self.records.append(
-            {
-                "stepid": run.native.step_id,
-                "cycleid": run.cycle,
-                "steptype": run.native.step_type,
-                "step_time": step_time,
-                "test_time": run.test_time0 + step_time,
-                "volt": result.voltage[start:stop],
-                "curr": result.current[start:stop],
-                "cap": np.abs(cap, out=cap),
-                "eng": eng,
-                "temperature_c": run.temperature_c,
-            },
-            stop - start,
-        )
+        rows["volt"][...] = result.voltage[start:stop]
+        rows["curr"][...] = result.current[start:stop]
+        rows["stepid"][...] = run.native.step_id
+        rows["cycleid"][...] = run.cycle
+        rows["steptype"][...] = run.native.step_type
+        rows["temperature_c"][...] = run.temperature_c
+        if in_place:
+            self.records.commit(n)
+        else:
+            self.records.append(rows, n)
         if self.records.count and not self.log:
             self.log.append((1, LOG_START, 0.0))
         run.released = stop

@@ -143,15 +143,16 @@ def _fraction_divisors() -> np.ndarray:
 _FLOAT_QUADS = _float_quads()
 _INT_QUADS = _int_quads()
 _TEMPLATES, _MOVED = _float_templates()
+_TEMPLATE_ROWS = np.ascontiguousarray(_TEMPLATES.T)
 _FRACTION_DIVISORS = _fraction_divisors()
 
 
 def _scaled(a: np.ndarray, k: np.ndarray) -> np.ndarray:
     """round(a * 10**k) to the nearest integer, ties to even, exactly, as a double (a > 0, 0 <= k <= 22, the result
     below 2**53)."""
-    p = a * _POW10[k]
+    p = a * _POW10.take(k)
     a_hi, a_lo = _split(a)
-    p_hi, p_lo = _POW10_HIGH[k], _POW10_LOW[k]
+    p_hi, p_lo = _POW10_HIGH.take(k), _POW10_LOW.take(k)
     error = ((a_hi * p_hi - p) + a_hi * p_lo + a_lo * p_hi) + a_lo * p_lo  # a * 10**k == p + error, exactly
     whole = np.floor(p)
     above = (p - whole - 0.5) + error  # the sign of (exact fraction - 1/2): a rounded sum keeps its sign
@@ -169,7 +170,12 @@ def _significand(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     fast = (a >= _LOW) & (a < _HIGH)
     safe = np.where(fast, a, 1.0)
     exponent = np.floor(np.log10(safe)).astype(np.intp)
-    digits = _scaled(safe, np.clip(14 - exponent, 0, 22))
+    # on the fast path 1e-8 <= |x| < 1e15: log10 rounded up to 15 (999999999999999.0) must not leave the range,
+    # where the digits scaled with the clipped power would look right and the exponent stay wrong (np.minimum and
+    # np.maximum: np.clip's wrapper costs more than both on a page)
+    np.minimum(exponent, 14, out=exponent)
+    np.maximum(exponent, -8, out=exponent)
+    digits = _scaled(safe, 14 - exponent)
     for _ in range(2):  # log10 can be one off next to a power of ten, and rounding can carry into one more digit
         off = np.flatnonzero((digits < 1e14) | (digits >= 1e15))
         if not len(off):
@@ -216,10 +222,10 @@ def float_block(values: np.ndarray) -> np.ndarray:
     high ^= high_moved
     low |= (low_moved >> 8) | (high_moved << 56)  # the 128-bit shift down by one byte
     high |= high_moved >> 8
-    words = _TEMPLATES.take(case, axis=1)
-    words[1] |= low
-    words[2] |= high
-    block = np.ascontiguousarray(words.T).view(np.uint8)
+    words = _TEMPLATE_ROWS.take(case, axis=0)  # a row of four words per value: the block itself, no transpose
+    words[:, 1] |= low
+    words[:, 2] |= high
+    block = words.view(np.uint8)
     for i in np.flatnonzero(~fast):
         text = f"{x[i]:.15G}".encode("ascii")
         block[i] = _NUL

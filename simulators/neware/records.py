@@ -12,12 +12,13 @@ old pages back from the file; the chunk being filled stays in memory.
 
 from __future__ import annotations
 
+import os
 import tempfile
 from typing import IO
 
 import numpy as np
 
-#: rows per chunk: ~1 MB in memory (the chunk being filled, and the copy written when it is full); 65 536 rows cost a
+#: rows per chunk: ~1 MB in memory (the chunk being filled, written out as it is when full); 65 536 rows cost a
 #: 1000-cycle dry run ~10 MB more peak memory for no speed (a page still spans at most two chunks)
 CHUNK = 16_384
 
@@ -36,10 +37,17 @@ COLUMNS: dict[str, type] = {
 }
 
 
-#: one record as stored on disk
+#: one record's bytes (a spilled chunk holds CHUNK of them, column after column)
 ROW = np.dtype([(name, dtype) for name, dtype in COLUMNS.items()])
 
 _NAMES = tuple(COLUMNS)
+#: one system call per column read back (a buffered seek and read cost three times as much per page)
+_pread = getattr(os, "pread", None)
+#: a spilled chunk on disk: each column's values in a row, at these byte offsets from the chunk's start
+_SPILLED = tuple(
+    (name, CHUNK * sum(np.dtype(d).itemsize for d in list(COLUMNS.values())[:k]), np.dtype(dtype))
+    for k, (name, dtype) in enumerate(COLUMNS.items())
+)
 
 
 class RecordStore:
@@ -59,25 +67,59 @@ class RecordStore:
         chunk = self._chunks[index]
         if chunk is None:
             return
-        rows = np.empty(CHUNK, dtype=ROW)
-        for name in COLUMNS:
-            rows[name] = chunk[name]
         if self._file is None:
             self._file = tempfile.TemporaryFile(prefix="bts-sim-records-")  # noqa: SIM115 - lives with the store
         self._file.seek(index * CHUNK * ROW.itemsize)
-        self._file.write(rows.data)  # (rows record by record: a page read back is one read)
+        # column after column, each as it is in memory: no record-by-record copy to write (a page read back is a read
+        # per column)
+        self._file.writelines(chunk[name].data for name in _NAMES)
+        self._file.flush()  # read back by position from the file itself (_read)
         self._chunks[index] = None
 
-    def _read(self, index: int, offset: int, take: int) -> np.ndarray:
+    def _read(self, index: int, offset: int, take: int) -> dict[str, np.ndarray]:
         assert self._file is not None
-        self._file.seek((index * CHUNK + offset) * ROW.itemsize)
-        return np.frombuffer(self._file.read(take * ROW.itemsize), dtype=ROW)
+        base = index * CHUNK * ROW.itemsize
+        if _pread is None:  # no positioned read (Windows): seek and read
+            columns = {}
+            for name, start, dtype in _SPILLED:
+                self._file.seek(base + start + offset * dtype.itemsize)
+                columns[name] = np.frombuffer(self._file.read(take * dtype.itemsize), dtype=dtype)
+            return columns
+        fd = self._file.fileno()
+        return {
+            name: np.frombuffer(_pread(fd, take * dtype.itemsize, base + start + offset * dtype.itemsize), dtype=dtype)
+            for name, start, dtype in _SPILLED
+        }
 
     def close(self) -> None:
         """Free the spill file (it also goes when the store is garbage-collected)."""
         if self._file is not None:
             self._file.close()
             self._file = None
+
+    def _chunk_being_filled(self) -> dict[str, np.ndarray]:
+        """The chunk that row ``count`` goes into, started when it is the first row of one."""
+        index = self.count // CHUNK
+        if index == len(self._chunks):
+            return self._new_chunk()
+        chunk = self._chunks[index]
+        assert chunk is not None  # the chunk being filled is never spilled
+        return chunk
+
+    def room(self, n: int) -> dict[str, np.ndarray] | None:
+        """The next ``n`` rows of the chunk being filled as column views to write into, then :meth:`commit` them; None
+        when they do not fit in it (:meth:`append` them instead). A step's records are released so, computed
+        straight into the store, without a temporary array per column."""
+        offset = self.count % CHUNK
+        if offset + n > CHUNK:
+            return None
+        chunk = self._chunk_being_filled()
+        end = offset + n
+        return {name: column[offset:end] for name, column in chunk.items()}
+
+    def commit(self, n: int) -> None:
+        """Count the ``n`` rows written into :meth:`room`'s views."""
+        self.count += n
 
     def append(self, columns: dict[str, np.ndarray | float | int], n: int) -> None:
         """Append ``n`` rows; scalars are broadcast."""
@@ -93,8 +135,7 @@ class RecordStore:
         done = 0
         while done < n:
             offset = self.count % CHUNK
-            chunk = self._chunks[-1] if offset else self._new_chunk()
-            assert chunk is not None  # the chunk being filled is never spilled
+            chunk = self._chunk_being_filled()
             take = min(n - done, CHUNK - offset)
             for name in COLUMNS:
                 value = columns[name]
@@ -109,6 +150,11 @@ class RecordStore:
         start, stop = max(0, start), min(stop, self.count)
         if stop <= start:
             return {name: np.empty(0, dtype=dtype) for name, dtype in COLUMNS.items()}
+        index, offset = divmod(start, CHUNK)
+        chunk = self._chunks[index]
+        if chunk is not None and offset + stop - start <= CHUNK:  # within a chunk in memory: views of it
+            end = offset + stop - start
+            return {name: column[offset:end] for name, column in chunk.items()}
         parts: dict[str, list[np.ndarray]] = {name: [] for name in COLUMNS}
         row = start
         while row < stop:

@@ -131,38 +131,55 @@ def atimes(epoch: dt.datetime, seconds: np.ndarray) -> np.ndarray:
     """``YYYY-MM-DD HH:MM:SS`` for many records as an ``(n, 19)`` block of ASCII bytes, the seconds floored.
 
     Column-wise, with no object per record (a download page is built so, see pagetext): the date is written once
-    per day of the page's span (a page spans a few), the time of day from a table of two-digit numbers.
+    per day of the page's span (a page spans a few), the time of day from two small tables (``HH:MM:`` per minute
+    of the day, ``SS`` per second), a page of one day's records with its date broadcast.
     """
-    base = np.datetime64(epoch.replace(microsecond=0), "s").astype(np.int64)
-    stamps = base + np.floor(seconds).astype(np.int64)
+    stamps = np.floor(seconds).astype(np.int64)
+    stamps += _epoch_second(epoch)
     days, second = np.divmod(stamps, 86_400)
     n = len(stamps)
     block = np.empty((n, 19), dtype=np.uint8)
     if n == 0:
         return block
     first, last = int(days.min()), int(days.max())
-    if last - first < _DAY_SPAN:  # the dates of the span's days, indexed by day
-        distinct, index = np.arange(first, last + 1), days - first
+    if first == last:  # one day: its date and the space, as one item repeated
+        block[:, :11].view("V11")[:, 0] = np.frombuffer(_date(first) + b" ", dtype="V11")[0]
     else:
-        distinct, index = np.unique(days, return_inverse=True)
-        index = index.ravel()
-    dates = np.datetime_as_string(distinct.astype("datetime64[D]")).astype("S10")
-    # as items of 10 and 8 bytes: numpy copies those in one loop, where it copies a (n, 10) block row by row
-    block[:, :10].view("S10")[:, 0] = dates[index]
-    block[:, 10] = ord(" ")
-    hours, rest = np.divmod(second.astype(np.uint64), 3600)
-    minutes, seconds_ = np.divmod(rest, 60)
-    clock = _TWO_DIGITS[hours] | (_TWO_DIGITS[minutes] << 24) | (_TWO_DIGITS[seconds_] << 48) | _COLONS
-    block[:, 11:].view("S8")[:, 0] = clock.astype("<u8", copy=False).view("S8")  # the bytes in little-endian order
+        if last - first < _DAY_SPAN:  # the dates of the span's days, indexed by day
+            distinct, index = np.arange(first, last + 1), days - first
+        else:
+            distinct, index = np.unique(days, return_inverse=True)
+            index = index.ravel()
+        dates = np.datetime_as_string(distinct.astype("datetime64[D]")).astype("S10")
+        # as items of 10 and 8 bytes: numpy copies those in one loop, where it copies a (n, 10) block row by row
+        block[:, :10].view("S10")[:, 0] = dates[index]
+        block[:, 10] = ord(" ")
+    minute, second_ = np.divmod(second, 60)
+    clock = _MINUTES.take(minute)
+    clock |= _SECONDS.take(second_)
+    block[:, 11:].view("S8")[:, 0] = clock.view("S8")  # the bytes in little-endian order
     return block
+
+
+@functools.lru_cache(maxsize=8)
+def _epoch_second(epoch: dt.datetime) -> int:
+    """The epoch's whole second as seconds since 1970 (its microseconds dropped, as the BTS's 1 s resolution)."""
+    return int(np.datetime64(epoch.replace(microsecond=0), "s").astype(np.int64))
+
+
+@functools.lru_cache(maxsize=64)
+def _date(day: int) -> bytes:
+    """``YYYY-MM-DD`` of a day counted from 1970-01-01 (cut to 10 bytes, as the dates of a span of days are)."""
+    return np.datetime_as_string(np.datetime64(day, "D")).encode("ascii")[:10]
 
 
 #: a page's records span a few days; a wider span is looked up through np.unique instead
 _DAY_SPAN = 4096
-#: "00" .. "59" as the low two bytes of a word, and the colons of "HH:MM:SS" (little-endian words): a table of every
-#: second of a day (0.7 MB) was no faster in a dry run, where the page's lookups fall far apart in a cold cache
-_TWO_DIGITS = np.array([ord(str(i // 10)) | ord(str(i % 10)) << 8 for i in range(60)], dtype="<u8")
-_COLONS = np.array(ord(":") << 16 | ord(":") << 40, dtype="<u8")
+#: ``HH:MM:`` of each minute of the day and ``SS`` of each second of a minute, as the bytes of little-endian words
+#: that OR into ``HH:MM:SS`` (a table of every second of a day, 0.7 MB, was no faster in a dry run, where the page's
+#: lookups fall far apart in a cold cache; these two are 12 KB)
+_MINUTES = np.frombuffer(b"".join(b"%02d:%02d:\0\0" % divmod(m, 60) for m in range(1440)), dtype="<u8").copy()
+_SECONDS = np.frombuffer(b"".join(b"\0" * 6 + b"%02d" % s for s in range(60)), dtype="<u8").copy()
 
 
 class AtimeFormatter:
