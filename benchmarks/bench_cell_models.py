@@ -138,7 +138,7 @@ def main() -> None:
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # kB on Linux
     print(f"  peak heap         {heap:.1f} MB over {args.memory_cycles} cycles, {heap_10:.1f} MB over "
           f"{max(args.memory_cycles // 10, 3)} (flat: memory does not grow with cycles)")  # fmt: skip
-    print(f"  peak RSS          {rss:.0f} MB (whole process, interpreter and numpy/scipy included)")
+    print(f"  peak RSS          {rss:.0f} MB (whole process: interpreter and numpy; the models use no scipy)")
 
     pybamm_result = None
     try:

@@ -15,53 +15,35 @@ anode CE of 99.95 % (a cell YAML with ``model: {type: ncm622-li, anode_ce: 0.999
 Each row prints wall and CPU (user + system) seconds: on a machine shared with other work the wall time of both
 programs swings by seconds from run to run, their CPU time much less; the budget is the wall-time ratio.
 
-Where the time goes (py-spy --gil, 200 Hz, one 1000-cycle run each, 683 207 records; medians of three runs each,
-alternated, on the shared 2-core machine of 2026-11-30 ~11:00 while other work ran; the station and the simulated BTS
-share one process and its GIL, so a figure is the time a part holds the interpreter, and a part whose numpy calls
-release it is undercounted). "Before" is this tree with the simulated BTS's per-record page formatting and one
-1000-record page per dry-run poll; "after" is column-wise page text (simulators/neware/pagetext.py) and ~4950
-records per poll (station/session.py). The tree already held another change in progress (the driver's page decode):
+Where the time goes now (2026-11-30 ~14:20, a quiet machine: `station run` 3.0-3.5 s wall, 2.5-2.9 s user + 0.5 s
+system CPU, 137-140 MB; the station and the simulated BTS share one process and alternate: every request waits for
+its reply, and the two threads could not overlap usefully under the GIL: a simulator that wrote the next page while
+the station decoded the last one made the run slower, not faster). Phases and parts timed in-process with
+perf_counter around the named calls (one run each; in-process runs lack the program's allocator setting, so their
+totals are ~0.2 s above the command's):
 
-| part                                                                   | GIL s before | GIL s after  |
-|------------------------------------------------------------------------|--------------|--------------|
-| start-up and imports (scipy, pint, pydantic models, pyarrow + pandas)  | 1.41         | 1.61         |
-| protocol load and bind (pint's unit registry ~0.15 s)                  | 0.18         | 0.24         |
-| status polls (inquire + inquiredf each round: ~690 rounds -> ~140)     | 0.35         | 0.16         |
-| driver request build + transport (framing)                             | 0.14         | 0.14         |
-| XML decode of download pages                                           | 0.58         | 0.28         |
-| record assembly (driver conversion, store block, record numbers)       | 0.16         | 0.17         |
-| safety check                                                           | 0.04         | 0.03         |
-| store append (a commit per round)                                      | 0.19         | 0.05         |
-| end-of-run summary                                                     | 0.04         | 0.01         |
-| simulated BTS: cell model and engine (the same work, see below)        | 0.31         | 0.65         |
-| simulated BTS: XML encode of download pages (2.3 -> 1.2 ms a page)     | 1.26         | 0.43         |
-| simulated BTS: API, asyncio, sockets                                   | 0.33         | 0.11         |
-| other (run policy, clock, events)                                      | 0.42         | 0.24         |
-| **sum of the samples**                                                 | **5.41**     | **4.12**     |
+| part                                                                    | s     |
+|-------------------------------------------------------------------------|-------|
+| interpreter and imports (numpy, pydantic models, typer/rich, drivers)   | 0.46  |
+| protocol load and bind (pint's import ~0.1 s, its cached registry)      | 0.13  |
+| launch: simulated BTS, step file, start                                  | 0.05  |
+| simulated BTS, ``inquire``: the channel steps the cell model (71 rounds) | 0.40  |
+| simulated BTS, ``download``: 694 page texts (~0.54 ms each) and replies | 0.59  |
+| station: page decode (``scan_rows`` 0.52 s) and block conversion        | 0.67  |
+| station: store append, SQLite (82 MB of records, in the WAL then the DB) | 0.55  |
+| station: requests, transport, status, safety, policy                    | ~0.2  |
+| end-of-run summary and exit                                              | 0.13  |
 
-The cell model's row moved with the sampling only: timed in-process, ChannelEngine.advance takes 0.88 s in both
-(2005 model steps either way).
+How it came down from 5.7 s and 183 MB this morning (each step measured as a whole process, alternated; the
+machine's load moved every figure by +-0.3 s): no scipy in the cell models (Brent's root finder and PCHIP in numpy,
+held to scipy's in tests: -0.4 s, -50 MB); pyarrow's arrays from the C allocator (-12 MB); bytecode compiled as an
+installed program has it (-0.25 s, see compile_bytecode); no interpreter teardown at exit (-0.12 s); page text,
+page decode and the channel's stepping made cheaper (simulator thread 1.67 -> ~1.0 s, decode 0.82 -> 0.71 ms a
+page); freed heap kept for the next page (page faults 80 000-100 000 -> 23 000, -0.2 s of kernel time); ten pages
+a dry-run round instead of five (-0.35 s). Peak RSS grows by ~7 MB from 10 to 1000 cycles.
 
-Whole process, 1000 cycles (medians of three alternated runs; PyBaMM 26.10 SPM, Chen2020, 827 458 points, in the
-same runs: 6.6-7.1 s wall, 6.8-7.2 s CPU, 840 MB):
-
-| tree                                                  | before: wall, CPU, peak RSS | after: wall, CPU, peak RSS |
-|-------------------------------------------------------|-----------------------------|----------------------------|
-| the commit before (HEAD), ``python -m station`` from a copy | 8.97 s, 8.2 s, 142 MB | 6.83 s, 6.2 s, 137 MB      |
-| the shared tree at 11:17, this benchmark              | 7.14 s, 7.1 s, 182 MB       | 5.35 s, 5.4 s, 185 MB      |
-| station / PyBaMM wall time (this benchmark)           | 1.03                        | 0.80                       |
-
-From 10 to 1000 cycles peak RSS grows by 8 MB after (17 MB before): five pages a round hold a little more, and the
-simulated BTS's record chunks in memory are 1 MB instead of 4. The shared tree's ~45 MB more comes from the driver
-change in progress there (its page decode imports pyarrow, whose memory pool keeps what it freed; with
-``ARROW_DEFAULT_MEMORY_POOL=system`` the peak was 176 MB instead of 191).
-
-What is left is mostly start-up: scipy (~0.4 s and ~50 MB: simulators/cells/physics.py's PchipInterpolator,
-impedance.py's special functions, and brentq in terminations.py, engine.py, half_cell.py and host_diffusion.py, which
-P3 calls at every step end; blocking.py's own import is now lazy but saves nothing while those remain), pint (0.1-0.2 s
-import, ~0.15 s to build its registry, which ``UnitRegistry(cache_folder=...)`` brings to ~0.02 s from the second
-run), pydantic models, and the driver's pyarrow import. Then the cell model (~0.6 s) and the page encoding (~0.4 s
-holding the GIL, ~0.8 s of CPU with numpy's share), which are the simulated BTS's own work.
+What is left is spread thin: the largest parts are SQLite writing the records (twice: WAL, then checkpoint), the
+page decode's quote search and casts, the simulator's numpy calls per page and per model step, and start-up.
 """
 
 from __future__ import annotations
