@@ -33,19 +33,20 @@ Other runs after, load 1.6-3: medians 493 k and 336 k (best runs 448-548 k). At 
 585-628 k: the budget is met with little margin, and the store's append is now ~45 % of the time (see below).
 ("Before" is the tree without this work: its Neware blocks lacked the store's new ``temperature`` field, which
 cost the store a field-by-field copy of every page.)
-Where one 1000-record page's time goes now (this thread's CPU, ms):
+Where one 1000-record page's time goes (this thread's CPU, ms; updated 2026-11-30 ~14:20, when the whole benchmark
+gave 571 000-657 000 records/s, median 590 000, decode alone 1.75-1.80 M/s):
 
 | part | ms | |
 |---|---|---|
 | page read (``page_scan``): quotes found by numpy | 0.09 | |
-| the text outside the values checked (one pyarrow ``take`` and compare) | 0.07 | |
-| the values taken by kind, their bytes checked (``bytes.translate``) | 0.10 | |
+| the text outside the values checked (one pyarrow ``equal``, a cached template) | 0.045 | was 0.07 |
+| the values taken out once, their bytes checked per kind (``bytes.translate``) | 0.09 | |
 | integers and floats converted (pyarrow ``cast``: fast_float, correctly rounded) | 0.10 | |
-| texts, envelope and first row through defusedxml, the page's checks, the rest | 0.20 | total 0.6-0.7, was 2.4 |
+| texts, envelope and first row through defusedxml, the page's checks, the rest | 0.15 | total ~0.54, was 2.4 |
 | transport: request sent, reply received and framed | 0.07 | was 0.17 |
-| request building, records assembled in the station's convention | 0.19 | |
-| store append: SQLite writing 112 kB of blob a page in 4 kB pages | ~0.45 | a 64 kB page size: ~40 % less |
-| store append: a round's pages concatenated and filtered (``records.newer``), twice copied | ~0.13 | |
+| request building, records assembled in the station's convention | 0.15 | |
+| store append: SQLite writing 120 kB of blob a page in 16 kB pages | ~0.4 | |
+| store append: a round's pages joined and filtered (``records.newer``, as opaque rows) | ~0.01 | was ~0.13 |
 """
 
 from __future__ import annotations
