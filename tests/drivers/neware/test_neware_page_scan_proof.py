@@ -41,20 +41,20 @@ def outside_positions(frame: bytes) -> list[int]:
     return [at for at in range(start, end) if at not in inside]
 
 
-def reading(frame: bytes, request: PageRequest):
+def _outcome(read, frame: bytes, request: PageRequest):
     try:
-        got = parse_download_frame(frame, "download", request)
+        got = read(frame, "download", request)
     except NewareProtocolError as exc:
         return ("error", str(exc))
     return ("page", got.testid, got.startpos, got.records)
+
+
+def reading(frame: bytes, request: PageRequest):
+    return _outcome(parse_download_frame, frame, request)
 
 
 def expat_reading(frame: bytes, request: PageRequest):
-    try:
-        got = _parsed_page(frame, "download", request)
-    except NewareProtocolError as exc:
-        return ("error", str(exc))
-    return ("page", got.testid, got.startpos, got.records)
+    return _outcome(_parsed_page, frame, request)
 
 
 def test_the_unchanged_page_is_read_by_columns() -> None:
