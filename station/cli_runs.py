@@ -29,7 +29,7 @@ from protocols.library import resolve_cell_path
 from protocols.parameters import parse_overrides
 from station import cli_remote
 from station.analysis.cycling import cycle_table
-from station.analysis.steps import step_starts
+from station.analysis.steps import StepBounds
 from station.api.tokens import owner_name
 from station.cli_common import (
     EXIT_INSTRUMENT,
@@ -173,33 +173,40 @@ def _progress_line(p: Progress) -> str:
     return "  ".join(parts)
 
 
-def _step_bounds(blocks: Iterable[np.ndarray]) -> tuple[np.ndarray, int]:
-    """The records that open or close a step run, read block by block, and how many records there are.
-
-    All the summary's cycle table reads of a run is its step runs (where each opens, where each closes), and the
-    step runs of these records are those of the whole run: a record that opens a run still follows one that
-    closes another. A 1000-cycle dry run holds 70 MB of records and ~4000 step runs, so the summary neither waits
-    for nor holds the rest."""
-    kept: list[np.ndarray] = []
-    count, last, last_kept = 0, None, True
+def _step_bounds(blocks: Iterable[np.ndarray]) -> StepBounds:
+    """The records that open or close a step run, read block by block (for a run this process did not store from
+    its first record: see :func:`_summary`)."""
+    bounds = StepBounds(RECORD_DTYPE)
     for block in blocks:
-        if not len(block):
-            continue
-        count += len(block)
-        opens = step_starts(block) if last is None else step_starts(np.concatenate([last, block]))[1:]
-        if last is not None and opens[0] and not last_kept:
-            kept.append(last)  # the previous block's last record closed a run
-        keep = opens | np.r_[opens[1:], False]
-        kept.append(block[keep])
-        last, last_kept = block[-1:].copy(), bool(keep[-1])
-    if last is not None and not last_kept:
-        kept.append(last)
-    return (np.concatenate(kept) if kept else np.empty(0, dtype=RECORD_DTYPE)), count
+        bounds.add(block)
+    return bounds
 
 
-def _summary(station: Station, run_id: str) -> dict:
+def _stored_bounds(station: Station, run_id: str) -> StepBounds:
+    """Step bounds gathered as this process stores the run's records (``Store.on_stored``)."""
+    bounds = StepBounds(RECORD_DTYPE)
+
+    def stored(stored_run: str, block: np.ndarray) -> None:
+        if stored_run == run_id:
+            bounds.add(block)
+
+    station.store.on_stored = stored
+    return bounds
+
+
+def _run_bounds(store: Store, run_id: str, seen: StepBounds | None) -> StepBounds:
+    """``seen`` if it is the whole run (from its first record, as many records as are stored), else read back."""
+    if seen is not None and seen.first_seq in (None, 1) and seen.count == store.record_count(run_id):
+        return seen
+    return _step_bounds(store.iter_record_blocks(run_id))
+
+
+def _summary(station: Station, run_id: str, seen: StepBounds | None = None) -> dict:
+    """The run's summary from its step bounds: those ``seen`` as this process stored the run when they are the whole
+    run (from its first record, every record stored), else read back from the store."""
     run = station.store.run(run_id)
-    records, count = _step_bounds(station.store.iter_record_blocks(run.id))
+    bounds = _run_bounds(station.store, run.id, seen)
+    records, count = bounds.records(), bounds.count
     summary = cycle_table(run_data(run, records))
     cycles = [{"cycle": int(c), "tag": t, "charge_ah": q_c, "discharge_ah": q_d, "ce": None if e != e else e}
               for c, t, q_c, q_d, e in zip(summary.cycle, summary.tag, summary.charge_ah.tolist(),
@@ -270,6 +277,7 @@ def _supervise(station: Station, run_id: str, json_: bool) -> int:
             station.forward_to_lab()
         return tell
 
+    seen = _stored_bounds(station, run_id)
     try:
         if json_ or not sys.stderr.isatty():
             # logs and pipes get one line per poll of a real run; a dry run only prints its summary
@@ -283,7 +291,7 @@ def _supervise(station: Station, run_id: str, json_: bool) -> int:
                                           on_progress=then_forward(lambda p: live.update(view.update(p))))
     except KeyboardInterrupt:
         return _interrupted(station, run_id)
-    doc = _summary(station, run_id)
+    doc = _summary(station, run_id, seen)
     if json_:
         sys.stdout.write(json.dumps(doc, indent=2) + "\n")
     else:

@@ -120,6 +120,10 @@ class Store:
     name of the station this process works for (station.yaml's ``station:``). ``local``: the data directory's
     SQLite, whatever station.yaml or ``$STATION_DATABASE`` say (a station's own store, a directory to copy)."""
 
+    on_stored: Callable[[str, np.ndarray], None] | None = None
+    """Told each run's block of records once :meth:`append_blocks` has committed it (a run's summary gathers what
+    it needs as the records are stored, instead of reading the whole run back)."""
+
     def __init__(self, data_dir: str | Path, database: str | None = None, *, migrate: bool | None = None,
                  station: str | None = None, local: bool = False):
         self._connect(data_dir, None if local else database_url(database))
@@ -771,6 +775,7 @@ class Store:
                 last.update(db.execute(f"SELECT id, last_seq FROM runs WHERE id IN ({marks})"
                                        f"{self.backend.for_update}", chunk).fetchall())
             rows: list[tuple[str, int, int, int, bytes]] = []
+            stored: list[tuple[str, np.ndarray]] = []
             for run_id in run_ids:
                 if run_id not in last:
                     raise UnknownRun(f"no run '{run_id}' in {self.where} to store records for")
@@ -778,9 +783,13 @@ class Store:
                 if len(block):
                     last[run_id] = int(block["seq"][-1])
                     rows.append((run_id, int(block["seq"][0]), last[run_id], len(block), block.tobytes()))
+                    stored.append((run_id, block))
             if rows:
                 self.backend.insert_blocks(rows)
                 db.executemany("UPDATE runs SET last_seq=? WHERE id=?", [(r[2], r[0]) for r in rows])
+        if self.on_stored is not None:  # committed: what a watcher of the stored records may now count on
+            for run_id, block in stored:
+                self.on_stored(run_id, block)
         return {run_id: last[run_id] for run_id in run_ids}
 
     @_guarded
