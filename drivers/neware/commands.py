@@ -259,10 +259,12 @@ class BtsCommand(Generic[T]):
         exchange)."""
         signature = self.signature()
         command = self
-        bind = _binder(signature)
 
         def method(client: Any, *args: Any, **kwargs: Any) -> T:
-            arguments = bind(client, args, kwargs)
+            bound = signature.bind(client, *args, **kwargs)
+            bound.apply_defaults()
+            arguments = dict(bound.arguments)
+            del arguments["self"]
             if command.check is not None:
                 command.check(arguments)
             if command.layout is Layout.LIST:
@@ -279,39 +281,6 @@ class BtsCommand(Generic[T]):
         method.__doc__ = self.doc or f"The ``{self.name}`` command (neware-bts-api.md section 2)."
         method.__signature__ = signature  # type: ignore[attr-defined]
         return method
-
-
-def _binder(signature: inspect.Signature) -> Callable[[Any, tuple[Any, ...], dict[str, Any]], dict[str, Any]]:
-    """What ``signature.bind`` and ``apply_defaults`` give (the arguments but ``self``, in the signature's order),
-    worked out from the parameters' names and defaults taken once: binding a ``Signature`` costs ~5 us a call,
-    and every page of a download is a call. A call this does not cover (too many positional arguments, an unknown
-    or repeated name, a required argument missing) goes through ``signature.bind``, which raises its usual error."""
-    parameters = list(signature.parameters.values())[1:]
-    names = tuple(p.name for p in parameters)
-    positional = tuple(p.name for p in parameters if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    defaults = {p.name: p.default for p in parameters if p.default is not inspect.Parameter.empty}
-    required = frozenset(names) - defaults.keys()
-    known = frozenset(names)
-
-    def slow(client: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
-        bound = signature.bind(client, *args, **kwargs)
-        bound.apply_defaults()
-        arguments = dict(bound.arguments)
-        del arguments["self"]
-        return arguments
-
-    def bind(client: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
-        if len(args) > len(positional) or not known.issuperset(kwargs):
-            return slow(client, args, kwargs)
-        given = dict(zip(positional, args, strict=False))  # (no more args than names: checked above)
-        if not given.keys().isdisjoint(kwargs):
-            return slow(client, args, kwargs)
-        given.update(kwargs)
-        if not required.issubset(given):
-            return slow(client, args, kwargs)
-        return {name: given[name] if name in given else defaults[name] for name in names}
-
-    return bind
 
 
 # -- the reply parsers, as the table uses them ---------------------------------------------------------------------
