@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from protocols.program import Comparison, Quantity, Termination
+from protocols.program import Quantity, Termination
 from simulators.cells.roots import find_root
 
 #: time resolution of the end of a step, s: a microsecond, far below any instrument's sampling period (at the
@@ -58,10 +58,6 @@ def measured(term: Termination, s: Samples) -> np.ndarray | float:
     return values
 
 
-def holds(term: Termination, values: np.ndarray) -> np.ndarray:
-    return values <= term.value if term.op is Comparison.LE else values >= term.value
-
-
 def first_hits(terms: Sequence[Termination], s: Samples) -> tuple[int, list[int]]:
     """The first sample index at which any termination holds, and the terminations holding there.
 
@@ -72,13 +68,13 @@ def first_hits(terms: Sequence[Termination], s: Samples) -> tuple[int, list[int]
     for n, term in enumerate(terms):
         values = measured(term, s)
         if isinstance(values, float):  # the same at every sample: it holds from the first or never
-            if not (values <= term.value if term.op is Comparison.LE else values >= term.value):
+            if not term.op.holds(values, term.value):
                 continue
             k = 0
         elif not values.size:
             continue
         else:
-            mask = values <= term.value if term.op is Comparison.LE else values >= term.value  # holds(), inlined
+            mask = term.op.holds(values, term.value)
             k = int(mask.argmax())  # the first True, or 0 when there is none
             if not mask[k]:
                 continue
