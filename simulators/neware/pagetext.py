@@ -304,12 +304,6 @@ def steptype_block(codes: np.ndarray, steptype_names: Mapping[int, str]) -> np.n
     return words.view(np.uint64).ravel().take(index).view(np.uint8).reshape(len(codes), 8)
 
 
-def page_text(columns: Mapping[str, np.ndarray], steptype_names: Mapping[int, str], atimes: np.ndarray,
-              aux_temperature: np.ndarray | None = None) -> str:
-    """:func:`page_bytes` as text."""
-    return page_bytes(columns, steptype_names, atimes, aux_temperature).decode("ascii")
-
-
 def page_bytes(columns: Mapping[str, np.ndarray], steptype_names: Mapping[int, str], atimes: np.ndarray,
                aux_temperature: np.ndarray | None = None) -> bytes:
     """The page's ``<data .../>`` lines as one body line of ``wire.reply`` (ASCII bytes, which ``reply`` takes as

@@ -82,8 +82,8 @@ def test_a_page_with_aux_is_the_page_without_it_with_T1_before_the_end_of_each_r
     }
     celsius = np.repeat([27.0, 45.0, -5.0, 60.5], n // 4)
     atimes = wire.atimes(dt.datetime(2026, 11, 30), np.arange(n, dtype=float))
-    plain = pagetext.page_text(columns, API_STEP_NAMES, atimes)
-    with_aux = pagetext.page_text(columns, API_STEP_NAMES, atimes, celsius)
+    plain = pagetext.page_bytes(columns, API_STEP_NAMES, atimes).decode("ascii")
+    with_aux = pagetext.page_bytes(columns, API_STEP_NAMES, atimes, celsius).decode("ascii")
     rows, aux_rows = plain.split("\r\n"), with_aux.split("\r\n")
     assert len(rows) == len(aux_rows) == n
     texts = ["27.0"] * 125 + ["45.0"] * 125 + ["-5.0"] * 125 + ["60.5"] * 125

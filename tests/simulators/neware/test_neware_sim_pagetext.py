@@ -126,7 +126,8 @@ def test_a_page_is_byte_for_byte_the_per_record_formula():
             "testtime": np.round(rows["step_time"] * 1000, 1), "volt": rows["volt"], "curr": rows["curr"],
             "cap": rows["cap"], "eng": rows["eng"],
         }
-        page = pagetext.page_text(columns, API_STEP_NAMES, wire.atimes(epoch, 12.5 + rows["test_time"]))
+        atimes = wire.atimes(epoch, 12.5 + rows["test_time"])
+        page = pagetext.page_bytes(columns, API_STEP_NAMES, atimes).decode("ascii")
         assert "  " + page == reference_page(epoch, 12.5, startpos, rows, base)
     assert page.startswith('  <data seqid="1" stepid="')  # wire.reply indents it by two more
     assert page.count("\r\n    <data ") == n - 1

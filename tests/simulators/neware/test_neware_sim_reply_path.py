@@ -54,7 +54,7 @@ def test_a_reply_with_a_bytes_page_is_the_reply_with_the_same_page_as_text() -> 
     columns = a_page()
     atimes = wire.atimes(dt.datetime(2026, 11, 30, 23, 59), np.arange(300) * 0.7)
     page = pagetext.page_bytes(columns, API_STEP_NAMES, atimes)
-    text = pagetext.page_text(columns, API_STEP_NAMES, atimes)
+    text = pagetext.page_bytes(columns, API_STEP_NAMES, atimes).decode("ascii")
     assert page.decode("ascii") == text
     lines = ['<download devtype="27" barcode="caf\u00e9" />', '<list count="300">']  # UTF-8 in a text line
     frame = wire.reply("download", [*lines, page, "</list>"])
@@ -161,7 +161,7 @@ def test_a_column_of_long_runs_of_one_value_is_written_as_each_record_would_be()
         "curr": curr, "cap": np.repeat([0.0, 1.25e-3], n // 2), "eng": np.zeros(n),
     }
     atimes = wire.atimes(dt.datetime(2026, 11, 30), np.arange(n) * 30.0)
-    rows = pagetext.page_text(columns, API_STEP_NAMES, atimes).split("\r\n    ")
+    rows = pagetext.page_bytes(columns, API_STEP_NAMES, atimes).decode("ascii").split("\r\n    ")
     assert len(rows) == n
     for i in (0, 149, 150, 199, 200, 249, 250, 251, 299, 300, 398, 399):
         step, name = (1, "cc") if i < 200 else (2, "rest")
