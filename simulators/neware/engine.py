@@ -122,16 +122,17 @@ def model_kelvin(model: CellModel | None) -> float:
     return DEFAULT_KELVIN if not isinstance(kelvin, int | float) else float(kelvin)
 
 
-def bts_energy(step_sign: int, energy: Any) -> Any:
+def bts_energy(step_sign: int, energy: Any, out: np.ndarray | None = None) -> Any:
     """The step energy as a BTS accumulates it: V x |I| dt, from the model's signed integral of I x V dt.
 
     Capacity is counted unsigned, so energy is too in the current, but the voltage keeps its sign: a plating step
     below 0 V reports a negative energy (V < 0 while |I| flows), which a reader signs by the step type back to
-    the positive I x V integral. A step with no fixed direction (rest, control) reports the magnitude.
+    the positive I x V integral. A step with no fixed direction (rest, control) reports the magnitude. ``out``: the
+    array to write it into (a column of the record store; ``energy`` may be it).
     """
     if step_sign:
-        return step_sign * energy
-    return np.abs(energy)
+        return step_sign * energy if out is None else np.multiply(energy, float(step_sign), out=out)
+    return np.abs(energy, out=out)
 
 
 class Budget:
@@ -763,11 +764,7 @@ class ChannelEngine:
         np.add(result.capacity[start:stop], run.segment_cap0, out=cap)
         np.abs(cap, out=cap)
         eng = rows["eng"]
-        np.add(result.energy[start:stop], run.segment_eng0, out=eng)
-        if sign:  # bts_energy, in place: the same product, I x V signed by the step type
-            eng *= float(sign)
-        else:
-            np.abs(eng, out=eng)
+        bts_energy(sign, np.add(result.energy[start:stop], run.segment_eng0, out=eng), out=eng)
         rows["volt"][...] = result.voltage[start:stop]
         rows["curr"][...] = result.current[start:stop]
         rows["stepid"][...] = run.native.step_id
