@@ -572,13 +572,17 @@ class RunManager:
             for run_id, why in self.store.stop_requests(run_ids).items():
                 self.active[run_id].stop_requested = self.active[run_id].stop_requested or why
         once = [self.active[run_id] for run_id in dict.fromkeys(run_ids)]  # two observations would stage twice
-        waiting = [run for run in once if not run.done and self.temperature.waiting(run)]
-        if waiting:
-            self.temperature.tend(waiting)
-        chambered = [run for run in once if not run.done and run.chamber is not None and not
-                     self.temperature.waiting(run)]
-        if chambered:
-            self.temperature.watch(chambered)
+        deferred: StoreError | None = None  # the store failing for a waiting run must not leave the running
+        waiting = [run for run in once if not run.done and self.temperature.waiting(run)]  # channels unwatched:
+        try:  # they are observed and their records stored first, then the failure is raised
+            if waiting:
+                self.temperature.tend(waiting)
+            chambered = [run for run in once if not run.done and run.chamber is not None and not
+                         self.temperature.waiting(run)]
+            if chambered:
+                self.temperature.watch(chambered)
+        except StoreError as exc:
+            deferred = exc
         groups: dict[tuple[type, object], list[ActiveRun]] = {}
         for run in once:
             if run.done or self.temperature.waiting(run):
@@ -593,6 +597,8 @@ class RunManager:
         else:
             observed = [self._observe_link(runs, limit) for runs in links]
         self._finish(_Round(seen=[seen for link in observed for seen in link.seen]))
+        if deferred is not None:
+            raise deferred
         return [self.progress(run_id) for run_id in run_ids]
 
     def _observe_link(self, runs: list[ActiveRun], limit: int) -> _Round:

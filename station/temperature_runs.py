@@ -28,7 +28,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from drivers.base import ChannelDriver, ChannelState, DriverError, Refused
+from drivers.base import ChannelDriver, DriverError, Refused
 from protocols.clock import Clock
 from protocols.program import StepProgram
 from protocols.segments import Segment, SegmentError, segments, temperature_steps
@@ -367,22 +367,27 @@ class TemperatureSteps:
                            f"{handle.channel}")
 
     def stop_waiting(self, run: ActiveRun) -> None:
-        """A stop asked for while the run waits: it ends once the instrument confirms nothing runs (before the
-        first segment nothing was ever sent, so there is nothing to ask)."""
+        """A stop asked for while the run waits: it ends once the instrument confirms nothing runs (while nothing
+        was ever sent to the channel there is nothing to ask). No start is sent on this path: a segment whose start
+        may have reached the channel is looked for and adopted, and the next round stops it as any running test."""
         place = run.place
         assert place is not None
         why = run.stop_requested or "stopped by the operator"
-        if place.phase == "waiting" and place.index == 0 and run.handle is not None and not run.handle.test_id:
+        if place.phase == "waiting" and run.handle is not None and not run.handle.test_id:
             self.manager.end_waiting(run, S.STOPPED, f"{why}; the run was waiting for its chamber, and nothing had "
                                                      "been sent to the channel yet")
             return
+        if place.phase == "starting":  # a start was sent and its outcome is unknown: the instrument decides
+            segment = run.segments[place.index]
+            handle = run.driver.find_test(segment.program, run.barcode or run.run_id, place.marker)
+            if handle is not None:
+                run.driver.attach(handle)
+                self._adopt(run, handle, "adopted (it had started)")
+                return
         status = run.driver.status()
         if status.state in ENDED:
             self.manager.end_waiting(run, S.STOPPED, f"{why}; the run was waiting for its chamber, and the "
                                                      f"channel reports '{status.state}'")
-            return
-        if status.state in (ChannelState.RUNNING, ChannelState.PAUSED) and place.phase == "starting":
-            self._settle_start(run)  # the segment did start: adopt it, and the next round stops it
             return
         self._note(run, f"channel {run.driver.channel} reports '{status.state}' while the run waits; the stop "
                         "is kept and asked again next round")

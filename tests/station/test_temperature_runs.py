@@ -5,11 +5,13 @@ waits until it is stable, and numbers the run's records on across segments. Virt
 from __future__ import annotations
 
 import textwrap
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from drivers.base import ChannelState, DriverError
 from protocols.cells import load_cell
 from protocols.loader import load_protocol, load_protocol_text
 from station.config import load_config
@@ -439,3 +441,79 @@ def test_a_chamber_that_cannot_be_set_fails_the_run_after_max_wait(station: Stat
     assert row.message.startswith("temperature step 1: chamber oven could not be set to 27 °C within max_wait 2 h (")
     assert any(line.startswith("could not set the chamber: ") for line in events(station, run_id))
     assert station.store.record_count(run_id) == 0
+
+
+def _to_starting(station: Station, *, reaches_the_channel: bool):
+    """A run whose second segment's start was sent and its reply lost (it reached the channel or not)."""
+    run_id = station.launch(protocol(), CELL, "bts/21-1-1")
+    manager = station.manager
+    run = manager.active[run_id]
+    while not (run.place.index == 1 and run.place.phase == "waiting"):
+        manager.poll_round([run_id])
+        station.clock.sleep(600.0)
+    real_start = run.driver.start
+    starts: list[str] = []
+
+    def start(program, barcode):
+        starts.append(barcode)
+        if reaches_the_channel:
+            real_start(program, barcode)
+        raise DriverError("reply lost")
+
+    run.driver.start = start
+    while run.place.phase != "starting":
+        manager.poll_round([run_id])
+        station.clock.sleep(60.0)
+    return run_id, run, starts
+
+
+def test_a_stop_while_a_start_is_unsettled_adopts_the_started_segment_before_believing_a_stale_status(
+        station: Station) -> None:
+    run_id, run, starts = _to_starting(station, reaches_the_channel=True)
+    real_status = run.driver.status
+    run.driver.status = lambda: replace(real_status(), state=ChannelState.FINISHED)  # the first segment's status
+    station.manager.stop(run_id, "stopped by the operator")
+    assert station.store.run(run_id).state is RunState.RUNNING  # not STOPPED: the segment's test runs
+    assert run.place.phase == "running" and run.handle.test_id == "2"
+    assert starts == [run.barcode or run_id]  # adopted, never sent again
+    run.driver.status = real_status
+    supervise(station, [run_id])
+    row = station.store.run(run_id)
+    assert row.state is RunState.STOPPED  # once the channel confirmed the adopted test stopped
+    assert run.driver.status().state in (ChannelState.STOPPED, ChannelState.FINISHED)
+
+
+def test_a_stop_never_sends_a_start_and_waits_for_a_channel_that_still_runs(station: Station) -> None:
+    run_id, run, starts = _to_starting(station, reaches_the_channel=False)
+    real_status = run.driver.status
+    run.driver.status = lambda: replace(real_status(), state=ChannelState.RUNNING)
+    station.manager.stop(run_id, "stopped by the operator")
+    assert starts == [run.barcode or run_id]  # the lost start only: none after the stop
+    assert station.store.run(run_id).state is RunState.RUNNING and run.stop_requested is not None
+    assert events(station, run_id)[-1] == ("channel 21-1-1 reports 'running' while the run waits; the stop is kept "
+                                           "and asked again next round")
+    run.driver.status = real_status  # the channel is idle after all (its first segment ended)
+    station.manager.poll_round([run_id])
+    assert starts == [run.barcode or run_id]
+    assert station.store.run(run_id).state is RunState.STOPPED
+
+
+def test_a_stop_before_anything_was_sent_ends_without_asking_a_channel_never_attached(station: Station) -> None:
+    text = textwrap.dedent(TWO_TEMPERATURES).replace(
+        "  - rest: 10 min\n", "  - temperature: {set: 30 degC, band: 0.5 degC, stable_for: 10 min, max_wait: 2 h}\n"
+                              "  - rest: 10 min\n", 1)
+    run_id = station.launch(load_protocol_text(text, "three.yaml"), CELL, "bts/21-1-1")
+    run = station.manager.active[run_id]
+    while run.place.index == 0:  # the first temperature step done: the second one, nothing sent yet
+        station.manager.poll_round([run_id])
+        station.clock.sleep(600.0)
+    assert run.place.phase == "waiting" and not run.handle.test_id
+
+    def never() -> None:
+        raise AssertionError("asked a channel nothing was sent to")
+
+    run.driver.status = never
+    station.manager.stop(run_id, "stopped by the operator")
+    row = station.store.run(run_id)
+    assert row.state is RunState.STOPPED
+    assert row.message.endswith("nothing had been sent to the channel yet")
