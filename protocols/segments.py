@@ -68,6 +68,11 @@ class Segment:
     the run: the nominal path ends before the segment, or takes branches for longer than :data:`WALK_BUDGET`)."""
     lead_steps: frozenset[int] = frozenset()
     """Segment step indices in the segment's cycle 1 whose whole-program cycle is ``cycle_offset`` (not + 1)."""
+    opens_cycle: bool | None = None
+    """True: the segment's cycle 1 opens the whole-program cycle after the one the program stands in at the
+    temperature step before it (its lead steps excepted), and ``cycle_offset`` is that cycle; False: its cycle 1
+    goes on with that cycle, and ``cycle_offset`` is one less. ``None`` where the offset is not known before the
+    run."""
 
     def whole_index(self, index: int) -> int:
         """The whole program's index of the segment program's step ``index``."""
@@ -178,8 +183,9 @@ def _renumbered(program: StepProgram, first: int, last: int, voltage: float | No
 
 
 def _nominal_offsets(program: StepProgram, bounds: list[tuple[TemperatureStep | None, int, int]]
-                     ) -> dict[int, tuple[int | None, frozenset[int]]]:
-    """For each segment with a program, by its first index: (cycle offset, lead steps) on the nominal path.
+                     ) -> dict[int, tuple[int | None, frozenset[int], bool | None]]:
+    """For each segment with a program, by its first index: (cycle offset, lead steps, whether its cycle 1 opens a
+    new cycle) on the nominal path.
 
     A segment's own count starts fresh (cycle 1, nothing run) where the whole program stands at cycle ``c`` with
     charge passed since that cycle began or not (``moved``). The two counts then move together, except that with
@@ -188,15 +194,15 @@ def _nominal_offsets(program: StepProgram, bounds: list[tuple[TemperatureStep | 
     ``c`` and ``moved`` come from counting the program's loops in closed form (:func:`_states`), or from walking
     the nominal path when it takes a branch."""
     states = _states(program)
-    out: dict[int, tuple[int | None, frozenset[int]]] = {}
+    out: dict[int, tuple[int | None, frozenset[int], bool | None]] = {}
     for temperature, first, last in bounds:
         if last < first:
             continue
         if temperature is None:
-            out[first] = (0, frozenset())
+            out[first] = (0, frozenset(), True)
             continue
         if states is None or temperature.index not in states:
-            out[first] = (None, frozenset())  # not reached on the nominal path, or not counted in time
+            out[first] = (None, frozenset(), None)  # not reached on the nominal path, or not counted in time
             continue
         cycle, moved = states[temperature.index]
         steps = program.steps[first - 1:last]
@@ -207,7 +213,7 @@ def _nominal_offsets(program: StepProgram, bounds: list[tuple[TemperatureStep | 
             before = [s for s in steps if s.index < min(starts)]
             if not any(s.kind in CHARGE_KINDS for s in before):
                 extra, lead = 1, frozenset(s.index - first + 1 for s in before)
-        out[first] = (cycle - 1 + extra, lead)
+        out[first] = (cycle - 1 + extra, lead, bool(extra))
     return out
 
 

@@ -517,3 +517,32 @@ def test_a_stop_before_anything_was_sent_ends_without_asking_a_channel_never_att
     row = station.store.run(run_id)
     assert row.state is RunState.STOPPED
     assert row.message.endswith("nothing had been sent to the channel yet")
+
+
+def test_a_temperature_step_inside_a_cycle_keeps_its_records_in_that_cycle(station: Station) -> None:
+    text = textwrap.dedent("""
+        protocol: charge-warm-discharge
+        requires: [capacity]
+        safety: {voltage: [2.5 V, 4.4 V], current: 2C, temperature: 50 degC}
+        record: {every: 60 s}
+        steps:
+          - charge: {current: 0.5C, until: {voltage: 4.3 V}}
+          - temperature: {set: 40 degC, band: 0.5 degC, stable_for: 10 min, max_wait: 2 h}
+          - discharge: {current: 0.5C, until: {voltage: 3.0 V}}
+          - rest: 10 min
+          - repeat: 2
+            steps:
+              - charge: {current: 0.5C, until: {voltage: 4.3 V}}
+              - discharge: {current: 0.5C, until: {voltage: 3.0 V}}
+        """)
+    loaded = load_protocol_text(text, "warm.yaml")
+    run_id = station.launch(loaded, CELL, "bts/21-1-1")
+    supervise(station, [run_id])
+    assert station.store.run(run_id).state is RunState.FINISHED
+    records = station.store.records(run_id)
+    steps = records["step_index"]
+    # the charge, the discharge after the temperature step and the rest are one cycle (the program's own count,
+    # as for the same steps without the temperature step); the loop's two passes are cycles 2 and 3
+    assert sorted(set(records["cycle"][steps <= 4].tolist())) == [1]
+    assert sorted(set(records["cycle"][steps == 3].tolist())) == [1]
+    assert sorted(set(records["cycle"][steps >= 5].tolist())) == [2, 3]
