@@ -68,11 +68,12 @@ class Segment:
     the run: the nominal path ends before the segment, or takes branches for longer than :data:`WALK_BUDGET`)."""
     lead_steps: frozenset[int] = frozenset()
     """Segment step indices in the segment's cycle 1 whose whole-program cycle is ``cycle_offset`` (not + 1)."""
-    opens_cycle: bool | None = None
-    """True: the segment's cycle 1 opens the whole-program cycle after the one the program stands in at the
-    temperature step before it (its lead steps excepted), and ``cycle_offset`` is that cycle; False: its cycle 1
-    goes on with that cycle, and ``cycle_offset`` is one less. ``None`` where the offset is not known before the
-    run."""
+    cycle_step: int | None = None
+    """``cycle_offset`` minus the cycle of the last step run before the segment, on the nominal path: 0 where the
+    segment's cycle 1 opens the next cycle (its lead steps excepted), -1 where it goes on with that step's cycle (a
+    temperature step between a charge and its discharge). Unlike the offset it does not depend on how many cycles
+    ran before (a loop ended early by a condition), so the station adds it to the cycle of the run's last record.
+    ``None`` where it is not known before the run."""
 
     def whole_index(self, index: int) -> int:
         """The whole program's index of the segment program's step ``index``."""
@@ -183,9 +184,9 @@ def _renumbered(program: StepProgram, first: int, last: int, voltage: float | No
 
 
 def _nominal_offsets(program: StepProgram, bounds: list[tuple[TemperatureStep | None, int, int]]
-                     ) -> dict[int, tuple[int | None, frozenset[int], bool | None]]:
-    """For each segment with a program, by its first index: (cycle offset, lead steps, whether its cycle 1 opens a
-    new cycle) on the nominal path.
+                     ) -> dict[int, tuple[int | None, frozenset[int], int | None]]:
+    """For each segment with a program, by its first index: (cycle offset, lead steps, cycle step: the offset less
+    the cycle of the last step run before it) on the nominal path.
 
     A segment's own count starts fresh (cycle 1, nothing run) where the whole program stands at cycle ``c`` with
     charge passed since that cycle began or not (``moved``). The two counts then move together, except that with
@@ -194,17 +195,17 @@ def _nominal_offsets(program: StepProgram, bounds: list[tuple[TemperatureStep | 
     ``c`` and ``moved`` come from counting the program's loops in closed form (:func:`_states`), or from walking
     the nominal path when it takes a branch."""
     states = _states(program)
-    out: dict[int, tuple[int | None, frozenset[int], bool | None]] = {}
+    out: dict[int, tuple[int | None, frozenset[int], int | None]] = {}
     for temperature, first, last in bounds:
         if last < first:
             continue
         if temperature is None:
-            out[first] = (0, frozenset(), True)
+            out[first] = (0, frozenset(), 0)
             continue
         if states is None or temperature.index not in states:
             out[first] = (None, frozenset(), None)  # not reached on the nominal path, or not counted in time
             continue
-        cycle, moved = states[temperature.index]
+        cycle, moved, last_cycle = states[temperature.index]
         steps = program.steps[first - 1:last]
         starts = [s.target for s in steps if isinstance(s, LoopStep)]
         lead: frozenset[int] = frozenset()
@@ -213,7 +214,8 @@ def _nominal_offsets(program: StepProgram, bounds: list[tuple[TemperatureStep | 
             before = [s for s in steps if s.index < min(starts)]
             if not any(s.kind in CHARGE_KINDS for s in before):
                 extra, lead = 1, frozenset(s.index - first + 1 for s in before)
-        out[first] = (cycle - 1 + extra, lead, bool(extra))
+        offset = cycle - 1 + extra
+        out[first] = (offset, lead, 0 if last_cycle is None else offset - last_cycle)
     return out
 
 
@@ -224,6 +226,8 @@ class _Count:
     cycle: int = 1
     ran: bool = False
     moved: bool = False
+    last: int | None = None
+    """the cycle of the last step run that is not a temperature step"""
 
     def increment(self) -> None:
         self.cycle += 1
@@ -253,8 +257,9 @@ def _first_index(item: _Item) -> int:
     return item.index
 
 
-def _states(program: StepProgram) -> dict[int, tuple[int, bool]] | None:
-    """(cycle, charge passed since it began) at each temperature step on the nominal path, by its index.
+def _states(program: StepProgram) -> dict[int, tuple[int, bool, int | None]] | None:
+    """(cycle, charge passed since it began, the cycle of the last step that is not a temperature step run before
+    it or None) at each temperature step on the nominal path, by its index.
 
     Loops are counted in closed form: after a loop's first pass the rule's state is reset, so every later pass adds
     the same number of cycles. A nominal path that takes a branch is walked instead, up to :data:`WALK_BUDGET`
@@ -262,7 +267,7 @@ def _states(program: StepProgram) -> dict[int, tuple[int, bool]] | None:
     items = _nested(program)
     if items is None or any(b.nominal for b in branches(program)):
         return _walked_states(program)
-    found: dict[int, tuple[int, bool]] = {}
+    found: dict[int, tuple[int, bool, int | None]] = {}
 
     def run(seq: list[_Item], count: _Count) -> None:
         for item in seq:
@@ -278,10 +283,16 @@ def _states(program: StepProgram) -> dict[int, tuple[int, bool]] | None:
                     run(body, count)
                     if count.ran:
                         count.increment()
-                    count.cycle = before + (count.cycle - before) * (loop.count - 1)
+                    after = count.cycle
+                    count.cycle = before + (after - before) * (loop.count - 1)
+                    if count.last is not None:  # the last pass's steps, as many cycles on
+                        count.last += count.cycle - after
                 continue
-            if isinstance(item, TemperatureStep) and item.index not in found:
-                found[item.index] = (count.cycle, count.moved)
+            if isinstance(item, TemperatureStep):
+                if item.index not in found:
+                    found[item.index] = (count.cycle, count.moved, count.last)
+            else:
+                count.last = count.cycle
             count.ran = True
             count.moved |= item.kind in CHARGE_KINDS
 
@@ -289,16 +300,19 @@ def _states(program: StepProgram) -> dict[int, tuple[int, bool]] | None:
     return found
 
 
-def _walked_states(program: StepProgram) -> dict[int, tuple[int, bool]] | None:
-    found: dict[int, tuple[int, bool]] = {}
+def _walked_states(program: StepProgram) -> dict[int, tuple[int, bool, int | None]] | None:
+    found: dict[int, tuple[int, bool, int | None]] = {}
+    last: int | None = None
     execution = Execution(program)
     index = execution.start()
     for _ in range(WALK_BUDGET):
         if index is None:
             return found
         step = program.step(index)
-        if isinstance(step, TemperatureStep) and index not in found:
-            found[index] = (execution.cycle, execution.moved_since_increment)
+        if not isinstance(step, TemperatureStep):
+            last = execution.cycle
+        elif index not in found:
+            found[index] = (execution.cycle, execution.moved_since_increment, last)
         index = execution.follow(nominal_end(step))
     return None
 

@@ -82,14 +82,13 @@ class TemperatureStepError(ValueError):
     """A program with temperature steps that cannot run on this channel; the message says why and what to do."""
 
 
-def _cycle0(last_record: Any, opens_cycle: bool | None) -> int:
-    """What the run adds to a segment's own cycle numbers: the cycle of the run's last record (the cycle the
-    program stands in at the temperature step), one less where the segment's first cycle goes on with it (a
-    temperature step inside a cycle, between its charge and its discharge). Unknown before the run (``None``): a
-    new cycle, as for a temperature step between cycles."""
+def _cycle0(last_record: Any, cycle_step: int | None) -> int:
+    """What the run adds to a segment's own cycle numbers: the cycle of the run's last record, one less where the
+    segment's first cycle goes on with it (a temperature step between a charge and its discharge:
+    :attr:`protocols.segments.Segment.cycle_step`; unknown before the run: a new cycle, as between cycles)."""
     if last_record is None:
         return 0
-    return int(last_record["cycle"]) - (1 if opens_cycle is False else 0)
+    return int(last_record["cycle"]) + (cycle_step or 0)
 
 
 class TemperatureSteps:
@@ -339,7 +338,7 @@ class TemperatureSteps:
         now = self.manager.clock.unix()
         started = run.started_unix if run.started_unix is not None else now
         run.place = Place(place.index, "starting", seq0=run.last_seq, time0=max(0.0, now - started - place.idle),
-                          cycle0=_cycle0(run.last_record, segment.opens_cycle),
+                          cycle0=_cycle0(run.last_record, segment.cycle_step),
                           step0=segment.first_index - 1, marker=marker, idle=place.idle)
         self._persist(run, f"starting segment {place.index + 1} of {len(run.segments)} on {run.driver.channel}")
         try:

@@ -222,12 +222,37 @@ def _random_program(rng: random.Random) -> StepProgram:
     return hand_built(*steps)
 
 
+def _by_station_rule(parts: list[Segment]) -> list[tuple[int, int]]:
+    """(whole index, whole cycle) as the station numbers a run's records: a segment's own cycles, less one for its
+    lead steps, plus the cycle of the run's last record before it and the segment's cycle step."""
+    out: list[tuple[int, int]] = []
+    for part in parts:
+        if part.program is None:
+            continue
+        cycle0 = 0 if not out else out[-1][1] + (part.cycle_step or 0)
+        out += [(part.whole_index(e.step.index), e.cycle - (e.cycle == 1 and e.step.index in part.lead_steps)
+                 + cycle0) for e in walk(part.program)]
+    return out
+
+
 def test_offsets_and_lead_steps_give_the_whole_programs_cycles_for_many_programs():
     rng = random.Random(19)
     for _ in range(400):
         prog = _random_program(rng)
         parts = segments(prog)
         assert _by_segments(prog, parts) == _whole(prog), prog.steps
+        assert _by_station_rule(parts) == _whole(prog), prog.steps  # from the records, however many cycles ran
+
+
+def test_a_temperature_step_between_a_charge_and_its_discharge_goes_on_with_its_cycle():
+    prog = hand_built(charge(1), warm(2), discharge(3), rest(4), charge(5), discharge(6),
+                      LoopStep(index=7, target=5, count=2))
+    parts = segments(prog)
+    assert _whole(prog) == [(1, 1), (3, 1), (4, 1), (5, 2), (6, 2), (5, 3), (6, 3)]
+    assert [(s.cycle_offset, s.cycle_step) for s in parts] == [(0, 0), (0, -1)]
+    assert _by_station_rule(parts) == _whole(prog)
+    p8_parts = segments(p8(cycles_27="3", cycles_45="2"))  # between two loops: the next cycle
+    assert [s.cycle_step for s in p8_parts] == [0, 0]
 
 
 def test_a_nominal_path_that_takes_a_branch_is_walked_for_its_offsets():
@@ -240,3 +265,5 @@ def test_a_nominal_path_that_takes_a_branch_is_walked_for_its_offsets():
     assert _whole(prog) == [(1, 1), (2, 1), (4, 2), (6, 2), (7, 2), (6, 3), (7, 3)]
     assert parts[1].cycle_offset == 1
     assert _by_segments(prog, parts) == _whole(prog)
+    assert parts[1].cycle_step == -1  # the rest ran in cycle 2, which the charge after the chamber goes on with
+    assert _by_station_rule(parts) == _whole(prog)
