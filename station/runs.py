@@ -512,8 +512,11 @@ class RunManager:
             if place is None or place.phase == "running":
                 driver.attach(handle)
             elif handle.test_id:  # waiting after a segment: its finished test tells whether the channel is at rest
-                with contextlib.suppress(TestGone):
+                try:
                     driver.attach(handle)
+                except TestGone as exc:  # no test of this run runs; the next segment starts only on an idle channel
+                    self._event(run_id, "warning", f"{exc}; the run waits for its chamber and none of its tests "
+                                "runs; the next segment starts only on a channel the instrument reports free")
         except TestGone as exc:  # the instrument was reset or the channel reused: the run did not finish
             self._event(run_id, "alarm", f"{exc}; every record stored so far ({row.last_seq}) is kept; check the "
                         "instrument (was it reset, or the channel reused?)")

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from drivers.base import ChannelState, DriverError
+from drivers.base import ChannelState, DriverError, TestGone
 from protocols.cells import load_cell
 from protocols.loader import load_protocol, load_protocol_text
 from station.config import load_config
@@ -546,3 +546,29 @@ def test_a_temperature_step_inside_a_cycle_keeps_its_records_in_that_cycle(stati
     assert sorted(set(records["cycle"][steps <= 4].tolist())) == [1]
     assert sorted(set(records["cycle"][steps == 3].tolist())) == [1]
     assert sorted(set(records["cycle"][steps >= 5].tolist())) == [2, 3]
+
+
+def test_a_waiting_run_whose_finished_test_is_gone_says_so_when_attached_again(station: Station) -> None:
+    run_id = station.launch(protocol(), CELL, "bts/21-1-1")
+    manager = station.manager
+    while not (manager.active[run_id].place.index == 1 and manager.temperature.waiting(manager.active[run_id])):
+        manager.poll_round([run_id])
+        station.clock.sleep(600.0)
+    manager.close()
+    from station.runs import RunManager
+
+    driver = station.instruments.driver("bts/21-1-1")
+
+    def gone(handle) -> None:
+        raise TestGone(f"channel 21-1-1 no longer holds test {handle.test_id} (the BTS was reset)")
+
+    driver.attach = gone
+    again = RunManager(station.store, station.clock)
+    again.attach(run_id, driver)
+    assert station.store.run(run_id).state is RunState.RUNNING
+    assert again.active[run_id].place.phase == "waiting"
+    warning = [e for e in station.store.events(run_id) if e.kind == "warning"][-1]
+    assert warning.message == ("channel 21-1-1 no longer holds test 1 (the BTS was reset); the run waits for its "
+                               "chamber and none of its tests runs; the next segment starts only on a channel the "
+                               "instrument reports free")
+    again.close()
