@@ -15,6 +15,7 @@ of :mod:`protocols.units` (``CurrentBody.current`` is a :class:`~protocols.units
 from __future__ import annotations
 
 import functools
+import math
 import re
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Literal
@@ -52,6 +53,8 @@ from protocols.fields import (
 )
 from protocols.program import MAX_PASSES
 from protocols.units import (
+    MAX_MAGNITUDE,
+    MAX_QUANTITY_TEXT,
     Capacity,
     Current,
     Duration,
@@ -222,13 +225,18 @@ _SPAN_SCALE = {"mK": 1e-3, "K": 1.0, "degC": 1.0, "°C": 1.0, "C": 1.0, "degF": 
 def _temperature_span(value: Any) -> TemperatureSpan:
     if isinstance(value, TemperatureSpan):
         return value
-    match = _SPAN.match(value) if isinstance(value, str) else None
+    expected = "a temperature difference with its unit, such as '0.5 degC' or '1 K'"
+    match = _SPAN.match(value) if isinstance(value, str) and len(value) <= MAX_QUANTITY_TEXT else None
     if match is None:
         raise PydanticCustomError("quantity", "{message}", {
-            "message": f"cannot read {str(value)[:40]!r} as a temperature difference",
-            "expected": "a temperature difference with its unit, such as '0.5 degC' or '1 K'",
+            "message": f"cannot read {str(value)[:40]!r} as a temperature difference", "expected": expected,
             "found": repr(value)[:60]})
-    return TemperatureSpan(float(match["num"]) * _SPAN_SCALE[match["unit"]], value)
+    kelvin = float(match["num"]) * _SPAN_SCALE[match["unit"]]
+    if not math.isfinite(kelvin) or abs(kelvin) > MAX_MAGNITUDE:  # '1e999 K': refused here, with its place
+        raise PydanticCustomError("quantity", "{message}", {
+            "message": f"'{value}' is not a finite temperature difference", "expected": expected,
+            "found": repr(value)})
+    return TemperatureSpan(kelvin, value)
 
 
 TemperatureSpanField = Annotated[TemperatureSpan, Parsed(_temperature_span)]

@@ -443,7 +443,11 @@ def temperature_step(b: Binding, body: m.TemperatureBody, path: Path, common: St
         b.problem((*path, "stable_for"), "the time to stay stable cannot be negative", "a duration such as "
                   "'30 min' (0 s: go on once within the band)", repr(body.stable_for.text))
         ok = False
-    if body.max_wait.value <= 0 or body.max_wait.value < body.stable_for.value:
+    if body.max_wait.value <= 0:
+        b.problem((*path, "max_wait"), f"max_wait {body.max_wait.text} leaves no time to wait for the chamber",
+                  expected="a duration above zero, such as '4 h'", found=repr(body.max_wait.text))
+        ok = False
+    elif body.max_wait.value < body.stable_for.value:
         b.problem((*path, "max_wait"), f"max_wait {body.max_wait.text} is shorter than stable_for "
                   f"{body.stable_for.text}, so the wait would always fail",
                   expected=f"at least {body.stable_for.text} plus the chamber's ramp time",

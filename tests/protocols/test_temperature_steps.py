@@ -108,6 +108,21 @@ def test_band_zero_a_wait_shorter_than_stable_for_and_a_negative_stable_time_are
     ]
 
 
+def test_a_wait_of_nothing_and_a_band_past_any_number_are_told_at_their_key():
+    found = messages("""
+        protocol: t
+        steps:
+          - temperature: {set: 45 degC, stable_for: 0 s, max_wait: 0 s}
+          - temperature: {set: 45 degC, band: 1e999 K}
+        """)
+    assert found == [
+        "p.yaml:4:60: steps[0].temperature.max_wait: max_wait 0 s leaves no time to wait for the chamber; expected a "
+        "duration above zero, such as '4 h', found '0 s'",
+        "p.yaml:5:39: steps[1].temperature.band: '1e999 K' is not a finite temperature difference; expected a "
+        "temperature difference with its unit, such as '0.5 degC' or '1 K', found '1e999 K'",
+    ]
+
+
 def test_a_band_without_a_unit_is_refused_as_a_quantity():
     found = messages("""
         protocol: t
