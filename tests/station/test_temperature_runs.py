@@ -80,6 +80,16 @@ def events(station: Station, run_id: str) -> list[str]:
     return [e.message for e in station.store.events(run_id) if e.kind != "state"]
 
 
+def _at_second_wait(station: Station) -> str:
+    """A run of TWO_TEMPERATURES on 21-1-1, its first segment done, waiting for the chamber's second set point."""
+    run_id = station.launch(protocol(), CELL, "bts/21-1-1")
+    manager = station.manager
+    while not (manager.active[run_id].place.index == 1 and manager.temperature.waiting(manager.active[run_id])):
+        manager.poll_round([run_id])
+        station.clock.sleep(600.0)
+    return run_id
+
+
 def test_p8_cycles_at_27_then_45_degc_with_the_temperature_in_every_record_and_the_resistance_following_it(
         station: Station) -> None:
     loaded = load_protocol("p8-temperature-cycling", {"cycles_27": "2", "cycles_45": "2"})
@@ -203,11 +213,8 @@ def test_stop_and_pause_while_waiting(station: Station) -> None:
 
 def test_a_restarted_station_goes_on_waiting_and_runs_the_next_segment(station: Station) -> None:
     """The place in the program is stored with the run: a new engine adopts a run that waits between segments."""
-    run_id = station.launch(protocol(), CELL, "bts/21-1-1")
+    run_id = _at_second_wait(station)
     manager = station.manager
-    while not (manager.active[run_id].place.index == 1 and manager.temperature.waiting(manager.active[run_id])):
-        manager.poll_round([run_id])
-        station.clock.sleep(600.0)
     stored = station.store.record_count(run_id)
     manager.close()  # the station process ends here; the instrument and chamber go on
     from station.runs import RunManager
@@ -261,14 +268,9 @@ def test_a_chamber_leaving_its_band_while_the_run_cycles_raises_one_alarm_and_on
 
 def test_a_segment_start_whose_reply_is_lost_is_settled_by_the_instrument_and_never_sent_twice(
         station: Station) -> None:
-    from drivers.base import DriverError
-
-    run_id = station.launch(protocol(), CELL, "bts/21-1-1")
+    run_id = _at_second_wait(station)
     manager = station.manager
     run = manager.active[run_id]
-    while not (run.place.index == 1 and run.place.phase == "waiting"):
-        manager.poll_round([run_id])
-        station.clock.sleep(600.0)
     driver = run.driver
     real_start = driver.start
     starts: list[str] = []
@@ -445,12 +447,9 @@ def test_a_chamber_that_cannot_be_set_fails_the_run_after_max_wait(station: Stat
 
 def _to_starting(station: Station, *, reaches_the_channel: bool):
     """A run whose second segment's start was sent and its reply lost (it reached the channel or not)."""
-    run_id = station.launch(protocol(), CELL, "bts/21-1-1")
+    run_id = _at_second_wait(station)
     manager = station.manager
     run = manager.active[run_id]
-    while not (run.place.index == 1 and run.place.phase == "waiting"):
-        manager.poll_round([run_id])
-        station.clock.sleep(600.0)
     real_start = run.driver.start
     starts: list[str] = []
 
@@ -549,11 +548,8 @@ def test_a_temperature_step_inside_a_cycle_keeps_its_records_in_that_cycle(stati
 
 
 def test_a_waiting_run_whose_finished_test_is_gone_says_so_when_attached_again(station: Station) -> None:
-    run_id = station.launch(protocol(), CELL, "bts/21-1-1")
+    run_id = _at_second_wait(station)
     manager = station.manager
-    while not (manager.active[run_id].place.index == 1 and manager.temperature.waiting(manager.active[run_id])):
-        manager.poll_round([run_id])
-        station.clock.sleep(600.0)
     manager.close()
     from station.runs import RunManager
 
