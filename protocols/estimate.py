@@ -279,9 +279,6 @@ def _whole(value: float) -> int:
 def _records(step: ProgramStep, duration: float | None) -> int:
     if isinstance(step, EisStep):
         return step.point_count()
-    if isinstance(step, TemperatureStep):
-        return 0  # the station waits on the chamber; no instrument program runs to record
-
     if duration is None:
         return 2
     rule = step.record

@@ -251,11 +251,11 @@ class TemperatureBody(_Strict):
     """Set the climate chamber and wait until it is stable (carried out by the station, between instrument runs)."""
 
     setpoint: TemperatureField = Field(alias="set", description="the chamber set point, e.g. '45 degC'")
-    band: TemperatureSpanField = Field(default_factory=lambda: DEFAULT_BAND, description="stable while within "
+    band: TemperatureSpanField = Field(default=DEFAULT_BAND, description="stable while within "
                                        "this of the set point, e.g. '0.5 degC' (default 1 K)")
-    stable_for: TimeField = Field(default_factory=lambda: DEFAULT_STABLE_FOR, description="how long it must stay "
+    stable_for: TimeField = Field(default=DEFAULT_STABLE_FOR, description="how long it must stay "
                                   "within the band before the next step starts, e.g. '30 min' (default 30 min)")
-    max_wait: TimeField = Field(default_factory=lambda: DEFAULT_MAX_WAIT, description="the longest the whole wait "
+    max_wait: TimeField = Field(default=DEFAULT_MAX_WAIT, description="the longest the whole wait "
                                 "(ramp and stable time) may take before the run fails, e.g. '4 h' (default 4 h)")
     id: str | None = Field(None, description="a name for the step (jumps cannot cross a temperature step)")
 

@@ -83,9 +83,9 @@ def _rules(limits: SafetyLimits) -> list[tuple[str, str, float, Callable[[float]
                       lambda x: f"test time {x:.0f} s beyond the run limit {run_s:g} s"))
     if (t_max := limits.temperature_max) is not None:
         rules.append((TEMPERATURE, _ABOVE, t_max,
-                      lambda x: f"temperature {x:.1f} degC above the safety limit {t_max:g} degC"))
+                      lambda x: f"temperature {x:g} degC above the safety limit {t_max:g} degC"))
         rules.append((AUX_TEMPERATURE, _ABOVE, t_max,
-                      lambda x: f"cell sensor temperature {x:.1f} degC above the safety limit {t_max:g} degC"))
+                      lambda x: f"cell sensor temperature {x:g} degC above the safety limit {t_max:g} degC"))
     return rules
 
 

@@ -164,13 +164,13 @@ class Instruments:
         self._eclibs: dict[str, Any] = {}
         self._drivers: dict[str, ChannelDriver] = {}
         self._models: dict[str, Any] = {}
+        """The cell model each simulated channel built, by ``instrument/channel``: what cell_events drains."""
         self._fresh: set[str] = set()
         """Channels whose placed model no simulator has asked for yet."""
         self._driver_keys: dict[int, str] = {}
+        """``instrument/channel`` of each driver this process made, by the driver's identity (drivers are kept)."""
         self._cell_kelvin: dict[str, float] = {}
         """The temperature each simulated channel's cell was last given (K), so that it is told only changes."""
-        """``instrument/channel`` of each driver this process made, by the driver's identity (drivers are kept)."""
-        """The cell model each simulated channel built, by ``instrument/channel``: what cell_events drains."""
 
     def simulated(self, instrument: InstrumentConfig) -> bool:
         return self.simulate_all or instrument.simulated

@@ -32,7 +32,7 @@ from drivers.base import ChannelDriver, DriverError, Refused
 from protocols.clock import Clock
 from protocols.program import StepProgram
 from protocols.segments import Segment, SegmentError, segments, temperature_steps
-from station.active_run import ActiveRun, handle_doc
+from station.active_run import ActiveRun, handle_doc, place_from_row
 from station.chambers import ChamberUnavailable, ChamberUnit, SetPointRefused
 from station.run_policy import ENDED, RunState
 from station.run_segments import Place
@@ -303,8 +303,7 @@ class TemperatureSteps:
             if not others:
                 continue
             other = others[0]
-            doc = (other.handle or {}).get("segment")
-            place = Place.from_doc(doc) if doc else None
+            place = place_from_row(other)
             if place is None or place.phase != "waiting" or place.wait is None:
                 return False, (f"waiting for run {other.id} on channel {other.channel}, which shares chamber "
                                f"{chamber.name}, to reach a temperature step")

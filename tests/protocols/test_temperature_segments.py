@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from drivers.base import ChannelRanges
+from drivers.base import CapabilityError, ChannelRanges
 from drivers.neware.stepfile import check_program
 from protocols.cells import load_cell
 from protocols.loader import load_protocol
@@ -89,6 +89,11 @@ def test_each_segment_keeps_the_programs_limits_but_leaves_the_chamber_limit_to_
 def test_each_segment_is_a_program_the_neware_compiler_accepts_and_the_whole_one_is_not():
     for part in segments(p8()):
         check_program(part.program, NEWARE)  # raises CapabilityError on anything it cannot run
+    with pytest.raises(CapabilityError) as refused:
+        check_program(p8(), NEWARE)
+    assert str(refused.value) == ("step 1, 9 (temperature): temperature steps are carried out by the station, which "
+                                  "sets the climate chamber between the instrument programs of a run, not by this "
+                                  "channel")
 
 
 def test_the_cell_starts_each_segment_where_the_steps_before_leave_it():
